@@ -1,0 +1,31 @@
+/*
+ * ACPI fixed-hardware power management registers: the PM1a event block
+ * (status and enable, 2 bytes each) and the PM1a control block, as the FADT
+ * that firmware/ builds points to them (ACPI 6.4 §4.8.3).
+ *
+ * Promise: a write of SLP_EN with the sleep type firmware/ declares for S5
+ * (soft off) reports a power-off through the hook; SCI_EN always reads as
+ * set, because vessel's machine has no legacy (SMM) mode.
+ */
+#ifndef VESSEL_DEVICES_ACPI_PM_H
+#define VESSEL_DEVICES_ACPI_PM_H
+
+#include <stdint.h>
+
+#include "bus.h"
+
+#define ACPI_PM1_EVENT_LENGTH 4
+#define ACPI_PM1_CONTROL_LENGTH 2
+
+struct acpi_pm;
+
+struct acpi_pm *acpi_pm_create(uint8_t s5_sleep_type,
+			       void (*power_off)(void *opaque), void *opaque);
+void acpi_pm_destroy(struct acpi_pm *pm);
+
+/* Claims the event block at event_base and the control block at
+ * control_base on the port-I/O bus. */
+int acpi_pm_attach(struct acpi_pm *pm, struct bus *pio_bus,
+		   uint16_t event_base, uint16_t control_base);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * The MC146818 CMOS real-time clock and its 128 bytes of CMOS memory behind
+ * index port 0x70 and data port 0x71: time and date in BCD or binary, 12 or
+ * 24 hour mode as register B says, the update-in-progress flag of register
+ * A, and guest writes that set the clock (kept as an offset from the host's
+ * clock). Bit 7 of the index write is the NMI mask and is ignored.
+ *
+ * Promise: a guest that reads the clock sees the host's UTC date and time
+ * (plus whatever offset it set); all state is locked inside the device.
+ * The RTC raises no interrupt yet: periodic, alarm and update-ended
+ * interrupts need a timer, which the device context does not offer, so
+ * register C's update-ended flag is only seen by a guest that polls it.
+ */
+#ifndef VESSEL_DEVICES_CMOS_RTC_H
+#define VESSEL_DEVICES_CMOS_RTC_H
+
+#include <time.h>
+
+#include "bus.h"
+#include "irq_line.h"
+
+#define CMOS_RTC_INDEX_PORT 0x70
+#define CMOS_RTC_GSI 8
+
+struct cmos_rtc;
+
+/* irq is the line the timer-driven interrupts will use; it stays low for
+ * now. now returns the host's clock as UTC seconds; NULL means the host's
+ * CLOCK_REALTIME, whose sub-second part also drives register A's
+ * update-in-progress flag (set for the last 244 us of every second, as on
+ * the MC146818). Tests pass a fixed clock; with one, UIP always reads
+ * clear. */
+struct cmos_rtc *cmos_rtc_create(struct irq_line irq, time_t (*now)(void));
+void cmos_rtc_destroy(struct cmos_rtc *rtc);
+
+/* Claims ports 0x70 and 0x71. */
+int cmos_rtc_attach(struct cmos_rtc *rtc, struct bus *pio_bus);
+
+#endif

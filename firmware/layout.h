@@ -1,0 +1,36 @@
+/*
+ * The guest-physical and port map of vessel's x86 machine: where firmware
+ * puts its tables and where RAM, the PCI hole and the interrupt controllers
+ * sit. vmm/ wires devices at these places and firmware/ describes them to
+ * the guest, so both read them from here.
+ */
+#ifndef VESSEL_FIRMWARE_LAYOUT_H
+#define VESSEL_FIRMWARE_LAYOUT_H
+
+/* Low memory, below 1 MiB. */
+#define LAYOUT_BOOT_GDT 0x500
+#define LAYOUT_PVH_START_INFO 0x6000
+#define LAYOUT_ZERO_PAGE 0x7000 /* Linux boot_params */
+#define LAYOUT_BOOT_STACK 0x8ff0
+#define LAYOUT_PAGE_TABLES 0x9000 /* PML4, PDPT, then 4 PDs: 0x9000-0xefff */
+#define LAYOUT_CMDLINE 0x20000
+#define LAYOUT_CMDLINE_MAX 0x10000 /* vessel's own ceiling, incl. the NUL */
+#define LAYOUT_EBDA_START 0x9fc00 /* MP table lives here; reserved to 1 MiB */
+#define LAYOUT_ACPI_TABLES 0xe0000 /* RSDP found here by the 0xe0000 scan */
+#define LAYOUT_BIOS_END 0x100000
+
+/* RAM from 1 MiB to the PCI hole, then again above 4 GiB. */
+#define LAYOUT_HIGH_MEMORY_START 0x100000ULL
+#define LAYOUT_PCI_HOLE_START 0xc0000000ULL
+#define LAYOUT_PCI_HOLE_END 0x100000000ULL
+#define LAYOUT_IOAPIC_ADDRESS 0xfec00000ULL
+#define LAYOUT_LAPIC_ADDRESS 0xfee00000ULL
+
+/* Ports of the ACPI fixed hardware (devices/acpi_pm.h). */
+#define LAYOUT_ACPI_PM1_EVENT_PORT 0x600
+#define LAYOUT_ACPI_PM1_CONTROL_PORT 0x604
+/* The SLP_TYP value the DSDT's \_S5 package declares for soft off. */
+#define LAYOUT_ACPI_S5_SLEEP_TYPE 5
+#define LAYOUT_ACPI_SCI_GSI 9
+
+#endif

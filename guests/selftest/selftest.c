@@ -1,0 +1,534 @@
+/*
+ * vessel's selftest guest: a freestanding PVH kernel that tests and
+ * benchmarks drive through its command line (hvm_start_info.cmdline_paddr):
+ *
+ *   mode=hello     print a line and power off (the default)
+ *   mode=spin N    run N loop iterations at CPL3, print the TSC cycles taken
+ *   mode=echo      echo bytes from COM1 until it reads 'q'
+ *   mode=reset     ask for a reset through the i8042 (0xfe to port 0x64)
+ *   mode=fault     execute int3 at CPL0, which a PVM /dev/kvm cannot emulate
+ *   mode=cpuid     print CPUID.1 ECX/EDX and CPUID.7.0 EBX
+ *   mode=rtc       print the CMOS RTC's date and time
+ *
+ * CPL0 only sets up long mode, the IDT, a TSS and the syscall MSRs, then
+ * iretq's to CPL3 with IOPL 3: on a PVM host CPL0 code is emulated, while
+ * CPL3 code (port I/O included) runs natively. CPL3 comes back through
+ * syscall only for what needs CPL0 (hlt, the int3 test).
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#define XEN_HVM_START_MAGIC 0x336ec578u
+
+#define COM1 0x3f8
+#define UART_LSR (COM1 + 5)
+#define UART_LSR_DATA_READY 0x01
+#define UART_LSR_THR_EMPTY 0x20
+
+/* ACPI fixed hardware, as firmware/layout.h places it (ACPI 6.5 §4.8.3.2). */
+#define ACPI_PM1_CONTROL_PORT 0x604
+#define ACPI_S5_SLEEP_TYPE 5
+#define ACPI_SLP_EN (1u << 13)
+
+#define I8042_COMMAND_PORT 0x64
+#define I8042_PULSE_RESET 0xfe
+
+#define CMOS_INDEX_PORT 0x70
+#define CMOS_DATA_PORT 0x71
+#define RTC_MAX_POLLS 100000
+
+#define MSR_STAR 0xc0000081u
+#define MSR_LSTAR 0xc0000082u
+#define MSR_FMASK 0xc0000084u
+
+#define KERNEL_CS 0x08
+#define USER_DS (0x18 | 3)
+#define USER_CS (0x20 | 3)
+#define TSS_SELECTOR 0x28
+/* SYSRET takes %ss = base + 8 and %cs = base + 16, with RPL 3. */
+#define STAR_SYSRET_BASE (0x10 | 3)
+
+#define RFLAGS_RESERVED (1u << 1)
+#define RFLAGS_IOPL3 (3u << 12)
+#define RFLAGS_TF (1u << 8)
+#define RFLAGS_IF (1u << 9)
+#define RFLAGS_DF (1u << 10)
+
+#define SPIN_DEFAULT_ITERATIONS 100000000ull
+#define CMDLINE_MAX 4096
+#define IDENTITY_MAP_END 0x100000000ull
+
+enum syscall_number {
+	SYSCALL_HALT,
+	SYSCALL_INT3,
+};
+
+struct hvm_start_info {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t flags;
+	uint32_t nr_modules;
+	uint64_t modlist_paddr;
+	uint64_t cmdline_paddr;
+	uint64_t rsdp_paddr;
+	uint64_t memmap_paddr;
+	uint32_t memmap_entries;
+	uint32_t reserved;
+};
+
+/* The 64-bit TSS (Intel SDM vol. 3 §8.7); no I/O bitmap, IOPL 3 rules. */
+struct tss {
+	uint32_t reserved0;
+	uint64_t rsp[3];
+	uint64_t reserved1;
+	uint64_t ist[7];
+	uint64_t reserved2;
+	uint16_t reserved3;
+	uint16_t iomap_base;
+} __attribute__((packed));
+
+struct idt_gate {
+	uint16_t offset_low;
+	uint16_t selector;
+	uint8_t ist;
+	uint8_t type_attributes;
+	uint16_t offset_middle;
+	uint32_t offset_high;
+	uint32_t reserved;
+} __attribute__((packed));
+
+/* What exception_common hands selftest_exception. */
+struct exception_frame {
+	uint64_t vector;
+	uint64_t error_code;
+	uint64_t rip;
+	uint64_t cs;
+	uint64_t rflags;
+	uint64_t rsp;
+	uint64_t ss;
+};
+
+/* From entry.S. */
+extern uint64_t gdt_tss[2];
+extern const char exception_stubs[];
+extern const char syscall_entry[];
+extern char user_stack_top[];
+
+void selftest_start(uint32_t start_info_address);
+long selftest_syscall(long number, long argument);
+void selftest_exception(struct exception_frame *frame);
+
+static struct tss tss;
+static struct idt_gate idt[32];
+static char kernel_interrupt_stack[8192] __attribute__((aligned(16)));
+static const char *cmdline = "";
+
+/* GCC may emit calls to these even in a freestanding build. */
+void *memset(void *destination, int value, size_t size)
+{
+	unsigned char *bytes = destination;
+	while (size--)
+		*bytes++ = (unsigned char)value;
+	return destination;
+}
+
+void *memcpy(void *destination, const void *source, size_t size)
+{
+	unsigned char *to = destination;
+	const unsigned char *from = source;
+	while (size--)
+		*to++ = *from++;
+	return destination;
+}
+
+static inline void outb(uint16_t port, uint8_t value)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static inline void outw(uint16_t port, uint16_t value)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t value;
+	__asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
+	return value;
+}
+
+static inline void wrmsr(uint32_t index, uint64_t value)
+{
+	__asm__ volatile("wrmsr"
+			 :
+			 : "c"(index), "a"((uint32_t)value), "d"((uint32_t)(value >> 32)));
+}
+
+static inline uint64_t rdtsc(void)
+{
+	uint32_t low, high;
+	__asm__ volatile("rdtsc" : "=a"(low), "=d"(high));
+	return ((uint64_t)high << 32) | low;
+}
+
+static void cpuid(uint32_t leaf, uint32_t subleaf, uint32_t registers[4])
+{
+	__asm__ volatile("cpuid"
+			 : "=a"(registers[0]), "=b"(registers[1]), "=c"(registers[2]),
+			   "=d"(registers[3])
+			 : "a"(leaf), "c"(subleaf));
+}
+
+static long user_syscall(long number, long argument)
+{
+	long result;
+	__asm__ volatile("syscall"
+			 : "=a"(result), "+D"(number), "+S"(argument)
+			 :
+			 : "rcx", "rdx", "r8", "r9", "r10", "r11", "memory");
+	return result;
+}
+
+static void uart_put(char c)
+{
+	while (!(inb(UART_LSR) & UART_LSR_THR_EMPTY))
+		;
+	outb(COM1, (uint8_t)c);
+}
+
+static char uart_get(void)
+{
+	while (!(inb(UART_LSR) & UART_LSR_DATA_READY))
+		;
+	return (char)inb(COM1);
+}
+
+static void print(const char *text)
+{
+	while (*text)
+		uart_put(*text++);
+}
+
+static void print_hex(uint64_t value, int digits)
+{
+	print("0x");
+	while (digits--)
+		uart_put("0123456789abcdef"[(value >> (digits * 4)) & 0xf]);
+}
+
+static void print_decimal(uint64_t value, int min_digits)
+{
+	char digits[20];
+	int count = 0;
+	do {
+		digits[count++] = (char)('0' + value % 10);
+		value /= 10;
+	} while (value);
+	while (min_digits-- > count)
+		uart_put('0');
+	while (count)
+		uart_put(digits[--count]);
+}
+
+static __attribute__((noreturn)) void power_off(void)
+{
+	print("selftest: powering off\n");
+	outw(ACPI_PM1_CONTROL_PORT, (ACPI_S5_SLEEP_TYPE << 10) | ACPI_SLP_EN);
+	print("selftest: power off did not happen, halting\n");
+	user_syscall(SYSCALL_HALT, 0);
+	for (;;)
+		;
+}
+
+/* Runs at CPL0, entered from syscall_entry. */
+long selftest_syscall(long number, long argument)
+{
+	(void)argument;
+	switch (number) {
+	case SYSCALL_INT3:
+		/* The handler resumes here unless the VMM stops the guest. */
+		__asm__ volatile("int3");
+		return 0;
+	case SYSCALL_HALT:
+	default:
+		for (;;)
+			__asm__ volatile("cli; hlt");
+	}
+}
+
+/* Runs at CPL0 on the IDT's gates. */
+void selftest_exception(struct exception_frame *frame)
+{
+	print("selftest: exception ");
+	print_decimal(frame->vector, 1);
+	print(" error ");
+	print_hex(frame->error_code, 8);
+	print(" at cpl");
+	print_decimal(frame->cs & 3, 1);
+	print(" rip ");
+	print_hex(frame->rip, 16);
+	print("\n");
+	if (frame->vector == 3)
+		return;
+	outw(ACPI_PM1_CONTROL_PORT, (ACPI_S5_SLEEP_TYPE << 10) | ACPI_SLP_EN);
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+static int starts_with(const char *text, const char *prefix)
+{
+	while (*prefix)
+		if (*text++ != *prefix++)
+			return 0;
+	return 1;
+}
+
+/* Is the word at text (up to a space or the end) equal to word? */
+static int word_is(const char *text, const char *word)
+{
+	while (*word)
+		if (*text++ != *word++)
+			return 0;
+	return *text == ' ' || *text == '\0';
+}
+
+static const char *next_word(const char *text)
+{
+	while (*text && *text != ' ')
+		text++;
+	while (*text == ' ')
+		text++;
+	return text;
+}
+
+/* The value of "mode=" on the command line, or "" if absent. */
+static const char *find_mode(void)
+{
+	const char *word = cmdline;
+	while (*word == ' ')
+		word++;
+	for (; *word; word = next_word(word))
+		if (starts_with(word, "mode="))
+			return word + 5;
+	return "";
+}
+
+static void run_spin(const char *mode)
+{
+	const char *argument = next_word(mode);
+	uint64_t iterations = 0;
+	if (*argument >= '0' && *argument <= '9') {
+		while (*argument >= '0' && *argument <= '9')
+			iterations = iterations * 10 + (uint64_t)(*argument++ - '0');
+	} else {
+		iterations = SPIN_DEFAULT_ITERATIONS;
+	}
+	uint64_t start = rdtsc();
+	for (uint64_t i = 0; i < iterations; i++)
+		__asm__ volatile("" : : : "memory");
+	uint64_t cycles = rdtsc() - start;
+	print("selftest: spin done, ");
+	print_decimal(iterations, 1);
+	print(" iterations in ");
+	print_decimal(cycles, 1);
+	print(" tsc cycles\n");
+}
+
+static void run_echo(void)
+{
+	print("selftest: echo ready, q quits\n");
+	for (;;) {
+		char c = uart_get();
+		if (c == 'q')
+			break;
+		uart_put(c);
+	}
+	print("\nselftest: echo done\n");
+}
+
+static void run_reset(void)
+{
+	print("selftest: resetting through the i8042\n");
+	outb(I8042_COMMAND_PORT, I8042_PULSE_RESET);
+	print("selftest: reset did not happen\n");
+}
+
+static void run_fault(void)
+{
+	print("selftest: fault: int3 at cpl0\n");
+	user_syscall(SYSCALL_INT3, 0);
+	print("selftest: fault: int3 was handled, no emulation failure\n");
+}
+
+static void run_cpuid(void)
+{
+	uint32_t leaf1[4], leaf7[4] = {0};
+	cpuid(0, 0, leaf7);
+	uint32_t max_leaf = leaf7[0];
+	cpuid(1, 0, leaf1);
+	if (max_leaf >= 7)
+		cpuid(7, 0, leaf7);
+	else
+		leaf7[1] = 0;
+	print("selftest: cpuid 1 ecx=");
+	print_hex(leaf1[2], 8);
+	print(" edx=");
+	print_hex(leaf1[3], 8);
+	print(" 7.0 ebx=");
+	print_hex(leaf7[1], 8);
+	print("\n");
+}
+
+static int same_bytes(const uint8_t *a, const uint8_t *b, int size)
+{
+	while (size--)
+		if (*a++ != *b++)
+			return 0;
+	return 1;
+}
+
+static uint8_t cmos_read(uint8_t index)
+{
+	outb(CMOS_INDEX_PORT, index);
+	return inb(CMOS_DATA_PORT);
+}
+
+static uint8_t from_bcd(uint8_t value)
+{
+	return (uint8_t)((value >> 4) * 10 + (value & 0xf));
+}
+
+/* MC146818 registers: 0 s, 2 min, 4 h, 7 day, 8 month, 9 year, 0x32 century. */
+static void run_rtc(void)
+{
+	static const uint8_t indexes[7] = {0x00, 0x02, 0x04, 0x07, 0x08, 0x09, 0x32};
+	uint8_t now[7] = {0}, before[7] = {0};
+	int tries = 0;
+	/* Read until two passes agree, so an update between reads cannot tear. */
+	do {
+		for (int i = 0; i < 7; i++)
+			before[i] = now[i];
+		/* Update in progress lasts < 2 ms; no CMOS at all reads 0xff. */
+		int polls = 0;
+		while ((cmos_read(0x0a) & 0x80) && ++polls < RTC_MAX_POLLS)
+			;
+		if (polls == RTC_MAX_POLLS) {
+			print("selftest: rtc not responding\n");
+			return;
+		}
+		for (int i = 0; i < 7; i++)
+			now[i] = cmos_read(indexes[i]);
+	} while (++tries < 2 || (tries < 8 && !same_bytes(now, before, 7)));
+	uint8_t status_b = cmos_read(0x0b);
+	int pm = now[2] & 0x80;
+	now[2] &= 0x7f;
+	if (!(status_b & 0x04)) /* BCD */
+		for (int i = 0; i < 7; i++)
+			now[i] = from_bcd(now[i]);
+	if (!(status_b & 0x02)) /* 12-hour clock */
+		now[2] = (uint8_t)(now[2] % 12 + (pm ? 12 : 0));
+	unsigned year = now[6] ? now[6] * 100u + now[5] : 2000u + now[5];
+	print("selftest: rtc ");
+	print_decimal(year, 4);
+	uart_put('-');
+	print_decimal(now[4], 2);
+	uart_put('-');
+	print_decimal(now[3], 2);
+	uart_put(' ');
+	print_decimal(now[2], 2);
+	uart_put(':');
+	print_decimal(now[1], 2);
+	uart_put(':');
+	print_decimal(now[0], 2);
+	print("\n");
+}
+
+static __attribute__((noreturn)) void user_main(void)
+{
+	print("selftest: hello from cpl3\n");
+	const char *mode = find_mode();
+	if (word_is(mode, "hello") || word_is(mode, ""))
+		;
+	else if (word_is(mode, "spin"))
+		run_spin(mode);
+	else if (word_is(mode, "echo"))
+		run_echo();
+	else if (word_is(mode, "reset"))
+		run_reset();
+	else if (word_is(mode, "fault"))
+		run_fault();
+	else if (word_is(mode, "cpuid"))
+		run_cpuid();
+	else if (word_is(mode, "rtc"))
+		run_rtc();
+	else
+		print("selftest: unknown mode\n");
+	power_off();
+}
+
+static void set_tss_descriptor(void)
+{
+	uint64_t base = (uint64_t)&tss, limit = sizeof(tss) - 1;
+	/* Intel SDM vol. 3 §8.2.3: type 9 (available 64-bit TSS), present. */
+	gdt_tss[0] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
+		     ((limit >> 16 & 0xf) << 48) | ((base >> 24 & 0xff) << 56);
+	gdt_tss[1] = base >> 32;
+}
+
+static void set_idt(void)
+{
+	for (int vector = 0; vector < 32; vector++) {
+		uint64_t handler = (uint64_t)(exception_stubs + 16 * vector);
+		idt[vector] = (struct idt_gate){
+			.offset_low = (uint16_t)handler,
+			.selector = KERNEL_CS,
+			.type_attributes = 0x8e, /* present, DPL 0, interrupt gate */
+			.offset_middle = (uint16_t)(handler >> 16),
+			.offset_high = (uint32_t)(handler >> 32),
+		};
+	}
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint64_t base;
+	} pointer = {sizeof(idt) - 1, (uint64_t)idt};
+	__asm__ volatile("lidt %0" : : "m"(pointer));
+}
+
+/* CPL0, from entry.S, long mode with the identity map. */
+void selftest_start(uint32_t start_info_address)
+{
+	const struct hvm_start_info *start_info =
+		(const struct hvm_start_info *)(uintptr_t)start_info_address;
+	if (start_info && start_info->magic == XEN_HVM_START_MAGIC) {
+		if (start_info->cmdline_paddr && start_info->cmdline_paddr < IDENTITY_MAP_END)
+			cmdline = (const char *)(uintptr_t)start_info->cmdline_paddr;
+	} else {
+		print("selftest: no hvm_start_info, using the default mode\n");
+	}
+
+	tss.rsp[0] = (uint64_t)(kernel_interrupt_stack + sizeof(kernel_interrupt_stack));
+	tss.iomap_base = sizeof(tss);
+	set_tss_descriptor();
+	__asm__ volatile("ltr %w0" : : "r"(TSS_SELECTOR));
+	set_idt();
+
+	wrmsr(MSR_STAR, ((uint64_t)STAR_SYSRET_BASE << 48) | ((uint64_t)KERNEL_CS << 32));
+	wrmsr(MSR_LSTAR, (uint64_t)syscall_entry);
+	wrmsr(MSR_FMASK, RFLAGS_TF | RFLAGS_IF | RFLAGS_DF);
+
+	/* Intel SDM vol. 3 §6.14.1: iretq pops %rip, %cs, RFLAGS, %rsp, %ss. */
+	__asm__ volatile("pushq %0\n\t"
+			 "pushq %1\n\t"
+			 "pushq %2\n\t"
+			 "pushq %3\n\t"
+			 "pushq %4\n\t"
+			 "iretq"
+			 :
+			 /* as if called: %rsp + 8 16-byte aligned at entry */
+			 : "i"(USER_DS), "r"((uint64_t)user_stack_top - 8),
+			   "i"(RFLAGS_RESERVED | RFLAGS_IOPL3), "i"(USER_CS),
+			   "r"((uint64_t)user_main)
+			 : "memory");
+	__builtin_unreachable();
+}

@@ -1,0 +1,78 @@
+#include "fakes.h"
+
+#include <criterion/criterion.h>
+
+static void irq_recorder_set_level(void *opaque, uint32_t gsi, bool level)
+{
+	struct irq_recorder *recorder = opaque;
+
+	if (recorder->calls < IRQ_RECORDER_HISTORY)
+		recorder->history[recorder->calls] = level;
+	recorder->calls++;
+	recorder->level = level;
+	recorder->last_gsi = gsi;
+}
+
+struct irq_line irq_recorder_line(struct irq_recorder *recorder, uint32_t gsi)
+{
+	return (struct irq_line){
+		.set_level = irq_recorder_set_level,
+		.opaque = recorder,
+		.gsi = gsi,
+	};
+}
+
+static uint64_t port_read(struct bus *bus, uint64_t port, uint32_t size)
+{
+	uint8_t data[4];
+	uint64_t value = 0;
+
+	cr_assert(bus_read(bus, port, data, size),
+		  "no device claims port %#lx (%u bytes)", (unsigned long)port,
+		  size);
+	for (uint32_t i = 0; i < size; i++)
+		value |= (uint64_t)data[i] << (8 * i);
+	return value;
+}
+
+static void port_write(struct bus *bus, uint64_t port, uint64_t value,
+		       uint32_t size)
+{
+	uint8_t data[4];
+
+	for (uint32_t i = 0; i < size; i++)
+		data[i] = (uint8_t)(value >> (8 * i));
+	cr_assert(bus_write(bus, port, data, size),
+		  "no device claims port %#lx (%u bytes)", (unsigned long)port,
+		  size);
+}
+
+uint8_t port_read8(struct bus *bus, uint64_t port)
+{
+	return (uint8_t)port_read(bus, port, 1);
+}
+
+uint16_t port_read16(struct bus *bus, uint64_t port)
+{
+	return (uint16_t)port_read(bus, port, 2);
+}
+
+uint32_t port_read32(struct bus *bus, uint64_t port)
+{
+	return (uint32_t)port_read(bus, port, 4);
+}
+
+void port_write8(struct bus *bus, uint64_t port, uint8_t value)
+{
+	port_write(bus, port, value, 1);
+}
+
+void port_write16(struct bus *bus, uint64_t port, uint16_t value)
+{
+	port_write(bus, port, value, 2);
+}
+
+void port_write32(struct bus *bus, uint64_t port, uint32_t value)
+{
+	port_write(bus, port, value, 4);
+}

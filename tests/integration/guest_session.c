@@ -1,0 +1,155 @@
+#include "guest_session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+const char *guest_artifact(const char *name)
+{
+	static char path[4096];
+	const char *dir = getenv("VESSEL_GUEST_DIR");
+
+	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "guests/out", name);
+	return path;
+}
+
+int guest_session_start(struct guest_session *session, char *const argv[])
+{
+	const char *binary = getenv("VESSEL_BINARY");
+	int input[2], output[2];
+	posix_spawn_file_actions_t actions;
+
+	*session = (struct guest_session){ .pid = -1, .exit_status = -1 };
+	if (!binary || pipe2(input, O_CLOEXEC) || pipe2(output, O_CLOEXEC))
+		return -EINVAL;
+	posix_spawn_file_actions_init(&actions);
+	posix_spawn_file_actions_adddup2(&actions, input[0], STDIN_FILENO);
+	posix_spawn_file_actions_adddup2(&actions, output[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&actions, output[1], STDERR_FILENO);
+	int result = posix_spawn(&session->pid, binary, &actions, NULL,
+				 (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&actions);
+	close(input[0]);
+	close(output[1]);
+	session->input_fd = input[1];
+	session->output_fd = output[0];
+	session->output_cap = 1 << 16;
+	session->output = calloc(1, session->output_cap);
+	if (result)
+		return -result;
+	return 0;
+}
+
+static double now_seconds(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + now.tv_nsec / 1e9;
+}
+
+/* Reads what is there within timeout_ms; false at end of output. */
+static bool read_output(struct guest_session *session, int timeout_ms)
+{
+	struct pollfd poll_fd = { .fd = session->output_fd, .events = POLLIN };
+
+	if (poll(&poll_fd, 1, timeout_ms) <= 0)
+		return true;
+	if (session->output_len + 4096 + 1 > session->output_cap) {
+		session->output_cap *= 2;
+		session->output = realloc(session->output, session->output_cap);
+	}
+	ssize_t count = read(session->output_fd,
+			     session->output + session->output_len, 4096);
+	if (count <= 0)
+		return false;
+	/* Echo to the test's log so a failure shows the console. */
+	fwrite(session->output + session->output_len, 1, (size_t)count, stderr);
+	session->output_len += (size_t)count;
+	session->output[session->output_len] = '\0';
+	return true;
+}
+
+bool guest_session_expect(struct guest_session *session, const char *text,
+			  int timeout_seconds)
+{
+	double deadline = now_seconds() + timeout_seconds;
+
+	for (;;) {
+		char *found = strstr(session->output + session->search_from, text);
+		if (found) {
+			session->search_from =
+				(size_t)(found - session->output) + strlen(text);
+			return true;
+		}
+		double left = deadline - now_seconds();
+		if (session->output_ended || left <= 0)
+			return false;
+		if (!read_output(session, (int)(left * 1000) + 1))
+			session->output_ended = true;
+	}
+}
+
+int guest_session_send(struct guest_session *session, const char *text)
+{
+	size_t len = strlen(text);
+
+	while (len) {
+		ssize_t written = write(session->input_fd, text, len);
+		if (written < 0)
+			return -errno;
+		text += written;
+		len -= (size_t)written;
+	}
+	return 0;
+}
+
+int guest_session_wait(struct guest_session *session, int timeout_seconds)
+{
+	double deadline = now_seconds() + timeout_seconds;
+	int status;
+
+	while (session->exit_status < 0) {
+		pid_t done = waitpid(session->pid, &status, WNOHANG);
+		if (done == session->pid) {
+			session->exit_status = WIFEXITED(status) ?
+				WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			break;
+		}
+		if (now_seconds() > deadline) {
+			kill(session->pid, SIGKILL);
+			waitpid(session->pid, &status, 0);
+			session->pid = -1;
+			return -1;
+		}
+		if (session->output_ended)
+			usleep(10000);
+		else
+			session->output_ended = !read_output(session, 100);
+	}
+	/* Collect the rest of the output: the pipe ends with the process. */
+	while (!session->output_ended)
+		session->output_ended = !read_output(session, 1000);
+	return session->exit_status;
+}
+
+void guest_session_close(struct guest_session *session)
+{
+	if (session->pid > 0 && session->exit_status < 0) {
+		kill(session->pid, SIGKILL);
+		waitpid(session->pid, NULL, 0);
+	}
+	close(session->input_fd);
+	close(session->output_fd);
+	free(session->output);
+}

@@ -1,0 +1,44 @@
+/*
+ * Drives one `vessel run` the way a person at its console would: start it
+ * with arguments, wait for text on its console, type, and collect its exit
+ * status. Used by the integration tests; every wait has a deadline, so a
+ * hung guest fails its test instead of hanging it.
+ */
+#ifndef VESSEL_TESTS_GUEST_SESSION_H
+#define VESSEL_TESTS_GUEST_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct guest_session {
+	pid_t pid;
+	int input_fd; /* vessel's stdin */
+	int output_fd; /* vessel's stdout and stderr */
+	char *output; /* everything read so far, NUL-terminated */
+	size_t output_len, output_cap;
+	size_t search_from; /* guest_session_expect() looks from here on */
+	bool output_ended;
+	int exit_status; /* -1 until the process is reaped */
+};
+
+/* argv[0] is ignored: the vessel binary comes from $VESSEL_BINARY. */
+int guest_session_start(struct guest_session *session, char *const argv[]);
+
+/* Waits until text appears in the output after the previous match; true
+ * when it did before timeout_seconds. */
+bool guest_session_expect(struct guest_session *session, const char *text,
+			  int timeout_seconds);
+
+int guest_session_send(struct guest_session *session, const char *text);
+
+/* Waits for vessel to exit: its exit status, or -1 on timeout (then the
+ * process is killed). */
+int guest_session_wait(struct guest_session *session, int timeout_seconds);
+
+void guest_session_close(struct guest_session *session);
+
+/* Path of a built guest artifact: $VESSEL_GUEST_DIR/name. */
+const char *guest_artifact(const char *name);
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * Debian's stock kernel boots under vessel to a shell on the serial console.
+ * Runs inside the emulated AMD-V host (tools/emuhost), where /dev/kvm can run
+ * an unmodified kernel (PLATFORM.md).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "guest_session.h"
+
+#define BOOT_TIMEOUT 240 /* seconds: TCG-emulated host, nested guest */
+#define COMMAND_TIMEOUT 60
+
+/* The default guest, as guests/build-default makes it. */
+static void default_guest(char *kernel, char *initrd, size_t size)
+{
+	snprintf(kernel, size, "%s", guest_artifact("vmlinuz"));
+	snprintf(initrd, size, "%s", guest_artifact("initramfs.cpio.gz"));
+	cr_assert(access(kernel, R_OK) == 0 && access(initrd, R_OK) == 0,
+		  "no default guest in $VESSEL_GUEST_DIR: run guests/build-default");
+}
+
+static void start_default_guest(struct guest_session *session,
+				const char *cpus, const char *extra)
+{
+	char kernel[4096], initrd[4096];
+
+	default_guest(kernel, initrd, sizeof(kernel));
+	char *argv[] = { "vessel", "run", "--kernel", kernel, "--initrd", initrd,
+			 "--memory", "512M", "--cpus", (char *)cpus,
+			 extra ? (char *)extra : NULL, NULL };
+	cr_assert_eq(guest_session_start(session, argv), 0,
+		     "cannot start vessel ($VESSEL_BINARY)");
+}
+
+/* Types a command on the console and waits for the line it must print. */
+static void run_on_console(struct guest_session *session, const char *command,
+			   const char *expected)
+{
+	cr_assert_eq(guest_session_send(session, command), 0);
+	cr_assert(guest_session_expect(session, expected, COMMAND_TIMEOUT),
+		  "no '%s' after typing '%s'", expected, command);
+}
+
+static void boot_count_cpus_check_date_power_off(const char *cpus)
+{
+	struct guest_session session;
+	char expected[64], today[32];
+	time_t now = time(NULL);
+
+	start_default_guest(&session, cpus, NULL);
+	cr_assert(guest_session_expect(&session, "vessel-guest: userspace up",
+				       BOOT_TIMEOUT), "guest did not reach userspace");
+	/* $((...)) keeps the echo of the typed line from matching. */
+	snprintf(expected, sizeof(expected), "cpus=%s\r", cpus);
+	run_on_console(&session,
+		       "echo cpus=$(($(grep -c ^processor /proc/cpuinfo)+0))\n",
+		       expected);
+	strftime(today, sizeof(today), "date=%Y-%m-%d", gmtime(&now));
+	run_on_console(&session, "echo date=$(date -u +%Y-%m-%d)\n", today);
+	cr_assert_eq(guest_session_send(&session, "poweroff -f\n"), 0);
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0,
+		     "poweroff must end vessel with status 0");
+	guest_session_close(&session);
+}
+
+Test(boot_linux, one_cpu)
+{
+	boot_count_cpus_check_date_power_off("1");
+}
+
+Test(boot_linux, four_cpus)
+{
+	boot_count_cpus_check_date_power_off("4");
+}
+
+Test(boot_linux, reboot_restarts_the_guest)
+{
+	struct guest_session session;
+
+	start_default_guest(&session, "2", NULL);
+	cr_assert(guest_session_expect(&session, "vessel-guest: userspace up",
+				       BOOT_TIMEOUT));
+	cr_assert_eq(guest_session_send(&session, "reboot -f\n"), 0);
+	cr_assert(guest_session_expect(&session, "vessel-guest: userspace up",
+				       BOOT_TIMEOUT), "no second boot after reboot");
+	cr_assert_eq(guest_session_send(&session, "poweroff -f\n"), 0);
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0);
+	guest_session_close(&session);
+}
+
+Test(boot_linux, no_reboot_ends_vessel_on_reboot)
+{
+	struct guest_session session;
+
+	start_default_guest(&session, "1", "--no-reboot");
+	cr_assert(guest_session_expect(&session, "vessel-guest: userspace up",
+				       BOOT_TIMEOUT));
+	cr_assert_eq(guest_session_send(&session, "reboot -f\n"), 0);
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0);
+	guest_session_close(&session);
+}
+
+Test(boot_linux, pvh_entry_of_the_uncompressed_kernel)
+{
+	struct guest_session session;
+	char kernel[4096], initrd[4096];
+
+	default_guest(kernel, initrd, sizeof(kernel));
+	snprintf(kernel, sizeof(kernel), "%s", guest_artifact("vmlinux"));
+	char *argv[] = { "vessel", "run", "--kernel", kernel, "--initrd", initrd,
+			 "--cmdline", "console=ttyS0 reboot=k panic=1 vessel.run=uname -r",
+			 NULL };
+	cr_assert_eq(guest_session_start(&session, argv), 0);
+	cr_assert(guest_session_expect(&session, "vessel-guest: exit=0",
+				       BOOT_TIMEOUT), "PVH boot did not run the command");
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0);
+	guest_session_close(&session);
+}

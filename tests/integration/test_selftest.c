@@ -1,0 +1,125 @@
+/*
+ * vessel runs the freestanding selftest guest on this machine's own
+ * /dev/kvm: the UART both ways, the i8042 reset line, the CMOS clock,
+ * CPUID masking, ACPI power-off, and the report of an exit vessel cannot
+ * handle.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "guest_session.h"
+
+#define TIMEOUT 60
+
+static void run_selftest(struct guest_session *session, const char *cmdline,
+			 const char *extra)
+{
+	const char *guest = getenv("VESSEL_SELFTEST_GUEST");
+	char *argv[] = { "vessel", "run", "--kernel", (char *)guest,
+			 "--memory", "64M", "--cmdline", (char *)cmdline,
+			 (char *)extra, NULL };
+
+	cr_assert(guest, "VESSEL_SELFTEST_GUEST is not set");
+	cr_assert_eq(guest_session_start(session, argv), 0);
+}
+
+Test(selftest, hello_and_power_off)
+{
+	struct guest_session session;
+
+	run_selftest(&session, "mode=hello", NULL);
+	cr_assert(guest_session_expect(&session, "selftest: hello from cpl3", TIMEOUT));
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0,
+		     "ACPI power-off must end vessel with status 0");
+	guest_session_close(&session);
+}
+
+Test(selftest, console_input_reaches_the_guest)
+{
+	struct guest_session session;
+
+	run_selftest(&session, "mode=echo", NULL);
+	cr_assert(guest_session_expect(&session, "echo ready", TIMEOUT));
+	/* More than the 16-byte FIFO: the console must wait for room. */
+	cr_assert_eq(guest_session_send(&session,
+					"the quick brown fox jumps over the lazy dog"), 0);
+	cr_assert(guest_session_expect(&session,
+				       "the quick brown fox jumps over the lazy dog",
+				       TIMEOUT));
+	cr_assert_eq(guest_session_send(&session, "q"), 0);
+	cr_assert(guest_session_expect(&session, "echo done", TIMEOUT));
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
+	guest_session_close(&session);
+}
+
+Test(selftest, reset_line_ends_vessel_with_no_reboot)
+{
+	struct guest_session session;
+
+	run_selftest(&session, "mode=reset", "--no-reboot");
+	cr_assert(guest_session_expect(&session, "resetting through the i8042", TIMEOUT));
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
+	cr_assert_null(strstr(session.output, "reset did not happen"));
+	guest_session_close(&session);
+}
+
+Test(selftest, unhandled_exit_is_reported_and_fails)
+{
+	struct guest_session session;
+
+	run_selftest(&session, "mode=fault", NULL);
+	int status = guest_session_wait(&session, TIMEOUT);
+	cr_assert_eq(status, 1, "status %d", status);
+	cr_assert(strstr(session.output, "KVM_EXIT_INTERNAL_ERROR"), "%s", session.output);
+	cr_assert(strstr(session.output, "suberror 1 (emulation failure)"));
+	cr_assert(strstr(session.output, "at RIP 0x"));
+	const char *bytes = strstr(session.output, "instruction bytes: ");
+	cr_assert(bytes, "no instruction bytes in the report");
+	unsigned int first;
+	cr_assert_eq(sscanf(bytes, "instruction bytes: %2x", &first), 1,
+		     "instruction bytes are not hex: %s", bytes);
+	guest_session_close(&session);
+}
+
+static unsigned long cpuid_leaf1_ecx(const char *extra)
+{
+	struct guest_session session;
+	unsigned long ecx = 0;
+
+	run_selftest(&session, "mode=cpuid", extra);
+	cr_assert(guest_session_expect(&session, "selftest: cpuid 1 ecx=", TIMEOUT));
+	cr_assert_eq(sscanf(session.output + session.search_from, "%lx", &ecx), 1);
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
+	guest_session_close(&session);
+	return ecx;
+}
+
+Test(selftest, cpu_features_mask_cpuid)
+{
+	unsigned long plain = cpuid_leaf1_ecx(NULL);
+	unsigned long masked = cpuid_leaf1_ecx("--cpu-features=-cx16,-popcnt");
+
+	cr_assert(plain & (1ul << 31), "hypervisor bit must be set");
+	cr_assert(plain & (1ul << 13), "this host's KVM offers cx16");
+	cr_assert_eq(masked & (1ul << 13), 0, "cx16 still visible");
+	cr_assert_eq(masked & (1ul << 23), 0, "popcnt still visible");
+	cr_assert_eq(masked | (1ul << 13) | (1ul << 23), plain,
+		     "masking changed other bits: %lx vs %lx", masked, plain);
+}
+
+Test(selftest, clock_shows_the_host_date)
+{
+	struct guest_session session;
+	char today[32];
+	time_t now = time(NULL);
+
+	strftime(today, sizeof(today), "selftest: rtc %Y-%m-%d", gmtime(&now));
+	run_selftest(&session, "mode=rtc", NULL);
+	cr_assert(guest_session_expect(&session, today, TIMEOUT),
+		  "expected '%s'", today);
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
+	guest_session_close(&session);
+}

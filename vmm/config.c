@@ -1,0 +1,80 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../firmware/boot.h"
+#include "memory.h"
+
+static int initrd_size(const char *path, uint64_t *size, char *err,
+		       size_t err_len)
+{
+	struct stat info;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &info)) {
+		int saved = errno;
+		snprintf(err, err_len, "--initrd %s: %s", path, strerror(saved));
+		if (fd >= 0)
+			close(fd);
+		return -saved;
+	}
+	close(fd);
+	if (!S_ISREG(info.st_mode)) {
+		snprintf(err, err_len, "--initrd %s: not a regular file", path);
+		return -EINVAL;
+	}
+	*size = (uint64_t)info.st_size;
+	return 0;
+}
+
+int config_check_files(const struct vm_config *config, char *err,
+		       size_t err_len)
+{
+	struct kernel_image kernel;
+	uint64_t host_memory = vm_memory_host_total();
+	uint64_t initrd_bytes = 0;
+	int result;
+
+	if (host_memory && config->memory_size > host_memory) {
+		snprintf(err, err_len,
+			 "--memory %llu MiB is more than this host's %llu MiB of RAM",
+			 (unsigned long long)(config->memory_size >> 20),
+			 (unsigned long long)(host_memory >> 20));
+		return -ENOMEM;
+	}
+	if (config->initrd_path) {
+		result = initrd_size(config->initrd_path, &initrd_bytes, err,
+				     err_len);
+		if (result)
+			return result;
+	}
+	result = kernel_image_open(config->kernel_path, &kernel, err, err_len);
+	if (result)
+		return result;
+	struct boot_request request = {
+		.kernel = &kernel,
+		.initrd_size = initrd_bytes,
+		.cmdline = config->cmdline,
+		.cpu_count = config->cpu_count,
+	};
+	result = boot_check(&request, config->memory_size, err, err_len);
+	kernel_image_close(&kernel);
+	return result;
+}
+
+int config_check_host(const struct vm_config *config,
+		      const struct kvm_host *host, char *err, size_t err_len)
+{
+	if (config->cpu_count > host->max_vcpus) {
+		snprintf(err, err_len,
+			 "--cpus %u is more than this host's KVM allows (%u)",
+			 config->cpu_count, host->max_vcpus);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,34 @@
+/*
+ * The event thread's loop: one epoll set for every descriptor vessel waits
+ * on (console input, device wake-ups, later virtqueue ioeventfds, the API
+ * socket, backends, timers).
+ *
+ * Promise: handlers run one at a time on the thread that called
+ * event_loop_run(); event_loop_stop() may be called from any thread and makes
+ * event_loop_run() return after the handler in progress.
+ */
+#ifndef VESSEL_VMM_EVENT_LOOP_H
+#define VESSEL_VMM_EVENT_LOOP_H
+
+#include <stdint.h>
+
+typedef void (*event_handler_fn)(void *opaque, uint32_t events);
+
+struct event_loop;
+
+struct event_loop *event_loop_create(void);
+void event_loop_destroy(struct event_loop *loop);
+
+/* Watch fd for events (EPOLLIN, ...). 0 or -errno. */
+int event_loop_add(struct event_loop *loop, int fd, uint32_t events,
+		   event_handler_fn handler, void *opaque);
+/* Change which events wake fd's handler; 0 stops watching without
+ * forgetting it. */
+int event_loop_modify(struct event_loop *loop, int fd, uint32_t events);
+int event_loop_remove(struct event_loop *loop, int fd);
+
+/* Runs handlers until event_loop_stop(). 0 or -errno from epoll. */
+int event_loop_run(struct event_loop *loop);
+void event_loop_stop(struct event_loop *loop);
+
+#endif

@@ -1,0 +1,175 @@
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int options_parse_size(const char *text, uint64_t *bytes)
+{
+	char *end;
+	unsigned int shift = 0;
+
+	if (!*text || *text == '-' || *text == '+' || *text == ' ')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long value = strtoull(text, &end, 10);
+	if (errno || end == text)
+		return -EINVAL;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'T': case 't': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end == 'i' && shift && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B' && shift)
+		end++;
+	if (*end || value > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*bytes = (uint64_t)value << shift;
+	return 0;
+}
+
+void options_print_run_usage(void)
+{
+	printf("Usage: vessel run --kernel PATH [options]\n"
+	       "\n"
+	       "Boot a Linux kernel in a new virtual machine with its serial console\n"
+	       "on this terminal. In a terminal, Ctrl-A x quits and Ctrl-A h lists the\n"
+	       "other escapes.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -k, --kernel PATH        bzImage (Linux 64-bit boot protocol) or ELF\n"
+	       "                           with a PVH entry note (required)\n"
+	       "  -i, --initrd PATH        initial ramdisk\n"
+	       "  -c, --cmdline TEXT       kernel command line\n"
+	       "                           (default: \"" OPTIONS_DEFAULT_CMDLINE "\")\n"
+	       "  -m, --memory SIZE        guest RAM, e.g. 512M, 2G (default: 512M)\n"
+	       "  -n, --cpus N             vCPUs, 1 to %d (default: 1)\n"
+	       "      --cpu-features LIST  hide (-name) or require (+name) CPUID\n"
+	       "                           features, comma-separated, e.g. -xsave,-cx16\n"
+	       "      --no-reboot          exit (status 0) when the guest reboots\n"
+	       "  -h, --help               show this help\n"
+	       "\n"
+	       "Exit status: 0 when the guest powers off (or reboots with --no-reboot,\n"
+	       "or Ctrl-A x), 1 on an error.\n"
+	       "\n"
+	       "CPU feature names (as /proc/cpuinfo spells them):\n",
+	       OPTIONS_MAX_CPUS);
+	cpuid_print_feature_names();
+}
+
+enum { OPTION_CPU_FEATURES = 256, OPTION_NO_REBOOT };
+
+static const struct option run_options[] = {
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "initrd", required_argument, NULL, 'i' },
+	{ "cmdline", required_argument, NULL, 'c' },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "cpus", required_argument, NULL, 'n' },
+	{ "cpu-features", required_argument, NULL, OPTION_CPU_FEATURES },
+	{ "no-reboot", no_argument, NULL, OPTION_NO_REBOOT },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_cpu_count(const char *text, unsigned int *count, char *err,
+			   size_t err_len)
+{
+	char *end;
+
+	errno = 0;
+	long value = strtol(text, &end, 10);
+	if (errno || end == text || *end || value < 1 ||
+	    value > OPTIONS_MAX_CPUS) {
+		snprintf(err, err_len, "--cpus: '%s' is not a count from 1 to %d",
+			 text, OPTIONS_MAX_CPUS);
+		return -EINVAL;
+	}
+	*count = (unsigned int)value;
+	return 0;
+}
+
+int options_parse_run(int argc, char **argv, struct vm_config *config,
+		      char *err, size_t err_len)
+{
+	*config = (struct vm_config){
+		.cmdline = OPTIONS_DEFAULT_CMDLINE,
+		.memory_size = OPTIONS_DEFAULT_MEMORY,
+		.cpu_count = 1,
+	};
+	/* getopt keeps state between calls; tests parse many command lines. */
+	optind = 0;
+	opterr = 0;
+	for (;;) {
+		int option = getopt_long(argc, argv, ":k:i:c:m:n:h", run_options,
+					 NULL);
+		if (option == -1)
+			break;
+		switch (option) {
+		case 'k':
+			config->kernel_path = optarg;
+			break;
+		case 'i':
+			config->initrd_path = optarg;
+			break;
+		case 'c':
+			config->cmdline = optarg;
+			break;
+		case 'm':
+			if (options_parse_size(optarg, &config->memory_size) ||
+			    config->memory_size == 0) {
+				snprintf(err, err_len,
+					 "--memory: '%s' is not a size (examples: 512M, 2G)",
+					 optarg);
+				return -EINVAL;
+			}
+			/* KVM memory slots are made of whole pages. */
+			if (config->memory_size % 4096) {
+				snprintf(err, err_len,
+					 "--memory: '%s' is not a multiple of 4K",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'n':
+			if (parse_cpu_count(optarg, &config->cpu_count, err,
+					    err_len))
+				return -EINVAL;
+			break;
+		case OPTION_CPU_FEATURES:
+			if (cpuid_parse_features(optarg, &config->feature_mask,
+						 err, err_len))
+				return -EINVAL;
+			break;
+		case OPTION_NO_REBOOT:
+			config->no_reboot = true;
+			break;
+		case 'h':
+			options_print_run_usage();
+			return OPTIONS_HELP;
+		case ':':
+			snprintf(err, err_len, "%s needs a value",
+				 argv[optind - 1]);
+			return -EINVAL;
+		default:
+			snprintf(err, err_len,
+				 "unknown option '%s' (see vessel run --help)",
+				 argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, err_len, "unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if (!config->kernel_path) {
+		snprintf(err, err_len, "--kernel is required (see vessel run --help)");
+		return -EINVAL;
+	}
+	return OPTIONS_OK;
+}

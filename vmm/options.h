@@ -1,0 +1,46 @@
+/*
+ * The `vessel run` command line, parsed into a machine configuration.
+ *
+ * Promise: options_parse_run() either fills a complete configuration with
+ * every value range-checked, or returns -EINVAL with one line in err naming
+ * the option and the value that is wrong. It touches no file: checks that
+ * need the kernel or the host (sizes, limits) are made by vmm/config.c.
+ */
+#ifndef VESSEL_VMM_OPTIONS_H
+#define VESSEL_VMM_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpuid.h"
+
+#define OPTIONS_DEFAULT_MEMORY (512ULL << 20)
+#define OPTIONS_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
+#define OPTIONS_MAX_CPUS 254 /* APIC IDs 0-253; the IOAPIC takes the next */
+
+struct vm_config {
+	const char *kernel_path;
+	const char *initrd_path; /* NULL without one */
+	const char *cmdline;
+	uint64_t memory_size;
+	unsigned int cpu_count;
+	bool no_reboot;
+	struct cpuid_feature_mask feature_mask;
+};
+
+enum options_result {
+	OPTIONS_OK,
+	OPTIONS_HELP, /* --help was given: usage printed, exit 0 */
+};
+
+/* argv[0] is "run". On success returns OPTIONS_OK or OPTIONS_HELP (>= 0). */
+int options_parse_run(int argc, char **argv, struct vm_config *config,
+		      char *err, size_t err_len);
+
+/* "512M", "2G", "1048576" (bytes), "64K": 0 or -EINVAL. */
+int options_parse_size(const char *text, uint64_t *bytes);
+
+void options_print_run_usage(void);
+
+#endif

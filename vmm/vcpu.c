@@ -1,0 +1,358 @@
+#include "vcpu.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cpuid.h"
+
+/* Sent to a vCPU thread to make KVM_RUN return; immediate_exit covers the
+ * window just before the thread enters KVM_RUN (KVM API, kvm_run). */
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+/* Local APIC register offsets and delivery modes (Intel SDM vol. 3A,
+ * §11.5.1). */
+#define APIC_LVT_LINT0 0x350
+#define APIC_LVT_LINT1 0x360
+#define APIC_DELIVERY_MODE_MASK 0x700u
+#define APIC_DELIVERY_NMI 0x400u
+#define APIC_DELIVERY_EXTINT 0x700u
+
+static void kick_signal_handler(int signal)
+{
+	(void)signal;
+}
+
+int vcpu_install_kick_signal(void)
+{
+	struct sigaction action = { .sa_handler = kick_signal_handler };
+
+	sigemptyset(&action.sa_mask);
+	return sigaction(VCPU_KICK_SIGNAL, &action, NULL) ? -errno : 0;
+}
+
+static void set_lvt_delivery(struct kvm_lapic_state *lapic, int offset,
+			     uint32_t mode)
+{
+	uint32_t value;
+
+	memcpy(&value, &lapic->regs[offset], sizeof(value));
+	value = (value & ~APIC_DELIVERY_MODE_MASK) | mode;
+	memcpy(&lapic->regs[offset], &value, sizeof(value));
+}
+
+/* LINT0 takes the PIC's ExtINT and LINT1 the NMI, the virtual-wire wiring
+ * the MP tables describe (MP spec 1.4, §5.1). */
+static int wire_local_interrupts(int vcpu_fd)
+{
+	struct kvm_lapic_state lapic;
+
+	if (ioctl(vcpu_fd, KVM_GET_LAPIC, &lapic))
+		return -errno;
+	set_lvt_delivery(&lapic, APIC_LVT_LINT0, APIC_DELIVERY_EXTINT);
+	set_lvt_delivery(&lapic, APIC_LVT_LINT1, APIC_DELIVERY_NMI);
+	return ioctl(vcpu_fd, KVM_SET_LAPIC, &lapic) ? -errno : 0;
+}
+
+/* The x87 and SSE control words a CPU has after reset (Intel SDM vol. 1,
+ * §8.1.5 and §10.2.3.1). */
+static int reset_fpu(int vcpu_fd)
+{
+	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+
+	return ioctl(vcpu_fd, KVM_SET_FPU, &fpu) ? -errno : 0;
+}
+
+static int set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *cpuid,
+		     unsigned int apic_id, unsigned int cpu_count)
+{
+	size_t size = sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0]);
+	struct kvm_cpuid2 *copy = malloc(size);
+
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, cpuid, size);
+	cpuid_set_vcpu_identity(copy, apic_id, cpu_count);
+	int result = ioctl(vcpu_fd, KVM_SET_CPUID2, copy) ? -errno : 0;
+	free(copy);
+	return result;
+}
+
+int vcpu_create(struct vcpu *vcpu, int vm_fd, unsigned int index,
+		size_t run_size, const struct kvm_cpuid2 *cpuid,
+		unsigned int cpu_count, const struct vcpu_context *context,
+		char *err, size_t err_len)
+{
+	const char *step;
+	int result;
+
+	*vcpu = (struct vcpu){ .index = index, .fd = -1, .context = *context };
+	atomic_init(&vcpu->stop_requested, false);
+	vcpu->fd = ioctl(vm_fd, KVM_CREATE_VCPU, index);
+	if (vcpu->fd < 0) {
+		result = -errno;
+		step = "KVM_CREATE_VCPU";
+		goto fail;
+	}
+	vcpu->run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		vcpu->run = NULL;
+		result = -errno;
+		step = "mapping kvm_run";
+		goto fail;
+	}
+	vcpu->run_size = run_size;
+	step = "KVM_SET_CPUID2";
+	result = set_cpuid(vcpu->fd, cpuid, index, cpu_count);
+	if (result)
+		goto fail;
+	step = "KVM_SET_LAPIC";
+	result = wire_local_interrupts(vcpu->fd);
+	if (result)
+		goto fail;
+	step = "KVM_SET_FPU";
+	result = reset_fpu(vcpu->fd);
+	if (result)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, err_len, "vCPU %u: %s: %s", index, step, strerror(-result));
+	vcpu_destroy(vcpu);
+	return result;
+}
+
+void vcpu_destroy(struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		munmap(vcpu->run, vcpu->run_size);
+	if (vcpu->fd >= 0)
+		close(vcpu->fd);
+	vcpu->run = NULL;
+	vcpu->fd = -1;
+}
+
+static void handle_port_io(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+
+	/* A string instruction (rep outsb, ...) arrives as count items. */
+	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
+		if (run->io.direction == KVM_EXIT_IO_OUT) {
+			bus_write(vcpu->context.pio_bus, run->io.port, data,
+				  run->io.size);
+		} else if (!bus_read(vcpu->context.pio_bus, run->io.port, data,
+				     run->io.size)) {
+			/* Nothing drives the lines: they float high. */
+			memset(data, 0xff, run->io.size);
+		}
+	}
+}
+
+static void handle_mmio(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint32_t len = run->mmio.len;
+
+	if (len > sizeof(run->mmio.data))
+		len = sizeof(run->mmio.data);
+	if (run->mmio.is_write)
+		bus_write(vcpu->context.mmio_bus, run->mmio.phys_addr,
+			  run->mmio.data, len);
+	else if (!bus_read(vcpu->context.mmio_bus, run->mmio.phys_addr,
+			   run->mmio.data, len))
+		memset(run->mmio.data, 0xff, len);
+}
+
+static const char *exit_reason_name(uint32_t reason)
+{
+	switch (reason) {
+	case KVM_EXIT_UNKNOWN: return "KVM_EXIT_UNKNOWN";
+	case KVM_EXIT_EXCEPTION: return "KVM_EXIT_EXCEPTION";
+	case KVM_EXIT_HYPERCALL: return "KVM_EXIT_HYPERCALL";
+	case KVM_EXIT_DEBUG: return "KVM_EXIT_DEBUG";
+	case KVM_EXIT_HLT: return "KVM_EXIT_HLT";
+	case KVM_EXIT_SHUTDOWN: return "KVM_EXIT_SHUTDOWN";
+	case KVM_EXIT_FAIL_ENTRY: return "KVM_EXIT_FAIL_ENTRY";
+	case KVM_EXIT_INTR: return "KVM_EXIT_INTR";
+	case KVM_EXIT_NMI: return "KVM_EXIT_NMI";
+	case KVM_EXIT_INTERNAL_ERROR: return "KVM_EXIT_INTERNAL_ERROR";
+	case KVM_EXIT_SYSTEM_EVENT: return "KVM_EXIT_SYSTEM_EVENT";
+	case KVM_EXIT_X86_RDMSR: return "KVM_EXIT_X86_RDMSR";
+	case KVM_EXIT_X86_WRMSR: return "KVM_EXIT_X86_WRMSR";
+	default: return "an unknown exit";
+	}
+}
+
+static const char *internal_error_name(uint32_t suberror)
+{
+	switch (suberror) {
+	case KVM_INTERNAL_ERROR_EMULATION: return "emulation failure";
+	case KVM_INTERNAL_ERROR_SIMUL_EX: return "simultaneous exceptions";
+	case KVM_INTERNAL_ERROR_DELIVERY_EV: return "event delivery failed";
+	case KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON:
+		return "unexpected exit reason";
+	default: return "unknown suberror";
+	}
+}
+
+/* The bytes at the guest's CS:RIP, preferably as KVM reported them. */
+static size_t instruction_bytes(const struct vcpu *vcpu,
+				const struct kvm_sregs *sregs,
+				const struct kvm_regs *regs, uint8_t *bytes,
+				size_t max)
+{
+	const struct kvm_run *run = vcpu->run;
+
+	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR &&
+	    run->emulation_failure.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+	    run->emulation_failure.ndata >= 3 &&
+	    (run->emulation_failure.flags &
+	     KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+		size_t size = run->emulation_failure.insn_size;
+		if (size > max)
+			size = max;
+		memcpy(bytes, run->emulation_failure.insn_bytes, size);
+		return size;
+	}
+	struct kvm_translation translation = {
+		.linear_address = sregs->cs.base + regs->rip,
+	};
+	if (ioctl(vcpu->fd, KVM_TRANSLATE, &translation) || !translation.valid)
+		return 0;
+	/* Stop at the page end: the next page may map elsewhere. */
+	size_t to_page_end = 4096 - (translation.physical_address & 4095);
+	size_t size = max < to_page_end ? max : to_page_end;
+	if (guest_memory_read(vcpu->context.memory,
+			      translation.physical_address, bytes, size))
+		return 0;
+	return size;
+}
+
+void vcpu_describe_exit(const struct vcpu *vcpu, char *out, size_t out_len)
+{
+	const struct kvm_run *run = vcpu->run;
+	struct kvm_regs regs = { 0 };
+	struct kvm_sregs sregs = { 0 };
+	char detail[64] = "";
+	char code[3 * 16 + 1] = "";
+	uint8_t bytes[15];
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) ||
+	    ioctl(vcpu->fd, KVM_GET_SREGS, &sregs)) {
+		snprintf(out, out_len, "vCPU %u stopped: %s (registers unreadable)",
+			 vcpu->index, exit_reason_name(run->exit_reason));
+		return;
+	}
+	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR)
+		snprintf(detail, sizeof(detail), ", suberror %u (%s)",
+			 run->internal.suberror,
+			 internal_error_name(run->internal.suberror));
+	else if (run->exit_reason == KVM_EXIT_FAIL_ENTRY)
+		snprintf(detail, sizeof(detail),
+			 ", hardware entry failure reason 0x%llx",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+	size_t count = instruction_bytes(vcpu, &sregs, &regs, bytes, sizeof(bytes));
+	for (size_t i = 0; i < count; i++)
+		snprintf(code + 3 * i, sizeof(code) - 3 * i, "%s%02x",
+			 i ? " " : "", bytes[i]);
+	snprintf(out, out_len,
+		 "vCPU %u stopped: %s (exit reason %u)%s at RIP 0x%llx "
+		 "(CS 0x%x, CR0 0x%llx), instruction bytes: %s",
+		 vcpu->index, exit_reason_name(run->exit_reason),
+		 run->exit_reason, detail, (unsigned long long)regs.rip,
+		 sregs.cs.selector, (unsigned long long)sregs.cr0,
+		 count ? code : "unavailable");
+}
+
+/* Handles one exit. false when the machine has to stop. */
+static bool handle_exit(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	char message[256];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_port_io(vcpu);
+		return true;
+	case KVM_EXIT_MMIO:
+		handle_mmio(vcpu);
+		return true;
+	case KVM_EXIT_HLT:
+		/* The in-kernel LAPIC handles HLT; seeing it here is
+		 * harmless: run again and let KVM wait for interrupts. */
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		/* A triple fault resets a PC (Intel SDM vol. 3A, §6.15). */
+		vcpu->context.stop_machine(vcpu->context.opaque, VCPU_STOP_RESET,
+					   "guest triple-faulted (KVM_EXIT_SHUTDOWN)");
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
+			vcpu->context.stop_machine(vcpu->context.opaque,
+						   VCPU_STOP_RESET, NULL);
+			return false;
+		}
+		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
+			vcpu->context.stop_machine(vcpu->context.opaque,
+						   VCPU_STOP_POWER_OFF, NULL);
+			return false;
+		}
+		break;
+	default:
+		break;
+	}
+	vcpu_describe_exit(vcpu, message, sizeof(message));
+	vcpu->context.stop_machine(vcpu->context.opaque, VCPU_STOP_ERROR, message);
+	return false;
+}
+
+static void *vcpu_thread(void *opaque)
+{
+	struct vcpu *vcpu = opaque;
+	char message[128];
+
+	while (!atomic_load(&vcpu->stop_requested)) {
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				vcpu->run->immediate_exit = 0;
+				continue;
+			}
+			snprintf(message, sizeof(message), "vCPU %u: KVM_RUN: %s",
+				 vcpu->index, strerror(errno));
+			vcpu->context.stop_machine(vcpu->context.opaque,
+						   VCPU_STOP_ERROR, message);
+			break;
+		}
+		if (!handle_exit(vcpu))
+			break;
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *vcpu)
+{
+	int result = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+
+	if (result)
+		return -result;
+	vcpu->thread_started = true;
+	return 0;
+}
+
+void vcpu_stop(struct vcpu *vcpu)
+{
+	if (!vcpu->thread_started)
+		return;
+	atomic_store(&vcpu->stop_requested, true);
+	vcpu->run->immediate_exit = 1;
+	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+	pthread_join(vcpu->thread, NULL);
+	vcpu->thread_started = false;
+}

@@ -1,0 +1,397 @@
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../devices/acpi_pm.h"
+#include "../devices/cmos_rtc.h"
+#include "../devices/i8042.h"
+#include "../devices/pci.h"
+#include "../devices/serial.h"
+#include "../firmware/boot.h"
+#include "../firmware/layout.h"
+#include "memory.h"
+#include "vcpu.h"
+
+/* Where KVM may put the pages it needs for real-mode emulation on Intel
+ * hosts: just below the BIOS ROM, inside the PCI hole (KVM API,
+ * KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR). */
+#define KVM_TSS_ADDRESS 0xfffbd000ULL
+#define KVM_IDENTITY_MAP_ADDRESS 0xfffbc000ULL
+
+struct vm {
+	const struct vm_config *config;
+	const struct kvm_host *host;
+	struct event_loop *loop;
+	struct console *console;
+	int fd;
+	struct vm_memory memory;
+	struct bus *pio_bus;
+	struct bus *mmio_bus;
+	struct serial *serial;
+	struct i8042 *i8042;
+	struct cmos_rtc *rtc;
+	struct pci_bus *pci;
+	struct acpi_pm *acpi_pm;
+	struct vcpu *vcpus;
+	unsigned int vcpu_count; /* created so far */
+
+	pthread_mutex_t stop_lock;
+	bool stop_requested;
+	enum vm_stop_reason stop_reason;
+	char stop_message[256];
+};
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason,
+		     const char *message)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	if (!vm->stop_requested) {
+		vm->stop_requested = true;
+		vm->stop_reason = reason;
+		snprintf(vm->stop_message, sizeof(vm->stop_message), "%s",
+			 message ? message : "");
+	}
+	pthread_mutex_unlock(&vm->stop_lock);
+	event_loop_stop(vm->loop);
+}
+
+/* Legacy (ISA) interrupt lines go through KVM_IRQ_LINE to the in-kernel
+ * PIC and IOAPIC; edge-triggered ISA inputs see the level change. */
+static void set_irq_level(void *opaque, uint32_t gsi, bool level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq))
+		fprintf(stderr, "vessel: KVM_IRQ_LINE %u: %s\n", gsi, strerror(errno));
+}
+
+static struct irq_line irq_line_for(struct vm *vm, uint32_t gsi)
+{
+	return (struct irq_line){ .set_level = set_irq_level, .opaque = vm,
+				  .gsi = gsi };
+}
+
+static void on_guest_reset(void *opaque)
+{
+	vm_request_stop(opaque, VM_STOP_RESET, NULL);
+}
+
+static void on_guest_power_off(void *opaque)
+{
+	vm_request_stop(opaque, VM_STOP_POWER_OFF, NULL);
+}
+
+static void on_vcpu_stop(void *opaque, enum vcpu_stop_reason reason,
+			 const char *message)
+{
+	static const enum vm_stop_reason vm_reason[] = {
+		[VCPU_STOP_RESET] = VM_STOP_RESET,
+		[VCPU_STOP_POWER_OFF] = VM_STOP_POWER_OFF,
+		[VCPU_STOP_ERROR] = VM_STOP_ERROR,
+	};
+	vm_request_stop(opaque, vm_reason[reason], message);
+}
+
+static int create_kvm_vm(struct vm *vm, char *err, size_t err_len)
+{
+	const char *step;
+
+	vm->fd = ioctl(vm->host->fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0) {
+		step = "KVM_CREATE_VM";
+		goto fail;
+	}
+	step = "KVM_SET_TSS_ADDR";
+	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDRESS))
+		goto fail;
+	uint64_t identity_map = KVM_IDENTITY_MAP_ADDRESS;
+	step = "KVM_SET_IDENTITY_MAP_ADDR";
+	if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map))
+		goto fail;
+	/* PIC, IOAPIC and LAPICs in the kernel: interrupt delivery never
+	 * waits for vessel (DESIGN.md, threads). */
+	step = "KVM_CREATE_IRQCHIP";
+	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0))
+		goto fail;
+	/* The PIT too, with the PC speaker port (0x61) it gates. */
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	step = "KVM_CREATE_PIT2";
+	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit))
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, err_len, "%s: %s", step, strerror(errno));
+	return -errno;
+}
+
+static int create_devices(struct vm *vm, char *err, size_t err_len)
+{
+	int result;
+
+	vm->pio_bus = bus_create("pio");
+	vm->mmio_bus = bus_create("mmio");
+	vm->serial = serial_create(irq_line_for(vm, SERIAL_COM1_GSI),
+				   console_serial_backend(vm->console));
+	vm->i8042 = i8042_create(irq_line_for(vm, I8042_KEYBOARD_GSI),
+				 irq_line_for(vm, I8042_MOUSE_GSI),
+				 on_guest_reset, vm);
+	vm->rtc = cmos_rtc_create(irq_line_for(vm, CMOS_RTC_GSI), NULL);
+	vm->pci = pci_bus_create();
+	vm->acpi_pm = acpi_pm_create(LAYOUT_ACPI_S5_SLEEP_TYPE,
+				     on_guest_power_off, vm);
+	if (!vm->pio_bus || !vm->mmio_bus || !vm->serial || !vm->i8042 ||
+	    !vm->rtc || !vm->pci || !vm->acpi_pm) {
+		snprintf(err, err_len, "out of memory for devices");
+		return -ENOMEM;
+	}
+	const char *device = "serial";
+	result = serial_attach(vm->serial, vm->pio_bus, SERIAL_COM1_PORT);
+	if (!result) {
+		device = "i8042";
+		result = i8042_attach(vm->i8042, vm->pio_bus);
+	}
+	if (!result) {
+		device = "cmos-rtc";
+		result = cmos_rtc_attach(vm->rtc, vm->pio_bus);
+	}
+	if (!result) {
+		device = "pci";
+		result = pci_bus_attach(vm->pci, vm->pio_bus);
+	}
+	if (!result) {
+		device = "acpi-pm";
+		result = acpi_pm_attach(vm->acpi_pm, vm->pio_bus,
+					LAYOUT_ACPI_PM1_EVENT_PORT,
+					LAYOUT_ACPI_PM1_CONTROL_PORT);
+	}
+	if (result)
+		snprintf(err, err_len, "attaching %s: %s", device, strerror(-result));
+	return result;
+}
+
+/* Maps a file read-only for the duration of the load. */
+static int map_file(const char *path, const uint8_t **data, size_t *size,
+		    char *err, size_t err_len)
+{
+	struct stat info;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &info)) {
+		int saved = errno;
+		snprintf(err, err_len, "%s: %s", path, strerror(saved));
+		if (fd >= 0)
+			close(fd);
+		return -saved;
+	}
+	*size = (size_t)info.st_size;
+	*data = NULL;
+	if (*size) {
+		void *mapping = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (mapping == MAP_FAILED) {
+			int saved = errno;
+			snprintf(err, err_len, "%s: %s", path, strerror(saved));
+			close(fd);
+			return -saved;
+		}
+		*data = mapping;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Loads kernel and initrd, then lets the files go: vessel keeps no copy of
+ * them while the guest runs (a reset loads them afresh). */
+static int load_guest(struct vm *vm, struct boot_entry *entry, char *err,
+		      size_t err_len)
+{
+	struct kernel_image kernel;
+	const uint8_t *initrd = NULL;
+	size_t initrd_size = 0;
+	int result = kernel_image_open(vm->config->kernel_path, &kernel, err,
+				       err_len);
+
+	if (result)
+		return result;
+	if (vm->config->initrd_path) {
+		result = map_file(vm->config->initrd_path, &initrd, &initrd_size,
+				  err, err_len);
+		if (result) {
+			kernel_image_close(&kernel);
+			return result;
+		}
+	}
+	struct boot_request request = {
+		.kernel = &kernel,
+		.initrd = initrd,
+		.initrd_size = initrd_size,
+		.cmdline = vm->config->cmdline,
+		.cpu_count = vm->config->cpu_count,
+	};
+	result = boot_load(&request, &vm->memory.guest, entry, err, err_len);
+	if (initrd_size)
+		munmap((void *)initrd, initrd_size);
+	kernel_image_close(&kernel);
+	return result;
+}
+
+static int create_vcpus(struct vm *vm, const struct boot_entry *entry,
+			char *err, size_t err_len)
+{
+	struct kvm_cpuid2 *cpuid;
+	size_t cpuid_size = sizeof(*cpuid) + vm->host->supported_cpuid->nent *
+						     sizeof(cpuid->entries[0]);
+	int result;
+
+	cpuid = malloc(cpuid_size);
+	vm->vcpus = calloc(vm->config->cpu_count, sizeof(*vm->vcpus));
+	if (!cpuid || !vm->vcpus) {
+		free(cpuid);
+		snprintf(err, err_len, "out of memory for vCPUs");
+		return -ENOMEM;
+	}
+	memcpy(cpuid, vm->host->supported_cpuid, cpuid_size);
+	result = cpuid_apply_mask(cpuid, &vm->config->feature_mask, err, err_len);
+	if (result) {
+		free(cpuid);
+		return result;
+	}
+	struct vcpu_context context = {
+		.pio_bus = vm->pio_bus,
+		.mmio_bus = vm->mmio_bus,
+		.memory = &vm->memory.guest,
+		.stop_machine = on_vcpu_stop,
+		.opaque = vm,
+	};
+	for (unsigned int i = 0; i < vm->config->cpu_count; i++) {
+		result = vcpu_create(&vm->vcpus[i], vm->fd, i,
+				     vm->host->vcpu_mmap_size, cpuid,
+				     vm->config->cpu_count, &context, err,
+				     err_len);
+		if (result)
+			break;
+		vm->vcpu_count++;
+	}
+	free(cpuid);
+	if (result)
+		return result;
+
+	/* The boot vCPU starts at the kernel's entry; the others wait in
+	 * KVM's wait-for-SIPI state until the kernel starts them. */
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	int boot_fd = vm->vcpus[0].fd;
+	if (ioctl(boot_fd, KVM_GET_REGS, &regs) ||
+	    ioctl(boot_fd, KVM_GET_SREGS, &sregs)) {
+		snprintf(err, err_len, "reading boot vCPU registers: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	boot_entry_registers(entry, &regs, &sregs);
+	if (ioctl(boot_fd, KVM_SET_SREGS, &sregs) ||
+	    ioctl(boot_fd, KVM_SET_REGS, &regs)) {
+		snprintf(err, err_len, "setting boot vCPU registers: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+struct vm *vm_create(const struct vm_config *config,
+		     const struct kvm_host *host, struct event_loop *loop,
+		     struct console *console, char *err, size_t err_len)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct boot_entry entry;
+
+	if (!vm) {
+		snprintf(err, err_len, "out of memory for the VM");
+		return NULL;
+	}
+	vm->config = config;
+	vm->host = host;
+	vm->loop = loop;
+	vm->console = console;
+	vm->fd = -1;
+	vm->memory.fd = -1;
+	pthread_mutex_init(&vm->stop_lock, NULL);
+
+	if (create_kvm_vm(vm, err, err_len) ||
+	    vm_memory_create(&vm->memory, config->memory_size, err, err_len) ||
+	    vm_memory_register(&vm->memory, vm->fd, err, err_len) ||
+	    create_devices(vm, err, err_len) ||
+	    load_guest(vm, &entry, err, err_len) ||
+	    create_vcpus(vm, &entry, err, err_len)) {
+		vm_destroy(vm);
+		return NULL;
+	}
+	return vm;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	for (unsigned int i = 0; i < vm->vcpu_count; i++) {
+		vcpu_stop(&vm->vcpus[i]);
+		vcpu_destroy(&vm->vcpus[i]);
+	}
+	free(vm->vcpus);
+	acpi_pm_destroy(vm->acpi_pm);
+	pci_bus_destroy(vm->pci);
+	cmos_rtc_destroy(vm->rtc);
+	i8042_destroy(vm->i8042);
+	serial_destroy(vm->serial);
+	bus_destroy(vm->mmio_bus);
+	bus_destroy(vm->pio_bus);
+	vm_memory_destroy(&vm->memory);
+	if (vm->fd >= 0)
+		close(vm->fd);
+	pthread_mutex_destroy(&vm->stop_lock);
+	free(vm);
+}
+
+enum vm_stop_reason vm_run(struct vm *vm, char *message, size_t message_len)
+{
+	int result = 0;
+
+	console_connect(vm->console, vm->serial);
+	for (unsigned int i = 0; i < vm->vcpu_count && !result; i++) {
+		result = vcpu_start(&vm->vcpus[i]);
+		if (result) {
+			char text[96];
+			snprintf(text, sizeof(text), "starting vCPU %u: %s", i,
+				 strerror(-result));
+			vm_request_stop(vm, VM_STOP_ERROR, text);
+		}
+	}
+	for (;;) {
+		result = event_loop_run(vm->loop);
+		pthread_mutex_lock(&vm->stop_lock);
+		bool stopping = vm->stop_requested;
+		pthread_mutex_unlock(&vm->stop_lock);
+		if (stopping)
+			break;
+		if (result) {
+			char text[96];
+			snprintf(text, sizeof(text), "event loop: %s",
+				 strerror(-result));
+			vm_request_stop(vm, VM_STOP_ERROR, text);
+		}
+	}
+	for (unsigned int i = 0; i < vm->vcpu_count; i++)
+		vcpu_stop(&vm->vcpus[i]);
+	console_connect(vm->console, NULL);
+	snprintf(message, message_len, "%s", vm->stop_message);
+	return vm->stop_reason;
+}
