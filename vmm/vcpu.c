@@ -202,14 +202,28 @@ static const char *internal_error_name(uint32_t suberror)
 	}
 }
 
-/* The bytes at the guest's CS:RIP, preferably as KVM reported them. */
+/* The bytes at the guest's CS:RIP: read from guest RAM (up to 15, the
+ * longest x86 instruction), else what KVM's emulator had fetched. */
 static size_t instruction_bytes(const struct vcpu *vcpu,
 				const struct kvm_sregs *sregs,
 				const struct kvm_regs *regs, uint8_t *bytes,
 				size_t max)
 {
 	const struct kvm_run *run = vcpu->run;
+	struct kvm_translation translation = {
+		.linear_address = sregs->cs.base + regs->rip,
+	};
 
+	if (ioctl(vcpu->fd, KVM_TRANSLATE, &translation) == 0 &&
+	    translation.valid) {
+		/* Stop at the page end: the next page may map elsewhere. */
+		size_t to_page_end = 4096 - (translation.physical_address & 4095);
+		size_t size = max < to_page_end ? max : to_page_end;
+		if (guest_memory_read(vcpu->context.memory,
+				      translation.physical_address, bytes,
+				      size) == 0)
+			return size;
+	}
 	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR &&
 	    run->emulation_failure.suberror == KVM_INTERNAL_ERROR_EMULATION &&
 	    run->emulation_failure.ndata >= 3 &&
@@ -221,18 +235,7 @@ static size_t instruction_bytes(const struct vcpu *vcpu,
 		memcpy(bytes, run->emulation_failure.insn_bytes, size);
 		return size;
 	}
-	struct kvm_translation translation = {
-		.linear_address = sregs->cs.base + regs->rip,
-	};
-	if (ioctl(vcpu->fd, KVM_TRANSLATE, &translation) || !translation.valid)
-		return 0;
-	/* Stop at the page end: the next page may map elsewhere. */
-	size_t to_page_end = 4096 - (translation.physical_address & 4095);
-	size_t size = max < to_page_end ? max : to_page_end;
-	if (guest_memory_read(vcpu->context.memory,
-			      translation.physical_address, bytes, size))
-		return 0;
-	return size;
+	return 0;
 }
 
 void vcpu_describe_exit(const struct vcpu *vcpu, char *out, size_t out_len)
@@ -346,13 +349,20 @@ int vcpu_start(struct vcpu *vcpu)
 	return 0;
 }
 
-void vcpu_stop(struct vcpu *vcpu)
+void vcpu_request_stop(struct vcpu *vcpu)
 {
 	if (!vcpu->thread_started)
 		return;
 	atomic_store(&vcpu->stop_requested, true);
 	vcpu->run->immediate_exit = 1;
 	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_stop(struct vcpu *vcpu)
+{
+	if (!vcpu->thread_started)
+		return;
+	vcpu_request_stop(vcpu);
 	pthread_join(vcpu->thread, NULL);
 	vcpu->thread_started = false;
 }

@@ -4,8 +4,8 @@
  *
  * Promise: an exit vessel cannot handle stops the whole machine through the
  * stop hook with one line naming the exit reason, suberror, RIP and the
- * instruction bytes; it never spins. vcpu_stop() interrupts KVM_RUN with
- * immediate_exit plus a signal and returns once the thread has finished.
+ * instruction bytes; it never spins. A stop interrupts KVM_RUN with
+ * immediate_exit plus a signal.
  */
 #ifndef VESSEL_VMM_VCPU_H
 #define VESSEL_VMM_VCPU_H
@@ -61,7 +61,10 @@ void vcpu_destroy(struct vcpu *vcpu);
 int vcpu_install_kick_signal(void);
 
 int vcpu_start(struct vcpu *vcpu);
-/* Asks the thread to leave KVM_RUN and joins it. */
+/* Asks the thread to leave KVM_RUN and run no more guest code; returns at
+ * once, so any thread (the vCPU's own included) may call it. */
+void vcpu_request_stop(struct vcpu *vcpu);
+/* Requests the stop and joins the thread. */
 void vcpu_stop(struct vcpu *vcpu);
 
 /* Formats a one-line report of an exit vessel does not handle. */

@@ -60,6 +60,10 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason,
 		vm->stop_reason = reason;
 		snprintf(vm->stop_message, sizeof(vm->stop_message), "%s",
 			 message ? message : "");
+		/* Like a real power-off or reset line, no vCPU runs another
+		 * guest instruction once the request is made. */
+		for (unsigned int i = 0; i < vm->vcpu_count; i++)
+			vcpu_request_stop(&vm->vcpus[i]);
 	}
 	pthread_mutex_unlock(&vm->stop_lock);
 	event_loop_stop(vm->loop);
@@ -363,18 +367,24 @@ void vm_destroy(struct vm *vm)
 
 enum vm_stop_reason vm_run(struct vm *vm, char *message, size_t message_len)
 {
+	char text[96] = "";
 	int result = 0;
 
 	console_connect(vm->console, vm->serial);
-	for (unsigned int i = 0; i < vm->vcpu_count && !result; i++) {
+	/* Under the stop lock, so a stop requested by an early vCPU sees
+	 * every thread that has started. */
+	pthread_mutex_lock(&vm->stop_lock);
+	for (unsigned int i = 0; i < vm->vcpu_count && !vm->stop_requested; i++) {
 		result = vcpu_start(&vm->vcpus[i]);
 		if (result) {
-			char text[96];
 			snprintf(text, sizeof(text), "starting vCPU %u: %s", i,
 				 strerror(-result));
-			vm_request_stop(vm, VM_STOP_ERROR, text);
+			break;
 		}
 	}
+	pthread_mutex_unlock(&vm->stop_lock);
+	if (text[0])
+		vm_request_stop(vm, VM_STOP_ERROR, text);
 	for (;;) {
 		result = event_loop_run(vm->loop);
 		pthread_mutex_lock(&vm->stop_lock);
@@ -383,7 +393,6 @@ enum vm_stop_reason vm_run(struct vm *vm, char *message, size_t message_len)
 		if (stopping)
 			break;
 		if (result) {
-			char text[96];
 			snprintf(text, sizeof(text), "event loop: %s",
 				 strerror(-result));
 			vm_request_stop(vm, VM_STOP_ERROR, text);

@@ -82,7 +82,7 @@ long_mode:
  * syscall from CPL3 lands here at CPL0 (AMD APM vol. 2 §6.1.1): %rcx holds
  * the user %rip, %r11 the user RFLAGS, and %rsp is still the user stack.
  * The CPL0 C code that set things up never resumes, so its stack is free.
- * selftest_syscall(number in %rdi, argument in %rsi) returns in %rax.
+ * selftest_syscall(number in %rdi) does the work.
  */
 	.text
 	.globl syscall_entry

@@ -6,14 +6,16 @@
  *   mode=spin N    run N loop iterations at CPL3, print the TSC cycles taken
  *   mode=echo      echo bytes from COM1 until it reads 'q'
  *   mode=reset     ask for a reset through the i8042 (0xfe to port 0x64)
- *   mode=fault     execute int3 at CPL0, which a PVM /dev/kvm cannot emulate
+ *   mode=fault     at CPL0, load an x87 value from an address no RAM or
+ *                  device backs: KVM must emulate the MMIO access and its
+ *                  emulator has no x87 loads, so every KVM stops the guest
  *   mode=cpuid     print CPUID.1 ECX/EDX and CPUID.7.0 EBX
  *   mode=rtc       print the CMOS RTC's date and time
  *
  * CPL0 only sets up long mode, the IDT, a TSS and the syscall MSRs, then
  * iretq's to CPL3 with IOPL 3: on a PVM host CPL0 code is emulated, while
  * CPL3 code (port I/O included) runs natively. CPL3 comes back through
- * syscall only for what needs CPL0 (hlt, the int3 test).
+ * syscall only for what needs CPL0 (hlt, the fault test).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -57,10 +59,12 @@
 #define SPIN_DEFAULT_ITERATIONS 100000000ull
 #define CMDLINE_MAX 4096
 #define IDENTITY_MAP_END 0x100000000ull
+/* Inside the 32-bit PCI hole (firmware/layout.h), where nothing is mapped. */
+#define UNBACKED_ADDRESS 0xd0000000ull
 
 enum syscall_number {
 	SYSCALL_HALT,
-	SYSCALL_INT3,
+	SYSCALL_FAULT,
 };
 
 struct hvm_start_info {
@@ -76,7 +80,14 @@ struct hvm_start_info {
 	uint32_t reserved;
 };
 
-/* The 64-bit TSS (Intel SDM vol. 3 §8.7); no I/O bitmap, IOPL 3 rules. */
+/*
+ * The 64-bit TSS (Intel SDM vol. 3 §8.7) with an I/O permission bitmap that
+ * allows every port (§19.5.2: a zero bit grants the port, and the byte after
+ * the bitmap must be all ones). IOPL 3 alone should grant CPL3 port I/O, but
+ * a PVM host keeps the real IOPL at 0 and checks the guest's bitmap instead.
+ */
+#define IO_BITMAP_BYTES (65536 / 8)
+
 struct tss {
 	uint32_t reserved0;
 	uint64_t rsp[3];
@@ -85,6 +96,7 @@ struct tss {
 	uint64_t reserved2;
 	uint16_t reserved3;
 	uint16_t iomap_base;
+	uint8_t io_bitmap[IO_BITMAP_BYTES + 1];
 } __attribute__((packed));
 
 struct idt_gate {
@@ -115,7 +127,7 @@ extern const char syscall_entry[];
 extern char user_stack_top[];
 
 void selftest_start(uint32_t start_info_address);
-long selftest_syscall(long number, long argument);
+void selftest_syscall(long number);
 void selftest_exception(struct exception_frame *frame);
 
 static struct tss tss;
@@ -180,14 +192,13 @@ static void cpuid(uint32_t leaf, uint32_t subleaf, uint32_t registers[4])
 			 : "a"(leaf), "c"(subleaf));
 }
 
-static long user_syscall(long number, long argument)
+static void user_syscall(long number)
 {
-	long result;
 	__asm__ volatile("syscall"
-			 : "=a"(result), "+D"(number), "+S"(argument)
+			 : "+D"(number)
 			 :
-			 : "rcx", "rdx", "r8", "r9", "r10", "r11", "memory");
-	return result;
+			 : "rax", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11",
+			   "memory");
 }
 
 static void uart_put(char c)
@@ -236,20 +247,20 @@ static __attribute__((noreturn)) void power_off(void)
 	print("selftest: powering off\n");
 	outw(ACPI_PM1_CONTROL_PORT, (ACPI_S5_SLEEP_TYPE << 10) | ACPI_SLP_EN);
 	print("selftest: power off did not happen, halting\n");
-	user_syscall(SYSCALL_HALT, 0);
+	user_syscall(SYSCALL_HALT);
 	for (;;)
 		;
 }
 
 /* Runs at CPL0, entered from syscall_entry. */
-long selftest_syscall(long number, long argument)
+void selftest_syscall(long number)
 {
-	(void)argument;
 	switch (number) {
-	case SYSCALL_INT3:
-		/* The handler resumes here unless the VMM stops the guest. */
-		__asm__ volatile("int3");
-		return 0;
+	case SYSCALL_FAULT:
+		/* fld m64 (x87) from the PCI hole, where vessel puts no
+		 * device: KVM exits with an emulation failure. */
+		__asm__ volatile("fldl (%0)" : : "r"(UNBACKED_ADDRESS) : "memory");
+		return;
 	case SYSCALL_HALT:
 	default:
 		for (;;)
@@ -356,21 +367,30 @@ static void run_reset(void)
 
 static void run_fault(void)
 {
-	print("selftest: fault: int3 at cpl0\n");
-	user_syscall(SYSCALL_INT3, 0);
-	print("selftest: fault: int3 was handled, no emulation failure\n");
+	print("selftest: fault: x87 load from unbacked memory at cpl0\n");
+	user_syscall(SYSCALL_FAULT);
+	print("selftest: fault: the load completed, no emulation failure\n");
+}
+
+/*
+ * CPUID as KVM answers it, read at CPL0: a PVM host lets CPUID at CPL3 run
+ * on the real CPU, which would show the host's bits, not the vCPU's.
+ */
+static uint32_t cpuid_leaf1[4], cpuid_leaf7[4];
+
+static void read_cpuid(void)
+{
+	uint32_t leaf0[4];
+
+	cpuid(0, 0, leaf0);
+	cpuid(1, 0, cpuid_leaf1);
+	if (leaf0[0] >= 7)
+		cpuid(7, 0, cpuid_leaf7);
 }
 
 static void run_cpuid(void)
 {
-	uint32_t leaf1[4], leaf7[4] = {0};
-	cpuid(0, 0, leaf7);
-	uint32_t max_leaf = leaf7[0];
-	cpuid(1, 0, leaf1);
-	if (max_leaf >= 7)
-		cpuid(7, 0, leaf7);
-	else
-		leaf7[1] = 0;
+	const uint32_t *leaf1 = cpuid_leaf1, *leaf7 = cpuid_leaf7;
 	print("selftest: cpuid 1 ecx=");
 	print_hex(leaf1[2], 8);
 	print(" edx=");
@@ -507,8 +527,11 @@ void selftest_start(uint32_t start_info_address)
 		print("selftest: no hvm_start_info, using the default mode\n");
 	}
 
+	read_cpuid();
+
 	tss.rsp[0] = (uint64_t)(kernel_interrupt_stack + sizeof(kernel_interrupt_stack));
-	tss.iomap_base = sizeof(tss);
+	tss.iomap_base = __builtin_offsetof(struct tss, io_bitmap);
+	tss.io_bitmap[IO_BITMAP_BYTES] = 0xff;
 	set_tss_descriptor();
 	__asm__ volatile("ltr %w0" : : "r"(TSS_SELECTOR));
 	set_idt();
@@ -517,18 +540,16 @@ void selftest_start(uint32_t start_info_address)
 	wrmsr(MSR_LSTAR, (uint64_t)syscall_entry);
 	wrmsr(MSR_FMASK, RFLAGS_TF | RFLAGS_IF | RFLAGS_DF);
 
-	/* Intel SDM vol. 3 §6.14.1: iretq pops %rip, %cs, RFLAGS, %rsp, %ss. */
-	__asm__ volatile("pushq %0\n\t"
-			 "pushq %1\n\t"
-			 "pushq %2\n\t"
-			 "pushq %3\n\t"
-			 "pushq %4\n\t"
-			 "iretq"
+	/* sysretq (Intel SDM vol. 2B, SYSRET) loads %rip from %rcx and RFLAGS
+	 * from %r11, with CS and SS from STAR[63:48]. */
+	register uint64_t user_rflags __asm__("r11") =
+		RFLAGS_RESERVED | RFLAGS_IOPL3;
+	__asm__ volatile("movq %0, %%rsp\n\t"
+			 "sysretq"
 			 :
 			 /* as if called: %rsp + 8 16-byte aligned at entry */
-			 : "i"(USER_DS), "r"((uint64_t)user_stack_top - 8),
-			   "i"(RFLAGS_RESERVED | RFLAGS_IOPL3), "i"(USER_CS),
-			   "r"((uint64_t)user_main)
+			 : "r"((uint64_t)user_stack_top - 8),
+			   "c"((uint64_t)user_main), "r"(user_rflags)
 			 : "memory");
 	__builtin_unreachable();
 }

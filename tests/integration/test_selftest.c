@@ -43,12 +43,12 @@ Test(selftest, console_input_reaches_the_guest)
 
 	run_selftest(&session, "mode=echo", NULL);
 	cr_assert(guest_session_expect(&session, "echo ready", TIMEOUT));
-	/* More than the 16-byte FIFO: the console must wait for room. */
-	cr_assert_eq(guest_session_send(&session,
-					"the quick brown fox jumps over the lazy dog"), 0);
-	cr_assert(guest_session_expect(&session,
-				       "the quick brown fox jumps over the lazy dog",
-				       TIMEOUT));
+	/* More than the 16-byte FIFO: the console must wait for room. The
+	 * guest stops at 'q', so the text has none. */
+	static const char text[] =
+		"vessel hands every byte of this long line to the guest";
+	cr_assert_eq(guest_session_send(&session, text), 0);
+	cr_assert(guest_session_expect(&session, text, TIMEOUT));
 	cr_assert_eq(guest_session_send(&session, "q"), 0);
 	cr_assert(guest_session_expect(&session, "echo done", TIMEOUT));
 	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
@@ -91,7 +91,9 @@ static unsigned long cpuid_leaf1_ecx(const char *extra)
 
 	run_selftest(&session, "mode=cpuid", extra);
 	cr_assert(guest_session_expect(&session, "selftest: cpuid 1 ecx=", TIMEOUT));
-	cr_assert_eq(sscanf(session.output + session.search_from, "%lx", &ecx), 1);
+	size_t value = session.search_from;
+	cr_assert(guest_session_expect(&session, " edx=", TIMEOUT));
+	cr_assert_eq(sscanf(session.output + value, "%lx", &ecx), 1);
 	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
 	guest_session_close(&session);
 	return ecx;
@@ -100,13 +102,15 @@ static unsigned long cpuid_leaf1_ecx(const char *extra)
 Test(selftest, cpu_features_mask_cpuid)
 {
 	unsigned long plain = cpuid_leaf1_ecx(NULL);
-	unsigned long masked = cpuid_leaf1_ecx("--cpu-features=-cx16,-popcnt");
+	/* cx16: offered by every KVM these tests run on (the PVM host and
+	 * the emulated host's qemu64 CPU), and one a PVM host honours in a
+	 * guest's CPUID. */
+	unsigned long masked = cpuid_leaf1_ecx("--cpu-features=-cx16");
 
 	cr_assert(plain & (1ul << 31), "hypervisor bit must be set");
 	cr_assert(plain & (1ul << 13), "this host's KVM offers cx16");
 	cr_assert_eq(masked & (1ul << 13), 0, "cx16 still visible");
-	cr_assert_eq(masked & (1ul << 23), 0, "popcnt still visible");
-	cr_assert_eq(masked | (1ul << 13) | (1ul << 23), plain,
+	cr_assert_eq(masked | (1ul << 13), plain,
 		     "masking changed other bits: %lx vs %lx", masked, plain);
 }
 
