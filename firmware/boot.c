@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,8 +26,11 @@
 _Static_assert(LAYOUT_CMDLINE + LAYOUT_CMDLINE_MAX <= LAYOUT_EBDA_START,
 	       "the command line overlaps the EBDA");
 
-int kernel_image_parse(const char *path, uint8_t *data, size_t size,
-		       struct kernel_image *image, char *err, size_t err_len)
+/* mapping_size: 0 when data came from malloc(), else the length of the
+ * anonymous mapping that holds it. */
+static int parse_image(const char *path, uint8_t *data, size_t size,
+		       size_t mapping_size, struct kernel_image *image,
+		       char *err, size_t err_len)
 {
 	int ret;
 
@@ -34,6 +38,7 @@ int kernel_image_parse(const char *path, uint8_t *data, size_t size,
 	image->path = path;
 	image->data = data;
 	image->size = size;
+	image->mapping_size = mapping_size;
 
 	if (size >= SELFMAG && memcmp(data, ELFMAG, SELFMAG) == 0)
 		ret = elf_pvh_parse(image, err, err_len);
@@ -44,12 +49,18 @@ int kernel_image_parse(const char *path, uint8_t *data, size_t size,
 	return ret;
 }
 
+int kernel_image_parse(const char *path, uint8_t *data, size_t size,
+		       struct kernel_image *image, char *err, size_t err_len)
+{
+	return parse_image(path, data, size, 0, image, err, err_len);
+}
+
 int kernel_image_open(const char *path, struct kernel_image *image, char *err,
 		      size_t err_len)
 {
 	struct stat status;
 	uint8_t *data = NULL;
-	size_t done = 0;
+	size_t done = 0, mapping_size = 0;
 	int fd, ret;
 
 	memset(image, 0, sizeof(*image));
@@ -77,8 +88,14 @@ int kernel_image_open(const char *path, struct kernel_image *image, char *err,
 			 path, (intmax_t)status.st_size);
 		goto fail;
 	}
-	data = malloc(status.st_size > 0 ? (size_t)status.st_size : 1);
-	if (!data) {
+	/* An anonymous mapping rather than malloc(): unmapping it gives the
+	 * pages back at once, where a freed heap block of this size could stay
+	 * resident in vessel for the guest's whole life. */
+	mapping_size = status.st_size > 0 ? (size_t)status.st_size : 1;
+	data = mmap(NULL, mapping_size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (data == MAP_FAILED) {
+		data = NULL;
 		ret = -ENOMEM;
 		snprintf(err, err_len, "%s: out of memory for %jd bytes", path,
 			 (intmax_t)status.st_size);
@@ -100,17 +117,21 @@ int kernel_image_open(const char *path, struct kernel_image *image, char *err,
 		done += (size_t)count;
 	}
 	close(fd);
-	return kernel_image_parse(path, data, done, image, err, err_len);
+	return parse_image(path, data, done, mapping_size, image, err, err_len);
 
 fail:
-	free(data);
+	if (data)
+		munmap(data, mapping_size);
 	close(fd);
 	return ret;
 }
 
 void kernel_image_close(struct kernel_image *image)
 {
-	free(image->data);
+	if (image->mapping_size)
+		munmap(image->data, image->mapping_size);
+	else
+		free(image->data);
 	memset(image, 0, sizeof(*image));
 }
 

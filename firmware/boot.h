@@ -37,6 +37,7 @@ struct kernel_image {
 	const char *path;
 	uint8_t *data; /* the whole file */
 	size_t size;
+	size_t mapping_size; /* kernel_image_open's own buffer; 0 for parse */
 	/* From the bzImage setup header (or vessel's defaults for PVH). */
 	uint16_t boot_protocol_version;
 	uint32_t cmdline_max; /* bytes, without the terminating NUL */
