@@ -58,7 +58,7 @@
 
 struct cmos_rtc {
 	pthread_mutex_t lock;
-	time_t (*now)(void);
+	void (*now)(struct timespec *now);
 	uint8_t index;
 	/* Alarm bytes, registers A and B, and the battery-backed RAM. The
 	 * clock registers, C, D and the century are computed on read. */
@@ -68,22 +68,19 @@ struct cmos_rtc {
 	time_t last_flags_read; /* host second when C was last read */
 };
 
-/* The host's clock; *nanoseconds is -1 when the clock has no sub-second
- * part (a clock supplied by the caller). */
 static time_t cmos_rtc_host_time(const struct cmos_rtc *rtc, long *nanoseconds)
 {
 	struct timespec now;
 
-	if (rtc->now) {
-		*nanoseconds = -1;
-		return rtc->now();
-	}
-	clock_gettime(CLOCK_REALTIME, &now);
+	if (rtc->now)
+		rtc->now(&now);
+	else
+		clock_gettime(CLOCK_REALTIME, &now);
 	*nanoseconds = now.tv_nsec;
 	return now.tv_sec;
 }
 
-struct cmos_rtc *cmos_rtc_create(struct irq_line irq, time_t (*now)(void))
+struct cmos_rtc *cmos_rtc_create(void (*now)(struct timespec *now))
 {
 	struct cmos_rtc *rtc = calloc(1, sizeof(*rtc));
 	long nanoseconds;
@@ -94,7 +91,6 @@ struct cmos_rtc *cmos_rtc_create(struct irq_line irq, time_t (*now)(void))
 		free(rtc);
 		return NULL;
 	}
-	(void)irq; /* see cmos_rtc.h: no interrupt source exists yet */
 	rtc->now = now;
 	rtc->ram[REG_A] = A_DEFAULT;
 	rtc->ram[REG_B] = B_DEFAULT;

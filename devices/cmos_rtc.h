@@ -17,20 +17,18 @@
 #include <time.h>
 
 #include "bus.h"
-#include "irq_line.h"
 
 #define CMOS_RTC_INDEX_PORT 0x70
 #define CMOS_RTC_GSI 8
 
 struct cmos_rtc;
 
-/* irq is the line the timer-driven interrupts will use; it stays low for
- * now. now returns the host's clock as UTC seconds; NULL means the host's
- * CLOCK_REALTIME, whose sub-second part also drives register A's
- * update-in-progress flag (set for the last 244 us of every second, as on
- * the MC146818). Tests pass a fixed clock; with one, UIP always reads
- * clear. */
-struct cmos_rtc *cmos_rtc_create(struct irq_line irq, time_t (*now)(void));
+/* now reads the host's clock as UTC; NULL means CLOCK_REALTIME. Its
+ * sub-second part drives register A's update-in-progress flag (set for the
+ * last 244 us of every second, as on the MC146818). Tests pass a fixed
+ * clock. The periodic, alarm and update interrupts (on CMOS_RTC_GSI) are
+ * not modelled: Linux reads the clock without them. */
+struct cmos_rtc *cmos_rtc_create(void (*now)(struct timespec *now));
 void cmos_rtc_destroy(struct cmos_rtc *rtc);
 
 /* Claims ports 0x70 and 0x71. */

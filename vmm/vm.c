@@ -150,7 +150,7 @@ static int create_devices(struct vm *vm, char *err, size_t err_len)
 	vm->i8042 = i8042_create(irq_line_for(vm, I8042_KEYBOARD_GSI),
 				 irq_line_for(vm, I8042_MOUSE_GSI),
 				 on_guest_reset, vm);
-	vm->rtc = cmos_rtc_create(irq_line_for(vm, CMOS_RTC_GSI), NULL);
+	vm->rtc = cmos_rtc_create(NULL);
 	vm->pci = pci_bus_create();
 	vm->acpi_pm = acpi_pm_create(LAYOUT_ACPI_S5_SLEEP_TYPE,
 				     on_guest_power_off, vm);

@@ -6,6 +6,7 @@
 
 #include "../../firmware/acpi.h"
 #include "../../firmware/layout.h"
+#include "../../firmware/little_endian.h"
 #include "fixtures.h"
 
 #define CPUS 3
@@ -28,30 +29,6 @@ static void teardown(void)
 
 TestSuite(acpi, .init = setup, .fini = teardown);
 
-static uint64_t load64(const uint8_t *at)
-{
-	uint64_t value;
-
-	memcpy(&value, at, sizeof(value));
-	return value;
-}
-
-static uint32_t load32(const uint8_t *at)
-{
-	uint32_t value;
-
-	memcpy(&value, at, sizeof(value));
-	return value;
-}
-
-static uint16_t load16(const uint8_t *at)
-{
-	uint16_t value;
-
-	memcpy(&value, at, sizeof(value));
-	return value;
-}
-
 /* A table with a valid header and checksum, below 1 MiB. */
 static const uint8_t *table_at(uint64_t address, const char *signature)
 {
@@ -59,7 +36,7 @@ static const uint8_t *table_at(uint64_t address, const char *signature)
 		     (unsigned long)address);
 	const uint8_t *table = ram + address;
 	cr_assert(memcmp(table, signature, 4) == 0, "expected %s", signature);
-	cr_assert_eq(fixture_byte_sum(table, load32(table + 4)), 0,
+	cr_assert_eq(fixture_byte_sum(table, le32_load(table + 4)), 0,
 		     "%s checksum", signature);
 	return table;
 }
@@ -67,13 +44,13 @@ static const uint8_t *table_at(uint64_t address, const char *signature)
 /* The table the XSDT lists with this signature, NULL without one. */
 static const uint8_t *xsdt_find(const char *signature)
 {
-	const uint8_t *xsdt = table_at(load64(ram + rsdp_address + 24), "XSDT");
+	const uint8_t *xsdt = table_at(le64_load(ram + rsdp_address + 24), "XSDT");
 
-	for (uint32_t at = 36; at + 8 <= load32(xsdt + 4); at += 8) {
-		const uint8_t *table = ram + load64(xsdt + at);
+	for (uint32_t at = 36; at + 8 <= le32_load(xsdt + 4); at += 8) {
+		const uint8_t *table = ram + le64_load(xsdt + at);
 
 		if (memcmp(table, signature, 4) == 0)
-			return table_at(load64(xsdt + at), signature);
+			return table_at(le64_load(xsdt + at), signature);
 	}
 	return NULL;
 }
@@ -94,7 +71,7 @@ Test(acpi, rsdp_revision_2_with_both_checksums)
 	cr_expect_eq(rsdp_address % 16, 0, "found by the 16-byte scan");
 	cr_assert(memcmp(rsdp, "RSD PTR ", 8) == 0);
 	cr_expect_eq(rsdp[15], 2);
-	cr_expect_eq(load32(rsdp + 20), 36);
+	cr_expect_eq(le32_load(rsdp + 20), 36);
 	cr_expect_eq(fixture_byte_sum(rsdp, 20), 0, "ACPI 1.0 checksum");
 	cr_expect_eq(fixture_byte_sum(rsdp, 36), 0, "extended checksum");
 }
@@ -102,13 +79,13 @@ Test(acpi, rsdp_revision_2_with_both_checksums)
 Test(acpi, xsdt_and_rsdt_list_fadt_and_madt)
 {
 	const uint8_t *rsdp = ram + rsdp_address;
-	const uint8_t *xsdt = table_at(load64(rsdp + 24), "XSDT");
-	const uint8_t *rsdt = table_at(load32(rsdp + 16), "RSDT");
+	const uint8_t *xsdt = table_at(le64_load(rsdp + 24), "XSDT");
+	const uint8_t *rsdt = table_at(le32_load(rsdp + 16), "RSDT");
 
-	cr_assert_eq(load32(xsdt + 4), 36 + 2 * 8, "two XSDT entries");
-	cr_assert_eq(load32(rsdt + 4), 36 + 2 * 4, "two RSDT entries");
-	cr_expect_eq(load32(rsdt + 36), load64(xsdt + 36));
-	cr_expect_eq(load32(rsdt + 40), load64(xsdt + 44));
+	cr_assert_eq(le32_load(xsdt + 4), 36 + 2 * 8, "two XSDT entries");
+	cr_assert_eq(le32_load(rsdt + 4), 36 + 2 * 4, "two RSDT entries");
+	cr_expect_eq(le32_load(rsdt + 36), le64_load(xsdt + 36));
+	cr_expect_eq(le32_load(rsdt + 40), le64_load(xsdt + 44));
 	cr_expect_not_null(xsdt_find("FACP"));
 	cr_expect_not_null(xsdt_find("APIC"));
 }
@@ -121,27 +98,27 @@ Test(acpi, madt_lists_cpus_and_ioapic)
 	unsigned int cpus = 0, ioapics = 0, sci_overrides = 0, nmis = 0;
 
 	cr_assert_not_null(madt);
-	cr_expect_eq(load32(madt + 36), LAYOUT_LAPIC_ADDRESS);
-	for (uint32_t at = 44; at < load32(madt + 4);) {
+	cr_expect_eq(le32_load(madt + 36), LAYOUT_LAPIC_ADDRESS);
+	for (uint32_t at = 44; at < le32_load(madt + 4);) {
 		const uint8_t *entry = madt + at;
 
 		cr_assert_geq(entry[1], 2, "entry length at %u", at);
 		switch (entry[0]) {
 		case 0: /* processor local APIC */
 			cr_expect_eq(entry[3], cpus, "APIC ID equals index");
-			cr_expect_eq(load32(entry + 4) & 1, 1, "enabled");
+			cr_expect_eq(le32_load(entry + 4) & 1, 1, "enabled");
 			cpus++;
 			break;
 		case 1: /* I/O APIC */
 			cr_expect_eq(entry[2], CPUS, "I/O APIC ID");
-			cr_expect_eq(load32(entry + 4), LAYOUT_IOAPIC_ADDRESS);
-			cr_expect_eq(load32(entry + 8), 0, "GSI base");
+			cr_expect_eq(le32_load(entry + 4), LAYOUT_IOAPIC_ADDRESS);
+			cr_expect_eq(le32_load(entry + 8), 0, "GSI base");
 			ioapics++;
 			break;
 		case 2: /* interrupt source override */
 			cr_expect_eq(entry[3], LAYOUT_ACPI_SCI_GSI);
-			cr_expect_eq(load32(entry + 4), LAYOUT_ACPI_SCI_GSI);
-			cr_expect_eq(load16(entry + 8), 0x000d,
+			cr_expect_eq(le32_load(entry + 4), LAYOUT_ACPI_SCI_GSI);
+			cr_expect_eq(le16_load(entry + 8), 0x000d,
 				     "level triggered, active high");
 			sci_overrides++;
 			break;
@@ -173,48 +150,48 @@ Test(acpi, fadt_describes_pm1_hardware)
 {
 	const uint8_t *table = fadt();
 
-	cr_expect_eq(load32(table + 4), 276, "ACPI 6 FADT length");
+	cr_expect_eq(le32_load(table + 4), 276, "ACPI 6 FADT length");
 	cr_expect_geq(table[8], 3, "revision with X_ fields");
-	cr_expect_eq(load32(table + 112) & (1u << 20), 0,
+	cr_expect_eq(le32_load(table + 112) & (1u << 20), 0,
 		     "not HW_REDUCED_ACPI");
-	cr_expect_eq(load16(table + 46), LAYOUT_ACPI_SCI_GSI, "SCI_INT");
-	cr_expect_eq(load32(table + 48), 0, "no SMI_CMD: ACPI always on");
-	cr_expect_eq(load32(table + 56), LAYOUT_ACPI_PM1_EVENT_PORT);
-	cr_expect_eq(load32(table + 64), LAYOUT_ACPI_PM1_CONTROL_PORT);
-	cr_expect_eq(load32(table + 76), 0, "no PM timer");
+	cr_expect_eq(le16_load(table + 46), LAYOUT_ACPI_SCI_GSI, "SCI_INT");
+	cr_expect_eq(le32_load(table + 48), 0, "no SMI_CMD: ACPI always on");
+	cr_expect_eq(le32_load(table + 56), LAYOUT_ACPI_PM1_EVENT_PORT);
+	cr_expect_eq(le32_load(table + 64), LAYOUT_ACPI_PM1_CONTROL_PORT);
+	cr_expect_eq(le32_load(table + 76), 0, "no PM timer");
 	cr_expect_eq(table[88], 4, "PM1_EVT_LEN");
 	cr_expect_eq(table[89], 2, "PM1_CNT_LEN");
 	cr_expect_eq(table[91], 0, "PM_TMR_LEN");
-	cr_expect_eq(load16(table + 109) & 0x3, 0x3,
+	cr_expect_eq(le16_load(table + 109) & 0x3, 0x3,
 		     "IAPC_BOOT_ARCH: LEGACY_DEVICES and 8042");
 
 	/* X_PM1a_EVT_BLK and X_PM1a_CNT_BLK: System I/O GAS. */
 	cr_expect_eq(table[148], 1);
 	cr_expect_eq(table[149], 32);
-	cr_expect_eq(load64(table + 152), LAYOUT_ACPI_PM1_EVENT_PORT);
+	cr_expect_eq(le64_load(table + 152), LAYOUT_ACPI_PM1_EVENT_PORT);
 	cr_expect_eq(table[172], 1);
 	cr_expect_eq(table[173], 16);
-	cr_expect_eq(load64(table + 176), LAYOUT_ACPI_PM1_CONTROL_PORT);
+	cr_expect_eq(le64_load(table + 176), LAYOUT_ACPI_PM1_CONTROL_PORT);
 
-	cr_expect_eq(load32(table + 40), load64(table + 140),
+	cr_expect_eq(le32_load(table + 40), le64_load(table + 140),
 		     "DSDT and X_DSDT agree");
-	cr_expect_eq(load32(table + 36), load64(table + 132),
+	cr_expect_eq(le32_load(table + 36), le64_load(table + 132),
 		     "FIRMWARE_CTRL and X_FIRMWARE_CTRL agree");
-	const uint8_t *facs = ram + load64(table + 132);
+	const uint8_t *facs = ram + le64_load(table + 132);
 	cr_expect(memcmp(facs, "FACS", 4) == 0);
-	cr_expect_eq(load64(table + 132) % 64, 0, "FACS 64-byte aligned");
+	cr_expect_eq(le64_load(table + 132) % 64, 0, "FACS 64-byte aligned");
 }
 
 Test(acpi, dsdt_declares_s5)
 {
-	const uint8_t *dsdt = table_at(load64(fadt() + 140), "DSDT");
+	const uint8_t *dsdt = table_at(le64_load(fadt() + 140), "DSDT");
 	const uint8_t s5[] = {
 		0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
 		0x0a, LAYOUT_ACPI_S5_SLEEP_TYPE, 0x0a, LAYOUT_ACPI_S5_SLEEP_TYPE,
 		0x00, 0x00,
 	};
 
-	cr_expect_eq(load32(dsdt + 4), 36 + sizeof(s5), "only \\_S5_ in AML");
+	cr_expect_eq(le32_load(dsdt + 4), 36 + sizeof(s5), "only \\_S5_ in AML");
 	cr_expect_not_null(fixture_find(dsdt + 36, sizeof(s5), s5, sizeof(s5)),
 			   "Name(_S5_, Package(){S5, S5, 0, 0})");
 }

@@ -7,6 +7,7 @@
 
 #include "../../firmware/boot.h"
 #include "../../firmware/layout.h"
+#include "../../firmware/little_endian.h"
 #include "fixtures.h"
 
 static char err[256];
@@ -26,30 +27,6 @@ static void teardown(void)
 }
 
 TestSuite(boot, .init = setup, .fini = teardown);
-
-static uint64_t load64(const uint8_t *at)
-{
-	uint64_t value;
-
-	memcpy(&value, at, sizeof(value));
-	return value;
-}
-
-static uint32_t load32(const uint8_t *at)
-{
-	uint32_t value;
-
-	memcpy(&value, at, sizeof(value));
-	return value;
-}
-
-static uint16_t load16(const uint8_t *at)
-{
-	uint16_t value;
-
-	memcpy(&value, at, sizeof(value));
-	return value;
-}
 
 Test(boot, check_accepts_a_fitting_request)
 {
@@ -181,67 +158,67 @@ Test(boot, load_bzimage)
 	/* boot_params: setup header copied, loader fields filled. */
 	const uint8_t *zero_page = ram + LAYOUT_ZERO_PAGE;
 	cr_expect(memcmp(zero_page + 0x202, "HdrS", 4) == 0);
-	cr_expect_eq(load16(zero_page + 0x206), 0x020f);
-	cr_expect_eq(load16(zero_page + 0x1fa), 0xffff, "vid_mode copied");
-	cr_expect_eq(load32(zero_page + 0x230), 0x200000,
+	cr_expect_eq(le16_load(zero_page + 0x206), 0x020f);
+	cr_expect_eq(le16_load(zero_page + 0x1fa), 0xffff, "vid_mode copied");
+	cr_expect_eq(le32_load(zero_page + 0x230), 0x200000,
 		     "kernel_alignment copied");
 	cr_expect_eq(zero_page[0x1ef], 0, "sentinel clear");
 	cr_expect_eq(zero_page[0x210], 0xff, "type_of_loader");
 	cr_expect_eq(zero_page[0x211], 0x81, "LOADED_HIGH | CAN_USE_HEAP");
-	cr_expect_eq(load16(zero_page + 0x224), 0xde00, "heap_end_ptr");
-	cr_expect_eq(load32(zero_page + 0x228), LAYOUT_CMDLINE);
-	cr_expect_eq(load32(zero_page + 0xc8), 0, "ext_cmd_line_ptr");
+	cr_expect_eq(le16_load(zero_page + 0x224), 0xde00, "heap_end_ptr");
+	cr_expect_eq(le32_load(zero_page + 0x228), LAYOUT_CMDLINE);
+	cr_expect_eq(le32_load(zero_page + 0xc8), 0, "ext_cmd_line_ptr");
 	cr_expect_str_eq((const char *)ram + LAYOUT_CMDLINE,
 			 "console=ttyS0 reboot=k");
-	cr_expect_eq(load64(zero_page + 0x70), LAYOUT_ACPI_TABLES,
+	cr_expect_eq(le64_load(zero_page + 0x70), LAYOUT_ACPI_TABLES,
 		     "acpi_rsdp_addr");
 
-	uint32_t initrd_address = load32(zero_page + 0x218);
+	uint32_t initrd_address = le32_load(zero_page + 0x218);
 	cr_expect_eq(initrd_address, 63 * MIB,
 		     "highest 4 KiB-aligned spot below 64 MiB");
-	cr_expect_eq(load32(zero_page + 0x21c), sizeof(initrd));
-	cr_expect_eq(load32(zero_page + 0xc0), 0, "ext_ramdisk_image");
-	cr_expect_eq(load32(zero_page + 0xc4), 0, "ext_ramdisk_size");
+	cr_expect_eq(le32_load(zero_page + 0x21c), sizeof(initrd));
+	cr_expect_eq(le32_load(zero_page + 0xc0), 0, "ext_ramdisk_image");
+	cr_expect_eq(le32_load(zero_page + 0xc4), 0, "ext_ramdisk_size");
 	cr_expect_arr_eq(ram + initrd_address, initrd, sizeof(initrd));
 
 	cr_assert_eq(zero_page[0x1e8], 3, "e820 entries");
 	const uint8_t *e820 = zero_page + 0x2d0;
-	cr_expect_eq(load64(e820 + 0), 0);
-	cr_expect_eq(load64(e820 + 8), LAYOUT_EBDA_START);
-	cr_expect_eq(load32(e820 + 16), 1);
-	cr_expect_eq(load32(e820 + 20 + 16), 2);
-	cr_expect_eq(load64(e820 + 40), 0x100000);
-	cr_expect_eq(load64(e820 + 48), 63 * MIB);
-	cr_expect_eq(load32(e820 + 56), 1);
+	cr_expect_eq(le64_load(e820 + 0), 0);
+	cr_expect_eq(le64_load(e820 + 8), LAYOUT_EBDA_START);
+	cr_expect_eq(le32_load(e820 + 16), 1);
+	cr_expect_eq(le32_load(e820 + 20 + 16), 2);
+	cr_expect_eq(le64_load(e820 + 40), 0x100000);
+	cr_expect_eq(le64_load(e820 + 48), 63 * MIB);
+	cr_expect_eq(le32_load(e820 + 56), 1);
 
 	/* Firmware tables Linux scans for. */
 	cr_expect(memcmp(ram + LAYOUT_EBDA_START, "_MP_", 4) == 0);
 	cr_expect(memcmp(ram + LAYOUT_ACPI_TABLES, "RSD PTR ", 8) == 0);
 
 	/* GDT: __BOOT_CS 64-bit code, __BOOT_DS flat data. */
-	cr_expect_eq(load64(ram + LAYOUT_BOOT_GDT), 0);
-	cr_expect_eq(load64(ram + LAYOUT_BOOT_GDT + 0x10),
+	cr_expect_eq(le64_load(ram + LAYOUT_BOOT_GDT), 0);
+	cr_expect_eq(le64_load(ram + LAYOUT_BOOT_GDT + 0x10),
 		     0x00af9b000000ffffULL);
-	cr_expect_eq(load64(ram + LAYOUT_BOOT_GDT + 0x18),
+	cr_expect_eq(le64_load(ram + LAYOUT_BOOT_GDT + 0x18),
 		     0x00cf93000000ffffULL);
 
 	/* Identity map of 4 GiB in 2 MiB pages. */
 	const uint8_t *tables = ram + LAYOUT_PAGE_TABLES;
-	cr_expect_eq(load64(tables) & ~0xfffULL, LAYOUT_PAGE_TABLES + 0x1000);
-	cr_expect_eq(load64(tables) & 0x3, 0x3, "present, writable");
+	cr_expect_eq(le64_load(tables) & ~0xfffULL, LAYOUT_PAGE_TABLES + 0x1000);
+	cr_expect_eq(le64_load(tables) & 0x3, 0x3, "present, writable");
 	for (unsigned int gib = 0; gib < 4; gib++) {
-		uint64_t directory = load64(tables + 0x1000 + gib * 8) & ~0xfffULL;
+		uint64_t directory = le64_load(tables + 0x1000 + gib * 8) & ~0xfffULL;
 
 		cr_assert_eq(directory, LAYOUT_PAGE_TABLES + 0x2000 + gib * 0x1000);
 		for (unsigned int i = 0; i < 512; i += 73) {
-			uint64_t pde = load64(ram + directory + i * 8);
+			uint64_t pde = le64_load(ram + directory + i * 8);
 			uint64_t address = ((uint64_t)gib << 30) + ((uint64_t)i << 21);
 
 			cr_assert_eq(pde, address | 0x83,
 				     "PDE for 0x%lx", (unsigned long)address);
 		}
 	}
-	cr_expect_eq(load64(tables + 0x1000 + 4 * 8), 0, "nothing above 4 GiB");
+	cr_expect_eq(le64_load(tables + 0x1000 + 4 * 8), 0, "nothing above 4 GiB");
 	fixture_memory_destroy(&memory);
 }
 

@@ -7,6 +7,7 @@
 
 #include "../../firmware/boot.h"
 #include "../../firmware/layout.h"
+#include "../../firmware/little_endian.h"
 #include "fixtures.h"
 
 static char err[256];
@@ -17,22 +18,6 @@ static int parse_elf(const struct fixture_elf *elf, size_t size,
 	err[0] = '\0';
 	return kernel_image_parse("test.elf", fixture_elf_build(elf), size,
 				  image, err, sizeof(err));
-}
-
-static uint64_t load64(const uint8_t *at)
-{
-	uint64_t value;
-
-	memcpy(&value, at, sizeof(value));
-	return value;
-}
-
-static uint32_t load32(const uint8_t *at)
-{
-	uint32_t value;
-
-	memcpy(&value, at, sizeof(value));
-	return value;
 }
 
 Test(elf_pvh, good_elf64)
@@ -213,28 +198,28 @@ Test(elf_pvh, boot_load_pvh)
 	cr_expect_eq(ram[2 * MIB + 0x2000], 0xee, "past memsz is untouched");
 
 	const uint8_t *info = ram + LAYOUT_PVH_START_INFO;
-	cr_expect_eq(load32(info), 0x336ec578);
-	cr_expect_eq(load32(info + 4), 1);
-	cr_expect_eq(load64(info + 24), LAYOUT_CMDLINE);
+	cr_expect_eq(le32_load(info), 0x336ec578);
+	cr_expect_eq(le32_load(info + 4), 1);
+	cr_expect_eq(le64_load(info + 24), LAYOUT_CMDLINE);
 	cr_expect_str_eq((const char *)ram + LAYOUT_CMDLINE, "console=hvc0");
-	cr_expect_eq(load64(info + 32), LAYOUT_ACPI_TABLES);
-	cr_expect(memcmp(ram + load64(info + 32), "RSD PTR ", 8) == 0);
+	cr_expect_eq(le64_load(info + 32), LAYOUT_ACPI_TABLES);
+	cr_expect(memcmp(ram + le64_load(info + 32), "RSD PTR ", 8) == 0);
 
-	cr_assert_eq(load32(info + 12), 1, "one module: the initrd");
-	const uint8_t *module = ram + load64(info + 16);
-	uint64_t initrd_address = load64(module);
-	cr_expect_eq(load64(module + 8), sizeof(initrd));
+	cr_assert_eq(le32_load(info + 12), 1, "one module: the initrd");
+	const uint8_t *module = ram + le64_load(info + 16);
+	uint64_t initrd_address = le64_load(module);
+	cr_expect_eq(le64_load(module + 8), sizeof(initrd));
 	cr_expect_eq(initrd_address % 4096, 0);
 	cr_expect_geq(initrd_address, image.kernel_end);
 	cr_expect_leq(initrd_address + sizeof(initrd), 64 * MIB);
 	cr_expect_arr_eq(ram + initrd_address, initrd, sizeof(initrd));
 
-	cr_assert_eq(load32(info + 48), 3, "e820 ranges of a 64 MiB guest");
-	const uint8_t *map = ram + load64(info + 40);
-	cr_expect_eq(load64(map + 2 * 24), 1 * MIB);
-	cr_expect_eq(load64(map + 2 * 24 + 8), 63 * MIB);
-	cr_expect_eq(load32(map + 2 * 24 + 16), 1);
-	cr_expect_eq(load32(map + 1 * 24 + 16), 2, "EBDA to 1 MiB reserved");
+	cr_assert_eq(le32_load(info + 48), 3, "e820 ranges of a 64 MiB guest");
+	const uint8_t *map = ram + le64_load(info + 40);
+	cr_expect_eq(le64_load(map + 2 * 24), 1 * MIB);
+	cr_expect_eq(le64_load(map + 2 * 24 + 8), 63 * MIB);
+	cr_expect_eq(le32_load(map + 2 * 24 + 16), 1);
+	cr_expect_eq(le32_load(map + 1 * 24 + 16), 2, "EBDA to 1 MiB reserved");
 
 	fixture_memory_destroy(&memory);
 	kernel_image_close(&image);

@@ -6,6 +6,7 @@
 
 #include "../../firmware/layout.h"
 #include "../../firmware/mptable.h"
+#include "../../firmware/little_endian.h"
 #include "fixtures.h"
 
 struct mp_summary {
@@ -16,22 +17,6 @@ struct mp_summary {
 	unsigned int io_interrupts;
 	unsigned int local_interrupts;
 };
-
-static uint32_t load32(const uint8_t *at)
-{
-	uint32_t value;
-
-	memcpy(&value, at, sizeof(value));
-	return value;
-}
-
-static uint16_t load16(const uint8_t *at)
-{
-	uint16_t value;
-
-	memcpy(&value, at, sizeof(value));
-	return value;
-}
 
 /* Walks the tables like a guest would, asserting every entry on the way. */
 static struct mp_summary check_mp_tables(const uint8_t *ram,
@@ -46,16 +31,16 @@ static struct mp_summary check_mp_tables(const uint8_t *ram,
 	cr_assert_eq(fixture_byte_sum(floating, 16), 0, "floating checksum");
 	cr_assert_eq(floating[11], 0, "a configuration table follows");
 
-	uint32_t config_address = load32(floating + 4);
+	uint32_t config_address = le32_load(floating + 4);
 	cr_assert_lt(config_address, LAYOUT_ACPI_TABLES);
 	const uint8_t *config = ram + config_address;
-	uint16_t length = load16(config + 4);
+	uint16_t length = le16_load(config + 4);
 	cr_assert(memcmp(config, "PCMP", 4) == 0);
 	cr_assert_eq(fixture_byte_sum(config, length), 0, "table checksum");
-	cr_assert_eq(load32(config + 36), LAYOUT_LAPIC_ADDRESS);
+	cr_assert_eq(le32_load(config + 36), LAYOUT_LAPIC_ADDRESS);
 
 	const uint8_t *entry = config + 44;
-	uint16_t entry_count = load16(config + 34);
+	uint16_t entry_count = le16_load(config + 34);
 	for (unsigned int i = 0; i < entry_count; i++) {
 		cr_assert_lt(entry, config + length, "entry %u past the end", i);
 		switch (entry[0]) {
@@ -79,7 +64,7 @@ static struct mp_summary check_mp_tables(const uint8_t *ram,
 			cr_expect_eq(entry[1], cpu_count, "I/O APIC ID");
 			cr_expect_eq(entry[2], 0x11);
 			cr_expect_eq(entry[3] & 0x01, 1, "enabled");
-			cr_expect_eq(load32(entry + 4), LAYOUT_IOAPIC_ADDRESS);
+			cr_expect_eq(le32_load(entry + 4), LAYOUT_IOAPIC_ADDRESS);
 			summary.ioapics++;
 			break;
 		case 3: /* I/O interrupt */
