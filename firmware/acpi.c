@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "../devices/pci.h" /* the configuration ports */
+#include "aml.h"
 #include "layout.h"
 #include "little_endian.h"
 #include "mptable.h" /* the CPU ceiling: same APIC IDs as the MP tables */
@@ -89,23 +91,8 @@
 _Static_assert(LAYOUT_ACPI_S5_SLEEP_TYPE <= 7,
 	       "SLP_TYP is a 3-bit field of PM1_CNT");
 
-/*
- * Name (_S5_, Package () { S5, S5, 0, 0 }) in AML (§20.2):
- *   0x08                  NameOp
- *   0x5f 0x53 0x35 0x5f   NameSeg "_S5_"
- *   0x12                  PackageOp
- *   0x08                  PkgLength: 8 bytes, this byte to the end
- *   0x04                  NumElements: 4
- *   0x0a S5               BytePrefix, SLP_TYPa
- *   0x0a S5               BytePrefix, SLP_TYPb
- *   0x00                  ZeroOp (reserved)
- *   0x00                  ZeroOp (reserved)
- */
-static const uint8_t dsdt_aml[] = {
-	0x08, 0x5f, 0x53, 0x35, 0x5f, 0x12, 0x08, 0x04,
-	0x0a, LAYOUT_ACPI_S5_SLEEP_TYPE, 0x0a, LAYOUT_ACPI_S5_SLEEP_TYPE,
-	0x00, 0x00,
-};
+/* Room for the DSDT, header included; dsdt_fill() reports -ENOSPC beyond. */
+#define DSDT_MAX_SIZE 0x400
 
 /* Where each table sits, as an offset from LAYOUT_ACPI_TABLES. */
 enum {
@@ -117,16 +104,14 @@ enum {
 	XSDT_SIZE = ACPI_HEADER_SIZE + 2 * 8,
 	FADT_OFFSET = 0x100,
 	DSDT_OFFSET = 0x220,
-	DSDT_SIZE = ACPI_HEADER_SIZE + sizeof(dsdt_aml),
-	MADT_OFFSET = 0x260,
+	MADT_OFFSET = DSDT_OFFSET + DSDT_MAX_SIZE,
 	ACPI_TABLES_SIZE = MADT_OFFSET + MADT_SIZE(MPTABLE_MAX_CPUS),
 };
 
 _Static_assert(RSDP_OFFSET + RSDP_SIZE <= FACS_OFFSET &&
 		       RSDT_OFFSET + RSDT_SIZE <= XSDT_OFFSET &&
 		       XSDT_OFFSET + XSDT_SIZE <= FADT_OFFSET &&
-		       FADT_OFFSET + FADT_SIZE <= DSDT_OFFSET &&
-		       DSDT_OFFSET + DSDT_SIZE <= MADT_OFFSET,
+		       FADT_OFFSET + FADT_SIZE <= DSDT_OFFSET,
 	       "ACPI tables overlap");
 _Static_assert((LAYOUT_ACPI_TABLES + FACS_OFFSET) % 64 == 0,
 	       "the FACS must be 64-byte aligned");
@@ -195,6 +180,77 @@ static void fadt_fill(uint8_t *fadt, uint32_t facs, uint32_t dsdt)
 	acpi_finish(fadt, FADT_SIZE);
 }
 
+/*
+ * The PCI host bridge as an ACPI root bridge (§6.1.5: PNP0A03 is "PCI Bus"):
+ * with ACPI on, Linux scans only the buses a root bridge declares. Its _CRS
+ * (§6.2.2) says what the bridge decodes: bus 0, the configuration ports it
+ * consumes itself, and as windows for the devices below it every other I/O
+ * port and the 32-bit MMIO window.
+ */
+static void dsdt_pci_root_bridge(struct aml_builder *aml)
+{
+	aml_device_begin(aml, "PCI0");
+	aml_name(aml, "_HID");
+	aml_eisa_id(aml, "PNP0A03");
+	aml_name(aml, "_UID");
+	aml_integer(aml, 0);
+	aml_name(aml, "_SEG"); /* PCI segment group 0 (§6.5.6) */
+	aml_integer(aml, 0);
+	aml_name(aml, "_BBN"); /* its bus is bus 0 (§6.5.5) */
+	aml_integer(aml, 0);
+
+	aml_name(aml, "_CRS");
+	aml_resource_template_begin(aml);
+	aml_word_bus_number(aml, 0, 0);
+	/* Linux drops exactly this 0xcf8-0xcff range from the windows, as
+	 * the configuration mechanism's own ports. */
+	aml_io(aml, PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_ADDRESS_PORT, 1,
+	       PCI_CONFIG_PORT_COUNT);
+	aml_word_io(aml, 0, PCI_CONFIG_ADDRESS_PORT - 1);
+	aml_word_io(aml, PCI_CONFIG_ADDRESS_PORT + PCI_CONFIG_PORT_COUNT,
+		    UINT16_MAX);
+	aml_dword_memory(aml, AML_MEMORY_NON_CACHEABLE, true,
+			 LAYOUT_PCI_MMIO_START, LAYOUT_PCI_MMIO_END - 1);
+	aml_end(aml);
+
+	aml_end(aml);
+}
+
+_Static_assert(LAYOUT_PCI_MMIO_START < LAYOUT_PCI_MMIO_END &&
+		       LAYOUT_PCI_MMIO_END - 1 <= UINT32_MAX,
+	       "the PCI MMIO window is a DWordMemory range below 4 GiB");
+
+/* The DSDT's definition block; its decoded ASL is in firmware/README.md. */
+static int dsdt_fill(uint8_t *dsdt)
+{
+	struct aml_builder aml;
+	size_t aml_length;
+	int ret;
+
+	aml_init(&aml, dsdt + ACPI_HEADER_SIZE, DSDT_MAX_SIZE - ACPI_HEADER_SIZE);
+	/* \_S5_ (§7.4.2): SLP_TYPa and SLP_TYPb for soft off, then two
+	 * reserved elements. */
+	aml_name(&aml, "_S5_");
+	aml_package_begin(&aml);
+	aml_integer(&aml, LAYOUT_ACPI_S5_SLEEP_TYPE);
+	aml_integer(&aml, LAYOUT_ACPI_S5_SLEEP_TYPE);
+	aml_integer(&aml, 0);
+	aml_integer(&aml, 0);
+	aml_end(&aml);
+
+	aml_scope_begin(&aml, "\\_SB");
+	dsdt_pci_root_bridge(&aml);
+	aml_end(&aml);
+
+	ret = aml_finish(&aml, &aml_length);
+	if (ret < 0)
+		return ret;
+	acpi_header(dsdt, "DSDT", (uint32_t)(ACPI_HEADER_SIZE + aml_length),
+		    DSDT_REVISION);
+	acpi_finish(dsdt, (uint32_t)(ACPI_HEADER_SIZE + aml_length));
+	return 0;
+}
+
 /* The interrupt model Linux takes from ACPI (it ignores the MP tables once
  * ACPI is on): one local APIC per vCPU with APIC ID equal to its index, the
  * I/O APIC with GSIs from 0 (ISA IRQs map to the same GSI, as in KVM's
@@ -253,14 +309,15 @@ int acpi_tables_write(const struct guest_memory *memory,
 	uint8_t *xsdt = tables + XSDT_OFFSET;
 	uint8_t *dsdt = tables + DSDT_OFFSET;
 	uint32_t madt_length;
+	int ret;
 
 	if (cpu_count == 0 || cpu_count > MPTABLE_MAX_CPUS)
 		return -EINVAL;
 	madt_length = madt_fill(tables + MADT_OFFSET, cpu_count);
 
-	acpi_header(dsdt, "DSDT", DSDT_SIZE, DSDT_REVISION);
-	memcpy(dsdt + ACPI_HEADER_SIZE, dsdt_aml, sizeof(dsdt_aml));
-	acpi_finish(dsdt, DSDT_SIZE);
+	ret = dsdt_fill(dsdt);
+	if (ret < 0)
+		return ret;
 
 	memcpy(facs, "FACS", 4);
 	le32_store(facs + 4, FACS_SIZE);
@@ -287,8 +344,7 @@ int acpi_tables_write(const struct guest_memory *memory,
 	rsdp[8] = table_checksum(rsdp, RSDP_V1_SIZE);
 	rsdp[32] = table_checksum(rsdp, RSDP_SIZE);
 
-	int ret = guest_memory_write(memory, base, tables,
-				     MADT_OFFSET + madt_length);
+	ret = guest_memory_write(memory, base, tables, MADT_OFFSET + madt_length);
 	if (ret < 0)
 		return ret;
 	*rsdp_address = base + RSDP_OFFSET;

@@ -26,6 +26,13 @@
 #define LAYOUT_IOAPIC_ADDRESS 0xfec00000ULL
 #define LAYOUT_LAPIC_ADDRESS 0xfee00000ULL
 
+/* The 32-bit window the PCI root bridge decodes for memory BARs (the DSDT's
+ * _CRS): the PCI hole up to the I/O APIC. Above it lie the I/O APIC, the
+ * local APIC and the pages KVM keeps for its TSS and identity map from
+ * 0xfffbc000 (vmm/vm.c), none of which a BAR may overlap. End exclusive. */
+#define LAYOUT_PCI_MMIO_START LAYOUT_PCI_HOLE_START
+#define LAYOUT_PCI_MMIO_END LAYOUT_IOAPIC_ADDRESS
+
 /* Ports of the ACPI fixed hardware (devices/acpi_pm.h). */
 #define LAYOUT_ACPI_PM1_EVENT_PORT 0x600
 #define LAYOUT_ACPI_PM1_CONTROL_PORT 0x604

@@ -182,16 +182,123 @@ Test(acpi, fadt_describes_pm1_hardware)
 	cr_expect_eq(le64_load(table + 132) % 64, 0, "FACS 64-byte aligned");
 }
 
+static const uint8_t *dsdt(void)
+{
+	return table_at(le64_load(fadt() + 140), "DSDT");
+}
+
+/* The AML that follows needle in the DSDT; fails the test without one. */
+static const uint8_t *dsdt_find(const void *needle, size_t size,
+				const char *what)
+{
+	const uint8_t *table = dsdt();
+	const uint8_t *found = fixture_find(table + 36, le32_load(table + 4) - 36,
+					    needle, size);
+
+	cr_assert_not_null(found, "DSDT has no %s", what);
+	return found + size;
+}
+
+/* A one- or two-byte PkgLength (§20.2.4); *size gets its byte count. */
+static uint32_t pkg_length(const uint8_t *bytes, size_t *size)
+{
+	cr_assert_leq(bytes[0] >> 6, 1, "PkgLength over two bytes");
+	*size = 1 + (bytes[0] >> 6);
+	return *size == 1 ? bytes[0] : (bytes[0] & 0x0f) | bytes[1] << 4;
+}
+
+static const uint8_t dsdt_s5[] = {
+	0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
+	0x0a, LAYOUT_ACPI_S5_SLEEP_TYPE, 0x0a, LAYOUT_ACPI_S5_SLEEP_TYPE,
+	0x00, 0x00,
+};
+
 Test(acpi, dsdt_declares_s5)
 {
-	const uint8_t *dsdt = table_at(le64_load(fadt() + 140), "DSDT");
-	const uint8_t s5[] = {
-		0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
-		0x0a, LAYOUT_ACPI_S5_SLEEP_TYPE, 0x0a, LAYOUT_ACPI_S5_SLEEP_TYPE,
-		0x00, 0x00,
+	dsdt_find(dsdt_s5, sizeof(dsdt_s5),
+		  "Name(_S5_, Package(){S5, S5, 0, 0})");
+}
+
+/* Scope (\_SB) { Device (PCI0) { ... } } closes at the end of the table:
+ * both PkgLengths reach exactly there, as ACPICA walks them. */
+Test(acpi, dsdt_declares_pci_root_bridge_in_sb)
+{
+	const uint8_t *table = dsdt();
+	const uint8_t *table_end = table + le32_load(table + 4);
+	const uint8_t device_op[] = { 0x5b, 0x82 };
+	const uint8_t *scope = dsdt_find(dsdt_s5, sizeof(dsdt_s5), "\\_S5_");
+	const uint8_t *device;
+	size_t size;
+
+	cr_assert_eq(*scope++, 0x10, "ScopeOp right after \\_S5_");
+	cr_expect_eq(scope + pkg_length(scope, &size), table_end,
+		     "Scope spans to the table end");
+	cr_assert(memcmp(scope + size, "\\_SB_", 5) == 0, "Scope (\\_SB)");
+	device = scope + size + 5;
+	cr_assert(memcmp(device, device_op, 2) == 0, "DeviceOp in \\_SB");
+	device += 2;
+	cr_expect_eq(device + pkg_length(device, &size), table_end,
+		     "Device spans to the table end");
+	cr_expect(memcmp(device + size, "PCI0", 4) == 0, "Device (PCI0)");
+
+	const uint8_t hid[] = { 0x08, '_', 'H', 'I', 'D',
+				0x0c, 0x41, 0xd0, 0x0a, 0x03 };
+	dsdt_find(hid, sizeof(hid), "Name (_HID, EisaId (\"PNP0A03\"))");
+	const uint8_t seg[] = { 0x08, '_', 'S', 'E', 'G', 0x00 };
+	dsdt_find(seg, sizeof(seg), "Name (_SEG, Zero)");
+	const uint8_t bbn[] = { 0x08, '_', 'B', 'B', 'N', 0x00 };
+	dsdt_find(bbn, sizeof(bbn), "Name (_BBN, Zero)");
+}
+
+/* The root bridge's _CRS: bus 0, the configuration ports, the I/O windows
+ * around them and the 32-bit MMIO window, then the end tag. */
+Test(acpi, dsdt_pci_root_bridge_resources)
+{
+	const uint8_t *table = dsdt();
+	const uint8_t crs[] = { 0x08, '_', 'C', 'R', 'S', 0x11 };
+	const uint8_t *buffer = dsdt_find(crs, sizeof(crs), "Name (_CRS, Buffer");
+	size_t size;
+	uint32_t length = pkg_length(buffer, &size);
+	const uint8_t *end = buffer + length;
+
+	cr_assert_eq(buffer[size], 0x0a, "BufferSize as a BytePrefix");
+	const uint8_t *at = buffer + size + 2;
+	cr_expect_eq(buffer[size + 1], end - at, "BufferSize");
+	cr_expect_eq(end, table + le32_load(table + 4),
+		     "_CRS is the last object");
+
+	const uint8_t bus[] = { 0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0,
+				0, 0, 0, 0, 0, 0, 0x01, 0x00 };
+	const uint8_t config[] = { 0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c,
+				   0x01, 0x08 };
+	const uint8_t io_low[] = { 0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0,
+				   0x00, 0x00, 0xf7, 0x0c, 0, 0, 0xf8, 0x0c };
+	const uint8_t io_high[] = { 0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0,
+				    0x00, 0x0d, 0xff, 0xff, 0, 0, 0x00, 0xf3 };
+	uint8_t memory[26] = { 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01 };
+	const uint8_t end_tag[] = { 0x79, 0x00 };
+
+	le32_store(memory + 10, LAYOUT_PCI_MMIO_START);
+	le32_store(memory + 14, LAYOUT_PCI_MMIO_END - 1);
+	le32_store(memory + 22, LAYOUT_PCI_MMIO_END - LAYOUT_PCI_MMIO_START);
+	const struct {
+		const uint8_t *bytes;
+		size_t size;
+		const char *what;
+	} expected[] = {
+		{ bus, sizeof(bus), "WordBusNumber 0-0" },
+		{ config, sizeof(config), "IO 0xcf8, length 8" },
+		{ io_low, sizeof(io_low), "WordIO 0x0000-0x0cf7" },
+		{ io_high, sizeof(io_high), "WordIO 0x0d00-0xffff" },
+		{ memory, sizeof(memory), "DWordMemory PCI MMIO window" },
+		{ end_tag, sizeof(end_tag), "end tag" },
 	};
 
-	cr_expect_eq(le32_load(dsdt + 4), 36 + sizeof(s5), "only \\_S5_ in AML");
-	cr_expect_not_null(fixture_find(dsdt + 36, sizeof(s5), s5, sizeof(s5)),
-			   "Name(_S5_, Package(){S5, S5, 0, 0})");
+	for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++) {
+		cr_assert_leq(at + expected[i].size, end, "%s", expected[i].what);
+		cr_expect(memcmp(at, expected[i].bytes, expected[i].size) == 0,
+			  "%s", expected[i].what);
+		at += expected[i].size;
+	}
+	cr_expect_eq(at, end, "nothing after the end tag");
 }

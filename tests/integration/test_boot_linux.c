@@ -60,6 +60,10 @@ static void boot_count_cpus_check_date_power_off(const char *cpus)
 		       expected);
 	strftime(today, sizeof(today), "date=%Y-%m-%d", gmtime(&now));
 	run_on_console(&session, "echo date=$(date -u +%Y-%m-%d)\n", today);
+	/* The kernel scanned PCI bus 0 and found vessel's host bridge. */
+	run_on_console(&session,
+		       "echo pci=$(cat /sys/bus/pci/devices/*/vendor):$(cat /sys/bus/pci/devices/*/class)\n",
+		       "pci=0x8086:0x060000\r");
 	cr_assert_eq(guest_session_send(&session, "poweroff -f\n"), 0);
 	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0,
 		     "poweroff must end vessel with status 0");
