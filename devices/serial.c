@@ -86,6 +86,11 @@ struct serial {
 	 * reach the line in the order the device state changed. */
 	pthread_mutex_t irq_lock;
 	bool irq_level; /* last level applied to the line */
+
+	/* Taken before lock is released: transmitted bytes reach the backend
+	 * in the order the guest wrote them, even when two vCPUs write (one
+	 * in the THRE interrupt the other's write raised). */
+	pthread_mutex_t transmit_lock;
 	struct irq_line irq;
 
 	struct serial_backend backend;
@@ -106,6 +111,12 @@ struct serial *serial_create(struct irq_line irq, struct serial_backend backend)
 		free(serial);
 		return NULL;
 	}
+	if (pthread_mutex_init(&serial->transmit_lock, NULL)) {
+		pthread_mutex_destroy(&serial->irq_lock);
+		pthread_mutex_destroy(&serial->lock);
+		free(serial);
+		return NULL;
+	}
 	/* calloc's zeros are the master-reset values of IER, FCR, LCR and
 	 * MCR; the divisor latch has no reset value. */
 	serial->irq = irq;
@@ -117,6 +128,7 @@ void serial_destroy(struct serial *serial)
 {
 	if (!serial)
 		return;
+	pthread_mutex_destroy(&serial->transmit_lock);
 	pthread_mutex_destroy(&serial->irq_lock);
 	pthread_mutex_destroy(&serial->lock);
 	free(serial);
@@ -365,13 +377,19 @@ static void serial_io_write(void *opaque, uint64_t offset, const uint8_t *data,
 		serial_write_register(serial, (offset + i) % 8, data[i],
 				      &effects);
 	bool room_appeared = was_full && !serial_rx_full(serial);
+	bool transmit = effects.transmitted_count > 0 && serial->backend.write;
+	if (transmit)
+		pthread_mutex_lock(&serial->transmit_lock);
 	pthread_mutex_unlock(&serial->lock);
 
-	serial_update_irq(serial);
-	if (effects.transmitted_count > 0 && serial->backend.write)
+	/* The bytes leave before the THRE interrupt that says they did. */
+	if (transmit) {
 		serial->backend.write(serial->backend.opaque,
 				      effects.transmitted,
 				      effects.transmitted_count);
+		pthread_mutex_unlock(&serial->transmit_lock);
+	}
+	serial_update_irq(serial);
 	if (room_appeared && serial->backend.rx_ready)
 		serial->backend.rx_ready(serial->backend.opaque);
 }

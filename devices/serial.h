@@ -6,6 +6,8 @@
  * Promise: the guest's register accesses (vCPU threads) and host input
  * (event thread) may arrive concurrently; the UART locks its own state and
  * never calls a backend hook or raises its interrupt with that lock held.
+ * Transmitted bytes reach the backend in the order the guest wrote them,
+ * whichever vCPUs wrote them.
  * Host input is taken only while the receive FIFO has room, so a guest that
  * stops reading never makes vessel buffer without bound.
  */

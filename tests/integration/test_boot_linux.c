@@ -5,6 +5,8 @@
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,5 +123,35 @@ Test(boot_linux, pvh_entry_of_the_uncompressed_kernel)
 	cr_assert(guest_session_expect(&session, "vessel-guest: exit=0",
 				       BOOT_TIMEOUT), "PVH boot did not run the command");
 	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0);
+	guest_session_close(&session);
+}
+
+/* With several vCPUs the 8250 driver's THRE interrupt runs on one CPU
+ * while another writes: the console must keep the guest's byte order. */
+Test(boot_linux, console_output_keeps_its_order_with_four_cpus)
+{
+	struct guest_session session;
+	char kernel[4096], initrd[4096];
+
+	default_guest(kernel, initrd, sizeof(kernel));
+	char *argv[] = { "vessel", "run", "--kernel", kernel, "--initrd", initrd,
+			 "--cpus", "4", "--cmdline",
+			 "console=ttyS0 quiet panic=1 vessel.run=seq 1 20000", NULL };
+	cr_assert_eq(guest_session_start(&session, argv), 0);
+	cr_assert(guest_session_expect(&session, "vessel-guest: exit=0", BOOT_TIMEOUT));
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0);
+
+	unsigned int expected = 1;
+	for (char *line = strtok(session.output, "\r\n"); line;
+	     line = strtok(NULL, "\r\n")) {
+		char *end;
+		unsigned long value = strtoul(line, &end, 10);
+		if (end == line || *end)
+			continue; /* not a line of seq's */
+		cr_assert_eq(value, expected, "line %u of seq's output reads '%s'",
+			     expected, line);
+		expected++;
+	}
+	cr_assert_eq(expected, 20001, "only %u of 20000 lines arrived", expected - 1);
 	guest_session_close(&session);
 }
