@@ -132,6 +132,24 @@ int pci_device_set_bar(struct pci_device *device, unsigned int bar,
 	return 0;
 }
 
+int pci_device_place_bar(struct pci_device *device, unsigned int bar,
+			 uint64_t address)
+{
+	if (bar >= PCI_BAR_COUNT || !device->bars[bar].size)
+		return -EINVAL;
+	uint64_t size = device->bars[bar].size;
+	bool wide = device->bars[bar].type == PCI_BAR_MEMORY_64;
+	if ((address & (size - 1)) ||
+	    (!wide && address + size > (UINT64_C(1) << 32)))
+		return -EINVAL;
+
+	uint8_t *reg = device->config + PCI_BAR0 + 4 * bar;
+	put_le32(reg, (get_le32(reg) & ~BAR_ADDRESS_MASK_32) | (uint32_t)address);
+	if (wide)
+		put_le32(reg + 4, (uint32_t)(address >> 32));
+	return 0;
+}
+
 int pci_device_add_capability(struct pci_device *device,
 			      const uint8_t *capability, uint8_t length,
 			      const uint8_t *write_mask, uint8_t *offset)

@@ -130,6 +130,12 @@ int pci_device_set_bar(struct pci_device *device, unsigned int bar,
 		       uint64_t size, enum pci_bar_type type,
 		       bool prefetchable);
 
+/* Programs memory BAR bar with address, as firmware does before the guest
+ * runs; it decodes there once the guest enables memory decoding. 0, or
+ * -EINVAL for an undeclared BAR or an address not aligned to its size. */
+int pci_device_place_bar(struct pci_device *device, unsigned int bar,
+			 uint64_t address);
+
 /* Appends a capability to the list: capability[0] is its ID, capability[1]
  * is overwritten with the link to the next one. write_mask (NULL: all
  * read-only) gives the guest-writable bits of each byte; the first two

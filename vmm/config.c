@@ -32,6 +32,37 @@ static int initrd_size(const char *path, uint64_t *size, char *err,
 	return 0;
 }
 
+struct disk_options config_disk_options(const struct disk_config *disk)
+{
+	return (struct disk_options){
+		.path = disk->path,
+		.read_only = disk->read_only,
+		.cache = disk->direct ? DISK_CACHE_NONE : DISK_CACHE_WRITEBACK,
+		.serial = disk->serial,
+	};
+}
+
+/* Opens (and locks) each disk once, so a missing image, a bad cache mode
+ * or an image another vessel is using is refused before any VM exists. */
+static int check_disks(const struct vm_config *config, char *err,
+		       size_t err_len)
+{
+	for (unsigned int i = 0; i < config->disk_count; i++) {
+		const struct disk_options options =
+			config_disk_options(&config->disks[i]);
+		struct disk *disk;
+		char reason[256];
+		int result = disk_open(&disk, &options, reason, sizeof(reason));
+
+		if (result) {
+			snprintf(err, err_len, "--disk: %s", reason);
+			return result;
+		}
+		disk_close(disk);
+	}
+	return 0;
+}
+
 int config_check_files(const struct vm_config *config, char *err,
 		       size_t err_len)
 {
@@ -53,6 +84,9 @@ int config_check_files(const struct vm_config *config, char *err,
 		if (result)
 			return result;
 	}
+	result = check_disks(config, err, err_len);
+	if (result)
+		return result;
 	result = kernel_image_open(config->kernel_path, &kernel, err, err_len);
 	if (result)
 		return result;

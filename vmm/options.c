@@ -52,6 +52,9 @@ void options_print_run_usage(void)
 	       "  -n, --cpus N             vCPUs, 1 to %d (default: 1)\n"
 	       "      --cpu-features LIST  hide (-name) or require (+name) CPUID\n"
 	       "                           features, comma-separated, e.g. -xsave,-cx16\n"
+	       "      --disk PATH[,readonly][,serial=ID][,cache=writeback|none]\n"
+	       "                           a virtio-blk disk (raw image or block\n"
+	       "                           device), repeatable: vda, vdb, ...\n"
 	       "      --no-reboot          exit (status 0) when the guest reboots\n"
 	       "  -h, --help               show this help\n"
 	       "\n"
@@ -63,7 +66,7 @@ void options_print_run_usage(void)
 	cpuid_print_feature_names();
 }
 
-enum { OPTION_CPU_FEATURES = 256, OPTION_NO_REBOOT };
+enum { OPTION_CPU_FEATURES = 256, OPTION_NO_REBOOT, OPTION_DISK };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, 'k' },
@@ -73,9 +76,52 @@ static const struct option run_options[] = {
 	{ "cpus", required_argument, NULL, 'n' },
 	{ "cpu-features", required_argument, NULL, OPTION_CPU_FEATURES },
 	{ "no-reboot", no_argument, NULL, OPTION_NO_REBOOT },
+	{ "disk", required_argument, NULL, OPTION_DISK },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* PATH[,readonly][,serial=ID][,cache=writeback|none]; text is modified
+ * (the path is cut at the first comma). */
+static int parse_disk(char *text, struct disk_config *disk, char *err,
+		      size_t err_len)
+{
+	char *item = strchr(text, ',');
+
+	*disk = (struct disk_config){ .path = text };
+	if (item)
+		*item++ = '\0';
+	if (!*text) {
+		snprintf(err, err_len, "--disk: no path");
+		return -EINVAL;
+	}
+	while (item && *item) {
+		char *next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		if (!strcmp(item, "readonly") || !strcmp(item, "readonly=on")) {
+			disk->read_only = true;
+		} else if (!strncmp(item, "serial=", 7)) {
+			if (strlen(item + 7) > OPTIONS_DISK_SERIAL_MAX) {
+				snprintf(err, err_len,
+					 "--disk %s: serial '%s' is longer than %d bytes",
+					 text, item + 7, OPTIONS_DISK_SERIAL_MAX);
+				return -EINVAL;
+			}
+			strcpy(disk->serial, item + 7);
+		} else if (!strcmp(item, "cache=writeback")) {
+			disk->direct = false;
+		} else if (!strcmp(item, "cache=none")) {
+			disk->direct = true;
+		} else {
+			snprintf(err, err_len, "--disk %s: unknown option '%s'", text,
+				 item);
+			return -EINVAL;
+		}
+		item = next;
+	}
+	return 0;
+}
 
 static int parse_cpu_count(const char *text, unsigned int *count, char *err,
 			   size_t err_len)
@@ -148,6 +194,17 @@ int options_parse_run(int argc, char **argv, struct vm_config *config,
 			break;
 		case OPTION_NO_REBOOT:
 			config->no_reboot = true;
+			break;
+		case OPTION_DISK:
+			if (config->disk_count == OPTIONS_MAX_DISKS) {
+				snprintf(err, err_len, "--disk: more than %d disks",
+					 OPTIONS_MAX_DISKS);
+				return -EINVAL;
+			}
+			if (parse_disk(optarg, &config->disks[config->disk_count],
+				       err, err_len))
+				return -EINVAL;
+			config->disk_count++;
 			break;
 		case 'h':
 			options_print_run_usage();

@@ -19,6 +19,16 @@
 #define OPTIONS_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
 #define OPTIONS_MAX_CPUS 254 /* APIC IDs 0-253; the IOAPIC takes the next */
 
+#define OPTIONS_MAX_DISKS 8
+#define OPTIONS_DISK_SERIAL_MAX 20 /* virtio-blk's ID string */
+
+struct disk_config {
+	const char *path;
+	bool read_only;
+	bool direct; /* cache=none: O_DIRECT, no host page cache */
+	char serial[OPTIONS_DISK_SERIAL_MAX + 1];
+};
+
 struct vm_config {
 	const char *kernel_path;
 	const char *initrd_path; /* NULL without one */
@@ -27,6 +37,8 @@ struct vm_config {
 	unsigned int cpu_count;
 	bool no_reboot;
 	struct cpuid_feature_mask feature_mask;
+	struct disk_config disks[OPTIONS_MAX_DISKS];
+	unsigned int disk_count;
 };
 
 enum options_result {

@@ -17,8 +17,14 @@
 #include "../devices/i8042.h"
 #include "../devices/pci.h"
 #include "../devices/serial.h"
+#include "../devices/disk.h"
+#include "../devices/virtio/blk.h"
+#include "../devices/virtio/pci.h"
+#include "../devices/virtio/rng.h"
 #include "../firmware/boot.h"
 #include "../firmware/layout.h"
+#include "config.h"
+#include "interrupts.h"
 #include "memory.h"
 #include "vcpu.h"
 
@@ -42,6 +48,17 @@ struct vm {
 	struct cmos_rtc *rtc;
 	struct pci_bus *pci;
 	struct acpi_pm *acpi_pm;
+	struct interrupts interrupts;
+	struct device_context device_context;
+	struct virtio_pci_platform virtio_platform;
+	uint64_t next_bar_address; /* the PCI MMIO window, handed out upwards */
+	struct virtio_rng *rng;
+	struct virtio_pci *rng_function;
+	struct vm_disk {
+		struct disk *disk;
+		struct virtio_blk *blk;
+		struct virtio_pci *function;
+	} disks[OPTIONS_MAX_DISKS];
 	struct vcpu *vcpus;
 	unsigned int vcpu_count; /* created so far */
 
@@ -107,6 +124,137 @@ static void on_vcpu_stop(void *opaque, enum vcpu_stop_reason reason,
 	vm_request_stop(opaque, vm_reason[reason], message);
 }
 
+static int watch_fd(void *opaque, int fd, uint32_t events,
+		    device_fd_handler handler, void *handler_opaque)
+{
+	struct vm *vm = opaque;
+
+	return event_loop_add(vm->loop, fd, events, handler, handler_opaque);
+}
+
+static int unwatch_fd(void *opaque, int fd)
+{
+	struct vm *vm = opaque;
+
+	return event_loop_remove(vm->loop, fd);
+}
+
+static int msi_route(void *opaque, const void *function, unsigned int vector,
+		     uint64_t address, uint32_t data)
+{
+	struct vm *vm = opaque;
+	int result = interrupts_msi_route(&vm->interrupts, function, vector,
+					  address, data);
+
+	if (result)
+		fprintf(stderr, "vessel: routing MSI vector %u: %s\n", vector,
+			strerror(-result));
+	return result;
+}
+
+static void msi_signal(void *opaque, const void *function, unsigned int vector)
+{
+	struct vm *vm = opaque;
+
+	interrupts_msi_signal(&vm->interrupts, function, vector);
+}
+
+/* KVM completes the guest's write at address by signalling fd, without an
+ * exit to vessel (KVM API, KVM_IOEVENTFD). */
+static int ioeventfd(void *opaque, uint64_t address, uint32_t length, int fd,
+		     bool assign)
+{
+	struct vm *vm = opaque;
+	struct kvm_ioeventfd request = {
+		.addr = address,
+		.len = length,
+		.fd = fd,
+		.flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+	};
+
+	if (ioctl(vm->fd, KVM_IOEVENTFD, &request)) {
+		int saved = errno;
+		fprintf(stderr, "vessel: KVM_IOEVENTFD at 0x%llx: %s\n",
+			(unsigned long long)address, strerror(saved));
+		return -saved;
+	}
+	return 0;
+}
+
+/* Puts a virtio device on PCI bus 0 with its BAR at the next free place
+ * of the PCI MMIO window. */
+static int add_virtio_function(struct vm *vm, struct virtio_device *device,
+			       struct virtio_pci **function)
+{
+	if (vm->next_bar_address + VIRTIO_PCI_BAR_SIZE > LAYOUT_PCI_MMIO_END)
+		return -ENOSPC;
+	*function = virtio_pci_create(device, &vm->virtio_platform,
+				      vm->next_bar_address);
+	if (!*function)
+		return -errno;
+	vm->next_bar_address += VIRTIO_PCI_BAR_SIZE;
+	return pci_bus_add_device(vm->pci, virtio_pci_function(*function));
+}
+
+static int create_disk(struct vm *vm, const struct disk_config *config,
+		       struct vm_disk *disk, char *err, size_t err_len)
+{
+	const struct disk_options options = config_disk_options(config);
+	int result = disk_open(&disk->disk, &options, err, err_len);
+
+	if (result)
+		return result;
+	disk->blk = virtio_blk_create(disk->disk, &vm->device_context);
+	result = disk->blk ? add_virtio_function(vm, virtio_blk_device(disk->blk),
+						 &disk->function) : -errno;
+	if (result)
+		snprintf(err, err_len, "--disk %s: %s", config->path,
+			 strerror(-result));
+	return result;
+}
+
+static void destroy_disk(struct vm_disk *disk)
+{
+	virtio_pci_destroy(disk->function);
+	virtio_blk_destroy(disk->blk);
+	if (disk->disk)
+		disk_close(disk->disk);
+}
+
+static int create_virtio_devices(struct vm *vm, char *err, size_t err_len)
+{
+	vm->device_context = (struct device_context){
+		.memory = &vm->memory.guest,
+		.watch_fd = watch_fd,
+		.unwatch_fd = unwatch_fd,
+		.context_opaque = vm,
+	};
+	vm->virtio_platform = (struct virtio_pci_platform){
+		.mmio_bus = vm->mmio_bus,
+		.msi_route = msi_route,
+		.msi_signal = msi_signal,
+		.ioeventfd = ioeventfd,
+		.opaque = vm,
+	};
+	vm->next_bar_address = LAYOUT_PCI_MMIO_START;
+
+	/* Disks first, so the guest names them vda, vdb, ... in the order
+	 * of --disk (it probes PCI slots in order). */
+	for (unsigned int i = 0; i < vm->config->disk_count; i++) {
+		int result = create_disk(vm, &vm->config->disks[i], &vm->disks[i],
+					 err, err_len);
+		if (result)
+			return result;
+	}
+	/* Entropy for every guest: the generic kernel waits for it at boot. */
+	vm->rng = virtio_rng_create(&vm->device_context);
+	int result = vm->rng ? add_virtio_function(vm, virtio_rng_device(vm->rng),
+						   &vm->rng_function) : -ENOMEM;
+	if (result)
+		snprintf(err, err_len, "creating virtio-rng: %s", strerror(-result));
+	return result;
+}
+
 static int create_kvm_vm(struct vm *vm, char *err, size_t err_len)
 {
 	const char *step;
@@ -116,6 +264,7 @@ static int create_kvm_vm(struct vm *vm, char *err, size_t err_len)
 		step = "KVM_CREATE_VM";
 		goto fail;
 	}
+	vm->interrupts.vm_fd = vm->fd;
 	step = "KVM_SET_TSS_ADDR";
 	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDRESS))
 		goto fail;
@@ -329,11 +478,13 @@ struct vm *vm_create(const struct vm_config *config,
 	vm->fd = -1;
 	vm->memory.fd = -1;
 	pthread_mutex_init(&vm->stop_lock, NULL);
+	interrupts_init(&vm->interrupts, -1);
 
 	if (create_kvm_vm(vm, err, err_len) ||
 	    vm_memory_create(&vm->memory, config->memory_size, err, err_len) ||
 	    vm_memory_register(&vm->memory, vm->fd, err, err_len) ||
 	    create_devices(vm, err, err_len) ||
+	    create_virtio_devices(vm, err, err_len) ||
 	    load_guest(vm, &entry, err, err_len) ||
 	    create_vcpus(vm, &entry, err, err_len)) {
 		vm_destroy(vm);
@@ -351,6 +502,10 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(&vm->vcpus[i]);
 	}
 	free(vm->vcpus);
+	virtio_pci_destroy(vm->rng_function);
+	virtio_rng_destroy(vm->rng);
+	for (unsigned int i = 0; i < OPTIONS_MAX_DISKS; i++)
+		destroy_disk(&vm->disks[i]);
 	acpi_pm_destroy(vm->acpi_pm);
 	pci_bus_destroy(vm->pci);
 	cmos_rtc_destroy(vm->rtc);
@@ -359,6 +514,7 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(vm->mmio_bus);
 	bus_destroy(vm->pio_bus);
 	vm_memory_destroy(&vm->memory);
+	interrupts_destroy(&vm->interrupts);
 	if (vm->fd >= 0)
 		close(vm->fd);
 	pthread_mutex_destroy(&vm->stop_lock);

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Shared by guests/build-default and tools/emuhost/run: fetching Debian
-# packages without installing them, cheap "nothing changed" checks, and
-# packing a busybox initramfs. Source it; it defines functions only.
+# Shared by guests/build-default, guests/build-rootfs and tools/emuhost/run:
+# fetching Debian packages without installing them, cheap "nothing changed"
+# checks, module load order, and packing a busybox initramfs. Source it; it
+# defines functions only.
 
 # One-line error and exit; callers pass what failed and why.
 die() {
@@ -87,4 +88,39 @@ busybox_tree() {
 	if [[ ! -e $2/dev/console && $(id -u) -eq 0 ]]; then
 		mknod -m 600 "$2/dev/console" c 5 1
 	fi
+}
+
+# module_load_order MODULES_DIR NAME...: the module files (paths relative to
+# MODULES_DIR) that loading NAME... with insmod needs, each once, every
+# module after the modules it depends on, as MODULES_DIR/modules.dep says.
+# NAME is a module file name without .ko; dashes and underscores are alike.
+# Soft dependencies (modules.softdep) are not followed: name them.
+module_load_order() {
+	local dir=$1 path deps name
+	shift
+	local -A dep_of=() path_of=() seen=()
+	local order=()
+	[[ -f $dir/modules.dep ]] || die "no modules.dep in $dir"
+	while IFS=: read -r path deps; do
+		dep_of[$path]=$deps
+		name=${path##*/}
+		name=${name%.ko*}
+		path_of[${name//-/_}]=$path
+	done <"$dir/modules.dep"
+	__module_load_order_add() {
+		local dep
+		[[ -z ${seen[$1]-} ]] || return 0
+		seen[$1]=1
+		for dep in ${dep_of[$1]}; do
+			__module_load_order_add "$dep"
+		done
+		order+=("$1")
+	}
+	for name in "$@"; do
+		path=${path_of[${name//-/_}]-}
+		[[ -n $path ]] || die "module $name is not in $dir/modules.dep"
+		__module_load_order_add "$path"
+	done
+	unset -f __module_load_order_add
+	printf '%s\n' "${order[@]}"
 }

@@ -103,6 +103,32 @@ Test(cli, initrd_that_does_not_fit)
 	unlink(initrd);
 }
 
+Test(cli, missing_disk_image)
+{
+	char disk[] = "/nonexistent/disk.img,readonly";
+	char *argv[] = { "vessel", "run", "--kernel", (char *)selftest(),
+			 "--disk", disk, NULL };
+	expect_refusal(argv, "/nonexistent/disk.img");
+}
+
+/* An image another process holds open for writing (as a running vessel
+ * does, with an OFD lock) is refused unless opened read-only. */
+Test(cli, disk_in_use_is_refused)
+{
+	char *image = temporary_file(NULL, 1 << 20);
+	int fd = open(image, O_RDWR);
+	struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &lock), 0);
+
+	char disk[128];
+	snprintf(disk, sizeof(disk), "%s", image);
+	char *argv[] = { "vessel", "run", "--kernel", (char *)selftest(),
+			 "--disk", disk, NULL };
+	expect_refusal(argv, "in use");
+	close(fd);
+	unlink(image);
+}
+
 Test(cli, unknown_option)
 {
 	char *argv[] = { "vessel", "run", "--kernel", (char *)selftest(),
@@ -127,7 +153,7 @@ Test(cli, help_lists_every_option)
 	static const char *const commands[] = { "run", NULL };
 	static const char *const options[] = {
 		"--kernel", "--initrd", "--cmdline", "--memory", "--cpus",
-		"--cpu-features", "--no-reboot", "--help", "xsave", NULL
+		"--cpu-features", "--disk", "--no-reboot", "--help", "xsave", NULL
 	};
 	char *top[] = { "vessel", "--help", NULL };
 	char *run[] = { "vessel", "run", "--help", NULL };

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../../vmm/options.h"
@@ -138,4 +139,57 @@ Test(options, sizes)
 	cr_assert_eq(bytes, 1ULL << 20);
 	cr_assert_eq(options_parse_size(" 1M", &bytes), -EINVAL);
 	cr_assert_eq(options_parse_size("1Mx", &bytes), -EINVAL);
+}
+
+Test(options, disks)
+{
+	struct vm_config config;
+	char first[] = "/images/root.img,readonly,serial=root-disk";
+	char second[] = "/dev/sdb,cache=none";
+
+	cr_assert_eq(PARSE(&config, "-k", "/k", "--disk", first, "--disk", second),
+		     OPTIONS_OK, "%s", err);
+	cr_assert_eq(config.disk_count, 2);
+	cr_assert_str_eq(config.disks[0].path, "/images/root.img");
+	cr_assert(config.disks[0].read_only);
+	cr_assert_str_eq(config.disks[0].serial, "root-disk");
+	cr_assert_not(config.disks[0].direct);
+	cr_assert_str_eq(config.disks[1].path, "/dev/sdb");
+	cr_assert_not(config.disks[1].read_only);
+	cr_assert(config.disks[1].direct);
+	cr_assert_str_eq(config.disks[1].serial, "");
+}
+
+Test(options, bad_disks)
+{
+	struct vm_config config;
+	char empty[] = ",readonly";
+	char unknown[] = "/img,fast";
+	char long_serial[] = "/img,serial=this-serial-is-longer-than-20";
+	char bad_cache[] = "/img,cache=unsafe";
+
+	cr_assert_eq(PARSE(&config, "-k", "/k", "--disk", empty), -EINVAL);
+	cr_assert(strstr(err, "--disk"), "%s", err);
+	cr_assert_eq(PARSE(&config, "-k", "/k", "--disk", unknown), -EINVAL);
+	cr_assert(strstr(err, "fast"), "%s", err);
+	cr_assert_eq(PARSE(&config, "-k", "/k", "--disk", long_serial), -EINVAL);
+	cr_assert(strstr(err, "serial"), "%s", err);
+	cr_assert_eq(PARSE(&config, "-k", "/k", "--disk", bad_cache), -EINVAL);
+	cr_assert(strstr(err, "cache=unsafe"), "%s", err);
+}
+
+Test(options, at_most_eight_disks)
+{
+	struct vm_config config;
+	char disks[9][8];
+	char *argv[21] = { "run", "-k", "/k" };
+	int argc = 3;
+
+	for (int i = 0; i < 9; i++) {
+		snprintf(disks[i], sizeof(disks[i]), "/d%d", i);
+		argv[argc++] = "--disk";
+		argv[argc++] = disks[i];
+	}
+	cr_assert_eq(parse(&config, argc, argv), -EINVAL);
+	cr_assert(strstr(err, "more than 8"), "%s", err);
 }

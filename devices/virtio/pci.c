@@ -1,0 +1,900 @@
+#include "pci.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* Regions of BAR 0 (see pci.h). */
+#define COMMON_OFFSET 0x0000
+#define COMMON_SIZE 0x40
+#define ISR_OFFSET 0x1000
+#define DEVICE_OFFSET 0x2000
+#define DEVICE_SIZE 0x1000
+#define NOTIFY_SIZE (VIRTIO_MAX_QUEUES * VIRTIO_PCI_NOTIFY_MULTIPLIER)
+#define MSIX_TABLE_OFFSET 0x4000
+#define MSIX_PBA_OFFSET 0x5000
+#define MSIX_ENTRY_SIZE 16
+#define MSIX_MAX_VECTORS (VIRTIO_MAX_QUEUES + 1) /* a vector per queue, one
+						   * for configuration changes */
+
+/* Vendor capability types (virtio 1.2 §4.1.4). */
+#define CAP_COMMON_CFG 1
+#define CAP_NOTIFY_CFG 2
+#define CAP_ISR_CFG 3
+#define CAP_DEVICE_CFG 4
+#define CAP_PCI_CFG 5
+#define PCI_CAP_ID_VENDOR 0x09
+#define PCI_CAP_ID_MSIX 0x11
+
+/* MSI-X (PCI Local Bus 3.0 §6.8.2). */
+#define MSIX_CONTROL_ENABLE 0x8000
+#define MSIX_CONTROL_FUNCTION_MASK 0x4000
+#define MSIX_VECTOR_MASKED 1u
+
+/* Common configuration registers (§4.1.4.3). */
+enum {
+	COMMON_DEVICE_FEATURE_SELECT = 0x00,
+	COMMON_DEVICE_FEATURE = 0x04,
+	COMMON_DRIVER_FEATURE_SELECT = 0x08,
+	COMMON_DRIVER_FEATURE = 0x0c,
+	COMMON_CONFIG_MSIX_VECTOR = 0x10,
+	COMMON_NUM_QUEUES = 0x12,
+	COMMON_DEVICE_STATUS = 0x14,
+	COMMON_CONFIG_GENERATION = 0x15,
+	COMMON_QUEUE_SELECT = 0x16,
+	COMMON_QUEUE_SIZE = 0x18,
+	COMMON_QUEUE_MSIX_VECTOR = 0x1a,
+	COMMON_QUEUE_ENABLE = 0x1c,
+	COMMON_QUEUE_NOTIFY_OFF = 0x1e,
+	COMMON_QUEUE_DESC = 0x20,
+	COMMON_QUEUE_DRIVER = 0x28,
+	COMMON_QUEUE_DEVICE = 0x30,
+};
+
+struct msix_entry {
+	uint64_t address;
+	uint32_t data;
+	uint32_t control;
+};
+
+/* A queue's notification eventfd and what its handler needs. */
+struct queue_notifier {
+	struct virtio_pci *function;
+	unsigned int queue;
+	int fd;
+};
+
+struct virtio_pci {
+	struct pci_device pci;
+	struct virtio_device *device;
+	struct virtio_pci_platform platform;
+
+	/* Guards the transport state below and every call into the device
+	 * (ops run on the event thread, under this lock). */
+	pthread_mutex_t lock;
+	uint64_t bar_address;
+	bool bar_mapped;
+	uint32_t device_feature_select;
+	uint32_t driver_feature_select;
+	uint8_t status;
+	bool reset_pending; /* the driver wrote 0; the event thread resets */
+	bool activate_pending; /* the driver wrote DRIVER_OK */
+	bool active;
+	uint16_t queue_select;
+	uint8_t isr;
+	uint8_t pci_cfg_offset; /* the VIRTIO_PCI_CAP_PCI_CFG capability */
+	uint8_t msix_offset;
+	struct queue_notifier notifiers[VIRTIO_MAX_QUEUES];
+	int control_fd; /* the vCPU side asks the event thread to act */
+
+	/* Guards interrupt state; taken alone from any thread. */
+	pthread_mutex_t msix_lock;
+	unsigned int vector_count;
+	struct msix_entry table[MSIX_MAX_VECTORS];
+	uint64_t pending; /* the PBA, a bit per vector */
+	bool msix_enabled;
+	bool msix_function_masked;
+	uint16_t config_vector;
+	uint16_t queue_vector[VIRTIO_MAX_QUEUES];
+};
+
+static uint64_t load_le(const uint8_t *data, uint32_t size)
+{
+	uint64_t value = 0;
+
+	memcpy(&value, data, size > 8 ? 8 : size);
+	return value;
+}
+
+static void store_le(uint8_t *data, uint32_t size, uint64_t value)
+{
+	memcpy(data, &value, size > 8 ? 8 : size);
+}
+
+static void wake_event_thread(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) < 0) {
+		/* An eventfd counter far from overflow cannot fail. */
+	}
+}
+
+/* --- interrupts --------------------------------------------------------- */
+
+static bool vector_deliverable(const struct virtio_pci *function,
+			       unsigned int vector)
+{
+	return function->msix_enabled && !function->msix_function_masked &&
+	       !(function->table[vector].control & MSIX_VECTOR_MASKED);
+}
+
+/* Sends vector's message, or leaves it pending while masked (§6.8.2.9). */
+static void msix_raise(struct virtio_pci *function, uint16_t vector)
+{
+	bool send = false;
+
+	pthread_mutex_lock(&function->msix_lock);
+	if (vector < function->vector_count && function->msix_enabled) {
+		send = vector_deliverable(function, vector);
+		if (!send)
+			function->pending |= UINT64_C(1) << vector;
+	}
+	pthread_mutex_unlock(&function->msix_lock);
+	if (send)
+		function->platform.msi_signal(function->platform.opaque,
+					      function, vector);
+}
+
+/* After a mask change: update routes, deliver what became unmasked. */
+static void msix_refresh(struct virtio_pci *function)
+{
+	uint64_t deliver = 0;
+
+	pthread_mutex_lock(&function->msix_lock);
+	for (unsigned int vector = 0; vector < function->vector_count; vector++) {
+		const struct msix_entry *entry = &function->table[vector];
+		bool deliverable = vector_deliverable(function, vector);
+
+		if (!deliverable)
+			continue;
+		function->platform.msi_route(function->platform.opaque, function,
+					     vector, entry->address, entry->data);
+		if (function->pending & (UINT64_C(1) << vector)) {
+			function->pending &= ~(UINT64_C(1) << vector);
+			deliver |= UINT64_C(1) << vector;
+		}
+	}
+	pthread_mutex_unlock(&function->msix_lock);
+	for (unsigned int vector = 0; vector < function->vector_count; vector++) {
+		if (deliver & (UINT64_C(1) << vector))
+			function->platform.msi_signal(function->platform.opaque,
+						      function, vector);
+	}
+}
+
+static void notify_queue(struct virtio_device *device, unsigned int queue)
+{
+	struct virtio_pci *function = device->transport;
+
+	if (queue >= device->queue_count ||
+	    !virtqueue_should_notify(&device->queues[queue]))
+		return;
+	pthread_mutex_lock(&function->msix_lock);
+	uint16_t vector = function->queue_vector[queue];
+	function->isr |= 1; /* §4.1.4.5: a queue interrupt */
+	pthread_mutex_unlock(&function->msix_lock);
+	if (vector != VIRTIO_PCI_NO_VECTOR)
+		msix_raise(function, vector);
+}
+
+static void needs_reset(struct virtio_device *device)
+{
+	struct virtio_pci *function = device->transport;
+
+	pthread_mutex_lock(&function->msix_lock);
+	function->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+	function->isr |= 2; /* a configuration change */
+	uint16_t vector = function->config_vector;
+	pthread_mutex_unlock(&function->msix_lock);
+	if (vector != VIRTIO_PCI_NO_VECTOR)
+		msix_raise(function, vector);
+}
+
+static void msix_table_access(struct virtio_pci *function, uint64_t offset,
+			      uint8_t *data, uint32_t size, bool write)
+{
+	unsigned int vector = offset / MSIX_ENTRY_SIZE;
+	unsigned int field = offset % MSIX_ENTRY_SIZE;
+
+	if (vector >= function->vector_count || (size != 4 && size != 8) ||
+	    field % size) {
+		if (!write)
+			memset(data, 0xff, size);
+		return;
+	}
+	pthread_mutex_lock(&function->msix_lock);
+	struct msix_entry *entry = &function->table[vector];
+	uint8_t raw[MSIX_ENTRY_SIZE];
+	store_le(raw, 8, entry->address);
+	store_le(raw + 8, 4, entry->data);
+	store_le(raw + 12, 4, entry->control);
+	if (!write) {
+		memcpy(data, raw + field, size);
+		pthread_mutex_unlock(&function->msix_lock);
+		return;
+	}
+	memcpy(raw + field, data, size);
+	entry->address = load_le(raw, 8);
+	entry->data = (uint32_t)load_le(raw + 8, 4);
+	/* Only the mask bit of vector control is defined. */
+	entry->control = (uint32_t)load_le(raw + 12, 4) & MSIX_VECTOR_MASKED;
+	pthread_mutex_unlock(&function->msix_lock);
+	msix_refresh(function);
+}
+
+static void msix_pba_read(struct virtio_pci *function, uint64_t offset,
+			  uint8_t *data, uint32_t size)
+{
+	pthread_mutex_lock(&function->msix_lock);
+	uint64_t pending = function->pending;
+	pthread_mutex_unlock(&function->msix_lock);
+	memset(data, 0, size);
+	if (offset < 8)
+		memcpy(data, (uint8_t *)&pending + offset,
+		       size < 8 - offset ? size : 8 - offset);
+}
+
+/* --- common configuration ---------------------------------------------- */
+
+static struct virtqueue *selected_queue(struct virtio_pci *function)
+{
+	if (function->queue_select >= function->device->queue_count)
+		return NULL;
+	return &function->device->queues[function->queue_select];
+}
+
+static uint64_t common_read(struct virtio_pci *function, uint64_t offset,
+			    uint32_t size)
+{
+	struct virtio_device *device = function->device;
+	struct virtqueue *queue = selected_queue(function);
+	uint64_t value = 0;
+
+	switch (offset) {
+	case COMMON_DEVICE_FEATURE_SELECT:
+		return function->device_feature_select;
+	case COMMON_DEVICE_FEATURE:
+		return function->device_feature_select < 2 ?
+			(uint32_t)(device->device_features >>
+				   (32 * function->device_feature_select)) : 0;
+	case COMMON_DRIVER_FEATURE_SELECT:
+		return function->driver_feature_select;
+	case COMMON_DRIVER_FEATURE:
+		return function->driver_feature_select < 2 ?
+			(uint32_t)(device->driver_features >>
+				   (32 * function->driver_feature_select)) : 0;
+	case COMMON_CONFIG_MSIX_VECTOR:
+		pthread_mutex_lock(&function->msix_lock);
+		value = function->config_vector;
+		pthread_mutex_unlock(&function->msix_lock);
+		return value;
+	case COMMON_NUM_QUEUES:
+		return device->queue_count;
+	case COMMON_DEVICE_STATUS: {
+		pthread_mutex_lock(&function->msix_lock);
+		value = function->status;
+		pthread_mutex_unlock(&function->msix_lock);
+		return value;
+	}
+	case COMMON_CONFIG_GENERATION:
+		return 0; /* vessel's device configurations never change */
+	case COMMON_QUEUE_SELECT:
+		return function->queue_select;
+	case COMMON_QUEUE_SIZE:
+		return queue ? queue->size : 0;
+	case COMMON_QUEUE_MSIX_VECTOR:
+		if (!queue)
+			return VIRTIO_PCI_NO_VECTOR;
+		pthread_mutex_lock(&function->msix_lock);
+		value = function->queue_vector[function->queue_select];
+		pthread_mutex_unlock(&function->msix_lock);
+		return value;
+	case COMMON_QUEUE_ENABLE:
+		return queue ? queue->ready : 0;
+	case COMMON_QUEUE_NOTIFY_OFF:
+		return function->queue_select;
+	case COMMON_QUEUE_DESC:
+	case COMMON_QUEUE_DESC + 4:
+		value = queue ? queue->desc_addr : 0;
+		break;
+	case COMMON_QUEUE_DRIVER:
+	case COMMON_QUEUE_DRIVER + 4:
+		value = queue ? queue->avail_addr : 0;
+		break;
+	case COMMON_QUEUE_DEVICE:
+	case COMMON_QUEUE_DEVICE + 4:
+		value = queue ? queue->used_addr : 0;
+		break;
+	default:
+		return 0;
+	}
+	/* 64-bit fields: the driver may read them as two halves. */
+	if (offset % 8)
+		return value >> 32;
+	return size == 8 ? value : (uint32_t)value;
+}
+
+/* A 64-bit ring address written whole or as two 32-bit halves. */
+static void write_address(uint64_t *field, uint64_t offset, uint32_t size,
+			  uint64_t value)
+{
+	if (size == 8)
+		*field = value;
+	else if (offset % 8)
+		*field = (*field & 0xffffffffu) | (value << 32);
+	else
+		*field = (*field & ~UINT64_C(0xffffffff)) | (uint32_t)value;
+}
+
+/* §3.1.1 step 5: FEATURES_OK only for a subset of what was offered, with
+ * VERSION_1 (vessel has no legacy interface). */
+static bool features_acceptable(const struct virtio_device *device)
+{
+	return !(device->driver_features & ~device->device_features) &&
+	       (device->driver_features & (UINT64_C(1) << VIRTIO_F_VERSION_1));
+}
+
+static void write_status(struct virtio_pci *function, uint8_t status)
+{
+	struct virtio_device *device = function->device;
+
+	pthread_mutex_lock(&function->msix_lock);
+	uint8_t old = function->status;
+	if (status == 0) {
+		/* The event thread resets the device; the driver waits for
+		 * device_status to read 0 (§4.1.4.3.2). */
+		function->reset_pending = true;
+		pthread_mutex_unlock(&function->msix_lock);
+		wake_event_thread(function->control_fd);
+		return;
+	}
+	if ((status & VIRTIO_STATUS_FEATURES_OK) &&
+	    !(old & VIRTIO_STATUS_FEATURES_OK) && !features_acceptable(device))
+		status &= ~VIRTIO_STATUS_FEATURES_OK;
+	/* Bits the device owns stay as the device set them. */
+	function->status = status | (old & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	bool start = (status & VIRTIO_STATUS_DRIVER_OK) &&
+		     !(old & VIRTIO_STATUS_DRIVER_OK) &&
+		     (status & VIRTIO_STATUS_FEATURES_OK);
+	pthread_mutex_unlock(&function->msix_lock);
+	if (start) {
+		function->activate_pending = true;
+		wake_event_thread(function->control_fd);
+	}
+}
+
+static void common_write(struct virtio_pci *function, uint64_t offset,
+			 uint32_t size, uint64_t value)
+{
+	struct virtio_device *device = function->device;
+	struct virtqueue *queue = selected_queue(function);
+	/* The driver sets features and queues up only before DRIVER_OK
+	 * (§3.1.1); afterwards such writes are ignored. */
+	bool configuring = !(function->status & VIRTIO_STATUS_DRIVER_OK);
+	bool features_open = !(function->status & VIRTIO_STATUS_FEATURES_OK);
+
+	switch (offset) {
+	case COMMON_DEVICE_FEATURE_SELECT:
+		function->device_feature_select = (uint32_t)value;
+		break;
+	case COMMON_DRIVER_FEATURE_SELECT:
+		function->driver_feature_select = (uint32_t)value;
+		break;
+	case COMMON_DRIVER_FEATURE:
+		if (features_open && function->driver_feature_select < 2) {
+			unsigned int shift = 32 * function->driver_feature_select;
+			device->driver_features =
+				(device->driver_features &
+				 ~(UINT64_C(0xffffffff) << shift)) |
+				((uint64_t)(uint32_t)value << shift);
+		}
+		break;
+	case COMMON_CONFIG_MSIX_VECTOR:
+		pthread_mutex_lock(&function->msix_lock);
+		/* A vector the function does not have reads back as
+		 * NO_VECTOR, which tells the driver it failed (§4.1.5.1.2). */
+		function->config_vector = value < function->vector_count ?
+			(uint16_t)value : VIRTIO_PCI_NO_VECTOR;
+		pthread_mutex_unlock(&function->msix_lock);
+		break;
+	case COMMON_DEVICE_STATUS:
+		write_status(function, (uint8_t)value);
+		break;
+	case COMMON_QUEUE_SELECT:
+		function->queue_select = (uint16_t)value;
+		break;
+	case COMMON_QUEUE_SIZE:
+		if (queue && configuring && !queue->ready)
+			queue->size = (uint16_t)value;
+		break;
+	case COMMON_QUEUE_MSIX_VECTOR:
+		if (!queue)
+			break;
+		pthread_mutex_lock(&function->msix_lock);
+		function->queue_vector[function->queue_select] =
+			value < function->vector_count ? (uint16_t)value :
+							 VIRTIO_PCI_NO_VECTOR;
+		pthread_mutex_unlock(&function->msix_lock);
+		break;
+	case COMMON_QUEUE_ENABLE:
+		/* Only 1 may be written (§4.1.4.3.2); the rings are checked
+		 * when the device starts. */
+		if (queue && configuring && value == 1)
+			queue->ready = true;
+		break;
+	case COMMON_QUEUE_DESC:
+	case COMMON_QUEUE_DESC + 4:
+		if (queue && configuring && !queue->ready)
+			write_address(&queue->desc_addr, offset, size, value);
+		break;
+	case COMMON_QUEUE_DRIVER:
+	case COMMON_QUEUE_DRIVER + 4:
+		if (queue && configuring && !queue->ready)
+			write_address(&queue->avail_addr, offset, size, value);
+		break;
+	case COMMON_QUEUE_DEVICE:
+	case COMMON_QUEUE_DEVICE + 4:
+		if (queue && configuring && !queue->ready)
+			write_address(&queue->used_addr, offset, size, value);
+		break;
+	default:
+		break; /* read-only or reserved */
+	}
+}
+
+/* --- BAR 0 --------------------------------------------------------------- */
+
+static void bar_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t size)
+{
+	struct virtio_pci *function = opaque;
+	struct virtio_device *device = function->device;
+
+	memset(data, 0, size);
+	if (offset < COMMON_SIZE) {
+		pthread_mutex_lock(&function->lock);
+		store_le(data, size, common_read(function, offset, size));
+		pthread_mutex_unlock(&function->lock);
+	} else if (offset == ISR_OFFSET) {
+		/* Reading the ISR clears it (§4.1.4.5). */
+		pthread_mutex_lock(&function->msix_lock);
+		data[0] = function->isr;
+		function->isr = 0;
+		pthread_mutex_unlock(&function->msix_lock);
+	} else if (offset >= DEVICE_OFFSET && offset < DEVICE_OFFSET + DEVICE_SIZE) {
+		uint64_t field = offset - DEVICE_OFFSET;
+		if (field + size <= device->config_size) {
+			pthread_mutex_lock(&function->lock);
+			device->ops->read_config(device, (uint32_t)field, data, size);
+			pthread_mutex_unlock(&function->lock);
+		}
+	} else if (offset >= MSIX_TABLE_OFFSET && offset < MSIX_PBA_OFFSET) {
+		msix_table_access(function, offset - MSIX_TABLE_OFFSET, data, size,
+				  false);
+	} else if (offset >= MSIX_PBA_OFFSET && offset < VIRTIO_PCI_BAR_SIZE) {
+		msix_pba_read(function, offset - MSIX_PBA_OFFSET, data, size);
+	}
+}
+
+static void bar_write(void *opaque, uint64_t offset, const uint8_t *data,
+		      uint32_t size)
+{
+	struct virtio_pci *function = opaque;
+	struct virtio_device *device = function->device;
+
+	if (offset < COMMON_SIZE) {
+		pthread_mutex_lock(&function->lock);
+		common_write(function, offset, size, load_le(data, size));
+		pthread_mutex_unlock(&function->lock);
+	} else if (offset >= DEVICE_OFFSET && offset < DEVICE_OFFSET + DEVICE_SIZE) {
+		uint64_t field = offset - DEVICE_OFFSET;
+		if (field + size <= device->config_size &&
+		    device->ops->write_config) {
+			pthread_mutex_lock(&function->lock);
+			device->ops->write_config(device, (uint32_t)field, data, size);
+			pthread_mutex_unlock(&function->lock);
+		}
+	} else if (offset >= VIRTIO_PCI_NOTIFY_OFFSET &&
+		   offset < VIRTIO_PCI_NOTIFY_OFFSET + NOTIFY_SIZE) {
+		/* KVM's ioeventfd normally takes these writes; one that
+		 * reaches vessel goes the same way to the event thread. */
+		unsigned int queue = (offset - VIRTIO_PCI_NOTIFY_OFFSET) /
+				     VIRTIO_PCI_NOTIFY_MULTIPLIER;
+		if (queue < device->queue_count)
+			wake_event_thread(function->notifiers[queue].fd);
+	} else if (offset >= MSIX_TABLE_OFFSET && offset < MSIX_PBA_OFFSET) {
+		msix_table_access(function, offset - MSIX_TABLE_OFFSET,
+				  (uint8_t *)data, size, true);
+	}
+}
+
+static const struct bus_device_ops bar_ops = {
+	.read = bar_read,
+	.write = bar_write,
+};
+
+static void set_notify_eventfds(struct virtio_pci *function, bool assign)
+{
+	for (unsigned int queue = 0; queue < function->device->queue_count; queue++)
+		function->platform.ioeventfd(
+			function->platform.opaque,
+			function->bar_address + VIRTIO_PCI_NOTIFY_OFFSET +
+				queue * VIRTIO_PCI_NOTIFY_MULTIPLIER,
+			2, function->notifiers[queue].fd, assign);
+}
+
+/* The guest moved BAR 0 or switched memory decoding. */
+static void bar_mapping_changed(void *opaque, unsigned int bar, uint64_t address,
+				bool mapped)
+{
+	struct virtio_pci *function = opaque;
+
+	if (bar != 0)
+		return;
+	pthread_mutex_lock(&function->lock);
+	if (function->bar_mapped) {
+		set_notify_eventfds(function, false);
+		bus_unregister(function->platform.mmio_bus, function->bar_address);
+	}
+	function->bar_mapped = false;
+	function->bar_address = address;
+	if (mapped && bus_register(function->platform.mmio_bus, address,
+				   VIRTIO_PCI_BAR_SIZE, &bar_ops, function,
+				   function->device->name) == 0) {
+		function->bar_mapped = true;
+		set_notify_eventfds(function, true);
+	}
+	pthread_mutex_unlock(&function->lock);
+}
+
+/* --- configuration space: MSI-X control and the PCI_CFG window ---------- */
+
+static void config_write(void *opaque, uint32_t offset, const uint8_t *data,
+			 uint32_t size)
+{
+	struct virtio_pci *function = opaque;
+	uint32_t control_offset = function->msix_offset + 2u;
+	uint32_t window_data = function->pci_cfg_offset + 16u;
+
+	(void)data;
+	if (offset < control_offset + 2 && offset + size > control_offset) {
+		uint16_t control = function->pci.config[control_offset] |
+				   function->pci.config[control_offset + 1] << 8;
+		pthread_mutex_lock(&function->msix_lock);
+		function->msix_enabled = control & MSIX_CONTROL_ENABLE;
+		function->msix_function_masked = control & MSIX_CONTROL_FUNCTION_MASK;
+		pthread_mutex_unlock(&function->msix_lock);
+		msix_refresh(function);
+	}
+	if (offset == window_data) {
+		/* §4.1.4.9: pci_cfg_data writes go to the BAR at the
+		 * capability's offset, length bytes. */
+		const uint8_t *cap = function->pci.config + function->pci_cfg_offset;
+		uint32_t length = cap[12];
+		uint32_t bar_offset = (uint32_t)load_le(cap + 8, 4);
+		if (cap[4] == 0 && (length == 1 || length == 2 || length == 4) &&
+		    length <= size)
+			bar_write(function, bar_offset, data, length);
+	}
+}
+
+static void config_read(void *opaque, uint32_t offset, uint8_t *data,
+			uint32_t size)
+{
+	struct virtio_pci *function = opaque;
+	uint32_t window_data = function->pci_cfg_offset + 16u;
+
+	if (offset == window_data) {
+		const uint8_t *cap = function->pci.config + function->pci_cfg_offset;
+		uint32_t length = cap[12];
+		uint32_t bar_offset = (uint32_t)load_le(cap + 8, 4);
+		if (cap[4] == 0 && (length == 1 || length == 2 || length == 4) &&
+		    length <= size)
+			bar_read(function, bar_offset, data, length);
+	}
+}
+
+static const struct pci_device_ops pci_ops = {
+	.config_read = config_read,
+	.config_write = config_write,
+	.bar_mapping_changed = bar_mapping_changed,
+};
+
+/* --- the event thread ---------------------------------------------------- */
+
+static void reset_transport(struct virtio_pci *function)
+{
+	struct virtio_device *device = function->device;
+
+	device->ops->reset(device);
+	for (unsigned int queue = 0; queue < device->queue_count; queue++) {
+		virtqueue_reset(&device->queues[queue]);
+		device->queues[queue].size = VIRTQUEUE_MAX_SIZE;
+		device->queues[queue].memory = device->context.memory;
+	}
+	device->driver_features = 0;
+	function->active = false;
+	function->device_feature_select = 0;
+	function->driver_feature_select = 0;
+	function->queue_select = 0;
+	pthread_mutex_lock(&function->msix_lock);
+	function->config_vector = VIRTIO_PCI_NO_VECTOR;
+	for (unsigned int queue = 0; queue < VIRTIO_MAX_QUEUES; queue++)
+		function->queue_vector[queue] = VIRTIO_PCI_NO_VECTOR;
+	function->isr = 0;
+	function->status = 0;
+	function->reset_pending = false;
+	pthread_mutex_unlock(&function->msix_lock);
+}
+
+static int activate(struct virtio_pci *function)
+{
+	struct virtio_device *device = function->device;
+
+	for (unsigned int queue = 0; queue < device->queue_count; queue++) {
+		struct virtqueue *ring = &device->queues[queue];
+
+		if (!ring->ready)
+			continue;
+		ring->event_idx = virtio_has_feature(device, VIRTIO_F_EVENT_IDX);
+		ring->indirect = virtio_has_feature(device, VIRTIO_F_INDIRECT_DESC);
+		if (virtqueue_validate(ring))
+			return -EINVAL;
+	}
+	int result = device->ops->activate(device);
+	if (result)
+		return result;
+	function->active = true;
+	/* Kicks that came before activation were dropped: look now. */
+	for (unsigned int queue = 0; queue < device->queue_count; queue++) {
+		if (device->queues[queue].ready)
+			device->ops->queue_notify(device, queue);
+	}
+	return 0;
+}
+
+static void on_control(void *opaque, uint32_t events)
+{
+	struct virtio_pci *function = opaque;
+	uint64_t count;
+
+	(void)events;
+	if (read(function->control_fd, &count, sizeof(count)) < 0)
+		return;
+	pthread_mutex_lock(&function->lock);
+	if (function->reset_pending) {
+		function->activate_pending = false;
+		reset_transport(function);
+	} else if (function->activate_pending) {
+		function->activate_pending = false;
+		if (activate(function))
+			needs_reset(function->device);
+	}
+	pthread_mutex_unlock(&function->lock);
+}
+
+static void on_notify(void *opaque, uint32_t events)
+{
+	struct queue_notifier *notifier = opaque;
+	struct virtio_pci *function = notifier->function;
+	uint64_t count;
+
+	(void)events;
+	if (read(notifier->fd, &count, sizeof(count)) < 0)
+		return;
+	pthread_mutex_lock(&function->lock);
+	if (function->active && function->device->queues[notifier->queue].ready)
+		function->device->ops->queue_notify(function->device,
+						    notifier->queue);
+	pthread_mutex_unlock(&function->lock);
+}
+
+/* --- set-up -------------------------------------------------------------- */
+
+/* A virtio_pci_cap (§4.1.4) for a region of BAR 0. */
+static int add_virtio_capability(struct virtio_pci *function, uint8_t type,
+				 uint32_t offset, uint32_t length,
+				 uint32_t notify_multiplier, uint8_t *where)
+{
+	uint8_t cap[20] = { PCI_CAP_ID_VENDOR, 0, 16, type, 0 /* BAR 0 */ };
+	uint8_t cap_length = 16;
+
+	store_le(cap + 8, 4, offset);
+	store_le(cap + 12, 4, length);
+	if (type == CAP_NOTIFY_CFG) {
+		store_le(cap + 16, 4, notify_multiplier);
+		cap_length = 20;
+	}
+	cap[2] = cap_length;
+	return pci_device_add_capability(&function->pci, cap, cap_length, NULL,
+					 where);
+}
+
+/* VIRTIO_PCI_CAP_PCI_CFG (§4.1.4.9): bar, offset, length and the data
+ * window are the driver's to write. */
+static int add_pci_cfg_capability(struct virtio_pci *function)
+{
+	uint8_t cap[20] = { PCI_CAP_ID_VENDOR, 0, 20, CAP_PCI_CFG };
+	uint8_t mask[20] = { 0 };
+
+	mask[4] = 0xff;
+	memset(mask + 8, 0xff, 12);
+	return pci_device_add_capability(&function->pci, cap, sizeof(cap), mask,
+					 &function->pci_cfg_offset);
+}
+
+static int add_msix_capability(struct virtio_pci *function)
+{
+	uint8_t cap[12] = { PCI_CAP_ID_MSIX };
+	uint8_t mask[12] = { 0 };
+
+	store_le(cap + 2, 2, function->vector_count - 1);
+	store_le(cap + 4, 4, MSIX_TABLE_OFFSET); /* BIR 0 */
+	store_le(cap + 8, 4, MSIX_PBA_OFFSET);
+	store_le(mask + 2, 2, MSIX_CONTROL_ENABLE | MSIX_CONTROL_FUNCTION_MASK);
+	return pci_device_add_capability(&function->pci, cap, sizeof(cap), mask,
+					 &function->msix_offset);
+}
+
+/* PCI IDs of modern virtio functions (§4.1.2.1) and a class that says
+ * what the device is. */
+static uint32_t class_code(uint16_t device_id)
+{
+	switch (device_id) {
+	case VIRTIO_ID_BLOCK:
+		return 0x018000; /* mass storage, other */
+	case VIRTIO_ID_NET:
+		return 0x020000; /* ethernet */
+	default:
+		return 0xff0000; /* unclassified */
+	}
+}
+
+static int build_configuration_space(struct virtio_pci *function,
+				     uint64_t bar_address)
+{
+	struct virtio_device *device = function->device;
+	const struct pci_device_id id = {
+		.vendor_id = 0x1af4,
+		.device_id = (uint16_t)(0x1040 + device->device_id),
+		.class_code = class_code(device->device_id),
+		.revision = 1,
+		.subsystem_vendor_id = 0x1af4,
+		.subsystem_id = 0x40,
+	};
+	uint8_t ignored;
+	int result = pci_device_init(&function->pci, &id, &pci_ops, function);
+
+	if (result)
+		return result;
+	if ((result = pci_device_set_bar(&function->pci, 0, VIRTIO_PCI_BAR_SIZE,
+					 PCI_BAR_MEMORY_64, false)) ||
+	    (result = pci_device_place_bar(&function->pci, 0, bar_address)) ||
+	    (result = add_virtio_capability(function, CAP_COMMON_CFG, COMMON_OFFSET,
+					    COMMON_SIZE, 0, &ignored)) ||
+	    (result = add_virtio_capability(function, CAP_ISR_CFG, ISR_OFFSET, 1,
+					    0, &ignored)) ||
+	    (result = add_virtio_capability(function, CAP_NOTIFY_CFG,
+					    VIRTIO_PCI_NOTIFY_OFFSET,
+					    device->queue_count *
+						    VIRTIO_PCI_NOTIFY_MULTIPLIER,
+					    VIRTIO_PCI_NOTIFY_MULTIPLIER,
+					    &ignored)) ||
+	    (device->config_size &&
+	     (result = add_virtio_capability(function, CAP_DEVICE_CFG,
+					     DEVICE_OFFSET, device->config_size,
+					     0, &ignored))) ||
+	    (result = add_pci_cfg_capability(function)) ||
+	    (result = add_msix_capability(function))) {
+		pci_device_destroy(&function->pci);
+		return result;
+	}
+	return 0;
+}
+
+struct virtio_pci *virtio_pci_create(struct virtio_device *device,
+				     const struct virtio_pci_platform *platform,
+				     uint64_t bar_address)
+{
+	if (device->queue_count == 0 || device->queue_count > VIRTIO_MAX_QUEUES ||
+	    device->config_size > DEVICE_SIZE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct virtio_pci *function = calloc(1, sizeof(*function));
+	if (!function)
+		return NULL;
+	function->device = device;
+	function->platform = *platform;
+	function->vector_count = device->queue_count + 1;
+	function->control_fd = -1;
+	for (unsigned int queue = 0; queue < VIRTIO_MAX_QUEUES; queue++)
+		function->notifiers[queue] = (struct queue_notifier){
+			.function = function, .queue = queue, .fd = -1 };
+	for (unsigned int vector = 0; vector < MSIX_MAX_VECTORS; vector++)
+		function->table[vector].control = MSIX_VECTOR_MASKED;
+	pthread_mutex_init(&function->lock, NULL);
+	pthread_mutex_init(&function->msix_lock, NULL);
+	device->transport = function;
+	device->notify_queue = notify_queue;
+	device->needs_reset = needs_reset;
+	reset_transport(function);
+
+	int result = build_configuration_space(function, bar_address);
+	if (result) {
+		pthread_mutex_destroy(&function->msix_lock);
+		pthread_mutex_destroy(&function->lock);
+		free(function);
+		errno = -result;
+		return NULL;
+	}
+	function->bar_address = bar_address;
+	const struct device_context *context = &device->context;
+	function->control_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	result = function->control_fd < 0 ? -errno :
+		context->watch_fd(context->context_opaque, function->control_fd,
+				  EPOLLIN, on_control, function);
+	for (unsigned int queue = 0; queue < device->queue_count && !result; queue++) {
+		struct queue_notifier *notifier = &function->notifiers[queue];
+
+		notifier->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		result = notifier->fd < 0 ? -errno :
+			context->watch_fd(context->context_opaque, notifier->fd,
+					  EPOLLIN, on_notify, notifier);
+	}
+	if (result) {
+		virtio_pci_destroy(function);
+		errno = -result;
+		return NULL;
+	}
+	return function;
+}
+
+static void close_watched(const struct device_context *context, int fd)
+{
+	if (fd < 0)
+		return;
+	context->unwatch_fd(context->context_opaque, fd);
+	close(fd);
+}
+
+void virtio_pci_destroy(struct virtio_pci *function)
+{
+	if (!function)
+		return;
+	const struct device_context *context = &function->device->context;
+
+	pthread_mutex_lock(&function->lock);
+	if (function->bar_mapped) {
+		set_notify_eventfds(function, false);
+		bus_unregister(function->platform.mmio_bus, function->bar_address);
+	}
+	function->bar_mapped = false;
+	pthread_mutex_unlock(&function->lock);
+	close_watched(context, function->control_fd);
+	for (unsigned int queue = 0; queue < VIRTIO_MAX_QUEUES; queue++)
+		close_watched(context, function->notifiers[queue].fd);
+	pci_device_destroy(&function->pci);
+	pthread_mutex_destroy(&function->msix_lock);
+	pthread_mutex_destroy(&function->lock);
+	free(function);
+}
+
+struct pci_device *virtio_pci_function(struct virtio_pci *function)
+{
+	return &function->pci;
+}

@@ -1,0 +1,765 @@
+/*
+ * virtio-blk (virtio 1.2 §5.2) driven through its ops on a fake guest RAM,
+ * with the request queue laid out by hand as a driver would, a recording
+ * transport, and a real disk on an image file under /tmp. Completions are
+ * run the way the event thread would: poll the watched fd, call its
+ * handler.
+ */
+#include <criterion/criterion.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "devices/virtio/blk.h"
+
+#define RAM_SIZE (4u << 20)
+#define QUEUE_SIZE 16
+#define DESC_ADDR 0x1000
+#define AVAIL_ADDR 0x2000
+#define USED_ADDR 0x3000
+#define HEADER_ADDR 0x10000
+#define STATUS_ADDR 0x11000
+#define DATA_ADDR 0x100000
+#define IMAGE_SIZE (1u << 20)
+#define CAPACITY (IMAGE_SIZE / 512)
+#define SERIAL "vessel-test-serial"
+
+#define F_NEXT 1
+#define F_WRITE 2
+
+static uint8_t *ram;
+static struct guest_memory memory;
+static char path[] = "/tmp/vessel-test-blk-XXXXXX";
+static struct disk *disk;
+static struct virtio_blk *blk;
+static struct virtio_device *device;
+static unsigned int notify_calls, needs_reset_calls;
+static uint16_t next_desc, avail_idx;
+
+static struct {
+	int fd;
+	device_fd_handler handler;
+	void *opaque;
+} watched = { .fd = -1 };
+
+struct buffer {
+	uint64_t gpa;
+	uint32_t len;
+	bool writable;
+};
+
+static int fake_watch_fd(void *context_opaque, int fd, uint32_t events,
+			 device_fd_handler handler, void *handler_opaque)
+{
+	(void)context_opaque;
+	cr_assert_eq(events, POLLIN);
+	cr_assert_eq(watched.fd, -1, "watched twice");
+	watched.fd = fd;
+	watched.handler = handler;
+	watched.opaque = handler_opaque;
+	return 0;
+}
+
+static int fake_unwatch_fd(void *context_opaque, int fd)
+{
+	(void)context_opaque;
+	cr_assert_eq(fd, watched.fd);
+	watched.fd = -1;
+	return 0;
+}
+
+static void record_notify(struct virtio_device *notified, unsigned int queue)
+{
+	cr_assert_eq(notified, device);
+	cr_assert_eq(queue, 0);
+	notify_calls++;
+}
+
+static void record_needs_reset(struct virtio_device *failed)
+{
+	cr_assert_eq(failed, device);
+	needs_reset_calls++;
+}
+
+/* What vmm/ and the transport do: open the image, create the device, set
+ * up the queue, accept every feature, DRIVER_OK. */
+static void attach(bool read_only, unsigned int max_in_flight)
+{
+	struct disk_options options = {
+		.path = path,
+		.read_only = read_only,
+		.serial = SERIAL,
+		.max_in_flight = max_in_flight,
+	};
+	struct device_context context = {
+		.memory = &memory,
+		.watch_fd = fake_watch_fd,
+		.unwatch_fd = fake_unwatch_fd,
+	};
+	char err[256];
+
+	cr_assert_eq(disk_open(&disk, &options, err, sizeof(err)), 0, "%s",
+		     err);
+	blk = virtio_blk_create(disk, &context);
+	cr_assert_not_null(blk);
+	cr_assert_eq(watched.fd, disk_completion_fd(disk));
+	device = virtio_blk_device(blk);
+	device->notify_queue = record_notify;
+	device->needs_reset = record_needs_reset;
+	device->driver_features = device->device_features;
+
+	struct virtqueue *queue = &device->queues[0];
+	queue->size = QUEUE_SIZE;
+	queue->desc_addr = DESC_ADDR;
+	queue->avail_addr = AVAIL_ADDR;
+	queue->used_addr = USED_ADDR;
+	queue->indirect = true;
+	queue->ready = true;
+	cr_assert_eq(virtqueue_validate(queue), 0);
+	cr_assert_eq(device->ops->activate(device), 0);
+}
+
+static void detach(void)
+{
+	virtio_blk_destroy(blk);
+	cr_assert_eq(watched.fd, -1, "the completion fd is still watched");
+	disk_close(disk);
+	blk = NULL;
+	disk = NULL;
+}
+
+static void setup(void)
+{
+	int fd;
+
+	ram = calloc(1, RAM_SIZE);
+	cr_assert_not_null(ram);
+	memory = (struct guest_memory){
+		.regions = { { .guest_phys_addr = 0, .size = RAM_SIZE,
+			       .host_addr = ram } },
+		.region_count = 1,
+	};
+	strcpy(path, "/tmp/vessel-test-blk-XXXXXX");
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, IMAGE_SIZE), 0);
+	close(fd);
+	next_desc = avail_idx = 0;
+	notify_calls = needs_reset_calls = 0;
+	attach(false, 0);
+}
+
+static void teardown(void)
+{
+	if (blk)
+		detach();
+	unlink(path);
+	free(ram);
+}
+
+TestSuite(virtio_blk, .init = setup, .fini = teardown);
+
+static void put16(uint64_t gpa, uint16_t value)
+{
+	value = htole16(value);
+	memcpy(ram + gpa, &value, sizeof(value));
+}
+
+static uint16_t get16(uint64_t gpa)
+{
+	uint16_t value;
+
+	memcpy(&value, ram + gpa, sizeof(value));
+	return le16toh(value);
+}
+
+static uint32_t get32(uint64_t gpa)
+{
+	uint32_t value;
+
+	memcpy(&value, ram + gpa, sizeof(value));
+	return le32toh(value);
+}
+
+static void put32(uint64_t gpa, uint32_t value)
+{
+	value = htole32(value);
+	memcpy(ram + gpa, &value, sizeof(value));
+}
+
+static void put64(uint64_t gpa, uint64_t value)
+{
+	value = htole64(value);
+	memcpy(ram + gpa, &value, sizeof(value));
+}
+
+static void set_desc(unsigned int index, uint64_t addr, uint32_t len,
+		     uint16_t flags, uint16_t next)
+{
+	uint64_t entry = DESC_ADDR + 16 * index;
+
+	put64(entry, addr);
+	put32(entry + 8, len);
+	put16(entry + 12, flags);
+	put16(entry + 14, next);
+}
+
+/* Lays out buffers as one chain and makes it available (§2.7.13). */
+static uint16_t add_chain(const struct buffer *buffers, unsigned int count)
+{
+	uint16_t head = next_desc;
+
+	for (unsigned int i = 0; i < count; i++) {
+		uint16_t index = next_desc;
+
+		next_desc = (next_desc + 1) % QUEUE_SIZE;
+		set_desc(index, buffers[i].gpa, buffers[i].len,
+			 (buffers[i].writable ? F_WRITE : 0) |
+				 (i + 1 < count ? F_NEXT : 0),
+			 next_desc);
+	}
+	put16(AVAIL_ADDR + 4 + 2 * (avail_idx % QUEUE_SIZE), head);
+	avail_idx++;
+	put16(AVAIL_ADDR + 2, avail_idx);
+	return head;
+}
+
+static uint16_t used_idx(void)
+{
+	return get16(USED_ADDR + 2);
+}
+
+/* The used ring entry of the n-th chain returned (from 0). */
+static uint32_t used_id(uint16_t n)
+{
+	return get32(USED_ADDR + 4 + 8 * (n % QUEUE_SIZE));
+}
+
+static uint32_t used_len(uint16_t n)
+{
+	return get32(USED_ADDR + 8 + 8 * (n % QUEUE_SIZE));
+}
+
+/* Runs disk completions as the event thread would, until the device has
+ * returned `expected` chains in all. */
+static void wait_used(uint16_t expected)
+{
+	while (used_idx() != expected) {
+		struct pollfd poll_fd = { .fd = watched.fd, .events = POLLIN };
+
+		cr_assert_eq(poll(&poll_fd, 1, 5000), 1,
+			     "no completion within 5 s (used %u of %u)",
+			     used_idx(), expected);
+		watched.handler(watched.opaque, POLLIN);
+	}
+}
+
+static void put_header(uint64_t gpa, uint32_t type, uint64_t sector)
+{
+	put32(gpa, type);
+	put32(gpa + 4, 0);
+	put64(gpa + 8, sector);
+}
+
+/* Submits a chain, kicks, and waits for it: its status byte (0xff
+ * when the device did not write one). */
+static uint8_t run_chain(const struct buffer *buffers, unsigned int count)
+{
+	uint16_t head, n = used_idx();
+
+	ram[STATUS_ADDR] = 0xff;
+	head = add_chain(buffers, count);
+	device->ops->queue_notify(device, 0);
+	wait_used(n + 1);
+	cr_assert_eq(used_id(n), head);
+	return ram[STATUS_ADDR];
+}
+
+/* header, one data buffer, status. */
+static uint8_t run_request(uint32_t type, uint64_t sector, uint32_t len,
+			   bool data_writable)
+{
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 16, false },
+		{ DATA_ADDR, len, data_writable },
+		{ STATUS_ADDR, 1, true },
+	};
+
+	put_header(HEADER_ADDR, type, sector);
+	if (len == 0) {
+		buffers[1] = buffers[2];
+		return run_chain(buffers, 2);
+	}
+	return run_chain(buffers, 3);
+}
+
+static uint32_t last_used_len(void)
+{
+	return used_len((uint16_t)(used_idx() - 1));
+}
+
+static void file_read(uint64_t offset, void *buffer, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, buffer, len, (off_t)offset), (ssize_t)len);
+	close(fd);
+}
+
+static void file_fill(uint8_t byte)
+{
+	static uint8_t data[IMAGE_SIZE];
+	int fd = open(path, O_WRONLY);
+
+	memset(data, byte, sizeof(data));
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+	cr_assert_eq(fsync(fd), 0);
+	close(fd);
+}
+
+static bool file_is_filled_with(uint8_t byte)
+{
+	static uint8_t data[IMAGE_SIZE];
+
+	file_read(0, data, sizeof(data));
+	for (size_t i = 0; i < sizeof(data); i++)
+		if (data[i] != byte)
+			return false;
+	return true;
+}
+
+static blkcnt_t file_blocks(void)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(path, &st), 0);
+	return st.st_blocks;
+}
+
+static uint32_t config32(uint32_t offset)
+{
+	uint8_t bytes[4];
+
+	device->ops->read_config(device, offset, bytes, sizeof(bytes));
+	return (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 |
+	       (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 24;
+}
+
+static bool offers(unsigned int bit)
+{
+	return device->device_features & (UINT64_C(1) << bit);
+}
+
+Test(virtio_blk, identifies_as_a_block_device)
+{
+	cr_assert_eq(device->device_id, VIRTIO_ID_BLOCK);
+	cr_assert_eq(device->queue_count, 1);
+	cr_assert_eq(device->config_size, VIRTIO_BLK_CONFIG_SIZE);
+	cr_assert(offers(VIRTIO_F_VERSION_1));
+	cr_assert(offers(VIRTIO_F_INDIRECT_DESC));
+	cr_assert(offers(VIRTIO_F_EVENT_IDX));
+	cr_assert(offers(VIRTIO_BLK_F_SEG_MAX));
+	cr_assert(offers(VIRTIO_BLK_F_BLK_SIZE));
+	cr_assert(offers(VIRTIO_BLK_F_FLUSH));
+	cr_assert(offers(VIRTIO_BLK_F_DISCARD));
+	cr_assert(offers(VIRTIO_BLK_F_WRITE_ZEROES));
+	cr_assert_not(offers(VIRTIO_BLK_F_RO));
+}
+
+Test(virtio_blk, config_space_describes_the_disk)
+{
+	uint8_t capacity[8], may_unmap;
+	uint64_t sectors = 0;
+
+	device->ops->read_config(device, VIRTIO_BLK_CONFIG_CAPACITY, capacity,
+				 sizeof(capacity));
+	for (int i = 7; i >= 0; i--)
+		sectors = sectors << 8 | capacity[i];
+	cr_assert_eq(sectors, CAPACITY);
+	cr_assert_eq(config32(VIRTIO_BLK_CONFIG_SEG_MAX), 126);
+	cr_assert_eq(config32(VIRTIO_BLK_CONFIG_BLK_SIZE), 512);
+	cr_assert_eq(config32(VIRTIO_BLK_CONFIG_MAX_DISCARD_SECTORS), 1u << 22);
+	cr_assert_eq(config32(VIRTIO_BLK_CONFIG_MAX_DISCARD_SEG), 1);
+	cr_assert_eq(config32(VIRTIO_BLK_CONFIG_DISCARD_SECTOR_ALIGNMENT),
+		     disk_discard_granularity(disk) / 512);
+	cr_assert_eq(config32(VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SECTORS),
+		     1u << 22);
+	cr_assert_eq(config32(VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SEG), 1);
+	device->ops->read_config(device,
+				 VIRTIO_BLK_CONFIG_WRITE_ZEROES_MAY_UNMAP,
+				 &may_unmap, 1);
+	cr_assert_eq(may_unmap, 1);
+}
+
+Test(virtio_blk, write_then_read_round_trip)
+{
+	uint8_t in_file[1024];
+
+	for (int i = 0; i < 1024; i++)
+		ram[DATA_ADDR + i] = (uint8_t)(i * 7);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_OUT, 3, 1024, false),
+		     VIRTIO_BLK_S_OK);
+	cr_assert_eq(last_used_len(), 1);
+	cr_assert_gt(notify_calls, 0);
+	file_read(3 * 512, in_file, sizeof(in_file));
+	cr_assert_arr_eq(in_file, ram + DATA_ADDR, sizeof(in_file));
+
+	memset(ram + DATA_ADDR, 0, 1024);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_IN, 3, 1024, true),
+		     VIRTIO_BLK_S_OK);
+	cr_assert_eq(last_used_len(), 1024 + 1);
+	cr_assert_arr_eq(ram + DATA_ADDR, in_file, sizeof(in_file));
+}
+
+Test(virtio_blk, header_split_across_buffers)
+{
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 5, false },
+		{ HEADER_ADDR + 0x100, 11, false },
+		{ DATA_ADDR, 512, false },
+		{ STATUS_ADDR, 1, true },
+	};
+	uint8_t header[16], in_file[512];
+
+	put_header(0, VIRTIO_BLK_T_OUT, 7);
+	memcpy(header, ram, sizeof(header));
+	memset(ram, 0, sizeof(header));
+	memcpy(ram + HEADER_ADDR, header, 5);
+	memcpy(ram + HEADER_ADDR + 0x100, header + 5, 11);
+	memset(ram + DATA_ADDR, 0x5c, 512);
+	cr_assert_eq(run_chain(buffers, 4), VIRTIO_BLK_S_OK);
+	file_read(7 * 512, in_file, sizeof(in_file));
+	cr_assert_arr_eq(in_file, ram + DATA_ADDR, sizeof(in_file));
+}
+
+Test(virtio_blk, data_and_status_in_one_writable_buffer)
+{
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 16, false },
+		{ DATA_ADDR, 512 + 1, true },
+	};
+
+	file_fill(0x3c);
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_IN, 1);
+	ram[DATA_ADDR + 512] = 0xff;
+	add_chain(buffers, 2);
+	device->ops->queue_notify(device, 0);
+	wait_used(1);
+	cr_assert_eq(ram[DATA_ADDR + 512], VIRTIO_BLK_S_OK);
+	cr_assert_eq(ram[DATA_ADDR], 0x3c);
+	cr_assert_eq(ram[DATA_ADDR + 511], 0x3c);
+	cr_assert_eq(used_len(0), 513);
+}
+
+Test(virtio_blk, flush)
+{
+	cr_assert_eq(run_request(VIRTIO_BLK_T_OUT, 0, 512, false),
+		     VIRTIO_BLK_S_OK);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_FLUSH, 0, 0, false),
+		     VIRTIO_BLK_S_OK);
+	cr_assert_eq(last_used_len(), 1);
+}
+
+Test(virtio_blk, get_id_returns_the_serial)
+{
+	uint8_t expected[VIRTIO_BLK_ID_BYTES] = SERIAL;
+
+	memset(ram + DATA_ADDR, 0xff, VIRTIO_BLK_ID_BYTES);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_GET_ID, 0, VIRTIO_BLK_ID_BYTES,
+				 true),
+		     VIRTIO_BLK_S_OK);
+	cr_assert_arr_eq(ram + DATA_ADDR, expected, sizeof(expected));
+	cr_assert_eq(last_used_len(), VIRTIO_BLK_ID_BYTES + 1);
+}
+
+Test(virtio_blk, discard_punches_a_hole)
+{
+	blkcnt_t before;
+
+	file_fill(0xaa);
+	before = file_blocks();
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_DISCARD, 0);
+	put64(DATA_ADDR, 0);
+	put32(DATA_ADDR + 8, CAPACITY / 2);
+	put32(DATA_ADDR + 12, 0);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_DISCARD, 0, 16, false),
+		     VIRTIO_BLK_S_OK);
+	cr_assert_lt(file_blocks(), before);
+}
+
+Test(virtio_blk, discard_with_unmap_is_unsupported)
+{
+	file_fill(0xaa);
+	put64(DATA_ADDR, 0);
+	put32(DATA_ADDR + 8, CAPACITY);
+	put32(DATA_ADDR + 12, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_DISCARD, 0, 16, false),
+		     VIRTIO_BLK_S_UNSUPP);
+	cr_assert(file_is_filled_with(0xaa));
+}
+
+Test(virtio_blk, write_zeroes)
+{
+	uint8_t in_file[3 * 512];
+
+	file_fill(0xaa);
+	put64(DATA_ADDR, 4);
+	put32(DATA_ADDR + 8, 2);
+	put32(DATA_ADDR + 12, 0);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false),
+		     VIRTIO_BLK_S_OK);
+	file_read(3 * 512, in_file, sizeof(in_file));
+	for (size_t i = 0; i < sizeof(in_file); i++)
+		cr_assert_eq(in_file[i], i < 512 ? 0xaa : 0, "byte %zu", i);
+	file_read(6 * 512, in_file, 1);
+	cr_assert_eq(in_file[0], 0xaa);
+}
+
+Test(virtio_blk, write_zeroes_with_unmap_frees_blocks)
+{
+	blkcnt_t before;
+	uint8_t in_file[512], zeros[512] = { 0 };
+
+	file_fill(0xaa);
+	before = file_blocks();
+	put64(DATA_ADDR, CAPACITY / 2);
+	put32(DATA_ADDR + 8, CAPACITY / 2);
+	put32(DATA_ADDR + 12, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false),
+		     VIRTIO_BLK_S_OK);
+	cr_assert_lt(file_blocks(), before);
+	file_read(IMAGE_SIZE - 512, in_file, sizeof(in_file));
+	cr_assert_arr_eq(in_file, zeros, sizeof(zeros));
+}
+
+Test(virtio_blk, range_requests_are_checked)
+{
+	file_fill(0xaa);
+	/* An unknown flag. */
+	put64(DATA_ADDR, 0);
+	put32(DATA_ADDR + 8, 8);
+	put32(DATA_ADDR + 12, 2);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false),
+		     VIRTIO_BLK_S_UNSUPP);
+	/* Past the end of the disk, and wrapping around. */
+	put32(DATA_ADDR + 12, 0);
+	put64(DATA_ADDR, CAPACITY - 4);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false),
+		     VIRTIO_BLK_S_IOERR);
+	put64(DATA_ADDR, UINT64_MAX - 2);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_DISCARD, 0, 16, false),
+		     VIRTIO_BLK_S_IOERR);
+	/* More segments than max_write_zeroes_seg, and a partial one. */
+	put64(DATA_ADDR, 0);
+	put64(DATA_ADDR + 16, 8);
+	put32(DATA_ADDR + 24, 8);
+	put32(DATA_ADDR + 28, 0);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 32, false),
+		     VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 12, false),
+		     VIRTIO_BLK_S_IOERR);
+	cr_assert(file_is_filled_with(0xaa));
+}
+
+Test(virtio_blk, read_past_capacity_is_an_error)
+{
+	memset(ram + DATA_ADDR, 0x5a, 1024);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_IN, CAPACITY, 512, true),
+		     VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_IN, CAPACITY - 1, 1024, true),
+		     VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_IN, UINT64_MAX, 512, true),
+		     VIRTIO_BLK_S_IOERR);
+	/* sector * 512 wraps around to byte 0. */
+	cr_assert_eq(run_request(VIRTIO_BLK_T_IN, UINT64_C(1) << 55, 512, true),
+		     VIRTIO_BLK_S_IOERR);
+	for (int i = 0; i < 1024; i++)
+		cr_assert_eq(ram[DATA_ADDR + i], 0x5a);
+}
+
+Test(virtio_blk, write_past_capacity_is_an_error)
+{
+	struct stat st;
+
+	file_fill(0xaa);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_OUT, CAPACITY - 1, 1024, false),
+		     VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_size, IMAGE_SIZE);
+	cr_assert(file_is_filled_with(0xaa));
+}
+
+Test(virtio_blk, read_only_disk_refuses_writes)
+{
+	file_fill(0xaa);
+	detach();
+	attach(true, 0);
+	cr_assert(offers(VIRTIO_BLK_F_RO));
+	cr_assert_not(offers(VIRTIO_BLK_F_DISCARD));
+	cr_assert_not(offers(VIRTIO_BLK_F_WRITE_ZEROES));
+	memset(ram + DATA_ADDR, 0, 512);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_OUT, 0, 512, false),
+		     VIRTIO_BLK_S_IOERR);
+	cr_assert(file_is_filled_with(0xaa));
+	cr_assert_eq(run_request(VIRTIO_BLK_T_IN, 0, 512, true),
+		     VIRTIO_BLK_S_OK);
+	cr_assert_eq(ram[DATA_ADDR], 0xaa);
+}
+
+Test(virtio_blk, header_too_short)
+{
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 8, false },
+		{ STATUS_ADDR, 1, true },
+	};
+
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_FLUSH, 0);
+	cr_assert_eq(run_chain(buffers, 2), VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(used_len(0), 1);
+}
+
+Test(virtio_blk, no_status_byte)
+{
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 16, false },
+		{ DATA_ADDR, 512, false },
+	};
+
+	file_fill(0xaa);
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_OUT, 0);
+	memset(ram + DATA_ADDR, 0, 512);
+	cr_assert_eq(run_chain(buffers, 2), 0xff);
+	cr_assert_eq(used_len(0), 0);
+	cr_assert(file_is_filled_with(0xaa));
+}
+
+Test(virtio_blk, data_in_the_wrong_direction)
+{
+	file_fill(0xaa);
+	memset(ram + DATA_ADDR, 0, 512);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_OUT, 0, 512, true),
+		     VIRTIO_BLK_S_IOERR);
+	cr_assert(file_is_filled_with(0xaa));
+	memset(ram + DATA_ADDR, 0x5a, 512);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_IN, 0, 512, false),
+		     VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(ram[DATA_ADDR], 0x5a);
+}
+
+Test(virtio_blk, length_not_a_whole_sector)
+{
+	file_fill(0xaa);
+	memset(ram + DATA_ADDR, 0, 1000);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_OUT, 0, 1000, false),
+		     VIRTIO_BLK_S_IOERR);
+	cr_assert(file_is_filled_with(0xaa));
+}
+
+Test(virtio_blk, unknown_type_is_unsupported)
+{
+	cr_assert_eq(run_request(2, 0, 0, false), VIRTIO_BLK_S_UNSUPP);
+	cr_assert_eq(run_request(0x12345, 0, 512, true), VIRTIO_BLK_S_UNSUPP);
+	cr_assert_eq(used_len(1), 1);
+}
+
+Test(virtio_blk, malformed_chain_leaves_the_queue_usable)
+{
+	struct buffer outside[] = {
+		{ RAM_SIZE - 8, 16, false },
+		{ STATUS_ADDR, 1, true },
+	};
+
+	add_chain(outside, 2);
+	device->ops->queue_notify(device, 0);
+	cr_assert_eq(used_idx(), 1);
+	cr_assert_eq(used_len(0), 0);
+	cr_assert_gt(notify_calls, 0);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_FLUSH, 0, 0, false),
+		     VIRTIO_BLK_S_OK);
+}
+
+/* An available index more than a queue ahead is no chain the device can
+ * return: the device asks for a reset instead of spinning on the ring. */
+Test(virtio_blk, broken_available_index_asks_for_a_reset, .timeout = 10)
+{
+	put16(AVAIL_ADDR + 2, QUEUE_SIZE + 5);
+	device->ops->queue_notify(device, 0);
+	cr_assert_eq(needs_reset_calls, 1);
+	cr_assert_eq(used_idx(), 0, "nothing was consumed");
+}
+
+/* More requests than the disk takes at once: the device stops taking
+ * them and resumes as they complete. */
+Test(virtio_blk, requests_beyond_the_in_flight_limit_wait)
+{
+	struct buffer buffers[3] = {
+		{ 0, 16, false }, { 0, 512, false }, { 0, 1, true }
+	};
+	uint8_t in_file[512];
+
+	detach();
+	attach(false, 2);
+	/* Five chains of three descriptors fill the queue of 16. */
+	for (int i = 0; i < 5; i++) {
+		buffers[0].gpa = HEADER_ADDR + 16 * i;
+		buffers[1].gpa = DATA_ADDR + 512 * i;
+		buffers[2].gpa = STATUS_ADDR + i;
+		put_header(buffers[0].gpa, VIRTIO_BLK_T_OUT, 10 + i);
+		memset(ram + buffers[1].gpa, 0x10 + i, 512);
+		ram[buffers[2].gpa] = 0xff;
+		add_chain(buffers, 3);
+	}
+	device->ops->queue_notify(device, 0);
+	wait_used(5);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(ram[STATUS_ADDR + i], VIRTIO_BLK_S_OK);
+		file_read((10 + i) * 512, in_file, sizeof(in_file));
+		cr_assert_arr_eq(in_file, ram + DATA_ADDR + 512 * i, 512);
+	}
+	cr_assert_eq(needs_reset_calls, 0);
+}
+
+/* reset returns once the disk is done with the request, and its
+ * completion no longer reaches the rings the driver took back. */
+Test(virtio_blk, reset_waits_for_requests_in_flight)
+{
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 16, false },
+		{ DATA_ADDR, 65536, false },
+		{ STATUS_ADDR, 1, true },
+	};
+	uint8_t in_file[65536];
+
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_OUT, 0);
+	memset(ram + DATA_ADDR, 0x77, 65536);
+	ram[STATUS_ADDR] = 0xff;
+	add_chain(buffers, 3);
+	device->ops->queue_notify(device, 0);
+	device->ops->reset(device);
+	file_read(0, in_file, sizeof(in_file));
+	cr_assert_arr_eq(in_file, ram + DATA_ADDR, sizeof(in_file));
+	cr_assert_eq(used_idx(), 0);
+	cr_assert_eq(ram[STATUS_ADDR], 0xff);
+	cr_assert_eq(notify_calls, 0);
+}
+
+Test(virtio_blk, a_second_writable_open_is_refused)
+{
+	struct disk_options options = { .path = path };
+	struct disk *second = NULL;
+	char err[256], expected[300];
+
+	snprintf(expected, sizeof(expected), "%s is in use by another process",
+		 path);
+	cr_assert_eq(disk_open(&second, &options, err, sizeof(err)), -EBUSY);
+	cr_assert_str_eq(err, expected);
+	cr_assert_null(second);
+}
