@@ -563,14 +563,27 @@ static void bar_mapping_changed(void *opaque, unsigned int bar, uint64_t address
 
 /* --- configuration space: MSI-X control and the PCI_CFG window ---------- */
 
+/* §4.1.4.9: an access of size bytes at offset that hits pci_cfg_data goes
+ * to BAR 0 at the capability's offset, for its length of 1, 2 or 4 bytes. */
+static bool pci_cfg_window(const struct virtio_pci *function, uint32_t offset,
+			   uint32_t size, uint32_t *bar_offset, uint32_t *length)
+{
+	const uint8_t *cap = function->pci.config + function->pci_cfg_offset;
+
+	if (offset != function->pci_cfg_offset + 16u)
+		return false;
+	*bar_offset = (uint32_t)load_le(cap + 8, 4);
+	*length = (uint32_t)load_le(cap + 12, 4);
+	return cap[4] == 0 && (*length == 1 || *length == 2 || *length == 4) &&
+	       *length <= size;
+}
+
 static void config_write(void *opaque, uint32_t offset, const uint8_t *data,
 			 uint32_t size)
 {
 	struct virtio_pci *function = opaque;
 	uint32_t control_offset = function->msix_offset + 2u;
-	uint32_t window_data = function->pci_cfg_offset + 16u;
 
-	(void)data;
 	if (offset < control_offset + 2 && offset + size > control_offset) {
 		uint16_t control = function->pci.config[control_offset] |
 				   function->pci.config[control_offset + 1] << 8;
@@ -580,32 +593,19 @@ static void config_write(void *opaque, uint32_t offset, const uint8_t *data,
 		pthread_mutex_unlock(&function->msix_lock);
 		msix_refresh(function);
 	}
-	if (offset == window_data) {
-		/* §4.1.4.9: pci_cfg_data writes go to the BAR at the
-		 * capability's offset, length bytes. */
-		const uint8_t *cap = function->pci.config + function->pci_cfg_offset;
-		uint32_t length = cap[12];
-		uint32_t bar_offset = (uint32_t)load_le(cap + 8, 4);
-		if (cap[4] == 0 && (length == 1 || length == 2 || length == 4) &&
-		    length <= size)
-			bar_write(function, bar_offset, data, length);
-	}
+	uint32_t bar_offset, length;
+	if (pci_cfg_window(function, offset, size, &bar_offset, &length))
+		bar_write(function, bar_offset, data, length);
 }
 
 static void config_read(void *opaque, uint32_t offset, uint8_t *data,
 			uint32_t size)
 {
 	struct virtio_pci *function = opaque;
-	uint32_t window_data = function->pci_cfg_offset + 16u;
+	uint32_t bar_offset, length;
 
-	if (offset == window_data) {
-		const uint8_t *cap = function->pci.config + function->pci_cfg_offset;
-		uint32_t length = cap[12];
-		uint32_t bar_offset = (uint32_t)load_le(cap + 8, 4);
-		if (cap[4] == 0 && (length == 1 || length == 2 || length == 4) &&
-		    length <= size)
-			bar_read(function, bar_offset, data, length);
-	}
+	if (pci_cfg_window(function, offset, size, &bar_offset, &length))
+		bar_read(function, bar_offset, data, length);
 }
 
 static const struct pci_device_ops pci_ops = {
