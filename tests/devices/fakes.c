@@ -1,5 +1,7 @@
 #include "fakes.h"
 
+#include <string.h>
+
 #include <criterion/criterion.h>
 
 static void irq_recorder_set_level(void *opaque, uint32_t gsi, bool level)
@@ -75,4 +77,36 @@ void port_write16(struct bus *bus, uint64_t port, uint16_t value)
 void port_write32(struct bus *bus, uint64_t port, uint32_t value)
 {
 	port_write(bus, port, value, 4);
+}
+
+/* x86 hosts are little-endian, like virtio's rings: plain copies. */
+void ram_put16(uint8_t *ram, uint64_t gpa, uint16_t value)
+{
+	memcpy(ram + gpa, &value, sizeof(value));
+}
+
+void ram_put32(uint8_t *ram, uint64_t gpa, uint32_t value)
+{
+	memcpy(ram + gpa, &value, sizeof(value));
+}
+
+void ram_put64(uint8_t *ram, uint64_t gpa, uint64_t value)
+{
+	memcpy(ram + gpa, &value, sizeof(value));
+}
+
+uint16_t ram_get16(const uint8_t *ram, uint64_t gpa)
+{
+	uint16_t value;
+
+	memcpy(&value, ram + gpa, sizeof(value));
+	return value;
+}
+
+uint32_t ram_get32(const uint8_t *ram, uint64_t gpa)
+{
+	uint32_t value;
+
+	memcpy(&value, ram + gpa, sizeof(value));
+	return value;
 }

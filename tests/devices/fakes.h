@@ -30,4 +30,12 @@ void port_write8(struct bus *bus, uint64_t port, uint8_t value);
 void port_write16(struct bus *bus, uint64_t port, uint16_t value);
 void port_write32(struct bus *bus, uint64_t port, uint32_t value);
 
+/* Little-endian fields of a test's fake guest RAM (the host buffer of a
+ * region at guest-physical 0), for laying out and reading virtqueue rings. */
+void ram_put16(uint8_t *ram, uint64_t gpa, uint16_t value);
+void ram_put32(uint8_t *ram, uint64_t gpa, uint32_t value);
+void ram_put64(uint8_t *ram, uint64_t gpa, uint64_t value);
+uint16_t ram_get16(const uint8_t *ram, uint64_t gpa);
+uint32_t ram_get32(const uint8_t *ram, uint64_t gpa);
+
 #endif

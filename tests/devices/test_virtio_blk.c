@@ -6,7 +6,6 @@
  * handler.
  */
 #include <criterion/criterion.h>
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/blk.h"
+#include "fakes.h"
 
 #define RAM_SIZE (4u << 20)
 #define QUEUE_SIZE 16
@@ -165,49 +165,15 @@ static void teardown(void)
 
 TestSuite(virtio_blk, .init = setup, .fini = teardown);
 
-static void put16(uint64_t gpa, uint16_t value)
-{
-	value = htole16(value);
-	memcpy(ram + gpa, &value, sizeof(value));
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t value;
-
-	memcpy(&value, ram + gpa, sizeof(value));
-	return le16toh(value);
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t value;
-
-	memcpy(&value, ram + gpa, sizeof(value));
-	return le32toh(value);
-}
-
-static void put32(uint64_t gpa, uint32_t value)
-{
-	value = htole32(value);
-	memcpy(ram + gpa, &value, sizeof(value));
-}
-
-static void put64(uint64_t gpa, uint64_t value)
-{
-	value = htole64(value);
-	memcpy(ram + gpa, &value, sizeof(value));
-}
-
 static void set_desc(unsigned int index, uint64_t addr, uint32_t len,
 		     uint16_t flags, uint16_t next)
 {
 	uint64_t entry = DESC_ADDR + 16 * index;
 
-	put64(entry, addr);
-	put32(entry + 8, len);
-	put16(entry + 12, flags);
-	put16(entry + 14, next);
+	ram_put64(ram, entry, addr);
+	ram_put32(ram, entry + 8, len);
+	ram_put16(ram, entry + 12, flags);
+	ram_put16(ram, entry + 14, next);
 }
 
 /* Lays out buffers as one chain and makes it available (§2.7.13). */
@@ -224,26 +190,26 @@ static uint16_t add_chain(const struct buffer *buffers, unsigned int count)
 				 (i + 1 < count ? F_NEXT : 0),
 			 next_desc);
 	}
-	put16(AVAIL_ADDR + 4 + 2 * (avail_idx % QUEUE_SIZE), head);
+	ram_put16(ram, AVAIL_ADDR + 4 + 2 * (avail_idx % QUEUE_SIZE), head);
 	avail_idx++;
-	put16(AVAIL_ADDR + 2, avail_idx);
+	ram_put16(ram, AVAIL_ADDR + 2, avail_idx);
 	return head;
 }
 
 static uint16_t used_idx(void)
 {
-	return get16(USED_ADDR + 2);
+	return ram_get16(ram, USED_ADDR + 2);
 }
 
 /* The used ring entry of the n-th chain returned (from 0). */
 static uint32_t used_id(uint16_t n)
 {
-	return get32(USED_ADDR + 4 + 8 * (n % QUEUE_SIZE));
+	return ram_get32(ram, USED_ADDR + 4 + 8 * (n % QUEUE_SIZE));
 }
 
 static uint32_t used_len(uint16_t n)
 {
-	return get32(USED_ADDR + 8 + 8 * (n % QUEUE_SIZE));
+	return ram_get32(ram, USED_ADDR + 8 + 8 * (n % QUEUE_SIZE));
 }
 
 /* Runs disk completions as the event thread would, until the device has
@@ -262,9 +228,9 @@ static void wait_used(uint16_t expected)
 
 static void put_header(uint64_t gpa, uint32_t type, uint64_t sector)
 {
-	put32(gpa, type);
-	put32(gpa + 4, 0);
-	put64(gpa + 8, sector);
+	ram_put32(ram, gpa, type);
+	ram_put32(ram, gpa + 4, 0);
+	ram_put64(ram, gpa + 8, sector);
 }
 
 /* Submits a chain, kicks, and waits for it: its status byte (0xff
@@ -487,9 +453,9 @@ Test(virtio_blk, discard_punches_a_hole)
 	file_fill(0xaa);
 	before = file_blocks();
 	put_header(HEADER_ADDR, VIRTIO_BLK_T_DISCARD, 0);
-	put64(DATA_ADDR, 0);
-	put32(DATA_ADDR + 8, CAPACITY / 2);
-	put32(DATA_ADDR + 12, 0);
+	ram_put64(ram, DATA_ADDR, 0);
+	ram_put32(ram, DATA_ADDR + 8, CAPACITY / 2);
+	ram_put32(ram, DATA_ADDR + 12, 0);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_DISCARD, 0, 16, false),
 		     VIRTIO_BLK_S_OK);
 	cr_assert_lt(file_blocks(), before);
@@ -498,9 +464,9 @@ Test(virtio_blk, discard_punches_a_hole)
 Test(virtio_blk, discard_with_unmap_is_unsupported)
 {
 	file_fill(0xaa);
-	put64(DATA_ADDR, 0);
-	put32(DATA_ADDR + 8, CAPACITY);
-	put32(DATA_ADDR + 12, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+	ram_put64(ram, DATA_ADDR, 0);
+	ram_put32(ram, DATA_ADDR + 8, CAPACITY);
+	ram_put32(ram, DATA_ADDR + 12, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_DISCARD, 0, 16, false),
 		     VIRTIO_BLK_S_UNSUPP);
 	cr_assert(file_is_filled_with(0xaa));
@@ -511,9 +477,9 @@ Test(virtio_blk, write_zeroes)
 	uint8_t in_file[3 * 512];
 
 	file_fill(0xaa);
-	put64(DATA_ADDR, 4);
-	put32(DATA_ADDR + 8, 2);
-	put32(DATA_ADDR + 12, 0);
+	ram_put64(ram, DATA_ADDR, 4);
+	ram_put32(ram, DATA_ADDR + 8, 2);
+	ram_put32(ram, DATA_ADDR + 12, 0);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false),
 		     VIRTIO_BLK_S_OK);
 	file_read(3 * 512, in_file, sizeof(in_file));
@@ -530,9 +496,9 @@ Test(virtio_blk, write_zeroes_with_unmap_frees_blocks)
 
 	file_fill(0xaa);
 	before = file_blocks();
-	put64(DATA_ADDR, CAPACITY / 2);
-	put32(DATA_ADDR + 8, CAPACITY / 2);
-	put32(DATA_ADDR + 12, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+	ram_put64(ram, DATA_ADDR, CAPACITY / 2);
+	ram_put32(ram, DATA_ADDR + 8, CAPACITY / 2);
+	ram_put32(ram, DATA_ADDR + 12, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false),
 		     VIRTIO_BLK_S_OK);
 	cr_assert_lt(file_blocks(), before);
@@ -544,24 +510,24 @@ Test(virtio_blk, range_requests_are_checked)
 {
 	file_fill(0xaa);
 	/* An unknown flag. */
-	put64(DATA_ADDR, 0);
-	put32(DATA_ADDR + 8, 8);
-	put32(DATA_ADDR + 12, 2);
+	ram_put64(ram, DATA_ADDR, 0);
+	ram_put32(ram, DATA_ADDR + 8, 8);
+	ram_put32(ram, DATA_ADDR + 12, 2);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false),
 		     VIRTIO_BLK_S_UNSUPP);
 	/* Past the end of the disk, and wrapping around. */
-	put32(DATA_ADDR + 12, 0);
-	put64(DATA_ADDR, CAPACITY - 4);
+	ram_put32(ram, DATA_ADDR + 12, 0);
+	ram_put64(ram, DATA_ADDR, CAPACITY - 4);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false),
 		     VIRTIO_BLK_S_IOERR);
-	put64(DATA_ADDR, UINT64_MAX - 2);
+	ram_put64(ram, DATA_ADDR, UINT64_MAX - 2);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_DISCARD, 0, 16, false),
 		     VIRTIO_BLK_S_IOERR);
 	/* More segments than max_write_zeroes_seg, and a partial one. */
-	put64(DATA_ADDR, 0);
-	put64(DATA_ADDR + 16, 8);
-	put32(DATA_ADDR + 24, 8);
-	put32(DATA_ADDR + 28, 0);
+	ram_put64(ram, DATA_ADDR, 0);
+	ram_put64(ram, DATA_ADDR + 16, 8);
+	ram_put32(ram, DATA_ADDR + 24, 8);
+	ram_put32(ram, DATA_ADDR + 28, 0);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 32, false),
 		     VIRTIO_BLK_S_IOERR);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 12, false),
@@ -690,7 +656,7 @@ Test(virtio_blk, malformed_chain_leaves_the_queue_usable)
  * return: the device asks for a reset instead of spinning on the ring. */
 Test(virtio_blk, broken_available_index_asks_for_a_reset, .timeout = 10)
 {
-	put16(AVAIL_ADDR + 2, QUEUE_SIZE + 5);
+	ram_put16(ram, AVAIL_ADDR + 2, QUEUE_SIZE + 5);
 	device->ops->queue_notify(device, 0);
 	cr_assert_eq(needs_reset_calls, 1);
 	cr_assert_eq(used_idx(), 0, "nothing was consumed");

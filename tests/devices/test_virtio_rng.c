@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "devices/virtio/rng.h"
+#include "fakes.h"
 
 #define RAM_SIZE (1u << 20)
 #define QUEUE_SIZE 8
@@ -82,28 +83,6 @@ static void teardown(void)
 
 TestSuite(virtio_rng, .init = setup, .fini = teardown);
 
-static void put16(uint64_t gpa, uint16_t value)
-{
-	value = htole16(value);
-	memcpy(ram + gpa, &value, sizeof(value));
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t value;
-
-	memcpy(&value, ram + gpa, sizeof(value));
-	return le16toh(value);
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t value;
-
-	memcpy(&value, ram + gpa, sizeof(value));
-	return le32toh(value);
-}
-
 static void set_desc(unsigned int index, uint64_t addr, uint32_t len,
 		     uint16_t flags, uint16_t next)
 {
@@ -120,20 +99,20 @@ static void set_desc(unsigned int index, uint64_t addr, uint32_t len,
 
 static void make_available(uint16_t head)
 {
-	uint16_t idx = get16(AVAIL_ADDR + 2);
+	uint16_t idx = ram_get16(ram, AVAIL_ADDR + 2);
 
-	put16(AVAIL_ADDR + 4 + 2 * (idx % QUEUE_SIZE), head);
-	put16(AVAIL_ADDR + 2, idx + 1);
+	ram_put16(ram, AVAIL_ADDR + 4 + 2 * (idx % QUEUE_SIZE), head);
+	ram_put16(ram, AVAIL_ADDR + 2, idx + 1);
 }
 
 static uint32_t used_len(unsigned int slot)
 {
-	return get32(USED_ADDR + 8 + 8 * slot);
+	return ram_get32(ram, USED_ADDR + 8 + 8 * slot);
 }
 
 static uint32_t used_id(unsigned int slot)
 {
-	return get32(USED_ADDR + 4 + 8 * slot);
+	return ram_get32(ram, USED_ADDR + 4 + 8 * slot);
 }
 
 static bool all_zero(uint64_t gpa, size_t len)
@@ -152,7 +131,7 @@ Test(virtio_rng, fills_every_writable_buffer_of_a_request)
 	make_available(2);
 	device->ops->queue_notify(device, 0);
 
-	cr_assert_eq(get16(USED_ADDR + 2), 1);
+	cr_assert_eq(ram_get16(ram, USED_ADDR + 2), 1);
 	cr_assert_eq(used_id(0), 2);
 	cr_assert_eq(used_len(0), 56);
 	cr_assert_not(all_zero(DATA_ADDR, 16));
@@ -171,7 +150,7 @@ Test(virtio_rng, read_only_request_gets_nothing)
 	make_available(0);
 	device->ops->queue_notify(device, 0);
 
-	cr_assert_eq(get16(USED_ADDR + 2), 1);
+	cr_assert_eq(ram_get16(ram, USED_ADDR + 2), 1);
 	cr_assert_eq(used_id(0), 0);
 	cr_assert_eq(used_len(0), 0);
 	cr_assert(all_zero(DATA_ADDR, 64));
@@ -186,21 +165,21 @@ Test(virtio_rng, serves_a_batch_with_one_notification)
 	}
 	device->ops->queue_notify(device, 0);
 
-	cr_assert_eq(get16(USED_ADDR + 2), 3);
+	cr_assert_eq(ram_get16(ram, USED_ADDR + 2), 3);
 	for (unsigned int i = 0; i < 3; i++) {
 		cr_assert_eq(used_id(i), i);
 		cr_assert_eq(used_len(i), 4 + i);
 	}
 	cr_assert_eq(notify_calls, 1);
 	/* Kicks wanted again from the next request on (§2.7.10). */
-	cr_assert_eq(get16(AVAIL_EVENT_ADDR), 3);
+	cr_assert_eq(ram_get16(ram, AVAIL_EVENT_ADDR), 3);
 }
 
 Test(virtio_rng, empty_kick_notifies_nobody)
 {
 	device->ops->queue_notify(device, 0);
 	cr_assert_eq(notify_calls, 0);
-	cr_assert_eq(get16(USED_ADDR + 2), 0);
+	cr_assert_eq(ram_get16(ram, USED_ADDR + 2), 0);
 }
 
 Test(virtio_rng, request_gets_at_most_the_bound)
@@ -226,7 +205,7 @@ Test(virtio_rng, malformed_request_goes_back_and_the_next_is_served)
 	make_available(1);
 	device->ops->queue_notify(device, 0);
 
-	cr_assert_eq(get16(USED_ADDR + 2), 2);
+	cr_assert_eq(ram_get16(ram, USED_ADDR + 2), 2);
 	cr_assert_eq(used_id(0), 0);
 	cr_assert_eq(used_len(0), 0);
 	cr_assert_eq(used_id(1), 1);
@@ -237,12 +216,12 @@ Test(virtio_rng, malformed_request_goes_back_and_the_next_is_served)
 
 Test(virtio_rng, broken_available_index_asks_for_a_reset)
 {
-	put16(AVAIL_ADDR + 2, QUEUE_SIZE + 1);
+	ram_put16(ram, AVAIL_ADDR + 2, QUEUE_SIZE + 1);
 	device->ops->queue_notify(device, 0);
 
 	cr_assert_eq(needs_reset_calls, 1);
 	cr_assert_eq(notify_calls, 0);
-	cr_assert_eq(get16(USED_ADDR + 2), 0);
+	cr_assert_eq(ram_get16(ram, USED_ADDR + 2), 0);
 }
 
 Test(virtio_rng, reset_forgets_the_queue)
@@ -267,7 +246,7 @@ Test(virtio_rng, kick_for_a_queue_not_enabled_takes_nothing)
 	set_desc(0, DATA_ADDR, 16, F_WRITE, 0);
 	make_available(0);
 	device->ops->queue_notify(device, 0);
-	cr_assert_eq(get16(USED_ADDR + 2), 0);
+	cr_assert_eq(ram_get16(ram, USED_ADDR + 2), 0);
 	cr_assert(all_zero(DATA_ADDR, 16));
 	cr_assert_eq(notify_calls, 0);
 }

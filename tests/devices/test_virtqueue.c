@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "devices/virtio/virtqueue.h"
+#include "fakes.h"
 
 #define RAM_SIZE (4u << 20)
 #define QUEUE_SIZE 16
@@ -55,28 +56,6 @@ static void teardown(void)
 
 TestSuite(virtqueue, .init = setup, .fini = teardown);
 
-static void put16(uint64_t gpa, uint16_t value)
-{
-	value = htole16(value);
-	memcpy(ram + gpa, &value, sizeof(value));
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t value;
-
-	memcpy(&value, ram + gpa, sizeof(value));
-	return le16toh(value);
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t value;
-
-	memcpy(&value, ram + gpa, sizeof(value));
-	return le32toh(value);
-}
-
 static void set_desc(uint64_t table, unsigned int index, uint64_t addr,
 		     uint32_t len, uint16_t flags, uint16_t next)
 {
@@ -94,21 +73,21 @@ static void set_desc(uint64_t table, unsigned int index, uint64_t addr,
 /* Makes head available, as §2.7.13 describes. */
 static void make_available(uint16_t head)
 {
-	uint16_t idx = get16(AVAIL_ADDR + 2);
+	uint16_t idx = ram_get16(ram, AVAIL_ADDR + 2);
 
-	put16(AVAIL_ADDR + 4 + 2 * (idx % QUEUE_SIZE), head);
-	put16(AVAIL_ADDR + 2, idx + 1);
+	ram_put16(ram, AVAIL_ADDR + 4 + 2 * (idx % QUEUE_SIZE), head);
+	ram_put16(ram, AVAIL_ADDR + 2, idx + 1);
 }
 
 static uint16_t used_idx(void)
 {
-	return get16(USED_ADDR + 2);
+	return ram_get16(ram, USED_ADDR + 2);
 }
 
 static void assert_used(unsigned int slot, uint32_t id, uint32_t len)
 {
-	cr_assert_eq(get32(USED_ADDR + 4 + 8 * slot), id, "used[%u].id", slot);
-	cr_assert_eq(get32(USED_ADDR + 8 + 8 * slot), len, "used[%u].len",
+	cr_assert_eq(ram_get32(ram, USED_ADDR + 4 + 8 * slot), id, "used[%u].id", slot);
+	cr_assert_eq(ram_get32(ram, USED_ADDR + 8 + 8 * slot), len, "used[%u].len",
 		     slot);
 }
 
@@ -404,24 +383,24 @@ Test(virtqueue, more_buffers_than_an_element_holds_are_refused)
 		 0);
 	set_desc(indirect, 0, DATA_ADDR, 1, F_NEXT, 1);
 	set_desc(indirect, 1, DATA_ADDR, 1, 0, 0);
-	put16(0x110000 + 4, 0);
-	put16(0x110000 + 2, 1);
+	ram_put16(ram, 0x110000 + 4, 0);
+	ram_put16(ram, 0x110000 + 2, 1);
 
 	cr_assert_eq(virtqueue_pop(&queue, &element), -EINVAL);
-	cr_assert_eq(get16(0x120000 + 2), 1);
+	cr_assert_eq(ram_get16(ram, 0x120000 + 2), 1);
 
 	/* One buffer in the table is exactly the limit. */
 	set_desc(table, VIRTQUEUE_MAX_SIZE - 1, indirect, 16, F_INDIRECT, 0);
 	set_desc(indirect, 0, DATA_ADDR, 1, 0, 0);
-	put16(0x110000 + 6, 0);
-	put16(0x110000 + 2, 2);
+	ram_put16(ram, 0x110000 + 6, 0);
+	ram_put16(ram, 0x110000 + 2, 2);
 	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
 	cr_assert_eq(element.out_count, VIRTQUEUE_MAX_SEGMENTS);
 }
 
 Test(virtqueue, available_index_too_far_ahead_consumes_nothing)
 {
-	put16(AVAIL_ADDR + 2, QUEUE_SIZE + 1);
+	ram_put16(ram, AVAIL_ADDR + 2, QUEUE_SIZE + 1);
 	cr_assert_eq(virtqueue_pop(&queue, &element), -EINVAL);
 	cr_assert_eq(queue.last_avail_idx, 0);
 	cr_assert_eq(used_idx(), 0);
@@ -430,20 +409,20 @@ Test(virtqueue, available_index_too_far_ahead_consumes_nothing)
 	/* Exactly size ahead is a full ring, which is fine. */
 	for (unsigned int i = 0; i < QUEUE_SIZE; i++) {
 		set_desc(DESC_ADDR, i, DATA_ADDR, 8, 0, 0);
-		put16(AVAIL_ADDR + 4 + 2 * i, i);
+		ram_put16(ram, AVAIL_ADDR + 4 + 2 * i, i);
 	}
-	put16(AVAIL_ADDR + 2, QUEUE_SIZE);
+	ram_put16(ram, AVAIL_ADDR + 2, QUEUE_SIZE);
 	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
 }
 
 Test(virtqueue, available_index_wraps_around)
 {
 	queue.last_avail_idx = UINT16_MAX;
-	put16(AVAIL_ADDR + 2, 1);
+	ram_put16(ram, AVAIL_ADDR + 2, 1);
 	set_desc(DESC_ADDR, 4, DATA_ADDR, 8, 0, 0);
 	set_desc(DESC_ADDR, 6, DATA_ADDR, 8, 0, 0);
-	put16(AVAIL_ADDR + 4 + 2 * (UINT16_MAX % QUEUE_SIZE), 4);
-	put16(AVAIL_ADDR + 4, 6);
+	ram_put16(ram, AVAIL_ADDR + 4 + 2 * (UINT16_MAX % QUEUE_SIZE), 4);
+	ram_put16(ram, AVAIL_ADDR + 4, 6);
 
 	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
 	cr_assert_eq(element.head, 4);
@@ -521,10 +500,10 @@ Test(virtqueue, notify_follows_no_interrupt_without_event_idx)
 {
 	virtqueue_push(&queue, 0, 0);
 	cr_assert(virtqueue_should_notify(&queue));
-	put16(AVAIL_ADDR, 1); /* VIRTQ_AVAIL_F_NO_INTERRUPT */
+	ram_put16(ram, AVAIL_ADDR, 1); /* VIRTQ_AVAIL_F_NO_INTERRUPT */
 	virtqueue_push(&queue, 1, 0);
 	cr_assert_not(virtqueue_should_notify(&queue));
-	put16(AVAIL_ADDR, 0);
+	ram_put16(ram, AVAIL_ADDR, 0);
 	virtqueue_push(&queue, 2, 0);
 	cr_assert(virtqueue_should_notify(&queue));
 }
@@ -536,8 +515,8 @@ Test(virtqueue, notify_follows_used_event_with_event_idx)
 {
 	queue.event_idx = true;
 	/* The flag means nothing with EVENT_IDX (§2.7.7). */
-	put16(AVAIL_ADDR, 1);
-	put16(USED_EVENT_ADDR, 5);
+	ram_put16(ram, AVAIL_ADDR, 1);
+	ram_put16(ram, USED_EVENT_ADDR, 5);
 
 	/* No interrupt sent yet: always the first time. */
 	virtqueue_push(&queue, 0, 0);
@@ -563,7 +542,7 @@ Test(virtqueue, notify_with_event_idx_across_index_wrap_around)
 
 	/* Pushes bring used idx from 65534 to 0 and write the entries at
 	 * 65534 and 65535. */
-	put16(USED_EVENT_ADDR, UINT16_MAX);
+	ram_put16(ram, USED_EVENT_ADDR, UINT16_MAX);
 	virtqueue_push(&queue, 0, 0);
 	virtqueue_push(&queue, 0, 0);
 	cr_assert_eq(queue.used_idx, 0);
@@ -574,7 +553,7 @@ Test(virtqueue, notify_with_event_idx_across_index_wrap_around)
 	virtqueue_push(&queue, 0, 0);
 	cr_assert_not(virtqueue_should_notify(&queue));
 	/* From 2 to 4 writes the entry at 2. */
-	put16(USED_EVENT_ADDR, 2);
+	ram_put16(ram, USED_EVENT_ADDR, 2);
 	virtqueue_push(&queue, 0, 0);
 	virtqueue_push(&queue, 0, 0);
 	cr_assert(virtqueue_should_notify(&queue));
@@ -583,23 +562,23 @@ Test(virtqueue, notify_with_event_idx_across_index_wrap_around)
 Test(virtqueue, set_notification_writes_used_flags_without_event_idx)
 {
 	virtqueue_set_notification(&queue, false);
-	cr_assert_eq(get16(USED_ADDR), 1); /* VIRTQ_USED_F_NO_NOTIFY */
+	cr_assert_eq(ram_get16(ram, USED_ADDR), 1); /* VIRTQ_USED_F_NO_NOTIFY */
 	virtqueue_set_notification(&queue, true);
-	cr_assert_eq(get16(USED_ADDR), 0);
-	cr_assert_eq(get16(AVAIL_EVENT_ADDR), 0);
+	cr_assert_eq(ram_get16(ram, USED_ADDR), 0);
+	cr_assert_eq(ram_get16(ram, AVAIL_EVENT_ADDR), 0);
 }
 
 Test(virtqueue, set_notification_writes_avail_event_with_event_idx)
 {
 	queue.event_idx = true;
 	queue.last_avail_idx = 7;
-	put16(AVAIL_EVENT_ADDR, 3);
+	ram_put16(ram, AVAIL_EVENT_ADDR, 3);
 	virtqueue_set_notification(&queue, false);
-	cr_assert_eq(get16(AVAIL_EVENT_ADDR), 3);
+	cr_assert_eq(ram_get16(ram, AVAIL_EVENT_ADDR), 3);
 	virtqueue_set_notification(&queue, true);
-	cr_assert_eq(get16(AVAIL_EVENT_ADDR), 7);
+	cr_assert_eq(ram_get16(ram, AVAIL_EVENT_ADDR), 7);
 	/* The device MUST keep used flags at 0 with EVENT_IDX (§2.7.10). */
-	cr_assert_eq(get16(USED_ADDR), 0);
+	cr_assert_eq(ram_get16(ram, USED_ADDR), 0);
 }
 
 Test(virtqueue, reset_forgets_everything_but_memory)
