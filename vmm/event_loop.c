@@ -1,6 +1,8 @@
 #include "event_loop.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -8,6 +10,7 @@
 #include <unistd.h>
 
 #define EVENT_LOOP_MAX_WATCHES 64
+#define EVENT_LOOP_MAX_SOURCES 8
 
 struct watch {
 	int fd; /* -1: free slot */
@@ -15,10 +18,23 @@ struct watch {
 	void *opaque;
 };
 
+struct source {
+	const struct poll_source *source; /* NULL: free slot */
+	void *opaque;
+	struct poll_set set; /* its part of poll_fds, for one wait */
+};
+
 struct event_loop {
 	int epoll_fd;
 	int stop_fd; /* eventfd: a write from any thread ends the loop */
+	/* Set with the write, so that the loop also sees a stop requested by
+	 * a poll source's dispatch before its next wait. */
+	atomic_bool stopping;
 	struct watch watches[EVENT_LOOP_MAX_WATCHES];
+	struct source sources[EVENT_LOOP_MAX_SOURCES];
+	/* For a wait with sources: the epoll descriptor first, then each
+	 * source's descriptors. */
+	struct pollfd poll_fds[1 + EVENT_LOOP_MAX_POLL_FDS];
 };
 
 struct event_loop *event_loop_create(void)
@@ -98,12 +114,112 @@ int event_loop_remove(struct event_loop *loop, int fd)
 	return 0;
 }
 
+int event_loop_add_source(struct event_loop *loop,
+			  const struct poll_source *source, void *opaque)
+{
+	for (int i = 0; i < EVENT_LOOP_MAX_SOURCES; i++) {
+		if (loop->sources[i].source && loop->sources[i].opaque == opaque)
+			return -EEXIST;
+	}
+	for (int i = 0; i < EVENT_LOOP_MAX_SOURCES; i++) {
+		if (!loop->sources[i].source) {
+			loop->sources[i] = (struct source){ .source = source,
+							    .opaque = opaque };
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+int event_loop_remove_source(struct event_loop *loop, void *opaque)
+{
+	for (int i = 0; i < EVENT_LOOP_MAX_SOURCES; i++) {
+		if (loop->sources[i].source && loop->sources[i].opaque == opaque) {
+			loop->sources[i].source = NULL;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/*
+ * With poll sources, the wait is a poll() over the epoll descriptor (ready
+ * when a watched descriptor is) and the sources' own descriptors, bounded
+ * by their earliest deadline; every source then sees the result. Returns
+ * whether the epoll set has events, or -errno.
+ */
+static int wait_with_sources(struct event_loop *loop)
+{
+	unsigned int used = 1;
+	int timeout_ms = -1;
+
+	loop->poll_fds[0] = (struct pollfd){ .fd = loop->epoll_fd,
+					     .events = POLLIN };
+	for (int i = 0; i < EVENT_LOOP_MAX_SOURCES; i++) {
+		struct source *source = &loop->sources[i];
+
+		if (!source->source)
+			continue;
+		source->set = (struct poll_set){
+			.fds = &loop->poll_fds[used],
+			.capacity = 1 + EVENT_LOOP_MAX_POLL_FDS - used,
+		};
+		source->source->prepare(source->opaque, &source->set, &timeout_ms);
+		used += source->set.count;
+	}
+	int count = poll(loop->poll_fds, used, timeout_ms);
+	if (count < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < EVENT_LOOP_MAX_SOURCES; i++) {
+		struct source *source = &loop->sources[i];
+
+		/* A source removed by an earlier one's dispatch is skipped. */
+		if (source->source)
+			source->source->dispatch(source->opaque, &source->set);
+	}
+	return (loop->poll_fds[0].revents & POLLIN) != 0;
+}
+
+static bool has_sources(const struct event_loop *loop)
+{
+	for (int i = 0; i < EVENT_LOOP_MAX_SOURCES; i++) {
+		if (loop->sources[i].source)
+			return true;
+	}
+	return false;
+}
+
+/* Consumes a stop request: true when there was one. The eventfd is
+ * drained either way, so a write that lands after its flag was taken wakes
+ * the loop once, not forever. */
+static bool take_stop(struct event_loop *loop)
+{
+	uint64_t value;
+
+	if (read(loop->stop_fd, &value, sizeof(value)) < 0) {
+		/* Nothing written yet, or already drained. */
+	}
+	return atomic_exchange(&loop->stopping, false);
+}
+
 int event_loop_run(struct event_loop *loop)
 {
 	struct epoll_event events[16];
 
 	for (;;) {
-		int count = epoll_wait(loop->epoll_fd, events, 16, -1);
+		int timeout_ms = -1;
+
+		if (has_sources(loop)) {
+			int ready = wait_with_sources(loop);
+			if (ready < 0)
+				return ready;
+			if (atomic_load(&loop->stopping) && take_stop(loop))
+				return 0;
+			if (!ready)
+				continue;
+			timeout_ms = 0; /* collect what poll() saw */
+		}
+		int count = epoll_wait(loop->epoll_fd, events, 16, timeout_ms);
 		if (count < 0) {
 			if (errno == EINTR)
 				continue;
@@ -113,11 +229,9 @@ int event_loop_run(struct event_loop *loop)
 			struct watch *watch = events[i].data.ptr;
 
 			if (!watch) {
-				uint64_t value;
-				if (read(loop->stop_fd, &value, sizeof(value)) < 0) {
-					/* Already drained by an earlier wake-up. */
-				}
-				return 0;
+				if (take_stop(loop))
+					return 0;
+				continue;
 			}
 			/* A handler earlier in this batch may have removed it. */
 			if (watch->fd >= 0)
@@ -130,6 +244,7 @@ void event_loop_stop(struct event_loop *loop)
 {
 	uint64_t one = 1;
 
+	atomic_store(&loop->stopping, true);
 	if (write(loop->stop_fd, &one, sizeof(one)) < 0) {
 		/* The counter cannot overflow from single increments. */
 	}

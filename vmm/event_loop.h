@@ -5,12 +5,15 @@
  *
  * Promise: handlers run one at a time on the thread that called
  * event_loop_run(); event_loop_stop() may be called from any thread and makes
- * event_loop_run() return after the handler in progress.
+ * event_loop_run() return after the handler in progress. Poll sources (see
+ * devices/device_context.h) run on the same thread, between waits.
  */
 #ifndef VESSEL_VMM_EVENT_LOOP_H
 #define VESSEL_VMM_EVENT_LOOP_H
 
 #include <stdint.h>
+
+#include "../devices/device_context.h"
 
 typedef void (*event_handler_fn)(void *opaque, uint32_t events);
 
@@ -26,6 +29,14 @@ int event_loop_add(struct event_loop *loop, int fd, uint32_t events,
  * forgetting it. */
 int event_loop_modify(struct event_loop *loop, int fd, uint32_t events);
 int event_loop_remove(struct event_loop *loop, int fd);
+
+/* Runs source's prepare() before and dispatch() after every wait, with
+ * opaque, until removed. Its descriptors are polled alongside the watched
+ * ones (EVENT_LOOP_MAX_POLL_FDS for all sources together). 0 or -errno. */
+#define EVENT_LOOP_MAX_POLL_FDS 256
+int event_loop_add_source(struct event_loop *loop,
+			  const struct poll_source *source, void *opaque);
+int event_loop_remove_source(struct event_loop *loop, void *opaque);
 
 /* Runs handlers until event_loop_stop(). 0 or -errno from epoll. */
 int event_loop_run(struct event_loop *loop);

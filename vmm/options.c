@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,16 @@ void options_print_run_usage(void)
 	       "      --disk PATH[,readonly][,serial=ID][,cache=writeback|none]\n"
 	       "                           a virtio-blk disk (raw image or block\n"
 	       "                           device), repeatable: vda, vdb, ...\n"
+	       "      --net user[,mac=MAC][,hostfwd=RULE]...[,restrict=on|off]\n"
+	       "                           a virtio-net NIC on user-mode networking\n"
+	       "                           (libslirp: NAT, DHCP 10.0.2.15, gateway\n"
+	       "                           10.0.2.2, DNS 10.0.2.3, IPv6 fd00::/64);\n"
+	       "                           RULE [tcp|udp]:[HOSTADDR]:PORT-[GUESTADDR]:PORT\n"
+	       "                           forwards a host port to the guest;\n"
+	       "                           restrict=on allows nothing but forwards\n"
+	       "      --net tap,ifname=NAME|fd=N[,mac=MAC]\n"
+	       "                           a virtio-net NIC on an existing TAP device\n"
+	       "                           (with offloads); repeatable: eth0, eth1, ...\n"
 	       "      --no-reboot          exit (status 0) when the guest reboots\n"
 	       "  -h, --help               show this help\n"
 	       "\n"
@@ -66,7 +77,7 @@ void options_print_run_usage(void)
 	cpuid_print_feature_names();
 }
 
-enum { OPTION_CPU_FEATURES = 256, OPTION_NO_REBOOT, OPTION_DISK };
+enum { OPTION_CPU_FEATURES = 256, OPTION_NO_REBOOT, OPTION_DISK, OPTION_NET };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, 'k' },
@@ -77,6 +88,7 @@ static const struct option run_options[] = {
 	{ "cpu-features", required_argument, NULL, OPTION_CPU_FEATURES },
 	{ "no-reboot", no_argument, NULL, OPTION_NO_REBOOT },
 	{ "disk", required_argument, NULL, OPTION_DISK },
+	{ "net", required_argument, NULL, OPTION_NET },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -119,6 +131,138 @@ static int parse_disk(char *text, struct disk_config *disk, char *err,
 			return -EINVAL;
 		}
 		item = next;
+	}
+	return 0;
+}
+
+/* xx:xx:xx:xx:xx:xx, a unicast address other than all zeros. */
+static int parse_mac(const char *text, uint8_t mac[6])
+{
+	unsigned int octets[6];
+	int consumed = 0;
+
+	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%n", &octets[0], &octets[1],
+		   &octets[2], &octets[3], &octets[4], &octets[5],
+		   &consumed) != 6 || text[consumed] || strlen(text) != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)octets[i];
+	/* The group bit marks multicast addresses, which no NIC may own. */
+	if ((mac[0] & 1) || !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_on_off(const char *text, bool *value)
+{
+	if (!strcmp(text, "on") || !strcmp(text, "yes")) {
+		*value = true;
+		return 0;
+	}
+	if (!strcmp(text, "off") || !strcmp(text, "no")) {
+		*value = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* One NET option (KEY=VALUE) of a --net of the given backend. */
+static int parse_net_item(char *item, struct net_config *net, char *err,
+			  size_t err_len)
+{
+	char *value = strchr(item, '=');
+	bool user = net->backend == NET_BACKEND_USER;
+
+	if (!value)
+		goto unknown;
+	*value++ = '\0';
+	if (!strcmp(item, "mac")) {
+		if (parse_mac(value, net->mac)) {
+			snprintf(err, err_len,
+				 "--net: mac '%s' is not a unicast MAC address like 02:00:00:00:00:01",
+				 value);
+			return -EINVAL;
+		}
+	} else if (user && !strcmp(item, "hostfwd")) {
+		struct net_slirp_options *options = &net->user;
+
+		if (options->hostfwd_count == NET_SLIRP_MAX_HOSTFWD) {
+			snprintf(err, err_len, "--net: more than %d hostfwd rules",
+				 NET_SLIRP_MAX_HOSTFWD);
+			return -EINVAL;
+		}
+		if (net_hostfwd_parse(value, &options->hostfwd[options->hostfwd_count],
+				      err, err_len))
+			return -EINVAL;
+		options->hostfwd_count++;
+	} else if (user && !strcmp(item, "restrict")) {
+		if (parse_on_off(value, &net->user.restricted)) {
+			snprintf(err, err_len, "--net: restrict '%s' is not on or off",
+				 value);
+			return -EINVAL;
+		}
+	} else if (!user && !strcmp(item, "ifname")) {
+		if (!*value || strlen(value) >= IFNAMSIZ || strchr(value, '/')) {
+			snprintf(err, err_len,
+				 "--net: ifname '%s' is not an interface name (1 to %d bytes)",
+				 value, IFNAMSIZ - 1);
+			return -EINVAL;
+		}
+		net->tap_name = value;
+	} else if (!user && !strcmp(item, "fd")) {
+		char *end;
+		errno = 0;
+		long fd = strtol(value, &end, 10);
+		if (errno || end == value || *end || fd < 0 || fd > INT32_MAX) {
+			snprintf(err, err_len, "--net: fd '%s' is not a descriptor number",
+				 value);
+			return -EINVAL;
+		}
+		net->tap_fd = (int)fd;
+	} else {
+		value[-1] = '=';
+		goto unknown;
+	}
+	return 0;
+unknown:
+	snprintf(err, err_len, "--net %s: unknown option '%s'",
+		 user ? "user" : "tap", item);
+	return -EINVAL;
+}
+
+/* user[,...] or tap,...; text is modified. index: the --net's position. */
+static int parse_net(char *text, unsigned int index, struct net_config *net,
+		     char *err, size_t err_len)
+{
+	char *item = strchr(text, ',');
+
+	*net = (struct net_config){
+		.mac = { 0x02, 0x76, 0x73, 0, 0, (uint8_t)(index + 1) },
+		.tap_fd = -1,
+	};
+	if (item)
+		*item++ = '\0';
+	if (!strcmp(text, "user")) {
+		net->backend = NET_BACKEND_USER;
+	} else if (!strcmp(text, "tap")) {
+		net->backend = NET_BACKEND_TAP;
+	} else {
+		snprintf(err, err_len, "--net: '%s' is not a backend (user or tap)",
+			 text);
+		return -EINVAL;
+	}
+	while (item && *item) {
+		char *next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		if (parse_net_item(item, net, err, err_len))
+			return -EINVAL;
+		item = next;
+	}
+	if (net->backend == NET_BACKEND_TAP &&
+	    !net->tap_name == (net->tap_fd < 0)) {
+		snprintf(err, err_len, "--net tap needs one of ifname=NAME or fd=N");
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -205,6 +349,18 @@ int options_parse_run(int argc, char **argv, struct vm_config *config,
 				       err, err_len))
 				return -EINVAL;
 			config->disk_count++;
+			break;
+		case OPTION_NET:
+			if (config->nic_count == OPTIONS_MAX_NICS) {
+				snprintf(err, err_len, "--net: more than %d NICs",
+					 OPTIONS_MAX_NICS);
+				return -EINVAL;
+			}
+			if (parse_net(optarg, config->nic_count,
+				      &config->nics[config->nic_count], err,
+				      err_len))
+				return -EINVAL;
+			config->nic_count++;
 			break;
 		case 'h':
 			options_print_run_usage();

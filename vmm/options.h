@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../devices/net_slirp.h"
 #include "cpuid.h"
 
 #define OPTIONS_DEFAULT_MEMORY (512ULL << 20)
@@ -29,6 +30,23 @@ struct disk_config {
 	char serial[OPTIONS_DISK_SERIAL_MAX + 1];
 };
 
+#define OPTIONS_MAX_NICS 4
+
+enum net_backend_kind {
+	NET_BACKEND_USER, /* libslirp */
+	NET_BACKEND_TAP,
+};
+
+struct net_config {
+	enum net_backend_kind backend;
+	/* Unless mac= is given: 02:76:73:00:00:NN, NN the 1-based --net
+	 * position (locally administered, "vs"). */
+	uint8_t mac[6];
+	struct net_slirp_options user; /* user */
+	const char *tap_name; /* tap: ifname=, or NULL when */
+	int tap_fd; /* fd= (-1 when ifname=) */
+};
+
 struct vm_config {
 	const char *kernel_path;
 	const char *initrd_path; /* NULL without one */
@@ -39,6 +57,8 @@ struct vm_config {
 	struct cpuid_feature_mask feature_mask;
 	struct disk_config disks[OPTIONS_MAX_DISKS];
 	unsigned int disk_count;
+	struct net_config nics[OPTIONS_MAX_NICS];
+	unsigned int nic_count;
 };
 
 enum options_result {

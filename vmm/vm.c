@@ -18,7 +18,10 @@
 #include "../devices/pci.h"
 #include "../devices/serial.h"
 #include "../devices/disk.h"
+#include "../devices/net_slirp.h"
+#include "../devices/net_tap.h"
 #include "../devices/virtio/blk.h"
+#include "../devices/virtio/net.h"
 #include "../devices/virtio/pci.h"
 #include "../devices/virtio/rng.h"
 #include "../firmware/boot.h"
@@ -59,6 +62,10 @@ struct vm {
 		struct virtio_blk *blk;
 		struct virtio_pci *function;
 	} disks[OPTIONS_MAX_DISKS];
+	struct vm_nic {
+		struct virtio_net *net;
+		struct virtio_pci *function;
+	} nics[OPTIONS_MAX_NICS];
 	struct vcpu *vcpus;
 	unsigned int vcpu_count; /* created so far */
 
@@ -132,11 +139,33 @@ static int watch_fd(void *opaque, int fd, uint32_t events,
 	return event_loop_add(vm->loop, fd, events, handler, handler_opaque);
 }
 
+static int modify_fd(void *opaque, int fd, uint32_t events)
+{
+	struct vm *vm = opaque;
+
+	return event_loop_modify(vm->loop, fd, events);
+}
+
 static int unwatch_fd(void *opaque, int fd)
 {
 	struct vm *vm = opaque;
 
 	return event_loop_remove(vm->loop, fd);
+}
+
+static int add_poll_source(void *opaque, const struct poll_source *source,
+			   void *source_opaque)
+{
+	struct vm *vm = opaque;
+
+	return event_loop_add_source(vm->loop, source, source_opaque);
+}
+
+static int remove_poll_source(void *opaque, void *source_opaque)
+{
+	struct vm *vm = opaque;
+
+	return event_loop_remove_source(vm->loop, source_opaque);
 }
 
 static int msi_route(void *opaque, const void *function, unsigned int vector,
@@ -221,12 +250,63 @@ static void destroy_disk(struct vm_disk *disk)
 		disk_close(disk->disk);
 }
 
+static struct net_backend *create_net_backend(struct vm *vm,
+					      const struct net_config *config,
+					      char *err, size_t err_len)
+{
+	if (config->backend == NET_BACKEND_USER)
+		return net_slirp_create(&vm->device_context, &config->user, err,
+					err_len);
+	struct net_tap_options options = { .ifname = config->tap_name, .fd = -1 };
+	if (config->tap_fd >= 0) {
+		/* The backend takes a copy: the inherited descriptor must
+		 * outlive this machine for the next one after a reboot. */
+		options.fd = fcntl(config->tap_fd, F_DUPFD_CLOEXEC, 0);
+		if (options.fd < 0) {
+			snprintf(err, err_len, "--net tap,fd=%d: %s", config->tap_fd,
+				 strerror(errno));
+			return NULL;
+		}
+	}
+	return net_tap_create(&vm->device_context, &options, err, err_len);
+}
+
+static int create_nic(struct vm *vm, const struct net_config *config,
+		      struct vm_nic *nic, char *err, size_t err_len)
+{
+	struct net_backend *backend = create_net_backend(vm, config, err, err_len);
+
+	if (!backend)
+		return -EINVAL;
+	nic->net = virtio_net_create(&vm->device_context, backend, config->mac);
+	if (!nic->net) {
+		int saved = errno;
+		backend->ops->destroy(backend);
+		snprintf(err, err_len, "creating virtio-net: %s", strerror(saved));
+		return -saved;
+	}
+	int result = add_virtio_function(vm, virtio_net_device(nic->net),
+					 &nic->function);
+	if (result)
+		snprintf(err, err_len, "adding virtio-net: %s", strerror(-result));
+	return result;
+}
+
+static void destroy_nic(struct vm_nic *nic)
+{
+	virtio_pci_destroy(nic->function);
+	virtio_net_destroy(nic->net);
+}
+
 static int create_virtio_devices(struct vm *vm, char *err, size_t err_len)
 {
 	vm->device_context = (struct device_context){
 		.memory = &vm->memory.guest,
 		.watch_fd = watch_fd,
+		.modify_fd = modify_fd,
 		.unwatch_fd = unwatch_fd,
+		.add_poll_source = add_poll_source,
+		.remove_poll_source = remove_poll_source,
 		.context_opaque = vm,
 	};
 	vm->virtio_platform = (struct virtio_pci_platform){
@@ -243,6 +323,13 @@ static int create_virtio_devices(struct vm *vm, char *err, size_t err_len)
 	for (unsigned int i = 0; i < vm->config->disk_count; i++) {
 		int result = create_disk(vm, &vm->config->disks[i], &vm->disks[i],
 					 err, err_len);
+		if (result)
+			return result;
+	}
+	/* Then NICs, eth0, eth1, ... in the order of --net. */
+	for (unsigned int i = 0; i < vm->config->nic_count; i++) {
+		int result = create_nic(vm, &vm->config->nics[i], &vm->nics[i],
+					err, err_len);
 		if (result)
 			return result;
 	}
@@ -504,6 +591,8 @@ void vm_destroy(struct vm *vm)
 	free(vm->vcpus);
 	virtio_pci_destroy(vm->rng_function);
 	virtio_rng_destroy(vm->rng);
+	for (unsigned int i = 0; i < OPTIONS_MAX_NICS; i++)
+		destroy_nic(&vm->nics[i]);
 	for (unsigned int i = 0; i < OPTIONS_MAX_DISKS; i++)
 		destroy_disk(&vm->disks[i]);
 	acpi_pm_destroy(vm->acpi_pm);

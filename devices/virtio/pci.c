@@ -100,6 +100,8 @@ struct virtio_pci {
 	bool msix_function_masked;
 	uint16_t config_vector;
 	uint16_t queue_vector[VIRTIO_MAX_QUEUES];
+	uint8_t config_generation; /* §4.1.4.3: changes with the device's
+				    * configuration */
 };
 
 static uint64_t load_le(const uint8_t *data, uint32_t size)
@@ -192,17 +194,32 @@ static void notify_queue(struct virtio_device *device, unsigned int queue)
 		msix_raise(function, vector);
 }
 
-static void needs_reset(struct virtio_device *device)
+/* A configuration change notification (§4.1.4.5): ISR bit 1 and the
+ * configuration vector, for a device that needs a reset (§2.1.2) or whose
+ * configuration changed, which then reads with a new generation. */
+static void signal_config_change(struct virtio_pci *function,
+				 bool device_needs_reset)
 {
-	struct virtio_pci *function = device->transport;
-
 	pthread_mutex_lock(&function->msix_lock);
-	function->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
-	function->isr |= 2; /* a configuration change */
+	if (device_needs_reset)
+		function->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+	else
+		function->config_generation++;
+	function->isr |= 2;
 	uint16_t vector = function->config_vector;
 	pthread_mutex_unlock(&function->msix_lock);
 	if (vector != VIRTIO_PCI_NO_VECTOR)
 		msix_raise(function, vector);
+}
+
+static void needs_reset(struct virtio_device *device)
+{
+	signal_config_change(device->transport, true);
+}
+
+static void notify_config(struct virtio_device *device)
+{
+	signal_config_change(device->transport, false);
 }
 
 static void msix_table_access(struct virtio_pci *function, uint64_t offset,
@@ -292,7 +309,10 @@ static uint64_t common_read(struct virtio_pci *function, uint64_t offset,
 		return value;
 	}
 	case COMMON_CONFIG_GENERATION:
-		return 0; /* vessel's device configurations never change */
+		pthread_mutex_lock(&function->msix_lock);
+		value = function->config_generation;
+		pthread_mutex_unlock(&function->msix_lock);
+		return value;
 	case COMMON_QUEUE_SELECT:
 		return function->queue_select;
 	case COMMON_QUEUE_SIZE:
@@ -342,11 +362,14 @@ static void write_address(uint64_t *field, uint64_t offset, uint32_t size,
 }
 
 /* §3.1.1 step 5: FEATURES_OK only for a subset of what was offered, with
- * VERSION_1 (vessel has no legacy interface). */
+ * VERSION_1 (vessel has no legacy interface), that the device type finds
+ * consistent (§2.2.2). */
 static bool features_acceptable(const struct virtio_device *device)
 {
 	return !(device->driver_features & ~device->device_features) &&
-	       (device->driver_features & (UINT64_C(1) << VIRTIO_F_VERSION_1));
+	       (device->driver_features & (UINT64_C(1) << VIRTIO_F_VERSION_1)) &&
+	       (!device->ops->features_acceptable ||
+		device->ops->features_acceptable(device));
 }
 
 static void write_status(struct virtio_pci *function, uint8_t status)
@@ -832,6 +855,7 @@ struct virtio_pci *virtio_pci_create(struct virtio_device *device,
 	device->transport = function;
 	device->notify_queue = notify_queue;
 	device->needs_reset = needs_reset;
+	device->notify_config = notify_config;
 	reset_transport(function);
 
 	int result = build_configuration_space(function, bar_address);

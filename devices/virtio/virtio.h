@@ -5,9 +5,10 @@
  * and fills in its ops; devices/virtio/pci.c presents it on PCI.
  *
  * Promise: the transport calls ops only in the order the spec allows:
- * activate() once, after FEATURES_OK and DRIVER_OK with every enabled queue
- * validated; reset() when the driver writes 0 to device_status; queue_notify
- * for a ready queue of an active device, on the event thread.
+ * features_acceptable() when the driver sets FEATURES_OK; activate() once,
+ * after FEATURES_OK and DRIVER_OK with every enabled queue validated;
+ * reset() when the driver writes 0 to device_status; queue_notify for a
+ * ready queue of an active device, on the event thread.
  */
 #ifndef VESSEL_DEVICES_VIRTIO_VIRTIO_H
 #define VESSEL_DEVICES_VIRTIO_VIRTIO_H
@@ -42,6 +43,11 @@
 struct virtio_device;
 
 struct virtio_device_ops {
+	/* Optional: whether driver_features, already a subset of what was
+	 * offered, hold together by the device type's own rules (such as
+	 * §5.1.3.1's feature dependencies). false keeps FEATURES_OK clear
+	 * (§2.2.2, §3.1.1). */
+	bool (*features_acceptable)(const struct virtio_device *device);
 	/* Device configuration space (§4.1.4.6); offset + size is within
 	 * config_size. */
 	void (*read_config)(struct virtio_device *device, uint32_t offset,
@@ -77,6 +83,9 @@ struct virtio_device {
 	void (*notify_queue)(struct virtio_device *device, unsigned int queue);
 	/* The device hit an error it cannot go on from (§2.1.2). */
 	void (*needs_reset)(struct virtio_device *device);
+	/* The device configuration changed (§2.5): a new config_generation
+	 * and a configuration change notification (§4.1.4.5). Any thread. */
+	void (*notify_config)(struct virtio_device *device);
 	void *transport;
 };
 

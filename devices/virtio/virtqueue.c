@@ -344,6 +344,13 @@ void virtqueue_push(struct virtqueue *queue, uint16_t head, uint32_t written)
 	ring_store16(queue, used_idx_addr(queue), queue->used_idx);
 }
 
+/* Only last_avail_idx moves: nothing of the chains reached the used ring,
+ * and the driver cannot tell they were ever taken. */
+void virtqueue_rewind(struct virtqueue *queue, uint16_t count)
+{
+	queue->last_avail_idx -= count;
+}
+
 /* §2.7.7 (the virtio_ring.h helper of the same name): whether used_event
  * lies in the window (old_idx, new_idx] of entries pushed since the last
  * interrupt, in 16-bit index arithmetic. */
@@ -440,4 +447,22 @@ size_t virtqueue_copy_to_in(const struct virtqueue_element *element,
 	/* copy_iov only reads flat when copying into the element. */
 	return copy_iov(element->in, element->in_count, offset,
 			(uint8_t *)src, len, true);
+}
+
+struct iovec *virtqueue_out_from(struct virtqueue_element *element,
+				 size_t offset, unsigned int *count)
+{
+	unsigned int i = 0;
+
+	while (i < element->out_count && offset >= element->out[i].iov_len) {
+		offset -= element->out[i].iov_len;
+		i++;
+	}
+	if (i < element->out_count) {
+		element->out[i].iov_base = (uint8_t *)element->out[i].iov_base +
+					   offset;
+		element->out[i].iov_len -= offset;
+	}
+	*count = element->out_count - i;
+	return element->out + i;
 }

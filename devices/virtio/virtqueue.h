@@ -69,6 +69,12 @@ int virtqueue_pop(struct virtqueue *queue, struct virtqueue_element *element);
  * into its device-writable buffers. */
 void virtqueue_push(struct virtqueue *queue, uint16_t head, uint32_t written);
 
+/* Puts back the last count chains virtqueue_pop() took, none of them
+ * pushed: the next pops take them again, as the driver made them
+ * available. For a device that took buffers it cannot use after all (a
+ * frame that needs more of them than the ring holds now). */
+void virtqueue_rewind(struct virtqueue *queue, uint16_t count);
+
 /* After pushes: whether the driver asked to be interrupted now (the
  * VIRTQ_AVAIL_F_NO_INTERRUPT flag, or used_event with EVENT_IDX, §2.7.10). */
 bool virtqueue_should_notify(struct virtqueue *queue);
@@ -88,5 +94,12 @@ size_t virtqueue_copy_from_out(const struct virtqueue_element *element,
 			       size_t offset, void *dst, size_t len);
 size_t virtqueue_copy_to_in(const struct virtqueue_element *element,
 			    size_t offset, const void *src, size_t len);
+
+/* The device-readable bytes from offset on, as element's own buffers with
+ * the first one trimmed in place: for passing a request's payload on
+ * without copying once its header is read. *count is how many buffers;
+ * none when offset is at or past the end. */
+struct iovec *virtqueue_out_from(struct virtqueue_element *element,
+				 size_t offset, unsigned int *count);
 
 #endif

@@ -50,7 +50,15 @@ static void fake_queue_notify(struct virtio_device *device, unsigned int queue)
 	((struct fake_device *)device)->notifies[queue]++;
 }
 
+/* The device's own rule: device-specific bit 1 only with bit 0. */
+static bool fake_features_acceptable(const struct virtio_device *device)
+{
+	return !(device->driver_features & (UINT64_C(1) << 1)) ||
+	       (device->driver_features & (UINT64_C(1) << 0));
+}
+
 static const struct virtio_device_ops fake_ops = {
+	.features_acceptable = fake_features_acceptable,
 	.read_config = fake_read_config,
 	.activate = fake_activate,
 	.reset = fake_reset,
@@ -323,6 +331,22 @@ Test(virtio_pci, features_ok_refused_for_unoffered_or_legacy)
 	cr_assert_eq(device.activations, 0);
 }
 
+Test(virtio_pci, features_ok_refused_when_the_device_says_they_clash)
+{
+	teardown();
+	setup_with_features((UINT64_C(1) << VIRTIO_F_VERSION_1) | 3);
+	start_device((UINT64_C(1) << VIRTIO_F_VERSION_1) | 2);
+	cr_assert_eq(bar_read(0x14, 1) & VIRTIO_STATUS_FEATURES_OK, 0,
+		     "accepted bit 1 without the bit it needs");
+	cr_assert_eq(device.activations, 0);
+
+	bar_write(0x14, 1, 0);
+	run_event_thread();
+	start_device((UINT64_C(1) << VIRTIO_F_VERSION_1) | 3);
+	cr_assert(bar_read(0x14, 1) & VIRTIO_STATUS_FEATURES_OK);
+	cr_assert_eq(device.activations, 1);
+}
+
 Test(virtio_pci, reset_completes_on_the_event_thread)
 {
 	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
@@ -407,4 +431,35 @@ Test(virtio_pci, vector_out_of_range_reads_no_vector)
 	bar_write(0x16, 2, 1);
 	bar_write(0x1a, 2, 3);
 	cr_assert_eq(bar_read(0x1a, 2), VIRTIO_PCI_NO_VECTOR);
+}
+
+Test(virtio_pci, configuration_change_interrupts_with_a_new_generation)
+{
+	unsigned int msix = find_capability(0x11, 0);
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	bar_write(0x4000 + 2 * 16, 8, 0xfee00000);
+	bar_write(0x4000 + 2 * 16 + 8, 4, 0x4042);
+	bar_write(0x4000 + 2 * 16 + 12, 4, 0);
+	config_write32(msix, config_read32(msix) | 0x80000000u);
+	bar_write(0x10, 2, 2);
+	bar_read(0x1000, 1); /* clears the ISR */
+	uint8_t generation = (uint8_t)bar_read(0x15, 1);
+
+	device.virtio.notify_config(&device.virtio);
+	cr_assert_eq(signals[2], 1, "the configuration vector fired");
+	cr_assert_neq(bar_read(0x15, 1), generation,
+		      "the driver must see the configuration changed");
+	cr_assert_eq(bar_read(0x1000, 1), 2, "ISR: a configuration change");
+	cr_assert_eq(bar_read(0x14, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+	cr_assert_eq(signals[0] + signals[1], 0);
+}
+
+Test(virtio_pci, configuration_change_without_msix_sets_the_isr)
+{
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	bar_read(0x1000, 1);
+	device.virtio.notify_config(&device.virtio);
+	cr_assert_eq(bar_read(0x1000, 1), 2);
+	cr_assert_eq(bar_read(0x1000, 1), 0, "reading the ISR clears it");
+	cr_assert_eq(signals[0] + signals[1] + signals[2], 0);
 }

@@ -166,6 +166,39 @@ Test(virtqueue, copy_helpers_cross_buffer_boundaries)
 	cr_assert_eq(ram[DATA_ADDR + 0x302], '1');
 }
 
+Test(virtqueue, out_from_skips_a_header_split_across_buffers)
+{
+	set_desc(DESC_ADDR, 0, DATA_ADDR, 4, F_NEXT, 1);
+	set_desc(DESC_ADDR, 1, DATA_ADDR + 0x100, 6, F_NEXT, 2);
+	set_desc(DESC_ADDR, 2, DATA_ADDR + 0x200, 5, 0, 0);
+	make_available(0);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+
+	unsigned int count;
+	struct iovec *rest = virtqueue_out_from(&element, 7, &count);
+	cr_assert_eq(count, 2);
+	cr_assert_eq(rest[0].iov_base, ram + DATA_ADDR + 0x100 + 3);
+	cr_assert_eq(rest[0].iov_len, 3);
+	cr_assert_eq(rest[1].iov_base, ram + DATA_ADDR + 0x200);
+	cr_assert_eq(rest[1].iov_len, 5);
+}
+
+Test(virtqueue, out_from_at_a_buffer_boundary_and_at_the_end)
+{
+	set_desc(DESC_ADDR, 0, DATA_ADDR, 4, F_NEXT, 1);
+	set_desc(DESC_ADDR, 1, DATA_ADDR + 0x100, 6, 0, 0);
+	make_available(0);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+
+	unsigned int count;
+	struct iovec *rest = virtqueue_out_from(&element, 4, &count);
+	cr_assert_eq(count, 1);
+	cr_assert_eq(rest[0].iov_base, ram + DATA_ADDR + 0x100);
+	cr_assert_eq(rest[0].iov_len, 6);
+	virtqueue_out_from(&element, 10, &count);
+	cr_assert_eq(count, 0);
+}
+
 Test(virtqueue, zero_length_buffers_are_dropped)
 {
 	/* Its address is outside guest RAM, which does not matter: the
@@ -506,6 +539,48 @@ Test(virtqueue, notify_follows_no_interrupt_without_event_idx)
 	ram_put16(ram, AVAIL_ADDR, 0);
 	virtqueue_push(&queue, 2, 0);
 	cr_assert(virtqueue_should_notify(&queue));
+}
+
+Test(virtqueue, rewind_makes_taken_chains_available_again)
+{
+	for (uint16_t head = 0; head < 3; head++) {
+		set_desc(DESC_ADDR, head, DATA_ADDR + 0x100 * head, 8, F_WRITE, 0);
+		make_available(head);
+	}
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	virtqueue_push(&queue, element.head, 8);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	cr_assert_eq(element.head, 2);
+	cr_assert_not(virtqueue_has_available(&queue));
+
+	virtqueue_rewind(&queue, 2);
+	cr_assert(virtqueue_has_available(&queue));
+	cr_assert_eq(used_idx(), 1, "the driver saw only the pushed chain");
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	cr_assert_eq(element.head, 1);
+	cr_assert_eq(element.in[0].iov_base, ram + DATA_ADDR + 0x100);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	cr_assert_eq(element.head, 2);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 0);
+}
+
+Test(virtqueue, rewind_across_index_wrap_around)
+{
+	queue.last_avail_idx = UINT16_MAX;
+	ram_put16(ram, AVAIL_ADDR + 2, UINT16_MAX);
+	set_desc(DESC_ADDR, 4, DATA_ADDR, 8, F_WRITE, 0);
+	set_desc(DESC_ADDR, 5, DATA_ADDR + 0x100, 8, F_WRITE, 0);
+	make_available(4);
+	make_available(5);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	cr_assert_eq(queue.last_avail_idx, 1);
+
+	virtqueue_rewind(&queue, 2);
+	cr_assert_eq(queue.last_avail_idx, UINT16_MAX);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	cr_assert_eq(element.head, 4);
 }
 
 #define USED_EVENT_ADDR (AVAIL_ADDR + 4 + 2 * QUEUE_SIZE)

@@ -193,3 +193,82 @@ Test(options, at_most_eight_disks)
 	cr_assert_eq(parse(&config, argc, argv), -EINVAL);
 	cr_assert(strstr(err, "more than 8"), "%s", err);
 }
+
+Test(options, nics)
+{
+	struct vm_config config;
+	char user[] = "user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-10.0.2.15:53,restrict=on";
+	char tap[] = "tap,ifname=tap0,mac=52:54:00:ab:cd:ef";
+	char tap_fd[] = "tap,fd=5";
+
+	cr_assert_eq(PARSE(&config, "-k", "/k", "--net", user, "--net", tap,
+			   "--net", tap_fd),
+		     OPTIONS_OK, "%s", err);
+	cr_assert_eq(config.nic_count, 3);
+
+	const struct net_config *first = &config.nics[0];
+	cr_assert_eq(first->backend, NET_BACKEND_USER);
+	cr_assert(first->user.restricted);
+	cr_assert_eq(first->user.hostfwd_count, 2);
+	cr_assert_not(first->user.hostfwd[0].udp);
+	cr_assert_eq(first->user.hostfwd[0].host_port, 8080);
+	cr_assert_eq(first->user.hostfwd[0].guest_port, 80);
+	cr_assert(first->user.hostfwd[1].udp);
+	cr_assert_eq(first->user.hostfwd[1].guest_port, 53);
+	/* Default MACs differ by position. */
+	const uint8_t first_mac[6] = { 0x02, 0x76, 0x73, 0, 0, 1 };
+	cr_assert_arr_eq(first->mac, first_mac, 6);
+
+	const struct net_config *second = &config.nics[1];
+	const uint8_t second_mac[6] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef };
+	cr_assert_eq(second->backend, NET_BACKEND_TAP);
+	cr_assert_str_eq(second->tap_name, "tap0");
+	cr_assert_eq(second->tap_fd, -1);
+	cr_assert_arr_eq(second->mac, second_mac, 6);
+
+	const struct net_config *third = &config.nics[2];
+	const uint8_t third_mac[6] = { 0x02, 0x76, 0x73, 0, 0, 3 };
+	cr_assert_null(third->tap_name);
+	cr_assert_eq(third->tap_fd, 5);
+	cr_assert_arr_eq(third->mac, third_mac, 6);
+}
+
+Test(options, bad_nics)
+{
+	static const char *bad[] = {
+		"", "slirp", "user,ifname=tap0", "tap", "tap,ifname=a,fd=3",
+		"tap,ifname=", "tap,ifname=name-longer-than-15", "tap,fd=-1",
+		"tap,fd=x", "user,mac=01:00:00:00:00:01", "user,mac=00:00:00:00:00:00",
+		"user,mac=52:54:00:12:34", "user,mac=52:54:00:12:34:567",
+		"user,restrict=maybe", "user,hostfwd=tcp:8080:80", "user,bogus",
+		"tap,ifname=tap0,hostfwd=tcp::1-:2",
+	};
+	struct vm_config config;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "%s", bad[i]);
+		cr_assert_eq(PARSE(&config, "-k", "/k", "--net", text), -EINVAL,
+			     "'%s' accepted", bad[i]);
+		cr_assert(strstr(err, "--net") || strstr(err, "hostfwd"),
+			  "'%s': %s", bad[i], err);
+		cr_assert_null(strchr(err, '\n'), "%s", err);
+	}
+}
+
+Test(options, at_most_four_nics)
+{
+	struct vm_config config;
+	char nets[5][8];
+	char *argv[16] = { "run", "-k", "/k" };
+	int argc = 3;
+
+	for (int i = 0; i < 5; i++) {
+		snprintf(nets[i], sizeof(nets[i]), "user");
+		argv[argc++] = "--net";
+		argv[argc++] = nets[i];
+	}
+	cr_assert_eq(parse(&config, argc, argv), -EINVAL);
+	cr_assert(strstr(err, "more than 4"), "%s", err);
+}

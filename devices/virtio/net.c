@@ -1,0 +1,637 @@
+/*
+ * virtio-net, virtio 1.2 §5.1. Every frame travels behind the 12-byte
+ * struct virtio_net_hdr (VERSION_1, §5.1.6), laid out over whatever
+ * buffers the driver chose (§2.7.4): nothing assumes the header has a
+ * buffer of its own.
+ *
+ * Threads and locks: queue work, the backend's receive(), activation and
+ * reset run on the event thread; configuration reads come from vCPUs, and
+ * announce and set_link from any thread. tx_lock guards the transmitq and
+ * the controlq, rx_lock the receiveq, config_lock the status the driver
+ * reads; `active` is written holding all three and read holding any. They
+ * nest in that order. TX and RX have locks of their own because a backend
+ * may hand a frame to receive() from inside transmit() (libslirp answers
+ * an ARP request at once); for the same reason receive_ready(), which may
+ * deliver at once, is never called holding rx_lock.
+ */
+#include "net.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NET_QUEUE_COUNT 3
+#define NET_HEADER_SIZE sizeof(struct virtio_net_hdr)
+#define FEATURE(bit) (UINT64_C(1) << (bit))
+
+struct receive_chain {
+	uint16_t head;
+	uint32_t written;
+};
+
+struct virtio_net {
+	struct virtio_device device;
+	struct net_backend *backend;
+	uint8_t mac[6];
+
+	pthread_mutex_t tx_lock;
+	uint32_t tx_offloads; /* NET_OFFLOAD_* the driver may send */
+	/* One chain at a time; too large for the event thread's stack. */
+	struct virtqueue_element tx_element;
+
+	pthread_mutex_t rx_lock;
+	uint32_t rx_offloads; /* NET_OFFLOAD_* the driver takes */
+	bool mergeable; /* MRG_RXBUF negotiated */
+	bool guest_csum; /* GUEST_CSUM negotiated: DATA_VALID may go in */
+	/* receive() refused a frame: the backend waits for receive_ready()
+	 * after the driver's next receiveq kick. */
+	bool backend_waiting;
+	/* The first chain of a frame (it takes the header, written last)
+	 * and the chain being filled, with every chain taken so far. */
+	struct virtqueue_element rx_first, rx_next;
+	struct receive_chain rx_chains[VIRTQUEUE_MAX_SIZE];
+
+	pthread_mutex_t config_lock;
+	uint16_t status; /* VIRTIO_NET_S_* */
+	bool announce_negotiated;
+
+	bool active; /* between activate and reset */
+	struct virtio_net_stats stats; /* tx_* under tx_lock, rx_* under rx_lock */
+};
+
+/*
+ * A feature that needs another (§5.1.3.1) comes after it, so that one pass
+ * in this order removes whatever lost what it needs.
+ */
+static const struct {
+	unsigned int feature;
+	uint64_t needs_one_of;
+} dependencies[] = {
+	{ VIRTIO_NET_F_HOST_TSO4, FEATURE(VIRTIO_NET_F_CSUM) },
+	{ VIRTIO_NET_F_HOST_TSO6, FEATURE(VIRTIO_NET_F_CSUM) },
+	{ VIRTIO_NET_F_HOST_ECN, FEATURE(VIRTIO_NET_F_HOST_TSO4) |
+					 FEATURE(VIRTIO_NET_F_HOST_TSO6) },
+	{ VIRTIO_NET_F_GUEST_TSO4, FEATURE(VIRTIO_NET_F_GUEST_CSUM) },
+	{ VIRTIO_NET_F_GUEST_TSO6, FEATURE(VIRTIO_NET_F_GUEST_CSUM) },
+	{ VIRTIO_NET_F_GUEST_ECN, FEATURE(VIRTIO_NET_F_GUEST_TSO4) |
+					  FEATURE(VIRTIO_NET_F_GUEST_TSO6) },
+	{ VIRTIO_NET_F_GUEST_ANNOUNCE, FEATURE(VIRTIO_NET_F_CTRL_VQ) },
+};
+
+/* Each offload as a feature of frames the driver sends (host) and of
+ * frames it receives (guest). */
+static const struct {
+	uint32_t offload;
+	unsigned int host, guest;
+} offload_features[] = {
+	{ NET_OFFLOAD_CSUM, VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM },
+	{ NET_OFFLOAD_TSO4, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_GUEST_TSO4 },
+	{ NET_OFFLOAD_TSO6, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_GUEST_TSO6 },
+	{ NET_OFFLOAD_TSO_ECN, VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_GUEST_ECN },
+};
+
+#define ARRAY_SIZE(array) (sizeof(array) / sizeof((array)[0]))
+
+static struct virtio_net *net_of(struct virtio_device *device)
+{
+	return (struct virtio_net *)((char *)device -
+				     offsetof(struct virtio_net, device));
+}
+
+static uint64_t without_unmet_dependencies(uint64_t features)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(dependencies); i++) {
+		if ((features & FEATURE(dependencies[i].feature)) &&
+		    !(features & dependencies[i].needs_one_of))
+			features &= ~FEATURE(dependencies[i].feature);
+	}
+	return features;
+}
+
+static uint64_t offered_features(uint32_t backend_offloads)
+{
+	uint64_t features = FEATURE(VIRTIO_F_VERSION_1) |
+			    FEATURE(VIRTIO_F_INDIRECT_DESC) |
+			    FEATURE(VIRTIO_F_EVENT_IDX) |
+			    FEATURE(VIRTIO_NET_F_MAC) |
+			    FEATURE(VIRTIO_NET_F_MRG_RXBUF) |
+			    FEATURE(VIRTIO_NET_F_STATUS) |
+			    FEATURE(VIRTIO_NET_F_CTRL_VQ) |
+			    FEATURE(VIRTIO_NET_F_GUEST_ANNOUNCE);
+
+	for (size_t i = 0; i < ARRAY_SIZE(offload_features); i++) {
+		if (backend_offloads & offload_features[i].offload)
+			features |= FEATURE(offload_features[i].host) |
+				    FEATURE(offload_features[i].guest);
+	}
+	/* §2.2.2: never offer a feature without the ones it needs. */
+	return without_unmet_dependencies(features);
+}
+
+/* The offloads of one direction the driver negotiated. */
+static uint32_t negotiated_offloads(const struct virtio_device *device,
+				    bool host)
+{
+	uint32_t offloads = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(offload_features); i++) {
+		if (virtio_has_feature(device, host ? offload_features[i].host
+						    : offload_features[i].guest))
+			offloads |= offload_features[i].offload;
+	}
+	return offloads;
+}
+
+/* A driver MUST NOT accept a feature without the ones it needs (§2.2.1). */
+static bool net_features_acceptable(const struct virtio_device *device)
+{
+	return without_unmet_dependencies(device->driver_features) ==
+	       device->driver_features;
+}
+
+static void net_read_config(struct virtio_device *device, uint32_t offset,
+			    uint8_t *data, uint32_t size)
+{
+	struct virtio_net *net = net_of(device);
+	uint8_t config[VIRTIO_NET_CONFIG_SIZE];
+	uint16_t status, pairs = htole16(1);
+
+	pthread_mutex_lock(&net->config_lock);
+	status = htole16(net->status);
+	pthread_mutex_unlock(&net->config_lock);
+	memcpy(config + VIRTIO_NET_CONFIG_MAC, net->mac, sizeof(net->mac));
+	memcpy(config + VIRTIO_NET_CONFIG_STATUS, &status, sizeof(status));
+	memcpy(config + VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS, &pairs,
+	       sizeof(pairs));
+	memcpy(data, config + offset, size);
+}
+
+/* --- transmitq and controlq (tx_lock) ----------------------------------- */
+
+/* Sends one frame on: the used length is 0, nothing is written (§5.1.6.2). */
+static uint32_t transmit_chain(struct virtio_net *net,
+			       struct virtqueue_element *element)
+{
+	struct virtio_net_hdr header;
+	struct iovec *frame;
+	unsigned int count;
+	size_t frame_len;
+
+	/* A transmit chain is device-readable only. */
+	if (element->in_count || element->out_bytes < NET_HEADER_SIZE) {
+		net->stats.tx_dropped++;
+		return 0;
+	}
+	virtqueue_copy_from_out(element, 0, &header, sizeof(header));
+	/* The device ignores flags it does not expect from a driver
+	 * (§5.1.6.2.2): DATA_VALID is for received frames only. num_buffers
+	 * is the device's, also on transmit. */
+	header.flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	header.num_buffers = 0;
+	frame_len = element->out_bytes - NET_HEADER_SIZE;
+	if (net_header_check(&header, frame_len, net->tx_offloads)) {
+		net->stats.tx_dropped++;
+		return 0;
+	}
+	frame = virtqueue_out_from(element, NET_HEADER_SIZE, &count);
+	if (net->backend->ops->transmit(net->backend, &header, frame, count) < 0)
+		net->stats.tx_dropped++;
+	else
+		net->stats.tx_frames++;
+	return 0;
+}
+
+/* A command (§5.1.6.5): class, command and its data device-readable, then
+ * the ack byte the device writes. Only ANNOUNCE_ACK is known. */
+static uint32_t serve_command(struct virtio_net *net,
+			      struct virtqueue_element *element)
+{
+	uint8_t command[2];
+	uint8_t ack = VIRTIO_NET_ERR;
+
+	if (element->in_bytes == 0)
+		return 0; /* nowhere to answer */
+	if (virtqueue_copy_from_out(element, 0, command, sizeof(command)) ==
+		    sizeof(command) &&
+	    command[0] == VIRTIO_NET_CTRL_ANNOUNCE &&
+	    command[1] == VIRTIO_NET_CTRL_ANNOUNCE_ACK) {
+		/* The guest announced itself (§5.1.6.5.4). */
+		pthread_mutex_lock(&net->config_lock);
+		net->status &= ~VIRTIO_NET_S_ANNOUNCE;
+		pthread_mutex_unlock(&net->config_lock);
+		ack = VIRTIO_NET_OK;
+	}
+	return (uint32_t)virtqueue_copy_to_in(element, 0, &ack, sizeof(ack));
+}
+
+/* Serves every available chain: 0 once the ring is empty, or -EINVAL when
+ * the driver broke the ring itself (see virtqueue_pop). */
+static int serve_chains(struct virtio_net *net, unsigned int index,
+			bool *used)
+{
+	struct virtqueue *queue = &net->device.queues[index];
+	struct virtqueue_element *element = &net->tx_element;
+
+	for (;;) {
+		uint16_t last_avail_idx = queue->last_avail_idx;
+		int err = virtqueue_pop(queue, element);
+
+		if (err == 0)
+			return 0;
+		if (err < 0) {
+			if (queue->last_avail_idx == last_avail_idx)
+				return err;
+			/* A malformed chain, already given back. */
+			if (index == VIRTIO_NET_TRANSMITQ)
+				net->stats.tx_dropped++;
+			*used = true;
+			continue;
+		}
+		virtqueue_push(queue, element->head,
+			       index == VIRTIO_NET_TRANSMITQ
+				       ? transmit_chain(net, element)
+				       : serve_command(net, element));
+		*used = true;
+	}
+}
+
+static void serve_queue(struct virtio_net *net, unsigned int index)
+{
+	struct virtio_device *device = &net->device;
+	struct virtqueue *queue = &device->queues[index];
+	bool used = false;
+	int err = 0;
+
+	pthread_mutex_lock(&net->tx_lock);
+	/* A kick that raced with a reset finds the device stopped. */
+	if (net->active && queue->ready) {
+		/* No kicks while draining; a chain made available before they
+		 * are enabled again is found by the re-check (§2.7.10). */
+		do {
+			virtqueue_set_notification(queue, false);
+			err = serve_chains(net, index, &used);
+			virtqueue_set_notification(queue, true);
+		} while (!err && virtqueue_has_available(queue));
+		/* One interrupt for the batch. */
+		if (used)
+			device->notify_queue(device, index);
+	}
+	pthread_mutex_unlock(&net->tx_lock);
+	if (err)
+		device->needs_reset(device);
+}
+
+/* --- receiveq (rx_lock) -------------------------------------------------- */
+
+/* Copies the frame's bytes from frame_offset on into element's writable
+ * buffers from offset on, as many as fit: the bytes copied. */
+static size_t copy_frame(const struct virtqueue_element *element,
+			 size_t offset, const struct iovec *frame,
+			 unsigned int count, size_t frame_offset)
+{
+	size_t copied = 0;
+
+	for (unsigned int i = 0; i < count; i++) {
+		if (frame_offset >= frame[i].iov_len) {
+			frame_offset -= frame[i].iov_len;
+			continue;
+		}
+		size_t len = frame[i].iov_len - frame_offset;
+		size_t done = virtqueue_copy_to_in(
+			element, offset + copied,
+			(const uint8_t *)frame[i].iov_base + frame_offset, len);
+
+		copied += done;
+		if (done < len)
+			break; /* the chain is full */
+		frame_offset = 0;
+	}
+	return copied;
+}
+
+/* Gives back the chains taken for a frame with nothing written, and
+ * counts the frame dropped. */
+static int drop_frame(struct virtio_net *net, struct virtqueue *queue,
+		      unsigned int taken)
+{
+	for (unsigned int i = 0; i < taken; i++)
+		virtqueue_push(queue, net->rx_chains[i].head, 0);
+	net->stats.rx_dropped++;
+	return 0;
+}
+
+/*
+ * Places header and frame into receive chains, each filled before the
+ * next is taken (§5.1.6.4.1: all but the last used completely); without
+ * MRG_RXBUF into one chain that holds both. 0 when the chains went back
+ * to the driver, with the frame or, dropped, with nothing; -ENOBUFS, or
+ * -EPROTO when the driver broke the ring itself (see virtqueue_pop), with
+ * every chain taken put back.
+ */
+static int take_receive_buffers(struct virtio_net *net,
+				struct virtio_net_hdr *header,
+				const struct iovec *frame, unsigned int count,
+				size_t frame_len)
+{
+	struct virtqueue *queue = &net->device.queues[VIRTIO_NET_RECEIVEQ];
+	size_t total = NET_HEADER_SIZE + frame_len;
+	size_t placed = 0; /* frame bytes */
+	unsigned int taken = 0;
+	bool kicks_enabled = false;
+
+	while (placed < frame_len) {
+		bool first = taken == 0;
+		struct virtqueue_element *element =
+			first ? &net->rx_first : &net->rx_next;
+		uint16_t last_avail_idx = queue->last_avail_idx;
+
+		/* Not even the whole ring would hold the frame. */
+		if (taken == queue->size)
+			return drop_frame(net, queue, taken);
+		int ret = virtqueue_pop(queue, element);
+		if (ret == 0 && !kicks_enabled) {
+			/* Out of buffers: a kick when the driver adds some, and
+			 * one more look for any it added in between (§2.7.10). */
+			virtqueue_set_notification(queue, true);
+			kicks_enabled = true;
+			ret = virtqueue_pop(queue, element);
+		}
+		if (ret == 0 ||
+		    (ret < 0 && queue->last_avail_idx == last_avail_idx)) {
+			virtqueue_rewind(queue, (uint16_t)taken);
+			return ret == 0 ? -ENOBUFS : -EPROTO;
+		}
+		/* A malformed chain went back already; the frame goes too. */
+		if (ret < 0)
+			return drop_frame(net, queue, taken);
+		net->rx_chains[taken++] = (struct receive_chain){
+			.head = element->head,
+		};
+		/* Receive buffers are device-writable (§5.1.6.3), the first
+		 * one large enough for the header at least, and with
+		 * MRG_RXBUF not negotiated large enough for everything. */
+		if (element->out_count || element->in_bytes == 0 ||
+		    (first && element->in_bytes < NET_HEADER_SIZE) ||
+		    (!net->mergeable && element->in_bytes < total))
+			return drop_frame(net, queue, taken);
+
+		size_t offset = first ? NET_HEADER_SIZE : 0;
+		size_t copied = copy_frame(element, offset, frame, count, placed);
+		net->rx_chains[taken - 1].written = (uint32_t)(offset + copied);
+		placed += copied;
+	}
+	header->num_buffers = htole16((uint16_t)taken);
+	virtqueue_copy_to_in(&net->rx_first, 0, header, sizeof(*header));
+	for (unsigned int i = 0; i < taken; i++)
+		virtqueue_push(queue, net->rx_chains[i].head,
+			       net->rx_chains[i].written);
+	net->stats.rx_frames++;
+	return 0;
+}
+
+/* The backend's frame into the receiveq; rx_lock held. */
+static int deliver_frame(struct virtio_net *net,
+			 const struct virtio_net_hdr *backend_header,
+			 const struct iovec *frame, unsigned int count)
+{
+	struct virtio_device *device = &net->device;
+	struct virtio_net_hdr header = *backend_header;
+	size_t frame_len = 0;
+	int ret;
+
+	for (unsigned int i = 0; i < count; i++)
+		frame_len += frame[i].iov_len;
+	/* Without GUEST_CSUM the flags are 0 (§5.1.6.4.1); a header that
+	 * uses offloads the driver did not take cannot go to it. */
+	if (!net->guest_csum)
+		header.flags &= ~VIRTIO_NET_HDR_F_DATA_VALID;
+	if (net_header_check(&header, frame_len, net->rx_offloads)) {
+		net->stats.rx_dropped++;
+		return 0;
+	}
+	ret = take_receive_buffers(net, &header, frame, count, frame_len);
+	if (ret < 0) {
+		/* A broken ring takes nothing until the driver resets the
+		 * device (§2.1.2), which resumes the backend. */
+		if (ret == -EPROTO)
+			device->needs_reset(device);
+		net->backend_waiting = true;
+		return -ENOBUFS;
+	}
+	device->notify_queue(device, VIRTIO_NET_RECEIVEQ);
+	return 0;
+}
+
+/* The backend's receiver: never holds a frame, takes it or refuses it. */
+static int net_receive(void *opaque, const struct virtio_net_hdr *header,
+		       const struct iovec *frame, unsigned int count)
+{
+	struct virtio_net *net = opaque;
+	int ret;
+
+	pthread_mutex_lock(&net->rx_lock);
+	if (!net->active ||
+	    !net->device.queues[VIRTIO_NET_RECEIVEQ].ready) {
+		net->backend_waiting = true;
+		ret = -ENOBUFS;
+	} else {
+		ret = deliver_frame(net, header, frame, count);
+	}
+	pthread_mutex_unlock(&net->rx_lock);
+	return ret;
+}
+
+/* The driver added receive buffers. Kicks matter only while the backend
+ * waits: they stay off until a frame finds the ring empty again. */
+static void receive_kick(struct virtio_net *net)
+{
+	struct virtqueue *queue = &net->device.queues[VIRTIO_NET_RECEIVEQ];
+	bool resume;
+
+	pthread_mutex_lock(&net->rx_lock);
+	resume = net->active && net->backend_waiting;
+	if (net->active && queue->ready)
+		virtqueue_set_notification(queue, false);
+	if (resume)
+		net->backend_waiting = false;
+	pthread_mutex_unlock(&net->rx_lock);
+	if (resume)
+		net->backend->ops->receive_ready(net->backend);
+}
+
+/* --- device ops ---------------------------------------------------------- */
+
+static void net_queue_notify(struct virtio_device *device, unsigned int index)
+{
+	struct virtio_net *net = net_of(device);
+
+	if (index == VIRTIO_NET_RECEIVEQ)
+		receive_kick(net);
+	else if (index == VIRTIO_NET_TRANSMITQ || index == VIRTIO_NET_CONTROLQ)
+		serve_queue(net, index);
+}
+
+static void lock_all(struct virtio_net *net)
+{
+	pthread_mutex_lock(&net->tx_lock);
+	pthread_mutex_lock(&net->rx_lock);
+	pthread_mutex_lock(&net->config_lock);
+}
+
+static void unlock_all(struct virtio_net *net)
+{
+	pthread_mutex_unlock(&net->config_lock);
+	pthread_mutex_unlock(&net->rx_lock);
+	pthread_mutex_unlock(&net->tx_lock);
+}
+
+static int net_activate(struct virtio_device *device)
+{
+	struct virtio_net *net = net_of(device);
+	uint32_t rx_offloads = negotiated_offloads(device, false);
+	/* While the device is inactive the backend's frames are refused, so
+	 * none can arrive with offloads of an earlier negotiation. */
+	int err = net->backend->ops->set_receive_offloads(net->backend,
+							   rx_offloads);
+
+	if (err)
+		return err;
+	lock_all(net);
+	net->tx_offloads = negotiated_offloads(device, true);
+	net->rx_offloads = rx_offloads;
+	net->mergeable = virtio_has_feature(device, VIRTIO_NET_F_MRG_RXBUF);
+	net->guest_csum = virtio_has_feature(device, VIRTIO_NET_F_GUEST_CSUM);
+	net->announce_negotiated =
+		virtio_has_feature(device, VIRTIO_NET_F_GUEST_ANNOUNCE);
+	net->backend_waiting = false;
+	net->active = true;
+	unlock_all(net);
+	net->backend->ops->receive_ready(net->backend);
+	return 0;
+}
+
+/* The backend stays attached; its frames are refused until the next
+ * activation, which tells it to go on. */
+static void net_reset(struct virtio_device *device)
+{
+	struct virtio_net *net = net_of(device);
+
+	lock_all(net);
+	net->active = false;
+	net->tx_offloads = net->rx_offloads = 0;
+	net->mergeable = net->guest_csum = net->announce_negotiated = false;
+	net->backend_waiting = false;
+	net->status &= ~VIRTIO_NET_S_ANNOUNCE;
+	for (unsigned int i = 0; i < NET_QUEUE_COUNT; i++)
+		virtqueue_reset(&device->queues[i]);
+	unlock_all(net);
+}
+
+/* Every field is read-only for a VERSION_1 driver (§5.1.4): no
+ * write_config. */
+static const struct virtio_device_ops net_ops = {
+	.features_acceptable = net_features_acceptable,
+	.read_config = net_read_config,
+	.activate = net_activate,
+	.reset = net_reset,
+	.queue_notify = net_queue_notify,
+};
+
+struct virtio_net *virtio_net_create(const struct device_context *context,
+				     struct net_backend *backend,
+				     const uint8_t mac[6])
+{
+	struct virtio_net *net = calloc(1, sizeof(*net));
+
+	if (!net)
+		return NULL;
+	net->backend = backend;
+	memcpy(net->mac, mac, sizeof(net->mac));
+	net->status = VIRTIO_NET_S_LINK_UP;
+	net->device = (struct virtio_device){
+		.name = "virtio-net",
+		.device_id = VIRTIO_ID_NET,
+		.device_features = offered_features(backend->offloads),
+		.config_size = VIRTIO_NET_CONFIG_SIZE,
+		.queue_count = NET_QUEUE_COUNT,
+		.ops = &net_ops,
+		.context = *context,
+	};
+	for (unsigned int i = 0; i < NET_QUEUE_COUNT; i++) {
+		net->device.queues[i].memory = context->memory;
+		virtqueue_reset(&net->device.queues[i]);
+	}
+	pthread_mutex_init(&net->tx_lock, NULL);
+	pthread_mutex_init(&net->rx_lock, NULL);
+	pthread_mutex_init(&net->config_lock, NULL);
+	backend->ops->attach(backend, &(struct net_receiver){
+					      .receive = net_receive,
+					      .opaque = net,
+				      });
+	return net;
+}
+
+void virtio_net_destroy(struct virtio_net *net)
+{
+	if (!net)
+		return;
+	/* First, so that no frame comes in any more. */
+	net->backend->ops->destroy(net->backend);
+	pthread_mutex_destroy(&net->config_lock);
+	pthread_mutex_destroy(&net->rx_lock);
+	pthread_mutex_destroy(&net->tx_lock);
+	free(net);
+}
+
+struct virtio_device *virtio_net_device(struct virtio_net *net)
+{
+	return &net->device;
+}
+
+void virtio_net_announce(struct virtio_net *net)
+{
+	bool notify;
+
+	pthread_mutex_lock(&net->config_lock);
+	notify = net->active && net->announce_negotiated;
+	if (notify)
+		net->status |= VIRTIO_NET_S_ANNOUNCE;
+	pthread_mutex_unlock(&net->config_lock);
+	if (notify)
+		net->device.notify_config(&net->device);
+}
+
+/* A driver that is not running yet reads the status when it starts. */
+void virtio_net_set_link(struct virtio_net *net, bool up)
+{
+	bool notify;
+
+	pthread_mutex_lock(&net->config_lock);
+	uint16_t old = net->status;
+	if (up)
+		net->status |= VIRTIO_NET_S_LINK_UP;
+	else
+		net->status &= ~VIRTIO_NET_S_LINK_UP;
+	notify = net->active && net->status != old;
+	pthread_mutex_unlock(&net->config_lock);
+	if (notify)
+		net->device.notify_config(&net->device);
+}
+
+struct virtio_net_stats virtio_net_stats(struct virtio_net *net)
+{
+	struct virtio_net_stats stats;
+
+	pthread_mutex_lock(&net->tx_lock);
+	stats.tx_frames = net->stats.tx_frames;
+	stats.tx_dropped = net->stats.tx_dropped;
+	pthread_mutex_unlock(&net->tx_lock);
+	pthread_mutex_lock(&net->rx_lock);
+	stats.rx_frames = net->stats.rx_frames;
+	stats.rx_dropped = net->stats.rx_dropped;
+	pthread_mutex_unlock(&net->rx_lock);
+	return stats;
+}

@@ -1,0 +1,200 @@
+/* The event loop: watched descriptors wake their handlers, and poll sources
+ * (libslirp's way of waiting) get their descriptors polled, their deadlines
+ * honoured and their results dispatched, beside the watched ones. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../vmm/event_loop.h"
+
+static struct event_loop *loop;
+
+static void setup(void)
+{
+	loop = event_loop_create();
+	cr_assert_not_null(loop);
+}
+
+static void teardown(void)
+{
+	event_loop_destroy(loop);
+}
+
+static double now_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec * 1e3 + now.tv_nsec / 1e6;
+}
+
+static void write_byte(int fd)
+{
+	cr_assert_eq(write(fd, "x", 1), 1);
+}
+
+static unsigned int watch_calls;
+
+static void on_readable_stop(void *opaque, uint32_t events)
+{
+	char byte;
+
+	cr_assert(events & EPOLLIN);
+	cr_assert_eq(read(*(int *)opaque, &byte, 1), 1);
+	watch_calls++;
+	event_loop_stop(loop);
+}
+
+TestSuite(event_loop, .init = setup, .fini = teardown, .timeout = 10);
+
+Test(event_loop, watched_descriptor_wakes_its_handler)
+{
+	int pipe_fds[2];
+
+	cr_assert_eq(pipe(pipe_fds), 0);
+	cr_assert_eq(event_loop_add(loop, pipe_fds[0], EPOLLIN, on_readable_stop,
+				    &pipe_fds[0]), 0);
+	cr_assert_eq(event_loop_add(loop, pipe_fds[0], EPOLLIN, on_readable_stop,
+				    &pipe_fds[0]), -EINVAL, "watched twice");
+	write_byte(pipe_fds[1]);
+	watch_calls = 0;
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert_eq(watch_calls, 1);
+	cr_assert_eq(event_loop_remove(loop, pipe_fds[0]), 0);
+	cr_assert_eq(event_loop_remove(loop, pipe_fds[0]), -ENOENT);
+}
+
+/* A source that polls one descriptor and asks for a deadline. */
+struct test_source {
+	int fd; /* -1: none */
+	int timeout_ms; /* -1: none */
+	unsigned int prepares, dispatches;
+	short revents;
+	bool stop_on_revents, stop_on_dispatch;
+	double dispatched_at;
+};
+
+static void test_prepare(void *opaque, struct poll_set *set, int *timeout_ms)
+{
+	struct test_source *source = opaque;
+
+	source->prepares++;
+	if (source->fd >= 0)
+		cr_assert_eq(poll_set_add(set, source->fd, POLLIN), 0,
+			     "a source's first descriptor is its index 0");
+	if (source->timeout_ms >= 0 &&
+	    (*timeout_ms < 0 || source->timeout_ms < *timeout_ms))
+		*timeout_ms = source->timeout_ms;
+}
+
+static void test_dispatch(void *opaque, const struct poll_set *set)
+{
+	struct test_source *source = opaque;
+
+	source->dispatches++;
+	source->dispatched_at = now_ms();
+	source->revents = set->count ? set->fds[0].revents : 0;
+	if ((source->stop_on_revents && source->revents) || source->stop_on_dispatch)
+		event_loop_stop(loop);
+}
+
+static const struct poll_source test_poll_source = {
+	.prepare = test_prepare,
+	.dispatch = test_dispatch,
+};
+
+Test(event_loop, source_descriptor_is_polled_and_dispatched)
+{
+	int pipe_fds[2];
+	struct test_source source = { .timeout_ms = -1, .stop_on_revents = true };
+
+	cr_assert_eq(pipe(pipe_fds), 0);
+	source.fd = pipe_fds[0];
+	cr_assert_eq(event_loop_add_source(loop, &test_poll_source, &source), 0);
+	cr_assert_eq(event_loop_add_source(loop, &test_poll_source, &source),
+		     -EEXIST);
+	write_byte(pipe_fds[1]);
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert(source.revents & POLLIN);
+	cr_assert_geq(source.prepares, 1);
+	cr_assert_eq(source.prepares, source.dispatches);
+}
+
+Test(event_loop, source_deadline_bounds_the_wait)
+{
+	struct test_source source = { .fd = -1, .timeout_ms = 50,
+				      .stop_on_dispatch = true };
+	double start = now_ms();
+
+	cr_assert_eq(event_loop_add_source(loop, &test_poll_source, &source), 0);
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert_eq(source.dispatches, 1, "a timed-out wait is dispatched too");
+	cr_assert_geq(source.dispatched_at - start, 45.0);
+	cr_assert_lt(source.dispatched_at - start, 5000.0);
+}
+
+Test(event_loop, watched_descriptors_still_work_beside_a_source)
+{
+	int pipe_fds[2];
+	struct test_source source = { .fd = -1, .timeout_ms = -1 };
+
+	cr_assert_eq(pipe(pipe_fds), 0);
+	cr_assert_eq(event_loop_add(loop, pipe_fds[0], EPOLLIN, on_readable_stop,
+				    &pipe_fds[0]), 0);
+	cr_assert_eq(event_loop_add_source(loop, &test_poll_source, &source), 0);
+	write_byte(pipe_fds[1]);
+	watch_calls = 0;
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert_eq(watch_calls, 1);
+	cr_assert_geq(source.dispatches, 1);
+}
+
+Test(event_loop, removed_source_runs_no_more)
+{
+	struct test_source source = { .fd = -1, .timeout_ms = 0 };
+	int pipe_fds[2];
+
+	cr_assert_eq(event_loop_add_source(loop, &test_poll_source, &source), 0);
+	cr_assert_eq(event_loop_remove_source(loop, &source), 0);
+	cr_assert_eq(event_loop_remove_source(loop, &source), -ENOENT);
+	/* With no source left, the loop waits on epoll alone. */
+	cr_assert_eq(pipe(pipe_fds), 0);
+	cr_assert_eq(event_loop_add(loop, pipe_fds[0], EPOLLIN, on_readable_stop,
+				    &pipe_fds[0]), 0);
+	write_byte(pipe_fds[1]);
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert_eq(source.prepares, 0);
+	cr_assert_eq(source.dispatches, 0);
+}
+
+/* Fills its whole share of the poll set, to see the bound hold. */
+static void greedy_prepare(void *opaque, struct poll_set *set, int *timeout_ms)
+{
+	int *added = opaque;
+
+	*added = 0;
+	while (poll_set_add(set, 0, POLLIN) >= 0)
+		(*added)++;
+	cr_assert_eq(poll_set_add(set, 0, POLLIN), -ENOSPC);
+	*timeout_ms = 0;
+}
+
+static void stop_dispatch(void *opaque, const struct poll_set *set)
+{
+	(void)opaque;
+	(void)set;
+	event_loop_stop(loop);
+}
+
+Test(event_loop, sources_share_a_bounded_poll_set)
+{
+	static const struct poll_source greedy = { .prepare = greedy_prepare,
+						   .dispatch = stop_dispatch };
+	int added = 0;
+
+	cr_assert_eq(event_loop_add_source(loop, &greedy, &added), 0);
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert_eq(added, EVENT_LOOP_MAX_POLL_FDS);
+}

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""virtio-net TCP throughput of vessel beside QEMU's virtio-net-pci, in one run.
+
+Each round boots the default guest from its Debian image (read-only root,
+2 vCPUs) under vessel and under QEMU -M pc (both -enable-kvm), once with
+user-mode networking (libslirp, a port forward to the guest) and once with
+a TAP device (in a network namespace the benchmark makes; QEMU with
+vhost=off, so both VMMs move the frames in userspace), and runs iperf3:
+the server in the guest, the client on the host, one run host to guest and
+one reversed (guest to host).
+
+Run it where /dev/kvm can boot Linux, e.g. inside the emulated AMD-V host:
+    tools/emuhost/run --memory 4G --timeout 3600 -- tools/bench/net_compare.py --rounds 3
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NAMESPACE = "vessel-bench"
+TAP = "vbtap0"
+HOST_ADDRESS = "192.168.77.1"
+GUEST_ADDRESS = "192.168.77.2"
+PORT = 5201
+BACKENDS = ("user", "tap")
+DIRECTIONS = ("host-to-guest", "guest-to-host")
+
+
+def run(*argv):
+    subprocess.run(argv, check=True)
+
+
+def make_namespace():
+    subprocess.run(["ip", "netns", "del", NAMESPACE], stderr=subprocess.DEVNULL)
+    run("ip", "netns", "add", NAMESPACE)
+    inside = ["ip", "netns", "exec", NAMESPACE]
+    run(*inside, "ip", "link", "set", "lo", "up")
+    run(*inside, "ip", "tuntap", "add", "dev", TAP, "mode", "tap")
+    run(*inside, "ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", TAP)
+    run(*inside, "ip", "link", "set", TAP, "up")
+
+
+def vmm_command(vmm, backend, args):
+    kernel = os.path.join(args.guest_dir, "vmlinuz")
+    initrd = os.path.join(args.guest_dir, "initramfs.cpio.gz")
+    root = os.path.join(args.guest_dir, "rootfs.ext4")
+    address = "dhcp" if backend == "user" else f"{GUEST_ADDRESS}/24"
+    cmdline = ("console=ttyS0 reboot=k panic=1 quiet root=/dev/vda ro "
+               f"vessel.ip={address} vessel.run=iperf3 -s")
+    forward = f"tcp:127.0.0.1:{PORT}-:{PORT}"
+    if vmm == "vessel":
+        net = f"user,hostfwd={forward}" if backend == "user" else f"tap,ifname={TAP}"
+        argv = [args.vessel, "run", "--kernel", kernel, "--initrd", initrd,
+                "--memory", "512M", "--cpus", str(args.cpus),
+                "--disk", f"{root},readonly", "--net", net, "--cmdline", cmdline]
+    else:
+        netdev = (f"user,id=n0,hostfwd={forward}" if backend == "user" else
+                  f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost=off")
+        argv = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "pc",
+                "-m", "512M", "-smp", str(args.cpus), "-nodefaults",
+                "-no-user-config", "-nographic", "-serial", "stdio",
+                "-kernel", kernel, "-initrd", initrd, "-append", cmdline,
+                "-drive", f"file={root},format=raw,if=none,id=root,readonly=on",
+                "-device", "virtio-blk-pci,drive=root",
+                "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"]
+    if backend == "tap":
+        argv = ["ip", "netns", "exec", NAMESPACE] + argv
+    return argv
+
+
+def wait_for(process, text, timeout):
+    """Reads the VMM's console until text appears; the output so far."""
+    output = b""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(process.stdout.fileno(), False)
+    while text.encode() not in output:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"no '{text}' from the guest:\n"
+                               f"{output.decode(errors='replace')[-3000:]}")
+        chunk = process.stdout.read()
+        if chunk:
+            output += chunk
+        else:
+            time.sleep(0.2)
+    return output
+
+
+def iperf(backend, reverse, args):
+    server = "127.0.0.1" if backend == "user" else GUEST_ADDRESS
+    argv = ["iperf3", "-c", server, "-p", str(PORT), "-t", str(args.runtime), "-J"]
+    if reverse:
+        argv.append("-R")
+    if backend == "tap":
+        argv = ["ip", "netns", "exec", NAMESPACE] + argv
+    result = subprocess.run(argv, capture_output=True, timeout=args.runtime + 120)
+    report = json.loads(result.stdout or b"{}")
+    if "end" not in report:
+        raise RuntimeError(f"iperf3 failed: {report.get('error', result.stderr)}")
+    return report["end"]["sum_received"]["bits_per_second"] / 1e6
+
+
+def measure(vmm, backend, args):
+    """{direction: Mbit/s} for one boot of one VMM with one backend."""
+    process = subprocess.Popen(vmm_command(vmm, backend, args),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    try:
+        wait_for(process, "Server listening on", args.boot_timeout)
+        return {direction: iperf(backend, direction == "guest-to-host", args)
+                for direction in DIRECTIONS}
+    finally:
+        process.kill()
+        process.wait()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--runtime", type=int, default=10)
+    parser.add_argument("--boot-timeout", type=float, default=600)
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--vessel", default=os.path.join(TOP, "build/vmm/vessel"))
+    parser.add_argument("--guest-dir", default=os.path.join(TOP, "guests/out"))
+    args = parser.parse_args()
+    backends = args.backends.split(",")
+    if any(backend not in BACKENDS for backend in backends):
+        parser.error(f"--backends: a comma-separated subset of {', '.join(BACKENDS)}")
+    if "tap" in backends:
+        make_namespace()
+
+    results = {(vmm, backend, direction): []
+               for vmm in ("vessel", "qemu") for backend in backends
+               for direction in DIRECTIONS}
+    try:
+        for round_number in range(args.rounds):
+            for backend in backends:
+                for vmm in ("vessel", "qemu"):
+                    figures = measure(vmm, backend, args)
+                    for direction, value in figures.items():
+                        results[(vmm, backend, direction)].append(value)
+                    print(f"round {round_number + 1} {vmm:6s} {backend:4s} " +
+                          "  ".join(f"{direction} {value:8.1f}"
+                                    for direction, value in figures.items()),
+                          flush=True)
+    finally:
+        if "tap" in backends:
+            subprocess.run(["ip", "netns", "del", NAMESPACE])
+
+    print(f"\nmedian over {args.rounds} rounds ({args.cpus} vCPUs, iperf3 "
+          f"{args.runtime} s, Mbit/s):")
+    for backend in backends:
+        for direction in DIRECTIONS:
+            vessel = statistics.median(results[("vessel", backend, direction)])
+            qemu = statistics.median(results[("qemu", backend, direction)])
+            print(f"  {backend:4s} {direction:14s} vessel {vessel:8.1f}  "
+                  f"qemu {qemu:8.1f}  vessel/qemu {vessel / qemu:5.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
