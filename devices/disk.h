@@ -1,14 +1,18 @@
 /*
  * A host disk image (a raw file or a host block device) that a device
- * reads and writes asynchronously.
+ * reads and writes asynchronously, through io_uring.
  *
  * Promise: disk_submit never blocks on I/O, so a slow host disk stalls
- * neither a vCPU nor the event loop. A request's completion callback runs
- * from disk_process_completions (the event thread, woken by
- * disk_completion_fd) or from disk_drain/disk_close, never on an I/O
- * thread, and never two at a time. The disk never reads or writes outside
- * [0, disk_size()), so an image never grows. An image is locked while
- * open: exclusively when writable, shared when read-only.
+ * neither a vCPU nor the event loop: a read the page cache holds is done
+ * while it is submitted, anything that would wait goes to the kernel's
+ * io_uring workers. A request's completion callback runs from
+ * disk_process_completions (the event thread, woken by
+ * disk_completion_fd) or from disk_drain/disk_close, never inside
+ * disk_submit, and never two at a time. The disk never reads or writes
+ * outside [0, disk_size()), so an image never grows. An image is locked
+ * while open: exclusively when writable, shared when read-only. Opening
+ * fails where io_uring is unavailable (kernel.io_uring_disabled, a
+ * seccomp filter), with a message that says so.
  */
 #ifndef VESSEL_DEVICES_DISK_H
 #define VESSEL_DEVICES_DISK_H
@@ -65,7 +69,12 @@ struct disk_request {
 	void *opaque;
 
 	/* Kept by the disk. */
-	struct disk_request *next;
+	unsigned int stage;
+	uint64_t done; /* bytes moved so far */
+	struct iovec *cursor; /* what is left to move */
+	unsigned int cursor_count;
+	struct iovec vector; /* a one-entry cursor of the disk's own */
+	void *bounce; /* an aligned copy for O_DIRECT */
 	int result;
 };
 
@@ -81,10 +90,17 @@ int disk_open(struct disk **disk, const struct disk_options *options,
 void disk_close(struct disk *disk);
 
 /* Starts request: 0, -EAGAIN when disk_max_in_flight requests are already
- * in flight, -EROFS for a change to a read-only disk, -EINVAL for a range
- * outside the disk or an inconsistent request. Only on 0 is complete
- * called, later. Thread-safe. */
+ * in flight (or the kernel has no memory for another), -EROFS for a
+ * change to a read-only disk, -EINVAL for a range outside the disk or an
+ * inconsistent request. Only on 0 is complete called, later.
+ * Thread-safe. */
 int disk_submit(struct disk *disk, struct disk_request *request);
+
+/* Requests disk_submit accepts between disk_plug and the matching
+ * disk_unplug start together, with one system call, at disk_unplug: for a
+ * device that submits a batch. Pairs may nest. Any thread. */
+void disk_plug(struct disk *disk);
+void disk_unplug(struct disk *disk);
 
 /* Readable (EPOLLIN) when completed requests wait for
  * disk_process_completions. */
@@ -95,7 +111,8 @@ int disk_completion_fd(const struct disk *disk);
 void disk_process_completions(struct disk *disk);
 
 /* Returns once no request is in flight, having run every callback,
- * including those of requests the callbacks submit. Any thread. */
+ * including those of requests the callbacks submit; starts requests a
+ * plug holds. Any thread. */
 void disk_drain(struct disk *disk);
 
 uint64_t disk_size(const struct disk *disk); /* bytes */

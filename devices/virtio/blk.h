@@ -4,9 +4,9 @@
  * Promise: every request header, segment and buffer layout comes from the
  * guest and is checked before the disk sees it; a bad request gets
  * VIRTIO_BLK_S_IOERR or VIRTIO_BLK_S_UNSUPP and leaves the image untouched.
- * Disk I/O runs off the event thread; completions come back on it. reset()
- * returns only once no request is in flight, and nothing finished after a
- * reset reaches the driver's rings.
+ * Disk I/O never blocks the event thread (see ../disk.h); completions
+ * come back on it. reset() returns only once no request is in flight, and
+ * nothing finished after a reset reaches the driver's rings.
  */
 #ifndef VESSEL_DEVICES_VIRTIO_BLK_H
 #define VESSEL_DEVICES_VIRTIO_BLK_H

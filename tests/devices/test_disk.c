@@ -6,11 +6,16 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "devices/disk.h"
@@ -494,4 +499,227 @@ Test(disk, cache_none_moves_unaligned_buffers)
 	cr_assert_eq(record.result, 0);
 	cr_assert_arr_eq(buffer + 1, back, sizeof(back));
 	free(buffer);
+}
+
+/* A read of nothing, and iovecs of length 0 among others, complete like
+ * any read. */
+Test(disk, empty_iovecs_complete)
+{
+	uint8_t data[512], back[512];
+	struct iovec iov[] = { { back, 0 }, { back, sizeof(back) },
+			       { data, 0 } };
+	struct completion_record record = { 0 };
+	struct disk_request request = {
+		.operation = DISK_READ,
+		.offset = 512,
+		.length = 0,
+		.iov = iov,
+		.iov_count = 1,
+		.complete = record_completion,
+		.opaque = &record,
+	};
+
+	file_fill(0x5a);
+	open_writable();
+	cr_assert_eq(disk_submit(disk, &request), 0);
+	wait_for(&record, 1);
+	cr_assert_eq(record.result, 0);
+
+	memset(back, 0, sizeof(back));
+	iov[0].iov_len = 0;
+	iov[1] = (struct iovec){ back, sizeof(back) };
+	iov[2] = (struct iovec){ data, 0 };
+	request.length = sizeof(back);
+	request.iov_count = 3;
+	cr_assert_eq(disk_submit(disk, &request), 0);
+	wait_for(&record, 2);
+	cr_assert_eq(record.result, 0);
+	memset(data, 0x5a, sizeof(data));
+	cr_assert_arr_eq(back, data, sizeof(back));
+}
+
+/* Every request the limit allows is in flight at once, scattered over
+ * many buffers, and each completes once with its own data. */
+Test(disk, a_full_queue_of_scattered_reads)
+{
+	enum { COUNT = 256, PIECES = 8, PIECE = 512 };
+	static uint8_t buffers[COUNT][PIECES * PIECE];
+	static struct iovec iov[COUNT][PIECES];
+	static struct disk_request requests[COUNT];
+	static struct completion_record records[COUNT];
+	uint8_t expected[PIECES * PIECE];
+	int fd;
+
+	fd = open(path, O_WRONLY);
+	cr_assert_geq(fd, 0);
+	for (int i = 0; i < COUNT; i++) {
+		memset(expected, i, sizeof(expected));
+		cr_assert_eq(pwrite(fd, expected, sizeof(expected),
+				    (off_t)i * (off_t)sizeof(expected)),
+			     (ssize_t)sizeof(expected));
+	}
+	close(fd);
+	cr_assert_eq(open_image(&disk, false, DISK_CACHE_WRITEBACK, COUNT), 0,
+		     "%s", err);
+	for (int i = 0; i < COUNT; i++) {
+		for (int j = 0; j < PIECES; j++)
+			iov[i][j] = (struct iovec){ buffers[i] + j * PIECE,
+						    PIECE };
+		requests[i] = (struct disk_request){
+			.operation = DISK_READ,
+			.offset = (uint64_t)i * sizeof(expected),
+			.length = sizeof(expected),
+			.iov = iov[i],
+			.iov_count = PIECES,
+			.complete = record_completion,
+			.opaque = &records[i],
+		};
+		cr_assert_eq(disk_submit(disk, &requests[i]), 0, "request %d",
+			     i);
+	}
+	cr_assert_eq(disk_submit(disk, &requests[0]), -EAGAIN);
+	disk_drain(disk);
+	for (int i = 0; i < COUNT; i++) {
+		memset(expected, i, sizeof(expected));
+		cr_assert_eq(records[i].calls, 1, "request %d", i);
+		cr_assert_eq(records[i].result, 0, "request %d", i);
+		cr_assert_arr_eq(buffers[i], expected, sizeof(expected),
+				 "request %d", i);
+	}
+}
+
+/* A write-through write completes only with its data on the disk. */
+Test(disk, stable_write_completes)
+{
+	uint8_t data[4096], back[4096];
+	struct iovec iov = { data, sizeof(data) };
+	struct completion_record record = { 0 };
+	struct disk_request request = {
+		.operation = DISK_WRITE,
+		.offset = 4096,
+		.length = sizeof(data),
+		.iov = &iov,
+		.iov_count = 1,
+		.stable = true,
+		.complete = record_completion,
+		.opaque = &record,
+	};
+
+	open_writable();
+	memset(data, 0x42, sizeof(data));
+	cr_assert_eq(disk_submit(disk, &request), 0);
+	wait_for(&record, 1);
+	cr_assert_eq(record.result, 0);
+	file_read(4096, back, sizeof(back));
+	cr_assert_arr_eq(back, data, sizeof(back));
+}
+
+struct chained_reads {
+	struct disk_request request;
+	struct iovec iov;
+	uint8_t data[512];
+	unsigned int left; /* reads still to submit from the callback */
+	unsigned int calls;
+};
+
+static void submit_next(struct disk_request *request, int result)
+{
+	struct chained_reads *chain = request->opaque;
+
+	cr_assert_eq(result, 0);
+	chain->calls++;
+	if (chain->left == 0)
+		return;
+	chain->left--;
+	chain->iov = (struct iovec){ chain->data, sizeof(chain->data) };
+	cr_assert_eq(disk_submit(disk, request), 0);
+}
+
+/* disk_drain also waits for what the callbacks submit. */
+Test(disk, drain_runs_what_callbacks_submit)
+{
+	static struct chained_reads chain = { .left = 5 };
+
+	open_writable();
+	chain.iov = (struct iovec){ chain.data, sizeof(chain.data) };
+	chain.request = (struct disk_request){
+		.operation = DISK_READ,
+		.length = sizeof(chain.data),
+		.iov = &chain.iov,
+		.iov_count = 1,
+		.complete = submit_next,
+		.opaque = &chain,
+	};
+	cr_assert_eq(disk_submit(disk, &chain.request), 0);
+	disk_drain(disk);
+	cr_assert_eq(chain.calls, 6);
+	cr_assert_eq(chain.left, 0);
+}
+
+/* What a container's seccomp profile does to io_uring (each test runs in
+ * its own process, so the filter ends with the test). */
+static void forbid_io_uring(void)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog program = {
+		.len = sizeof(filter) / sizeof(filter[0]),
+		.filter = filter,
+	};
+
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program), 0);
+}
+
+Test(disk, says_when_io_uring_is_unavailable)
+{
+	char expected[400];
+
+	forbid_io_uring();
+	cr_assert_eq(open_image(&disk, false, DISK_CACHE_WRITEBACK, 0), -EPERM);
+	snprintf(expected, sizeof(expected),
+		 "%s: cannot set up io_uring: Operation not permitted (is it "
+		 "disabled by kernel.io_uring_disabled or a seccomp filter?)",
+		 path);
+	cr_assert_str_eq(err, expected);
+	cr_assert_null(disk);
+	/* The image is not left locked. */
+	cr_assert_eq(open_image(&disk, true, DISK_CACHE_WRITEBACK, 0), -EPERM);
+}
+
+/* A plugged disk holds what it is given until it is unplugged. */
+Test(disk, plugged_requests_start_at_unplug)
+{
+	uint8_t data[4][512];
+	struct iovec iov[4];
+	struct disk_request requests[4];
+	struct completion_record record = { 0 };
+	struct pollfd poll_fd;
+
+	open_writable();
+	disk_plug(disk);
+	for (int i = 0; i < 4; i++) {
+		iov[i] = (struct iovec){ data[i], sizeof(data[i]) };
+		requests[i] = (struct disk_request){
+			.operation = DISK_READ,
+			.offset = (uint64_t)i * 512,
+			.length = sizeof(data[i]),
+			.iov = &iov[i],
+			.iov_count = 1,
+			.complete = record_completion,
+			.opaque = &record,
+		};
+		cr_assert_eq(disk_submit(disk, &requests[i]), 0);
+	}
+	poll_fd = (struct pollfd){ .fd = disk_completion_fd(disk),
+				   .events = POLLIN };
+	cr_assert_eq(poll(&poll_fd, 1, 100), 0, "a plugged request started");
+	disk_unplug(disk);
+	wait_for(&record, 4);
+	cr_assert_eq(record.result, 0);
 }
