@@ -340,7 +340,6 @@ static int take_receive_buffers(struct virtio_net *net,
 	size_t total = NET_HEADER_SIZE + frame_len;
 	size_t placed = 0; /* frame bytes */
 	unsigned int taken = 0;
-	bool kicks_enabled = false;
 
 	while (placed < frame_len) {
 		bool first = taken == 0;
@@ -352,11 +351,12 @@ static int take_receive_buffers(struct virtio_net *net,
 		if (taken == queue->size)
 			return drop_frame(net, queue, taken);
 		int ret = virtqueue_pop(queue, element);
-		if (ret == 0 && !kicks_enabled) {
+		if (ret == 0) {
 			/* Out of buffers: a kick when the driver adds some, and
-			 * one more look for any it added in between (§2.7.10). */
+			 * one more look for any it added in between (§2.7.10).
+			 * Every time: with EVENT_IDX the kick comes only for
+			 * entries past where the ring ran out this time. */
 			virtqueue_set_notification(queue, true);
-			kicks_enabled = true;
 			ret = virtqueue_pop(queue, element);
 		}
 		if (ret == 0 ||

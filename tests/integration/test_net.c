@@ -32,6 +32,10 @@
 #define HOSTFWD_PORT 18080
 #define HOST_SERVER_PORT 18081
 #define TAP_SERVER_PORT 18082
+#define TAP_SINK_PORT 18083
+#define GUEST_SINK_PORT 5000
+/* Enough full-speed TCP for the rings to run dry and refill many times. */
+#define BULK_BYTES 100000000
 
 /* The test's guest: a global, so that the suite's fini ends it even when
  * an assertion ends the test early (its hostfwd ports must be free for
@@ -298,6 +302,57 @@ Test(net, slirp_restricted_keeps_the_guest_in)
 	stop_child(server);
 }
 
+/* A child that accepts one connection on listener and writes the number
+ * of bytes it received, as text, to the returned pipe. */
+static int count_bytes_received(int listener)
+{
+	int result[2];
+
+	cr_assert_eq(pipe(result), 0);
+	if (fork_helper() == 0) {
+		static char buffer[65536];
+		unsigned long long total = 0;
+		int connection = accept(listener, NULL, NULL);
+		ssize_t got;
+
+		while (connection >= 0 &&
+		       (got = read(connection, buffer, sizeof(buffer))) > 0)
+			total += (unsigned long long)got;
+		dprintf(result[1], "%llu", total);
+		_exit(0);
+	}
+	close(result[1]);
+	return result[0];
+}
+
+/* Connects to address:port (retrying while nobody listens yet) and sends
+ * length zero bytes. */
+static void send_bytes(const char *address, unsigned int port, size_t length)
+{
+	struct sockaddr_in where = { .sin_family = AF_INET, .sin_port = htons(port) };
+	static const char zeros[65536];
+	int fd = -1;
+
+	cr_assert_eq(inet_pton(AF_INET, address, &where.sin_addr), 1);
+	for (int attempt = 0; attempt < 60 && fd < 0; attempt++) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(fd, (struct sockaddr *)&where, sizeof(where))) {
+			close(fd);
+			fd = -1;
+			sleep(1);
+		}
+	}
+	cr_assert(fd >= 0, "nothing listens on %s:%u", address, port);
+	while (length) {
+		size_t chunk = length < sizeof(zeros) ? length : sizeof(zeros);
+		ssize_t sent = write(fd, zeros, chunk);
+
+		cr_assert_gt(sent, 0, "sending to the guest: %s", strerror(errno));
+		length -= (size_t)sent;
+	}
+	close(fd);
+}
+
 /* Runs a shell command of the test's own; fails the test if it fails. */
 static void host_command(const char *command)
 {
@@ -346,6 +401,28 @@ Test(net, tap_in_a_network_namespace)
 	snprintf(command, sizeof(command),
 		 "echo '%s  /tmp/vessel-tap-big' | md5sum -c --status", guest_sum);
 	host_command(command);
+
+	/* Bulk TCP both ways: the guest's rings empty and refill while frames
+	 * keep coming, and no kick may be lost (a stall would time out). */
+	listener = listen_on("192.168.77.1", TAP_SINK_PORT);
+	int received = count_bytes_received(listener);
+	close(listener);
+	snprintf(command, sizeof(command),
+		 "head -c %d /dev/zero | nc 192.168.77.1 %d && echo sent=o''k\n",
+		 BULK_BYTES, TAP_SINK_PORT);
+	type(&session, command, "sent=ok");
+	char count[32] = "";
+	cr_assert_gt(read(received, count, sizeof(count) - 1), 0);
+	close(received);
+	cr_assert_eq(strtoull(count, NULL, 10), BULK_BYTES, "host got %s bytes", count);
+
+	snprintf(command, sizeof(command),
+		 "nc -l -p %d | wc -c | sed s/^/recei''ved=/ &\n", GUEST_SINK_PORT);
+	cr_assert_eq(guest_session_send(&session, command), 0);
+	send_bytes("192.168.77.2", GUEST_SINK_PORT, BULK_BYTES);
+	snprintf(command, sizeof(command), "received=%d", BULK_BYTES);
+	cr_assert(guest_session_expect(&session, command, COMMAND_TIMEOUT),
+		  "the guest did not get %d bytes", BULK_BYTES);
 	power_off(&session);
 	stop_child(server);
 }
