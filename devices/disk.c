@@ -1,24 +1,20 @@
 /*
- * Requests run through io_uring. disk_submit puts a request's first
- * operation on the ring and enters the kernel, which completes a read the
- * page cache can serve right there (its non-blocking attempt) and hands
- * anything that would block to its own worker threads. Completions land
- * on the ring, which signals completion_fd (io_uring_register_eventfd).
- * A request that needs more than one operation (the rest of a short
- * transfer, the flush after a stable change, zeroing by hand where
- * fallocate cannot) goes back on the ring from disk_process_completions,
- * one stage at a time. docs/decisions.md has the measurement behind the
- * choice of io_uring over a thread pool.
+ * What both engines share: opening, probing and locking the image,
+ * validating requests, counting them in flight, the stages a request goes
+ * through, and the list of finished requests whose callbacks
+ * disk_process_completions runs. disk_open starts the io_uring engine
+ * (disk_uring.c) and falls back to the worker pool (disk_pool.c) where
+ * io_uring cannot be set up; docs/decisions.md has the measurement behind
+ * preferring io_uring.
  */
 #include "disk.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/falloc.h>
 #include <linux/fs.h>
-#include <liburing.h>
-#include <pthread.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,151 +23,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Submission queue entries; a plugged batch that fills them is submitted
- * in parts. */
-#define DISK_SUBMISSION_ENTRIES 64
-/* Buffers for O_DIRECT are aligned to a page, which satisfies every
- * logical block size Linux supports up to 4 KiB. */
-#define DISK_DIRECT_ALIGNMENT 4096
-#define DISK_ZERO_BUFFER_SIZE (256 * 1024)
-
-/* What a request's operation on the ring does (disk_request.stage). */
-enum stage {
-	STAGE_TRANSFER, /* readv or writev of what is left */
-	STAGE_SYNC, /* fdatasync: FLUSH, or after a stable change */
-	STAGE_DISCARD, /* punch a hole, as a hint */
-	STAGE_PUNCH, /* WRITE_ZEROES that may unmap: punch a hole */
-	STAGE_ZERO_RANGE, /* WRITE_ZEROES: let the file system zero */
-	STAGE_ZERO_BYTES, /* WRITE_ZEROES: write zeros, chunk by chunk */
-};
-
-struct disk {
-	int fd;
-	bool read_only;
-	bool direct;
-	uint64_t size;
-	uint32_t logical_block_size;
-	uint32_t discard_granularity;
-	unsigned int max_in_flight;
-	char serial[DISK_SERIAL_MAX + 1];
-	int completion_fd;
-	void *zeros; /* DISK_ZERO_BUFFER_SIZE aligned zero bytes */
-	struct io_uring ring;
-	bool ring_ready;
-
-	/* Guards the submission queue, in_flight and plugs. */
-	pthread_mutex_t lock;
-	/* Submitted and not yet taken for their callback. */
-	unsigned int in_flight;
-	/* disk_plug calls not yet matched by disk_unplug: while any,
-	 * entries wait on the submission queue. */
-	unsigned int plugs;
-
-	/* Held while the completion queue is read and callbacks run, so that
-	 * they never run two at a time. */
-	pthread_mutex_t callback_lock;
-};
+#include "disk_engine.h"
 
 static bool fallocate_unsupported(int error)
 {
 	return error == EOPNOTSUPP || error == ENOTSUP || error == ENOSYS;
 }
 
-/* Fills sqe with request's operation for its stage. */
-static void prepare(const struct disk *disk, struct io_uring_sqe *sqe,
-		    struct disk_request *request)
-{
-	uint64_t offset = request->offset + request->done;
-	off_t length = (off_t)(request->length - request->done);
-
-	switch ((enum stage)request->stage) {
-	case STAGE_TRANSFER:
-	case STAGE_ZERO_BYTES:
-		while (request->cursor_count > 0 &&
-		       request->cursor->iov_len == 0) {
-			request->cursor++;
-			request->cursor_count--;
-		}
-		/* Nothing to move: the request still completes through
-		 * the ring, like every other. */
-		if (request->cursor_count == 0)
-			io_uring_prep_nop(sqe);
-		else if (request->operation == DISK_READ)
-			io_uring_prep_readv(sqe, disk->fd,
-					    request->cursor,
-					    request->cursor_count, offset);
-		else
-			io_uring_prep_writev(sqe, disk->fd,
-					     request->cursor,
-					     request->cursor_count, offset);
-		break;
-	case STAGE_SYNC:
-		io_uring_prep_fsync(sqe, disk->fd,
-				    IORING_FSYNC_DATASYNC);
-		break;
-	case STAGE_DISCARD:
-	case STAGE_PUNCH:
-		io_uring_prep_fallocate(sqe, disk->fd,
-					FALLOC_FL_PUNCH_HOLE |
-						FALLOC_FL_KEEP_SIZE,
-					(off_t)offset, length);
-		break;
-	case STAGE_ZERO_RANGE:
-		io_uring_prep_fallocate(sqe, disk->fd,
-					FALLOC_FL_ZERO_RANGE |
-						FALLOC_FL_KEEP_SIZE,
-					(off_t)offset, length);
-		break;
-	}
-	io_uring_sqe_set_data(sqe, request);
-}
-
-/* Puts request's next operation on the ring, and starts it unless the
- * disk is plugged; disk->lock held. A full submission queue (a plugged
- * batch) is submitted first. 0, or -EAGAIN when it stays full: entries
- * the kernel could not take (it had no memory for them) wait there for
- * the next submission. */
-static int queue_locked(struct disk *disk, struct disk_request *request)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&disk->ring);
-
-	if (!sqe) {
-		io_uring_submit(&disk->ring);
-		sqe = io_uring_get_sqe(&disk->ring);
-		if (!sqe)
-			return -EAGAIN;
-	}
-	prepare(disk, sqe, request);
-	if (disk->plugs == 0)
-		io_uring_submit(&disk->ring);
-	return 0;
-}
-
-void disk_plug(struct disk *disk)
-{
-	pthread_mutex_lock(&disk->lock);
-	disk->plugs++;
-	pthread_mutex_unlock(&disk->lock);
-}
-
-void disk_unplug(struct disk *disk)
-{
-	pthread_mutex_lock(&disk->lock);
-	/* Also retries entries the kernel could not take before. */
-	if (--disk->plugs == 0 && io_uring_sq_ready(&disk->ring) > 0)
-		io_uring_submit(&disk->ring);
-	pthread_mutex_unlock(&disk->lock);
-}
-
-static int queue(struct disk *disk, struct disk_request *request)
-{
-	pthread_mutex_lock(&disk->lock);
-	int ret = queue_locked(disk, request);
-	pthread_mutex_unlock(&disk->lock);
-	return ret;
-}
-
-/* Moves the cursor past done bytes. */
+/* Moves the cursor past done bytes, and past empty iovecs after them. */
 static void consume(struct disk_request *request, size_t done)
 {
 	request->done += done;
@@ -232,7 +91,14 @@ static void finish_bounce(struct disk_request *request, int result)
 	request->bounce = NULL;
 }
 
-/* The next chunk of zeros for STAGE_ZERO_BYTES. */
+void disk_request_finish(struct disk_request *request, int result)
+{
+	request->result = result;
+	if (request->bounce)
+		finish_bounce(request, result);
+}
+
+/* The next chunk of zeros for DISK_STAGE_ZERO_BYTES. */
 static void next_zero_chunk(struct disk *disk, struct disk_request *request)
 {
 	uint64_t left = request->length - request->done;
@@ -250,22 +116,20 @@ static void next_zero_chunk(struct disk *disk, struct disk_request *request)
  * request is done. */
 static bool after_change(struct disk_request *request)
 {
-	if (!request->stable || request->stage == STAGE_SYNC)
+	if (!request->stable || request->stage == DISK_STAGE_SYNC)
 		return true;
-	request->stage = STAGE_SYNC;
+	request->stage = DISK_STAGE_SYNC;
 	return false;
 }
 
-/* Takes the result of request's operation: true when the request is done,
- * with its result set; otherwise its next operation is queued. */
-static bool advance(struct disk *disk, struct disk_request *request,
-		    int result)
+bool disk_request_advance(struct disk *disk, struct disk_request *request,
+			  int result)
 {
 	bool done = false;
 
 	request->result = result < 0 ? result : 0;
-	switch ((enum stage)request->stage) {
-	case STAGE_TRANSFER:
+	switch ((enum disk_stage)request->stage) {
+	case DISK_STAGE_TRANSFER:
 		if (result == -EINVAL && disk->direct && !request->bounce &&
 		    request->done == 0) {
 			request->result = start_bounce(request);
@@ -273,7 +137,7 @@ static bool advance(struct disk *disk, struct disk_request *request,
 			break;
 		}
 		/* fallthrough */
-	case STAGE_ZERO_BYTES:
+	case DISK_STAGE_ZERO_BYTES:
 		if (result < 0) {
 			done = true;
 		} else if (result == 0 && request->cursor_count > 0) {
@@ -281,7 +145,7 @@ static bool advance(struct disk *disk, struct disk_request *request,
 			done = true;
 		} else {
 			consume(request, (size_t)result);
-			if (request->stage == STAGE_ZERO_BYTES &&
+			if (request->stage == DISK_STAGE_ZERO_BYTES &&
 			    request->cursor_count == 0 &&
 			    request->done < request->length)
 				next_zero_chunk(disk, request);
@@ -289,30 +153,30 @@ static bool advance(struct disk *disk, struct disk_request *request,
 			       after_change(request);
 		}
 		break;
-	case STAGE_SYNC:
+	case DISK_STAGE_SYNC:
 		done = true;
 		break;
-	case STAGE_DISCARD:
+	case DISK_STAGE_DISCARD:
 		/* Discarding is a hint: a file system that cannot punch
 		 * holes simply keeps the blocks. */
 		if (result < 0 && fallocate_unsupported(-result))
 			request->result = 0;
 		done = true;
 		break;
-	case STAGE_PUNCH:
+	case DISK_STAGE_PUNCH:
 		/* A punched hole reads as zeros, on files and on block
 		 * devices; where none can be punched, zero the range. */
 		if (result == 0)
 			done = after_change(request);
 		else
-			request->stage = STAGE_ZERO_RANGE;
+			request->stage = DISK_STAGE_ZERO_RANGE;
 		request->result = 0;
 		break;
-	case STAGE_ZERO_RANGE:
+	case DISK_STAGE_ZERO_RANGE:
 		if (result == 0) {
 			done = after_change(request);
 		} else if (fallocate_unsupported(-result)) {
-			request->stage = STAGE_ZERO_BYTES;
+			request->stage = DISK_STAGE_ZERO_BYTES;
 			request->result = 0;
 			next_zero_chunk(disk, request);
 		} else {
@@ -320,20 +184,47 @@ static bool advance(struct disk *disk, struct disk_request *request,
 		}
 		break;
 	}
-	if (!done) {
-		request->result = queue(disk, request);
-		done = request->result < 0;
-	}
-	if (done && request->bounce)
-		finish_bounce(request, request->result);
+	if (done)
+		disk_request_finish(request, request->result);
 	return done;
 }
 
-/* Takes what the ring has completed and runs the callbacks of finished
- * requests; callback_lock held. */
+void disk_complete(struct disk *disk, struct disk_request *request,
+		   bool wake)
+{
+	const uint64_t one = 1;
+
+	/* Whoever takes the list takes all of it: only the first of a batch
+	 * needs to signal. */
+	wake = wake && !disk->completed_head;
+	request->next = NULL;
+	*disk->completed_tail = request;
+	disk->completed_tail = &request->next;
+	/* Fails only past 2^64 - 2 unread completions. */
+	if (wake && write(disk->completion_fd, &one, sizeof(one)) < 0)
+		abort();
+}
+
+void disk_plug(struct disk *disk)
+{
+	pthread_mutex_lock(&disk->lock);
+	disk->plugs++;
+	pthread_mutex_unlock(&disk->lock);
+}
+
+void disk_unplug(struct disk *disk)
+{
+	pthread_mutex_lock(&disk->lock);
+	if (--disk->plugs == 0)
+		disk->engine_ops->release(disk);
+	pthread_mutex_unlock(&disk->lock);
+}
+
+/* Runs the callbacks of the requests that have finished; callback_lock
+ * held. */
 static void run_completions(struct disk *disk)
 {
-	struct io_uring_cqe *cqe;
+	struct disk_request *request;
 	uint64_t count;
 
 	/* Reset the eventfd before looking, so that a completion posted
@@ -343,18 +234,21 @@ static void run_completions(struct disk *disk)
 		abort();
 	/* What the callbacks and later stages submit starts together. */
 	disk_plug(disk);
-	while (io_uring_peek_cqe(&disk->ring, &cqe) == 0) {
-		struct disk_request *request = io_uring_cqe_get_data(cqe);
-		int result = cqe->res;
-
-		/* Free the slot first: the callback may submit. */
-		io_uring_cqe_seen(&disk->ring, cqe);
-		if (!advance(disk, request, result))
-			continue;
-		pthread_mutex_lock(&disk->lock);
+	if (disk->engine_ops->reap)
+		disk->engine_ops->reap(disk);
+	pthread_mutex_lock(&disk->lock);
+	request = disk->completed_head;
+	disk->completed_head = NULL;
+	disk->completed_tail = &disk->completed_head;
+	/* Free the slots first: the callbacks may submit. */
+	for (struct disk_request *r = request; r; r = r->next)
 		disk->in_flight--;
-		pthread_mutex_unlock(&disk->lock);
+	pthread_mutex_unlock(&disk->lock);
+	while (request) {
+		struct disk_request *next = request->next;
+
 		request->complete(request, request->result);
+		request = next;
 	}
 	disk_unplug(disk);
 }
@@ -370,21 +264,24 @@ void disk_drain(struct disk *disk)
 {
 	pthread_mutex_lock(&disk->callback_lock);
 	for (;;) {
-		struct io_uring_cqe *cqe;
+		struct pollfd completion = { .fd = disk->completion_fd,
+					     .events = POLLIN };
 		bool idle;
 
 		run_completions(disk);
 		pthread_mutex_lock(&disk->lock);
 		idle = disk->in_flight == 0;
 		/* Requests held by a plug would never complete. */
-		if (!idle && io_uring_sq_ready(&disk->ring) > 0)
-			io_uring_submit(&disk->ring);
+		if (!idle)
+			disk->engine_ops->release(disk);
 		pthread_mutex_unlock(&disk->lock);
 		if (idle)
 			break;
-		/* Sleeps until the ring has a completion; only the holder of
-		 * callback_lock reads the completion queue. */
-		io_uring_wait_cqe(&disk->ring, &cqe);
+		/* Both engines signal completion_fd; only the holder of
+		 * callback_lock reads it. */
+		while (poll(&completion, 1, -1) < 0)
+			if (errno != EINTR)
+				abort();
 	}
 	pthread_mutex_unlock(&disk->callback_lock);
 }
@@ -410,20 +307,20 @@ static bool request_valid(const struct disk *disk,
 	return total == request->length;
 }
 
-static enum stage first_stage(const struct disk_request *request)
+static enum disk_stage first_stage(const struct disk_request *request)
 {
 	switch (request->operation) {
 	case DISK_READ:
 	case DISK_WRITE:
-		return STAGE_TRANSFER;
+		return DISK_STAGE_TRANSFER;
 	case DISK_FLUSH:
-		return STAGE_SYNC;
+		return DISK_STAGE_SYNC;
 	case DISK_DISCARD:
-		return STAGE_DISCARD;
+		return DISK_STAGE_DISCARD;
 	case DISK_WRITE_ZEROES:
 		break;
 	}
-	return request->may_unmap ? STAGE_PUNCH : STAGE_ZERO_RANGE;
+	return request->may_unmap ? DISK_STAGE_PUNCH : DISK_STAGE_ZERO_RANGE;
 }
 
 int disk_submit(struct disk *disk, struct disk_request *request)
@@ -431,6 +328,7 @@ int disk_submit(struct disk *disk, struct disk_request *request)
 	bool change = request->operation == DISK_WRITE ||
 		      request->operation == DISK_DISCARD ||
 		      request->operation == DISK_WRITE_ZEROES;
+	int ret;
 
 	if (change && disk->read_only)
 		return -EROFS;
@@ -443,12 +341,14 @@ int disk_submit(struct disk *disk, struct disk_request *request)
 	request->cursor_count = request->iov_count;
 	request->bounce = NULL;
 	request->result = 0;
+	/* Past leading empty iovecs: cursor_count 0 is nothing to move. */
+	consume(request, 0);
 	pthread_mutex_lock(&disk->lock);
 	if (disk->in_flight >= disk->max_in_flight) {
 		pthread_mutex_unlock(&disk->lock);
 		return -EAGAIN;
 	}
-	int ret = queue_locked(disk, request);
+	ret = disk->engine_ops->start(disk, request);
 	if (ret == 0)
 		disk->in_flight++;
 	pthread_mutex_unlock(&disk->lock);
@@ -541,17 +441,10 @@ static int open_image(struct disk *disk, const struct disk_options *options,
 	return -errno;
 }
 
-/* The eventfd, the zero buffer and the ring. */
+/* The eventfd and the zero buffer. */
 static int prepare_completions(struct disk *disk, const char *path,
 			       char *err, size_t err_len)
 {
-	struct io_uring_params params = {
-		/* Room for a completion of every request in flight. */
-		.flags = IORING_SETUP_CQSIZE,
-		.cq_entries = disk->max_in_flight > DISK_SUBMISSION_ENTRIES
-				      ? disk->max_in_flight
-				      : DISK_SUBMISSION_ENTRIES,
-	};
 	int ret;
 
 	disk->completion_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -563,29 +456,43 @@ static int prepare_completions(struct disk *disk, const char *path,
 		return ret;
 	}
 	memset(disk->zeros, 0, DISK_ZERO_BUFFER_SIZE);
-	ret = io_uring_queue_init_params(DISK_SUBMISSION_ENTRIES, &disk->ring,
-					 &params);
+	return 0;
+}
+
+/* io_uring where it can be set up; the worker pool otherwise, which the
+ * user hears about once per process. */
+static int start_engine(struct disk *disk, const char *path, char *err,
+			size_t err_len)
+{
+	static atomic_bool fallback_said;
+	int uring_error = disk_uring_ops.open(disk);
+	int ret;
+
+	if (uring_error == 0) {
+		disk->engine_ops = &disk_uring_ops;
+		return 0;
+	}
+	ret = disk_pool_ops.open(disk);
 	if (ret < 0) {
 		snprintf(err, err_len,
-			 "%s: cannot set up io_uring: %s (is it disabled by "
-			 "kernel.io_uring_disabled or a seccomp filter?)",
-			 path, strerror(-ret));
+			 "%s: cannot start disk I/O threads: %s (io_uring: "
+			 "%s)",
+			 path, strerror(-ret), strerror(-uring_error));
 		return ret;
 	}
-	disk->ring_ready = true;
-	/* Not a registered file: the ring would keep the image's open file
-	 * description, and with it the lock, past disk_close. */
-	ret = io_uring_register_eventfd(&disk->ring, disk->completion_fd);
-	if (ret < 0)
-		snprintf(err, err_len, "%s: cannot set up io_uring: %s", path,
-			 strerror(-ret));
-	return ret;
+	disk->engine_ops = &disk_pool_ops;
+	if (!atomic_exchange(&fallback_said, true))
+		fprintf(stderr,
+			"vessel: io_uring unavailable (%s); disk I/O on "
+			"worker threads\n",
+			strerror(-uring_error));
+	return 0;
 }
 
 static void free_disk(struct disk *disk)
 {
-	if (disk->ring_ready)
-		io_uring_queue_exit(&disk->ring);
+	if (disk->engine_ops)
+		disk->engine_ops->close(disk);
 	if (disk->fd >= 0)
 		close(disk->fd);
 	if (disk->completion_fd >= 0)
@@ -622,6 +529,7 @@ int disk_open(struct disk **out, const struct disk_options *options,
 				      ? options->max_in_flight
 				      : DISK_DEFAULT_MAX_IN_FLIGHT;
 	strcpy(disk->serial, serial);
+	disk->completed_tail = &disk->completed_head;
 	pthread_mutex_init(&disk->lock, NULL);
 	pthread_mutex_init(&disk->callback_lock, NULL);
 
@@ -632,6 +540,8 @@ int disk_open(struct disk **out, const struct disk_options *options,
 		ret = lock_image(disk, options->path, err, err_len);
 	if (ret == 0)
 		ret = prepare_completions(disk, options->path, err, err_len);
+	if (ret == 0)
+		ret = start_engine(disk, options->path, err, err_len);
 	if (ret < 0) {
 		free_disk(disk);
 		return ret;

@@ -1,18 +1,21 @@
 /*
  * A host disk image (a raw file or a host block device) that a device
- * reads and writes asynchronously, through io_uring.
+ * reads and writes asynchronously: through io_uring, or on a pool of
+ * worker threads where io_uring is unavailable (kernel.io_uring_disabled,
+ * a container's seccomp filter, an old kernel), which disk_open says once
+ * on stderr.
  *
  * Promise: disk_submit never blocks on I/O, so a slow host disk stalls
- * neither a vCPU nor the event loop: a read the page cache holds is done
- * while it is submitted, anything that would wait goes to the kernel's
- * io_uring workers. A request's completion callback runs from
+ * neither a vCPU nor the event loop: with io_uring, a read the page cache
+ * holds is done while it is submitted and anything that would wait goes
+ * to the kernel's io_uring workers; with the pool, every request goes to
+ * a worker. A request's completion callback runs from
  * disk_process_completions (the event thread, woken by
  * disk_completion_fd) or from disk_drain/disk_close, never inside
- * disk_submit, and never two at a time. The disk never reads or writes
- * outside [0, disk_size()), so an image never grows. An image is locked
- * while open: exclusively when writable, shared when read-only. Opening
- * fails where io_uring is unavailable (kernel.io_uring_disabled, a
- * seccomp filter), with a message that says so.
+ * disk_submit nor on a worker, and never two at a time. The disk never
+ * reads or writes outside [0, disk_size()), so an image never grows. An
+ * image is locked while open: exclusively when writable, shared when
+ * read-only.
  */
 #ifndef VESSEL_DEVICES_DISK_H
 #define VESSEL_DEVICES_DISK_H
@@ -76,6 +79,7 @@ struct disk_request {
 	struct iovec vector; /* a one-entry cursor of the disk's own */
 	void *bounce; /* an aligned copy for O_DIRECT */
 	int result;
+	struct disk_request *next; /* on the disk's queues */
 };
 
 struct disk;
@@ -97,8 +101,9 @@ void disk_close(struct disk *disk);
 int disk_submit(struct disk *disk, struct disk_request *request);
 
 /* Requests disk_submit accepts between disk_plug and the matching
- * disk_unplug start together, with one system call, at disk_unplug: for a
- * device that submits a batch. Pairs may nest. Any thread. */
+ * disk_unplug start together at disk_unplug (with one system call, or one
+ * wake-up of the workers): for a device that submits a batch. Pairs may
+ * nest. Any thread. */
 void disk_plug(struct disk *disk);
 void disk_unplug(struct disk *disk);
 

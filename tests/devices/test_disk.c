@@ -1,9 +1,13 @@
 /*
  * The host disk backend on real image files under /tmp: requests complete
  * through the eventfd, ranges and read-only images are enforced, images
- * are locked, and closing waits for what is in flight.
+ * are locked, and closing waits for what is in flight. What a request does
+ * is tested on both engines: io_uring (suite disk) and the worker pool
+ * (suite disk_pool, where io_uring is forbidden as a container forbids
+ * it).
  */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -39,6 +43,26 @@ static void record_completion(struct disk_request *request, int result)
 	record->result = result;
 }
 
+/* What a container's seccomp profile does to io_uring (each test runs in
+ * its own process, so the filter ends with the test). */
+static void forbid_io_uring(void)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog program = {
+		.len = sizeof(filter) / sizeof(filter[0]),
+		.filter = filter,
+	};
+
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program), 0);
+}
+
 static void setup(void)
 {
 	int fd;
@@ -58,7 +82,29 @@ static void teardown(void)
 	unlink(path);
 }
 
+/* The pool suite's tests keep the fallback's notice out of the log. */
+static void setup_pool(void)
+{
+	setup();
+	cr_redirect_stderr();
+	forbid_io_uring();
+}
+
 TestSuite(disk, .init = setup, .fini = teardown);
+TestSuite(disk_pool, .init = setup_pool, .fini = teardown);
+
+/* A behaviour of both engines: the body runs once in each suite. */
+#define ENGINE_TEST(name)                 \
+	static void name(void);           \
+	Test(disk, name)                  \
+	{                                 \
+		name();                   \
+	}                                 \
+	Test(disk_pool, name)             \
+	{                                 \
+		name();                   \
+	}                                 \
+	static void name(void)
 
 static int open_image(struct disk **opened, bool read_only,
 		      enum disk_cache cache, unsigned int max_in_flight)
@@ -150,7 +196,7 @@ Test(disk, reports_size_block_size_and_serial)
 	cr_assert_str_eq(disk_serial(disk), "disk-serial");
 }
 
-Test(disk, write_then_read_complete_on_the_eventfd)
+ENGINE_TEST(write_then_read_complete_on_the_eventfd)
 {
 	uint8_t first[1024], second[3072], back[4096], in_file[4096];
 	struct iovec write_iov[] = { { first, sizeof(first) },
@@ -193,7 +239,7 @@ Test(disk, write_then_read_complete_on_the_eventfd)
 	cr_assert_arr_eq(back, in_file, sizeof(back));
 }
 
-Test(disk, flush_completes)
+ENGINE_TEST(flush_completes)
 {
 	struct completion_record record = { 0 };
 	struct disk_request request;
@@ -205,7 +251,7 @@ Test(disk, flush_completes)
 	cr_assert_eq(record.result, 0);
 }
 
-Test(disk, discard_punches_a_hole)
+ENGINE_TEST(discard_punches_a_hole)
 {
 	struct completion_record record = { 0 };
 	struct disk_request request;
@@ -226,7 +272,7 @@ Test(disk, discard_punches_a_hole)
 	cr_assert_eq(disk_size(disk), IMAGE_SIZE);
 }
 
-Test(disk, write_zeroes_zeroes_exactly_the_range)
+ENGINE_TEST(write_zeroes_zeroes_exactly_the_range)
 {
 	struct completion_record record = { 0 };
 	struct disk_request request;
@@ -245,7 +291,7 @@ Test(disk, write_zeroes_zeroes_exactly_the_range)
 			     "byte %zu", i);
 }
 
-Test(disk, write_zeroes_with_unmap_frees_blocks)
+ENGINE_TEST(write_zeroes_with_unmap_frees_blocks)
 {
 	struct completion_record record = { 0 };
 	struct disk_request request;
@@ -300,7 +346,7 @@ Test(disk, refuses_ranges_outside_the_image)
 	cr_assert_eq(st.st_size, IMAGE_SIZE);
 }
 
-Test(disk, read_only_refuses_changes)
+ENGINE_TEST(read_only_refuses_changes)
 {
 	uint8_t data[512] = { 0 };
 	struct iovec iov = { data, sizeof(data) };
@@ -337,7 +383,7 @@ Test(disk, read_only_refuses_changes)
 	cr_assert_eq(record.result, 0);
 }
 
-Test(disk, bounds_requests_in_flight)
+ENGINE_TEST(bounds_requests_in_flight)
 {
 	struct completion_record record = { 0 };
 	struct disk_request first, second;
@@ -354,7 +400,7 @@ Test(disk, bounds_requests_in_flight)
 	wait_for(&record, 2);
 }
 
-Test(disk, close_waits_for_requests_in_flight)
+ENGINE_TEST(close_waits_for_requests_in_flight)
 {
 	static uint8_t data[8][65536];
 	struct iovec iov[8];
@@ -385,7 +431,7 @@ Test(disk, close_waits_for_requests_in_flight)
 	cr_assert_arr_eq(back, data[7], sizeof(back));
 }
 
-Test(disk, short_image_is_an_io_error)
+ENGINE_TEST(short_image_is_an_io_error)
 {
 	uint8_t data[4096];
 	struct iovec iov = { data, sizeof(data) };
@@ -408,7 +454,7 @@ Test(disk, short_image_is_an_io_error)
 	cr_assert_eq(record.result, -EIO);
 }
 
-Test(disk, a_writable_image_is_locked)
+ENGINE_TEST(a_writable_image_is_locked)
 {
 	struct disk *second = NULL;
 	char expected[300];
@@ -463,7 +509,7 @@ Test(disk, refuses_bad_options_and_paths)
 
 /* O_DIRECT with a buffer that is not aligned for it goes through a bounce
  * buffer; the data still lands where it should. */
-Test(disk, cache_none_moves_unaligned_buffers)
+ENGINE_TEST(cache_none_moves_unaligned_buffers)
 {
 	uint8_t *buffer = malloc(4096 + 1), back[4096];
 	struct iovec iov = { buffer + 1, 4096 };
@@ -503,7 +549,7 @@ Test(disk, cache_none_moves_unaligned_buffers)
 
 /* A read of nothing, and iovecs of length 0 among others, complete like
  * any read. */
-Test(disk, empty_iovecs_complete)
+ENGINE_TEST(empty_iovecs_complete)
 {
 	uint8_t data[512], back[512];
 	struct iovec iov[] = { { back, 0 }, { back, sizeof(back) },
@@ -540,7 +586,7 @@ Test(disk, empty_iovecs_complete)
 
 /* Every request the limit allows is in flight at once, scattered over
  * many buffers, and each completes once with its own data. */
-Test(disk, a_full_queue_of_scattered_reads)
+ENGINE_TEST(a_full_queue_of_scattered_reads)
 {
 	enum { COUNT = 256, PIECES = 8, PIECE = 512 };
 	static uint8_t buffers[COUNT][PIECES * PIECE];
@@ -589,7 +635,7 @@ Test(disk, a_full_queue_of_scattered_reads)
 }
 
 /* A write-through write completes only with its data on the disk. */
-Test(disk, stable_write_completes)
+ENGINE_TEST(stable_write_completes)
 {
 	uint8_t data[4096], back[4096];
 	struct iovec iov = { data, sizeof(data) };
@@ -636,7 +682,7 @@ static void submit_next(struct disk_request *request, int result)
 }
 
 /* disk_drain also waits for what the callbacks submit. */
-Test(disk, drain_runs_what_callbacks_submit)
+ENGINE_TEST(drain_runs_what_callbacks_submit)
 {
 	static struct chained_reads chain = { .left = 5 };
 
@@ -656,44 +702,8 @@ Test(disk, drain_runs_what_callbacks_submit)
 	cr_assert_eq(chain.left, 0);
 }
 
-/* What a container's seccomp profile does to io_uring (each test runs in
- * its own process, so the filter ends with the test). */
-static void forbid_io_uring(void)
-{
-	struct sock_filter filter[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-			 offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog program = {
-		.len = sizeof(filter) / sizeof(filter[0]),
-		.filter = filter,
-	};
-
-	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program), 0);
-}
-
-Test(disk, says_when_io_uring_is_unavailable)
-{
-	char expected[400];
-
-	forbid_io_uring();
-	cr_assert_eq(open_image(&disk, false, DISK_CACHE_WRITEBACK, 0), -EPERM);
-	snprintf(expected, sizeof(expected),
-		 "%s: cannot set up io_uring: Operation not permitted (is it "
-		 "disabled by kernel.io_uring_disabled or a seccomp filter?)",
-		 path);
-	cr_assert_str_eq(err, expected);
-	cr_assert_null(disk);
-	/* The image is not left locked. */
-	cr_assert_eq(open_image(&disk, true, DISK_CACHE_WRITEBACK, 0), -EPERM);
-}
-
 /* A plugged disk holds what it is given until it is unplugged. */
-Test(disk, plugged_requests_start_at_unplug)
+ENGINE_TEST(plugged_requests_start_at_unplug)
 {
 	uint8_t data[4][512];
 	struct iovec iov[4];
@@ -722,4 +732,33 @@ Test(disk, plugged_requests_start_at_unplug)
 	disk_unplug(disk);
 	wait_for(&record, 4);
 	cr_assert_eq(record.result, 0);
+}
+
+/* Where io_uring is forbidden, a disk still opens, on worker threads, and
+ * the user hears about it once however many disks open. */
+Test(disk_pool, says_so_once_on_stderr)
+{
+	struct disk *second = NULL;
+
+	cr_assert_eq(open_image(&disk, true, DISK_CACHE_WRITEBACK, 0), 0,
+		     "%s", err);
+	cr_assert_eq(open_image(&second, true, DISK_CACHE_WRITEBACK, 0), 0,
+		     "%s", err);
+	disk_close(second);
+	fflush(stderr);
+	cr_assert_stderr_eq_str("vessel: io_uring unavailable (Operation not "
+				"permitted); disk I/O on worker threads\n");
+}
+
+/* Where the host has io_uring, the disk suite runs on it, quietly. */
+Test(disk, uses_io_uring_where_the_host_has_it)
+{
+	/* With no parameters io_uring_setup fails with EFAULT where it
+	 * exists; ENOSYS or EPERM mean this host has none to test. */
+	if (syscall(__NR_io_uring_setup, 1, NULL) < 0 && errno != EFAULT)
+		cr_skip_test("no io_uring here: %s", strerror(errno));
+	cr_redirect_stderr();
+	open_writable();
+	fflush(stderr);
+	cr_assert_stderr_eq_str("");
 }
