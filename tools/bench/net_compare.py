@@ -90,17 +90,26 @@ def wait_for(process, text, timeout):
 
 
 def iperf(backend, reverse, args):
+    """Mbit/s the receiving side saw; a run that fails (the guest's server
+    may still be settling) is tried again, twice at most."""
     server = "127.0.0.1" if backend == "user" else GUEST_ADDRESS
     argv = ["iperf3", "-c", server, "-p", str(PORT), "-t", str(args.runtime), "-J"]
     if reverse:
         argv.append("-R")
     if backend == "tap":
         argv = ["ip", "netns", "exec", NAMESPACE] + argv
-    result = subprocess.run(argv, capture_output=True, timeout=args.runtime + 120)
-    report = json.loads(result.stdout or b"{}")
-    if "end" not in report:
-        raise RuntimeError(f"iperf3 failed: {report.get('error', result.stderr)}")
-    return report["end"]["sum_received"]["bits_per_second"] / 1e6
+    for attempt in range(3):
+        result = subprocess.run(argv, capture_output=True, timeout=args.runtime + 120)
+        try:
+            report = json.loads(result.stdout)
+            return report["end"]["sum_received"]["bits_per_second"] / 1e6
+        except (ValueError, KeyError):
+            error = (result.stdout.decode(errors="replace")[-500:] +
+                     result.stderr.decode(errors="replace")[-500:])
+            print(f"iperf3 {' '.join(argv[-6:])}: attempt {attempt + 1} failed: "
+                  f"{error.strip()}", file=sys.stderr, flush=True)
+            time.sleep(2)
+    raise RuntimeError("iperf3 failed three times")
 
 
 def measure(vmm, backend, args):
