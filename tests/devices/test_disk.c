@@ -762,3 +762,60 @@ Test(disk, uses_io_uring_where_the_host_has_it)
 	fflush(stderr);
 	cr_assert_stderr_eq_str("");
 }
+
+/* A host block device: a loop device with 4 KiB sectors over the test's
+ * image (root only; skipped where loop devices cannot be made). Its size
+ * and logical block size come from the device, and data written through
+ * it reaches the image. */
+Test(disk, host_block_device_reports_its_size_and_sector_size)
+{
+	char command[256], loop[64] = "";
+	FILE *output;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root for a loop device");
+	snprintf(command, sizeof(command),
+		 "losetup --find --show --sector-size 4096 %s 2>/dev/null", path);
+	output = popen(command, "r");
+	cr_assert_not_null(output);
+	if (!fgets(loop, sizeof(loop), output) || strncmp(loop, "/dev/loop", 9)) {
+		pclose(output);
+		cr_skip_test("no loop device here");
+	}
+	pclose(output);
+	loop[strcspn(loop, "\n")] = '\0';
+
+	struct disk_options options = { .path = loop, .cache = DISK_CACHE_NONE };
+	int opened = disk_open(&disk, &options, err, sizeof(err));
+	uint64_t size = opened ? 0 : disk_size(disk);
+	uint32_t block_size = opened ? 0 : disk_logical_block_size(disk);
+	int written = -1;
+
+	if (!opened) {
+		static uint8_t block[4096] __attribute__((aligned(4096)));
+		struct iovec iov = { block, sizeof(block) };
+		struct completion_record record = { 0 };
+		struct disk_request request = {
+			.operation = DISK_WRITE, .offset = 8192,
+			.length = sizeof(block), .iov = &iov, .iov_count = 1,
+			.complete = record_completion, .opaque = &record,
+		};
+
+		memset(block, 0x5a, sizeof(block));
+		cr_assert_eq(disk_submit(disk, &request), 0);
+		wait_for(&record, 1);
+		written = record.result;
+		disk_close(disk);
+		disk = NULL;
+	}
+	snprintf(command, sizeof(command), "losetup --detach %s", loop);
+	cr_assert_eq(system(command), 0);
+	cr_assert_eq(opened, 0, "%s", err);
+	cr_assert_eq(size, IMAGE_SIZE);
+	cr_assert_eq(block_size, 4096);
+	cr_assert_eq(written, 0);
+	uint8_t in_file[4096], expected[4096];
+	memset(expected, 0x5a, sizeof(expected));
+	file_read(8192, in_file, sizeof(in_file));
+	cr_assert_arr_eq(in_file, expected, sizeof(expected));
+}
