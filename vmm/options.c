@@ -259,8 +259,8 @@ static int parse_net(char *text, unsigned int index, struct net_config *net,
 			return -EINVAL;
 		item = next;
 	}
-	if (net->backend == NET_BACKEND_TAP &&
-	    !net->tap_name == (net->tap_fd < 0)) {
+	bool has_name = net->tap_name != NULL, has_fd = net->tap_fd >= 0;
+	if (net->backend == NET_BACKEND_TAP && has_name == has_fd) {
 		snprintf(err, err_len, "--net tap needs one of ifname=NAME or fd=N");
 		return -EINVAL;
 	}
