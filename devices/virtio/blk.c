@@ -106,26 +106,6 @@ static uint8_t *take_status_byte(struct virtqueue_element *element)
 	return (uint8_t *)last->iov_base + last->iov_len;
 }
 
-/* The device-readable buffers after the header. */
-static struct iovec *out_data(struct virtqueue_element *element,
-			      unsigned int *count)
-{
-	size_t skip = BLK_HEADER_SIZE;
-	unsigned int i = 0;
-
-	while (i < element->out_count && skip >= element->out[i].iov_len) {
-		skip -= element->out[i].iov_len;
-		i++;
-	}
-	if (i < element->out_count) {
-		element->out[i].iov_base =
-			(uint8_t *)element->out[i].iov_base + skip;
-		element->out[i].iov_len -= skip;
-	}
-	*count = element->out_count - i;
-	return element->out + i;
-}
-
 /* sectors starting at sector lie on the disk; overflow-safe. */
 static bool range_valid(const struct virtio_blk *blk, uint64_t sector,
 			uint64_t sectors)
@@ -174,7 +154,9 @@ static int start_transfer(struct virtio_blk *blk, struct blk_request *request,
 						       VIRTIO_BLK_F_FLUSH),
 	};
 	if (write) {
-		disk_request->iov = out_data(element, &disk_request->iov_count);
+		/* The device-readable buffers after the header. */
+		disk_request->iov = virtqueue_out_from(element, BLK_HEADER_SIZE,
+						       &disk_request->iov_count);
 	} else {
 		disk_request->iov = element->in;
 		disk_request->iov_count = element->in_count;
