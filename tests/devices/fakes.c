@@ -1,6 +1,10 @@
 #include "fakes.h"
 
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -109,4 +113,35 @@ uint32_t ram_get32(const uint8_t *ram, uint64_t gpa)
 
 	memcpy(&value, ram + gpa, sizeof(value));
 	return value;
+}
+
+void image_read(const char *path, uint64_t offset, void *buffer, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, buffer, len, (off_t)offset), (ssize_t)len);
+	close(fd);
+}
+
+void image_fill(const char *path, size_t size, uint8_t byte)
+{
+	uint8_t *data = malloc(size);
+	int fd = open(path, O_WRONLY);
+
+	cr_assert_not_null(data);
+	memset(data, byte, size);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, data, size, 0), (ssize_t)size);
+	cr_assert_eq(fsync(fd), 0);
+	close(fd);
+	free(data);
+}
+
+blkcnt_t image_blocks(const char *path)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(path, &st), 0);
+	return st.st_blocks;
 }

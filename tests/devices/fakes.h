@@ -1,13 +1,16 @@
 /*
  * Test doubles shared by the device tests: an interrupt line that records
- * every level it is given, and port-I/O helpers that go through a real
- * struct bus and fail the test when no device claims the port.
+ * every level it is given, port-I/O helpers that go through a real struct
+ * bus and fail the test when no device claims the port, fake guest RAM
+ * accessors, and a look at a disk test's image file.
  */
 #ifndef VESSEL_TESTS_DEVICES_FAKES_H
 #define VESSEL_TESTS_DEVICES_FAKES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "devices/bus.h"
 #include "devices/irq_line.h"
@@ -37,5 +40,12 @@ void ram_put32(uint8_t *ram, uint64_t gpa, uint32_t value);
 void ram_put64(uint8_t *ram, uint64_t gpa, uint64_t value);
 uint16_t ram_get16(const uint8_t *ram, uint64_t gpa);
 uint32_t ram_get32(const uint8_t *ram, uint64_t gpa);
+
+/* A disk test's image file as the host sees it, past the device: read
+ * len bytes at offset, fill its first size bytes with byte (synced), and
+ * the 512-byte blocks it occupies (st_blocks). */
+void image_read(const char *path, uint64_t offset, void *buffer, size_t len);
+void image_fill(const char *path, size_t size, uint8_t byte);
+blkcnt_t image_blocks(const char *path);
 
 #endif

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "devices/disk.h"
+#include "fakes.h"
 
 #define IMAGE_SIZE (1u << 20)
 
@@ -140,35 +141,6 @@ static void wait_for(struct completion_record *record, unsigned int expected)
 	}
 }
 
-static void file_read(uint64_t offset, void *buffer, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(pread(fd, buffer, len, (off_t)offset), (ssize_t)len);
-	close(fd);
-}
-
-static void file_fill(uint8_t byte)
-{
-	static uint8_t data[IMAGE_SIZE];
-	int fd = open(path, O_WRONLY);
-
-	memset(data, byte, sizeof(data));
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(pwrite(fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
-	cr_assert_eq(fsync(fd), 0);
-	close(fd);
-}
-
-static blkcnt_t file_blocks(void)
-{
-	struct stat st;
-
-	cr_assert_eq(stat(path, &st), 0);
-	return st.st_blocks;
-}
-
 static int submit_range(enum disk_operation operation, uint64_t offset,
 			uint64_t length, bool may_unmap,
 			struct disk_request *request,
@@ -220,7 +192,7 @@ ENGINE_TEST(write_then_read_complete_on_the_eventfd)
 	cr_assert_eq(record.calls, 0, "completed outside the event thread");
 	wait_for(&record, 1);
 	cr_assert_eq(record.result, 0);
-	file_read(8192, in_file, sizeof(in_file));
+	image_read(path, 8192, in_file, sizeof(in_file));
 	cr_assert_arr_eq(in_file, first, sizeof(first));
 	cr_assert_arr_eq(in_file + sizeof(first), second, sizeof(second));
 
@@ -258,16 +230,16 @@ ENGINE_TEST(discard_punches_a_hole)
 	uint8_t back[4096], zeros[4096] = { 0 };
 	blkcnt_t before;
 
-	file_fill(0xaa);
-	before = file_blocks();
+	image_fill(path, IMAGE_SIZE, 0xaa);
+	before = image_blocks(path);
 	open_writable();
 	cr_assert_eq(submit_range(DISK_DISCARD, 0, IMAGE_SIZE / 2, false,
 				  &request, &record),
 		     0);
 	wait_for(&record, 1);
 	cr_assert_eq(record.result, 0);
-	cr_assert_lt(file_blocks(), before);
-	file_read(0, back, sizeof(back));
+	cr_assert_lt(image_blocks(path), before);
+	image_read(path, 0, back, sizeof(back));
 	cr_assert_arr_eq(back, zeros, sizeof(back));
 	cr_assert_eq(disk_size(disk), IMAGE_SIZE);
 }
@@ -278,14 +250,14 @@ ENGINE_TEST(write_zeroes_zeroes_exactly_the_range)
 	struct disk_request request;
 	uint8_t back[3 * 512];
 
-	file_fill(0xaa);
+	image_fill(path, IMAGE_SIZE, 0xaa);
 	open_writable();
 	cr_assert_eq(submit_range(DISK_WRITE_ZEROES, 4096, 512, false,
 				  &request, &record),
 		     0);
 	wait_for(&record, 1);
 	cr_assert_eq(record.result, 0);
-	file_read(4096 - 512, back, sizeof(back));
+	image_read(path, 4096 - 512, back, sizeof(back));
 	for (size_t i = 0; i < sizeof(back); i++)
 		cr_assert_eq(back[i], i >= 512 && i < 1024 ? 0 : 0xaa,
 			     "byte %zu", i);
@@ -298,16 +270,16 @@ ENGINE_TEST(write_zeroes_with_unmap_frees_blocks)
 	uint8_t back[4096], zeros[4096] = { 0 };
 	blkcnt_t before;
 
-	file_fill(0xaa);
-	before = file_blocks();
+	image_fill(path, IMAGE_SIZE, 0xaa);
+	before = image_blocks(path);
 	open_writable();
 	cr_assert_eq(submit_range(DISK_WRITE_ZEROES, IMAGE_SIZE / 2,
 				  IMAGE_SIZE / 2, true, &request, &record),
 		     0);
 	wait_for(&record, 1);
 	cr_assert_eq(record.result, 0);
-	cr_assert_lt(file_blocks(), before);
-	file_read(IMAGE_SIZE - sizeof(back), back, sizeof(back));
+	cr_assert_lt(image_blocks(path), before);
+	image_read(path, IMAGE_SIZE - sizeof(back), back, sizeof(back));
 	cr_assert_arr_eq(back, zeros, sizeof(back));
 }
 
@@ -427,7 +399,7 @@ ENGINE_TEST(close_waits_for_requests_in_flight)
 	disk = NULL;
 	cr_assert_eq(record.calls, 8);
 	cr_assert_eq(record.result, 0);
-	file_read(7 * sizeof(back), back, sizeof(back));
+	image_read(path, 7 * sizeof(back), back, sizeof(back));
 	cr_assert_arr_eq(back, data[7], sizeof(back));
 }
 
@@ -534,7 +506,7 @@ ENGINE_TEST(cache_none_moves_unaligned_buffers)
 	cr_assert_eq(disk_submit(disk, &request), 0);
 	wait_for(&record, 1);
 	cr_assert_eq(record.result, 0);
-	file_read(4096, back, sizeof(back));
+	image_read(path, 4096, back, sizeof(back));
 	cr_assert_arr_eq(back, buffer + 1, sizeof(back));
 
 	memset(buffer, 0, 4096 + 1);
@@ -565,7 +537,7 @@ ENGINE_TEST(empty_iovecs_complete)
 		.opaque = &record,
 	};
 
-	file_fill(0x5a);
+	image_fill(path, IMAGE_SIZE, 0x5a);
 	open_writable();
 	cr_assert_eq(disk_submit(disk, &request), 0);
 	wait_for(&record, 1);
@@ -656,7 +628,7 @@ ENGINE_TEST(stable_write_completes)
 	cr_assert_eq(disk_submit(disk, &request), 0);
 	wait_for(&record, 1);
 	cr_assert_eq(record.result, 0);
-	file_read(4096, back, sizeof(back));
+	image_read(path, 4096, back, sizeof(back));
 	cr_assert_arr_eq(back, data, sizeof(back));
 }
 
@@ -816,6 +788,6 @@ Test(disk, host_block_device_reports_its_size_and_sector_size)
 	cr_assert_eq(written, 0);
 	uint8_t in_file[4096], expected[4096];
 	memset(expected, 0x5a, sizeof(expected));
-	file_read(8192, in_file, sizeof(in_file));
+	image_read(path, 8192, in_file, sizeof(in_file));
 	cr_assert_arr_eq(in_file, expected, sizeof(expected));
 }

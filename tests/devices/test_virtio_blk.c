@@ -270,44 +270,15 @@ static uint32_t last_used_len(void)
 	return used_len((uint16_t)(used_idx() - 1));
 }
 
-static void file_read(uint64_t offset, void *buffer, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(pread(fd, buffer, len, (off_t)offset), (ssize_t)len);
-	close(fd);
-}
-
-static void file_fill(uint8_t byte)
-{
-	static uint8_t data[IMAGE_SIZE];
-	int fd = open(path, O_WRONLY);
-
-	memset(data, byte, sizeof(data));
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(pwrite(fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
-	cr_assert_eq(fsync(fd), 0);
-	close(fd);
-}
-
 static bool file_is_filled_with(uint8_t byte)
 {
 	static uint8_t data[IMAGE_SIZE];
 
-	file_read(0, data, sizeof(data));
+	image_read(path, 0, data, sizeof(data));
 	for (size_t i = 0; i < sizeof(data); i++)
 		if (data[i] != byte)
 			return false;
 	return true;
-}
-
-static blkcnt_t file_blocks(void)
-{
-	struct stat st;
-
-	cr_assert_eq(stat(path, &st), 0);
-	return st.st_blocks;
 }
 
 static uint32_t config32(uint32_t offset)
@@ -375,7 +346,7 @@ Test(virtio_blk, write_then_read_round_trip)
 		     VIRTIO_BLK_S_OK);
 	cr_assert_eq(last_used_len(), 1);
 	cr_assert_gt(notify_calls, 0);
-	file_read(3 * 512, in_file, sizeof(in_file));
+	image_read(path, 3 * 512, in_file, sizeof(in_file));
 	cr_assert_arr_eq(in_file, ram + DATA_ADDR, sizeof(in_file));
 
 	memset(ram + DATA_ADDR, 0, 1024);
@@ -402,7 +373,7 @@ Test(virtio_blk, header_split_across_buffers)
 	memcpy(ram + HEADER_ADDR + 0x100, header + 5, 11);
 	memset(ram + DATA_ADDR, 0x5c, 512);
 	cr_assert_eq(run_chain(buffers, 4), VIRTIO_BLK_S_OK);
-	file_read(7 * 512, in_file, sizeof(in_file));
+	image_read(path, 7 * 512, in_file, sizeof(in_file));
 	cr_assert_arr_eq(in_file, ram + DATA_ADDR, sizeof(in_file));
 }
 
@@ -413,7 +384,7 @@ Test(virtio_blk, data_and_status_in_one_writable_buffer)
 		{ DATA_ADDR, 512 + 1, true },
 	};
 
-	file_fill(0x3c);
+	image_fill(path, IMAGE_SIZE, 0x3c);
 	put_header(HEADER_ADDR, VIRTIO_BLK_T_IN, 1);
 	ram[DATA_ADDR + 512] = 0xff;
 	add_chain(buffers, 2);
@@ -450,20 +421,20 @@ Test(virtio_blk, discard_punches_a_hole)
 {
 	blkcnt_t before;
 
-	file_fill(0xaa);
-	before = file_blocks();
+	image_fill(path, IMAGE_SIZE, 0xaa);
+	before = image_blocks(path);
 	put_header(HEADER_ADDR, VIRTIO_BLK_T_DISCARD, 0);
 	ram_put64(ram, DATA_ADDR, 0);
 	ram_put32(ram, DATA_ADDR + 8, CAPACITY / 2);
 	ram_put32(ram, DATA_ADDR + 12, 0);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_DISCARD, 0, 16, false),
 		     VIRTIO_BLK_S_OK);
-	cr_assert_lt(file_blocks(), before);
+	cr_assert_lt(image_blocks(path), before);
 }
 
 Test(virtio_blk, discard_with_unmap_is_unsupported)
 {
-	file_fill(0xaa);
+	image_fill(path, IMAGE_SIZE, 0xaa);
 	ram_put64(ram, DATA_ADDR, 0);
 	ram_put32(ram, DATA_ADDR + 8, CAPACITY);
 	ram_put32(ram, DATA_ADDR + 12, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
@@ -476,16 +447,16 @@ Test(virtio_blk, write_zeroes)
 {
 	uint8_t in_file[3 * 512];
 
-	file_fill(0xaa);
+	image_fill(path, IMAGE_SIZE, 0xaa);
 	ram_put64(ram, DATA_ADDR, 4);
 	ram_put32(ram, DATA_ADDR + 8, 2);
 	ram_put32(ram, DATA_ADDR + 12, 0);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false),
 		     VIRTIO_BLK_S_OK);
-	file_read(3 * 512, in_file, sizeof(in_file));
+	image_read(path, 3 * 512, in_file, sizeof(in_file));
 	for (size_t i = 0; i < sizeof(in_file); i++)
 		cr_assert_eq(in_file[i], i < 512 ? 0xaa : 0, "byte %zu", i);
-	file_read(6 * 512, in_file, 1);
+	image_read(path, 6 * 512, in_file, 1);
 	cr_assert_eq(in_file[0], 0xaa);
 }
 
@@ -494,21 +465,21 @@ Test(virtio_blk, write_zeroes_with_unmap_frees_blocks)
 	blkcnt_t before;
 	uint8_t in_file[512], zeros[512] = { 0 };
 
-	file_fill(0xaa);
-	before = file_blocks();
+	image_fill(path, IMAGE_SIZE, 0xaa);
+	before = image_blocks(path);
 	ram_put64(ram, DATA_ADDR, CAPACITY / 2);
 	ram_put32(ram, DATA_ADDR + 8, CAPACITY / 2);
 	ram_put32(ram, DATA_ADDR + 12, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false),
 		     VIRTIO_BLK_S_OK);
-	cr_assert_lt(file_blocks(), before);
-	file_read(IMAGE_SIZE - 512, in_file, sizeof(in_file));
+	cr_assert_lt(image_blocks(path), before);
+	image_read(path, IMAGE_SIZE - 512, in_file, sizeof(in_file));
 	cr_assert_arr_eq(in_file, zeros, sizeof(zeros));
 }
 
 Test(virtio_blk, range_requests_are_checked)
 {
-	file_fill(0xaa);
+	image_fill(path, IMAGE_SIZE, 0xaa);
 	/* An unknown flag. */
 	ram_put64(ram, DATA_ADDR, 0);
 	ram_put32(ram, DATA_ADDR + 8, 8);
@@ -555,7 +526,7 @@ Test(virtio_blk, write_past_capacity_is_an_error)
 {
 	struct stat st;
 
-	file_fill(0xaa);
+	image_fill(path, IMAGE_SIZE, 0xaa);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_OUT, CAPACITY - 1, 1024, false),
 		     VIRTIO_BLK_S_IOERR);
 	cr_assert_eq(stat(path, &st), 0);
@@ -565,7 +536,7 @@ Test(virtio_blk, write_past_capacity_is_an_error)
 
 Test(virtio_blk, read_only_disk_refuses_writes)
 {
-	file_fill(0xaa);
+	image_fill(path, IMAGE_SIZE, 0xaa);
 	detach();
 	attach(true, 0);
 	cr_assert(offers(VIRTIO_BLK_F_RO));
@@ -599,7 +570,7 @@ Test(virtio_blk, no_status_byte)
 		{ DATA_ADDR, 512, false },
 	};
 
-	file_fill(0xaa);
+	image_fill(path, IMAGE_SIZE, 0xaa);
 	put_header(HEADER_ADDR, VIRTIO_BLK_T_OUT, 0);
 	memset(ram + DATA_ADDR, 0, 512);
 	cr_assert_eq(run_chain(buffers, 2), 0xff);
@@ -609,7 +580,7 @@ Test(virtio_blk, no_status_byte)
 
 Test(virtio_blk, data_in_the_wrong_direction)
 {
-	file_fill(0xaa);
+	image_fill(path, IMAGE_SIZE, 0xaa);
 	memset(ram + DATA_ADDR, 0, 512);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_OUT, 0, 512, true),
 		     VIRTIO_BLK_S_IOERR);
@@ -622,7 +593,7 @@ Test(virtio_blk, data_in_the_wrong_direction)
 
 Test(virtio_blk, length_not_a_whole_sector)
 {
-	file_fill(0xaa);
+	image_fill(path, IMAGE_SIZE, 0xaa);
 	memset(ram + DATA_ADDR, 0, 1000);
 	cr_assert_eq(run_request(VIRTIO_BLK_T_OUT, 0, 1000, false),
 		     VIRTIO_BLK_S_IOERR);
@@ -687,7 +658,7 @@ Test(virtio_blk, requests_beyond_the_in_flight_limit_wait)
 	wait_used(5);
 	for (int i = 0; i < 5; i++) {
 		cr_assert_eq(ram[STATUS_ADDR + i], VIRTIO_BLK_S_OK);
-		file_read((10 + i) * 512, in_file, sizeof(in_file));
+		image_read(path, (10 + i) * 512, in_file, sizeof(in_file));
 		cr_assert_arr_eq(in_file, ram + DATA_ADDR + 512 * i, 512);
 	}
 	cr_assert_eq(needs_reset_calls, 0);
@@ -710,7 +681,7 @@ Test(virtio_blk, reset_waits_for_requests_in_flight)
 	add_chain(buffers, 3);
 	device->ops->queue_notify(device, 0);
 	device->ops->reset(device);
-	file_read(0, in_file, sizeof(in_file));
+	image_read(path, 0, in_file, sizeof(in_file));
 	cr_assert_arr_eq(in_file, ram + DATA_ADDR, sizeof(in_file));
 	cr_assert_eq(used_idx(), 0);
 	cr_assert_eq(ram[STATUS_ADDR], 0xff);
