@@ -145,3 +145,16 @@ blkcnt_t image_blocks(const char *path)
 	cr_assert_eq(stat(path, &st), 0);
 	return st.st_blocks;
 }
+
+uint8_t *fake_ram_create(struct guest_memory *memory, size_t size)
+{
+	uint8_t *ram = calloc(1, size);
+
+	cr_assert_not_null(ram);
+	*memory = (struct guest_memory){
+		.regions = { { .guest_phys_addr = 0, .size = size,
+			       .host_addr = ram } },
+		.region_count = 1,
+	};
+	return ram;
+}

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "devices/bus.h"
+#include "devices/guest_memory.h"
 #include "devices/irq_line.h"
 
 #define IRQ_RECORDER_HISTORY 64
@@ -32,6 +33,10 @@ uint32_t port_read32(struct bus *bus, uint64_t port);
 void port_write8(struct bus *bus, uint64_t port, uint8_t value);
 void port_write16(struct bus *bus, uint64_t port, uint16_t value);
 void port_write32(struct bus *bus, uint64_t port, uint32_t value);
+
+/* A fake guest RAM of size zeroed bytes at guest-physical 0, described in
+ * memory; free() it after the test. */
+uint8_t *fake_ram_create(struct guest_memory *memory, size_t size);
 
 /* Little-endian fields of a test's fake guest RAM (the host buffer of a
  * region at guest-physical 0), for laying out and reading virtqueue rings. */

@@ -138,13 +138,7 @@ static void setup(void)
 {
 	int fd;
 
-	ram = calloc(1, RAM_SIZE);
-	cr_assert_not_null(ram);
-	memory = (struct guest_memory){
-		.regions = { { .guest_phys_addr = 0, .size = RAM_SIZE,
-			       .host_addr = ram } },
-		.region_count = 1,
-	};
+	ram = fake_ram_create(&memory, RAM_SIZE);
 	strcpy(path, "/tmp/vessel-test-blk-XXXXXX");
 	fd = mkstemp(path);
 	cr_assert_geq(fd, 0);

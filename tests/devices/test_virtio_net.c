@@ -212,13 +212,7 @@ static void clear_records(void)
 
 static void setup(void)
 {
-	ram = calloc(1, RAM_SIZE);
-	cr_assert_not_null(ram);
-	memory = (struct guest_memory){
-		.regions = { { .guest_phys_addr = 0, .size = RAM_SIZE,
-			       .host_addr = ram } },
-		.region_count = 1,
-	};
+	ram = fake_ram_create(&memory, RAM_SIZE);
 	memset(&backend, 0, sizeof(backend));
 	create_device(ALL_OFFLOADS);
 	activate(device->device_features);

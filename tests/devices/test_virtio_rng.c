@@ -43,13 +43,7 @@ static void record_needs_reset(struct virtio_device *failed)
 /* What the transport does up to DRIVER_OK with EVENT_IDX accepted. */
 static void setup(void)
 {
-	ram = calloc(1, RAM_SIZE);
-	cr_assert_not_null(ram);
-	memory = (struct guest_memory){
-		.regions = { { .guest_phys_addr = 0, .size = RAM_SIZE,
-			       .host_addr = ram } },
-		.region_count = 1,
-	};
+	ram = fake_ram_create(&memory, RAM_SIZE);
 	struct device_context context = { .memory = &memory };
 
 	rng = virtio_rng_create(&context);

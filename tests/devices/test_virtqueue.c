@@ -31,13 +31,7 @@ static struct virtqueue_element element;
 
 static void setup(void)
 {
-	ram = calloc(1, RAM_SIZE);
-	cr_assert_not_null(ram);
-	memory = (struct guest_memory){
-		.regions = { { .guest_phys_addr = 0, .size = RAM_SIZE,
-			       .host_addr = ram } },
-		.region_count = 1,
-	};
+	ram = fake_ram_create(&memory, RAM_SIZE);
 	queue = (struct virtqueue){
 		.size = QUEUE_SIZE,
 		.ready = true,
