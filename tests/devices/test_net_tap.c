@@ -715,6 +715,19 @@ static int open_packet_socket(void)
 	return sock;
 }
 
+/* The backend on a fresh interface that is up, attached and reading,
+ * and a packet socket on the interface's other side. */
+static int start_on_a_real_tap(void)
+{
+	create_interface();
+	set_interface_up();
+	backend = create(ifname, -1);
+	cr_assert_not_null(backend, "%s", err);
+	backend->ops->attach(backend, &receiver);
+	backend->ops->receive_ready(backend);
+	return open_packet_socket();
+}
+
 /* A broadcast frame of TEST_ETHERTYPE: seed tells frames apart. */
 static void test_frame(uint8_t *frame, size_t len, uint8_t seed)
 {
@@ -859,13 +872,7 @@ Test(net_tap, frames_cross_a_real_tap_both_ways)
 	unsigned int index;
 	int sock;
 
-	create_interface();
-	set_interface_up();
-	backend = create(ifname, -1);
-	cr_assert_not_null(backend, "%s", err);
-	backend->ops->attach(backend, &receiver);
-	backend->ops->receive_ready(backend);
-	sock = open_packet_socket();
+	sock = start_on_a_real_tap();
 
 	/* Host to guest. */
 	test_frame(frame, sizeof(frame), 10);
@@ -906,13 +913,7 @@ Test(net_tap, partial_checksums_reach_only_a_guest_that_accepts_them)
 	int sock, on = 1;
 	uint16_t checksum;
 
-	create_interface();
-	set_interface_up();
-	backend = create(ifname, -1);
-	cr_assert_not_null(backend, "%s", err);
-	backend->ops->attach(backend, &receiver);
-	backend->ops->receive_ready(backend);
-	sock = open_packet_socket();
+	sock = start_on_a_real_tap();
 	cr_assert_eq(setsockopt(sock, SOL_PACKET, PACKET_VNET_HDR, &on,
 				sizeof(on)),
 		     0, "%s", strerror(errno));
