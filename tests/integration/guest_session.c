@@ -80,6 +80,28 @@ static bool read_output(struct guest_session *session, int timeout_ms)
 	return true;
 }
 
+bool guest_session_kernel_crashed(const struct guest_session *session)
+{
+	static const char *const signs[] = { "Kernel panic - not syncing",
+					     "double fault:", "stack guard page" };
+
+	for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++)
+		if (strstr(session->output, signs[i]))
+			return true;
+	return false;
+}
+
+/* A wait that failed because the guest's kernel died says so: inside the
+ * emulated host that is a known fault of its nested SVM (it hits QEMU's
+ * guests alike, tools/emuhost/README.md), not a guest that hung. */
+static void report_guest_crash(const struct guest_session *session)
+{
+	if (guest_session_kernel_crashed(session))
+		fprintf(stderr, "\nguest_session: the guest kernel crashed (its "
+				"oops is above); in the emulated host see "
+				"tools/emuhost/README.md, \"Known fault\"\n");
+}
+
 bool guest_session_expect(struct guest_session *session, const char *text,
 			  int timeout_seconds)
 {
@@ -93,8 +115,10 @@ bool guest_session_expect(struct guest_session *session, const char *text,
 			return true;
 		}
 		double left = deadline - now_seconds();
-		if (session->output_ended || left <= 0)
+		if (session->output_ended || left <= 0) {
+			report_guest_crash(session);
 			return false;
+		}
 		if (!read_output(session, (int)(left * 1000) + 1))
 			session->output_ended = true;
 	}

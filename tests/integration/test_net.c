@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,10 +33,14 @@
 #define HOSTFWD_PORT 18080
 #define HOST_SERVER_PORT 18081
 #define TAP_SERVER_PORT 18082
-#define TAP_SINK_PORT 18083
 #define GUEST_SINK_PORT 5000
-/* Enough full-speed TCP for the rings to run dry and refill many times. */
-#define BULK_BYTES 100000000
+/* Enough full-speed TCP for the rings to run dry and refill many times
+ * (the receive ring of 256 buffers dozens of times). Not more: under
+ * sustained interrupt load the emulated host now and then crashes its
+ * guest's kernel, QEMU's as much as vessel's (tools/emuhost/README.md). */
+#define BULK_BYTES 32000000
+/* A transfer that makes no progress for this long has failed. */
+#define SEND_TIMEOUT 60
 
 /* The test's guest: a global, so that the suite's fini ends it even when
  * an assertion ends the test early (its hostfwd ports must be free for
@@ -65,8 +70,10 @@ static void start(struct guest_session *session, const char *net,
 	snprintf(net_option, sizeof(net_option), "%s", net);
 	snprintf(cmdline, sizeof(cmdline), "console=ttyS0 reboot=k panic=1 %s",
 		 cmdline_tail);
+	/* A guest that crashes ends vessel, and the test, at once. */
 	char *argv[] = { "vessel", "run", "--kernel", kernel, "--initrd", initrd,
-			 "--net", net_option, "--cmdline", cmdline, NULL };
+			 "--net", net_option, "--cmdline", cmdline, "--no-reboot",
+			 NULL };
 	cr_assert_eq(guest_session_start(session, argv), 0,
 		     "cannot start vessel ($VESSEL_BINARY)");
 }
@@ -170,6 +177,7 @@ static size_t http_get(const char *address, unsigned int port, const char *path,
 		       char *body, size_t size)
 {
 	struct sockaddr_in where = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct timeval patience = { .tv_sec = SEND_TIMEOUT };
 	size_t capacity = size + 4096, used = 0;
 	char *response = malloc(capacity);
 	char request[256];
@@ -183,6 +191,8 @@ static size_t http_get(const char *address, unsigned int port, const char *path,
 		ssize_t got;
 
 		cr_assert(fd >= 0);
+		/* A guest that died leaves the connection open on this side. */
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof(patience));
 		if (connect(fd, (struct sockaddr *)&where, sizeof(where)) == 0 &&
 		    write(fd, request, request_len) == request_len) {
 			while (used < capacity - 1 &&
@@ -302,34 +312,12 @@ Test(net, slirp_restricted_keeps_the_guest_in)
 	stop_child(server);
 }
 
-/* A child that accepts one connection on listener and writes the number
- * of bytes it received, as text, to the returned pipe. */
-static int count_bytes_received(int listener)
-{
-	int result[2];
-
-	cr_assert_eq(pipe(result), 0);
-	if (fork_helper() == 0) {
-		static char buffer[65536];
-		unsigned long long total = 0;
-		int connection = accept(listener, NULL, NULL);
-		ssize_t got;
-
-		while (connection >= 0 &&
-		       (got = read(connection, buffer, sizeof(buffer))) > 0)
-			total += (unsigned long long)got;
-		dprintf(result[1], "%llu", total);
-		_exit(0);
-	}
-	close(result[1]);
-	return result[0];
-}
-
 /* Connects to address:port (retrying while nobody listens yet) and sends
- * length zero bytes. */
-static void send_bytes(const char *address, unsigned int port, size_t length)
+ * length zero bytes: whether all of them went. */
+static bool send_bytes(const char *address, unsigned int port, size_t length)
 {
 	struct sockaddr_in where = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct timeval patience = { .tv_sec = SEND_TIMEOUT };
 	static const char zeros[65536];
 	int fd = -1;
 
@@ -342,15 +330,24 @@ static void send_bytes(const char *address, unsigned int port, size_t length)
 			sleep(1);
 		}
 	}
-	cr_assert(fd >= 0, "nothing listens on %s:%u", address, port);
+	if (fd < 0) {
+		fprintf(stderr, "nothing listens on %s:%u\n", address, port);
+		return false;
+	}
+	/* A guest that died leaves the connection open on this side. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof(patience));
 	while (length) {
 		size_t chunk = length < sizeof(zeros) ? length : sizeof(zeros);
 		ssize_t sent = write(fd, zeros, chunk);
 
-		cr_assert_gt(sent, 0, "sending to the guest: %s", strerror(errno));
+		if (sent <= 0) {
+			fprintf(stderr, "sending to the guest: %s\n", strerror(errno));
+			break;
+		}
 		length -= (size_t)sent;
 	}
 	close(fd);
+	return length == 0;
 }
 
 /* Runs a shell command of the test's own; fails the test if it fails. */
@@ -359,21 +356,31 @@ static void host_command(const char *command)
 	cr_assert_eq(system(command), 0, "'%s' failed", command);
 }
 
+/* A TAP device vtap0 with 192.168.77.1/24 in a network namespace of the
+ * test's own process: nothing touches the emulated host's own network. */
+static void make_tap_in_a_namespace(void)
+{
+	cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare: %s", strerror(errno));
+	host_command("ip link set lo up && ip tuntap add dev vtap0 mode tap && "
+		     "ip addr add 192.168.77.1/24 dev vtap0 && ip link set vtap0 up");
+}
+
+static void start_on_tap(void)
+{
+	start(&session, "tap,ifname=vtap0", "vessel.ip=192.168.77.2/24");
+	expect_address_then_shell(&session, "vessel-guest: eth0 has 192.168.77.2/24");
+}
+
 Test(net, tap_in_a_network_namespace)
 {
 	char command[512];
 
-	/* Everything below lives in a namespace of this test's process:
-	 * nothing touches the emulated host's own network. */
-	cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare: %s", strerror(errno));
-	host_command("ip link set lo up && ip tuntap add dev vtap0 mode tap && "
-		     "ip addr add 192.168.77.1/24 dev vtap0 && ip link set vtap0 up");
+	make_tap_in_a_namespace();
 	int listener = listen_on("192.168.77.1", TAP_SERVER_PORT);
 	pid_t server = serve_http(listener, "vessel-over-tap-5d9f\n");
 
 	close(listener);
-	start(&session, "tap,ifname=vtap0", "vessel.ip=192.168.77.2/24");
-	expect_address_then_shell(&session, "vessel-guest: eth0 has 192.168.77.2/24");
+	start_on_tap();
 	type(&session, "ping -c 2 -W 5 192.168.77.1 >/dev/null && echo ping=o''k\n",
 	     "ping=ok");
 	snprintf(command, sizeof(command),
@@ -401,28 +408,61 @@ Test(net, tap_in_a_network_namespace)
 	snprintf(command, sizeof(command),
 		 "echo '%s  /tmp/vessel-tap-big' | md5sum -c --status", guest_sum);
 	host_command(command);
+	power_off(&session);
+	stop_child(server);
+}
 
-	/* Bulk TCP both ways: the guest's rings empty and refill while frames
-	 * keep coming, and no kick may be lost (a stall would time out). */
-	listener = listen_on("192.168.77.1", TAP_SINK_PORT);
-	int received = count_bytes_received(listener);
-	close(listener);
+/* BULK_BYTES from a fresh guest to the host (its httpd sends a file, with
+ * sendfile: the guest's user space stays out of the way), then from the
+ * host to it: whether both arrived whole. */
+static bool bulk_both_ways(void)
+{
+	char command[512];
+	size_t got;
+	char *bulk = malloc(BULK_BYTES + 1);
+
+	cr_assert_not_null(bulk);
+	start_on_tap();
 	snprintf(command, sizeof(command),
-		 "head -c %d /dev/zero | nc 192.168.77.1 %d && echo sent=o''k\n",
-		 BULK_BYTES, TAP_SINK_PORT);
-	type(&session, command, "sent=ok");
-	char count[32] = "";
-	cr_assert_gt(read(received, count, sizeof(count) - 1), 0);
-	close(received);
-	cr_assert_eq(strtoull(count, NULL, 10), BULK_BYTES, "host got %s bytes", count);
-
+		 "mkdir -p /tmp/www && head -c %d /dev/zero > /tmp/www/bulk && httpd -p 80 -h /tmp/www && echo httpd=u''p\n",
+		 BULK_BYTES);
+	cr_assert_eq(guest_session_send(&session, command), 0);
+	if (!guest_session_expect(&session, "httpd=up", COMMAND_TIMEOUT)) {
+		free(bulk);
+		return false;
+	}
+	got = http_get("192.168.77.2", 80, "/bulk", bulk, BULK_BYTES + 1);
+	free(bulk);
+	if (got != BULK_BYTES) {
+		fprintf(stderr, "the host got %zu of %d bytes from the guest\n",
+			got, BULK_BYTES);
+		return false;
+	}
 	snprintf(command, sizeof(command),
 		 "nc -l -p %d | wc -c | sed s/^/recei''ved=/ &\n", GUEST_SINK_PORT);
 	cr_assert_eq(guest_session_send(&session, command), 0);
-	send_bytes("192.168.77.2", GUEST_SINK_PORT, BULK_BYTES);
 	snprintf(command, sizeof(command), "received=%d", BULK_BYTES);
-	cr_assert(guest_session_expect(&session, command, COMMAND_TIMEOUT),
-		  "the guest did not get %d bytes", BULK_BYTES);
+	return send_bytes("192.168.77.2", GUEST_SINK_PORT, BULK_BYTES) &&
+	       guest_session_expect(&session, command, COMMAND_TIMEOUT);
+}
+
+/* Bulk TCP both ways: the guest's rings empty and refill while frames keep
+ * coming, and no kick may be lost (a stall would time out). A round whose
+ * guest kernel crashed is run once more with a new guest: that is the
+ * emulated host's known fault, which QEMU's guests meet too; a round that
+ * fails any other way fails the test. */
+Test(net, tap_bulk_tcp_both_ways)
+{
+	make_tap_in_a_namespace();
+	for (int round = 1;; round++) {
+		if (bulk_both_ways())
+			break;
+		cr_assert(guest_session_kernel_crashed(&session),
+			  "bulk TCP over TAP did not arrive whole");
+		cr_assert_lt(round, 2, "the guest kernel crashed in both rounds");
+		fprintf(stderr, "\ntest_net: the guest kernel crashed; "
+				"one more round with a new guest\n");
+		end_guest();
+	}
 	power_off(&session);
-	stop_child(server);
 }

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 
+from guest_crash import ATTEMPTS, GuestCrashed, kernel_crashed
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 JOBS = {
     "randread-4k": "--rw=randread --bs=4k --iodepth=32",
@@ -65,7 +67,7 @@ def commands(args, data):
     cmdline = ("console=ttyS0 reboot=k panic=1 quiet root=/dev/vda ro "
                f"vessel.run={guest_command(args.runtime, args.jobs)}")
     runs = {
-        label: [path, "run", "--kernel", kernel, "--initrd", initrd,
+        label: [path, "run", "--no-reboot", "--kernel", kernel, "--initrd", initrd,
                 "--memory", "512M", "--cpus", str(args.cpus),
                 "--disk", f"{root},readonly", "--disk", data,
                 "--cmdline", cmdline]
@@ -75,7 +77,7 @@ def commands(args, data):
         "qemu-pc": ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host",
                     "-M", "pc", "-m", "512M", "-smp", str(args.cpus),
                     "-nodefaults", "-no-user-config", "-nographic",
-                    "-serial", "stdio", "-kernel", kernel, "-initrd", initrd,
+                    "-serial", "stdio", "-no-reboot", "-kernel", kernel, "-initrd", initrd,
                     "-append", cmdline,
                     "-drive", f"file={root},format=raw,if=none,id=root,readonly=on",
                     "-device", "virtio-blk-pci,drive=root",
@@ -90,6 +92,8 @@ def run_once(argv, timeout):
                             timeout=timeout)
     output = result.stdout.decode(errors="replace").replace("\r", "")
     match = re.search(r"fio-begin\n(.*)fio-end", output, re.S)
+    if not match and kernel_crashed(output):
+        raise GuestCrashed(f"{argv[0]}: the guest kernel crashed")
     if not match:
         raise RuntimeError(f"{argv[0]}: no fio results:\n{output[-3000:]}")
     figures = {}
@@ -106,6 +110,17 @@ def run_once(argv, timeout):
         side = job["write"] if "write" in name else job["read"]
         figures[name] = side["iops"] if "4k" in name else side["bw_bytes"] / 2**20
     return figures
+
+
+def run_with_retries(argv, timeout):
+    """run_once, with a new guest when the guest's kernel crashed."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return run_once(argv, timeout)
+        except GuestCrashed as crash:
+            print(f"{crash} (attempt {attempt} of {ATTEMPTS}; see "
+                  "tools/emuhost/README.md)", file=sys.stderr, flush=True)
+    raise RuntimeError(f"{argv[0]}: the guest kernel crashed {ATTEMPTS} times")
 
 
 def main():
@@ -132,7 +147,7 @@ def main():
         results = {name: {job: [] for job in args.jobs} for name in runs}
         for round_number in range(args.rounds):
             for name, argv in runs.items():
-                figures = run_once(argv, args.timeout)
+                figures = run_with_retries(argv, args.timeout)
                 for job, value in figures.items():
                     results[name][job].append(value)
                 print(f"round {round_number + 1} {name:12s} " +

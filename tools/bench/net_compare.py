@@ -18,7 +18,10 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
+
+from guest_crash import ATTEMPTS, GuestCrashed, kernel_crashed
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAMESPACE = "vessel-bench"
@@ -54,7 +57,7 @@ def vmm_command(vmm, backend, args):
     forward = f"tcp:127.0.0.1:{PORT}-:{PORT}"
     if vmm == "vessel":
         net = f"user,hostfwd={forward}" if backend == "user" else f"tap,ifname={TAP}"
-        argv = [args.vessel, "run", "--kernel", kernel, "--initrd", initrd,
+        argv = [args.vessel, "run", "--no-reboot", "--kernel", kernel, "--initrd", initrd,
                 "--memory", "512M", "--cpus", str(args.cpus),
                 "--disk", f"{root},readonly", "--net", net, "--cmdline", cmdline]
     else:
@@ -62,7 +65,7 @@ def vmm_command(vmm, backend, args):
                   f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost=off")
         argv = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "pc",
                 "-m", "512M", "-smp", str(args.cpus), "-nodefaults",
-                "-no-user-config", "-nographic", "-serial", "stdio",
+                "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
                 "-kernel", kernel, "-initrd", initrd, "-append", cmdline,
                 "-drive", f"file={root},format=raw,if=none,id=root,readonly=on",
                 "-device", "virtio-blk-pci,drive=root",
@@ -72,21 +75,39 @@ def vmm_command(vmm, backend, args):
     return argv
 
 
-def wait_for(process, text, timeout):
-    """Reads the VMM's console until text appears; the output so far."""
-    output = b""
-    deadline = time.monotonic() + timeout
-    os.set_blocking(process.stdout.fileno(), False)
-    while text.encode() not in output:
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError(f"no '{text}' from the guest:\n"
-                               f"{output.decode(errors='replace')[-3000:]}")
-        chunk = process.stdout.read()
-        if chunk:
-            output += chunk
-        else:
+class Console:
+    """The VMM's console output, read on a thread of its own so that a
+    crash is seen whenever it happens."""
+
+    def __init__(self, process):
+        self.process = process
+        self.text = ""
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for chunk in iter(lambda: self.process.stdout.read1(4096), b""):
+            with self.lock:
+                self.text += chunk.decode(errors="replace")
+
+    def crashed(self):
+        with self.lock:
+            return kernel_crashed(self.text)
+
+    def wait_for(self, text, timeout):
+        """Waits until text appears on the console."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                if text in self.text:
+                    return
+                tail = self.text[-3000:]
+            if self.crashed():
+                raise GuestCrashed(f"the guest kernel crashed:\n{tail}")
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"no '{text}' from the guest:\n{tail}")
             time.sleep(0.2)
-    return output
 
 
 def iperf(backend, reverse, args):
@@ -112,18 +133,41 @@ def iperf(backend, reverse, args):
     raise RuntimeError("iperf3 failed three times")
 
 
-def measure(vmm, backend, args):
+def measure_once(vmm, backend, args):
     """{direction: Mbit/s} for one boot of one VMM with one backend."""
     process = subprocess.Popen(vmm_command(vmm, backend, args),
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
+    console = Console(process)
     try:
-        wait_for(process, "Server listening on", args.boot_timeout)
-        return {direction: iperf(backend, direction == "guest-to-host", args)
-                for direction in DIRECTIONS}
+        console.wait_for("Server listening on", args.boot_timeout)
+        figures = {}
+        for direction in DIRECTIONS:
+            try:
+                figures[direction] = iperf(backend, direction == "guest-to-host", args)
+            except RuntimeError:
+                if console.crashed():
+                    raise GuestCrashed("the guest kernel crashed during iperf3")
+                raise
+        # A guest that died at the end of a run gives no figure to trust.
+        if console.crashed():
+            raise GuestCrashed("the guest kernel crashed during iperf3")
+        return figures
     finally:
         process.kill()
         process.wait()
+
+
+def measure(vmm, backend, args):
+    """measure_once, with a new guest when the guest's kernel crashed."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return measure_once(vmm, backend, args)
+        except GuestCrashed as crash:
+            print(f"{vmm} {backend}: {str(crash).splitlines()[0]} (attempt "
+                  f"{attempt} of {ATTEMPTS}; see tools/emuhost/README.md)",
+                  file=sys.stderr, flush=True)
+    raise RuntimeError(f"{vmm} {backend}: the guest kernel crashed {ATTEMPTS} times")
 
 
 def main():

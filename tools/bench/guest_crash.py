@@ -1,0 +1,21 @@
+"""Recognising a guest whose kernel crashed, for the benchmarks.
+
+Inside the emulated AMD-V host a guest's kernel now and then dies in its
+entry code under sustained interrupt load, QEMU's guests as much as
+vessel's (tools/emuhost/README.md, "Known fault"). A benchmark boots its
+guests with --no-reboot / -no-reboot, so such a guest ends its VMM, and
+measures that round again with a new guest instead of reporting a figure
+of a machine that was not there.
+"""
+
+SIGNS = ("Kernel panic - not syncing", "double fault:", "stack guard page")
+ATTEMPTS = 3
+
+
+class GuestCrashed(RuntimeError):
+    """The guest's kernel crashed during a measurement."""
+
+
+def kernel_crashed(console):
+    """Whether the console text shows the guest's kernel crashing."""
+    return any(sign in console for sign in SIGNS)
