@@ -82,8 +82,10 @@ static bool read_output(struct guest_session *session, int timeout_ms)
 
 bool guest_session_kernel_crashed(const struct guest_session *session)
 {
-	static const char *const signs[] = { "Kernel panic - not syncing",
-					     "double fault:", "stack guard page" };
+	static const char *const signs[] = {
+		"Kernel panic - not syncing", "double fault:", "stack guard page",
+		"guest triple-faulted", /* vessel's words for KVM_EXIT_SHUTDOWN */
+	};
 
 	for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++)
 		if (strstr(session->output, signs[i]))
@@ -97,8 +99,8 @@ bool guest_session_kernel_crashed(const struct guest_session *session)
 static void report_guest_crash(const struct guest_session *session)
 {
 	if (guest_session_kernel_crashed(session))
-		fprintf(stderr, "\nguest_session: the guest kernel crashed (its "
-				"oops is above); in the emulated host see "
+		fprintf(stderr, "\nguest_session: the guest kernel crashed (what it "
+				"printed is above); in the emulated host see "
 				"tools/emuhost/README.md, \"Known fault\"\n");
 }
 
@@ -138,6 +140,20 @@ int guest_session_send(struct guest_session *session, const char *text)
 	return 0;
 }
 
+/* SIGKILL, then a bounded wait: a process stuck in the kernel (seen when
+ * the emulated host itself wedges) must not hang the test that ends it. */
+static void kill_and_reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	for (int tries = 0; tries < 300; tries++) {
+		if (waitpid(pid, NULL, WNOHANG) != 0)
+			return;
+		usleep(100 * 1000);
+	}
+	fprintf(stderr, "guest_session: vessel (pid %d) did not end 30 s after "
+			"SIGKILL; left behind\n", (int)pid);
+}
+
 int guest_session_wait(struct guest_session *session, int timeout_seconds)
 {
 	double deadline = now_seconds() + timeout_seconds;
@@ -151,8 +167,7 @@ int guest_session_wait(struct guest_session *session, int timeout_seconds)
 			break;
 		}
 		if (now_seconds() > deadline) {
-			kill(session->pid, SIGKILL);
-			waitpid(session->pid, &status, 0);
+			kill_and_reap(session->pid);
 			session->pid = -1;
 			return -1;
 		}
@@ -169,10 +184,8 @@ int guest_session_wait(struct guest_session *session, int timeout_seconds)
 
 void guest_session_close(struct guest_session *session)
 {
-	if (session->pid > 0 && session->exit_status < 0) {
-		kill(session->pid, SIGKILL);
-		waitpid(session->pid, NULL, 0);
-	}
+	if (session->pid > 0 && session->exit_status < 0)
+		kill_and_reap(session->pid);
 	close(session->input_fd);
 	close(session->output_fd);
 	free(session->output);

@@ -92,7 +92,7 @@ def run_once(argv, timeout):
                             timeout=timeout)
     output = result.stdout.decode(errors="replace").replace("\r", "")
     match = re.search(r"fio-begin\n(.*)fio-end", output, re.S)
-    if not match and kernel_crashed(output):
+    if not match and kernel_crashed(output + result.stderr.decode(errors="replace")):
         raise GuestCrashed(f"{argv[0]}: the guest kernel crashed")
     if not match:
         raise RuntimeError(f"{argv[0]}: no fio results:\n{output[-3000:]}")

@@ -8,7 +8,8 @@ measures that round again with a new guest instead of reporting a figure
 of a machine that was not there.
 """
 
-SIGNS = ("Kernel panic - not syncing", "double fault:", "stack guard page")
+SIGNS = ("Kernel panic - not syncing", "double fault:", "stack guard page",
+         "guest triple-faulted")
 ATTEMPTS = 3
 
 
