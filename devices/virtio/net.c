@@ -228,11 +228,15 @@ static uint32_t serve_command(struct virtio_net *net,
 }
 
 /* Serves every available chain: 0 once the ring is empty, or -EINVAL when
- * the driver broke the ring itself (see virtqueue_pop). */
-static int serve_chains(struct virtio_net *net, unsigned int index,
-			bool *used)
+ * the driver broke the ring itself (see virtqueue_pop). The driver hears
+ * of each chain used as soon as it asked to (EVENT_IDX's used_event, or
+ * NO_INTERRUPT): a guest's TCP stack frees a sent frame on that interrupt
+ * and may send more only then, so an interrupt held back to the end of a
+ * long batch would stall it. */
+static int serve_chains(struct virtio_net *net, unsigned int index)
 {
-	struct virtqueue *queue = &net->device.queues[index];
+	struct virtio_device *device = &net->device;
+	struct virtqueue *queue = &device->queues[index];
 	struct virtqueue_element *element = &net->tx_element;
 
 	for (;;) {
@@ -247,14 +251,13 @@ static int serve_chains(struct virtio_net *net, unsigned int index,
 			/* A malformed chain, already given back. */
 			if (index == VIRTIO_NET_TRANSMITQ)
 				net->stats.tx_dropped++;
-			*used = true;
-			continue;
+		} else {
+			virtqueue_push(queue, element->head,
+				       index == VIRTIO_NET_TRANSMITQ
+					       ? transmit_chain(net, element)
+					       : serve_command(net, element));
 		}
-		virtqueue_push(queue, element->head,
-			       index == VIRTIO_NET_TRANSMITQ
-				       ? transmit_chain(net, element)
-				       : serve_command(net, element));
-		*used = true;
+		device->notify_queue(device, index);
 	}
 }
 
@@ -262,7 +265,6 @@ static void serve_queue(struct virtio_net *net, unsigned int index)
 {
 	struct virtio_device *device = &net->device;
 	struct virtqueue *queue = &device->queues[index];
-	bool used = false;
 	int err = 0;
 
 	pthread_mutex_lock(&net->tx_lock);
@@ -272,12 +274,9 @@ static void serve_queue(struct virtio_net *net, unsigned int index)
 		 * are enabled again is found by the re-check (§2.7.10). */
 		do {
 			virtqueue_set_notification(queue, false);
-			err = serve_chains(net, index, &used);
+			err = serve_chains(net, index);
 			virtqueue_set_notification(queue, true);
 		} while (!err && virtqueue_has_available(queue));
-		/* One interrupt for the batch. */
-		if (used)
-			device->notify_queue(device, index);
 	}
 	pthread_mutex_unlock(&net->tx_lock);
 	if (err)

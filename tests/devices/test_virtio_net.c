@@ -507,22 +507,46 @@ Test(virtio_net, transmits_a_tso_frame_when_negotiated)
 	cr_assert_eq(backend.frame_len, 3000);
 }
 
-Test(virtio_net, transmits_a_batch_with_one_interrupt)
+/* What the transport does with notify_queue: an interrupt when the driver
+ * wants one; here noted with how many frames had gone out by then. */
+static unsigned int interrupts, transmits_at_interrupt[8];
+
+static void interrupt_when_wanted(struct virtio_device *notified,
+				  unsigned int queue)
+{
+	if (!virtqueue_should_notify(&notified->queues[queue]))
+		return;
+	cr_assert_lt(interrupts, 8);
+	transmits_at_interrupt[interrupts++] = backend.transmits;
+}
+
+Test(virtio_net, interrupts_for_sent_frames_when_the_driver_asks_mid_batch)
 {
 	struct virtio_net_hdr header = { 0 };
 
-	for (unsigned int i = 0; i < 3; i++) {
+	interrupts = 0;
+	device->notify_queue = interrupt_when_wanted;
+	for (unsigned int i = 0; i < 4; i++) {
 		struct buffer buffers[] = {
 			{ DATA_ADDR + 0x1000 * i, HEADER_SIZE + 64, false },
 		};
 		put_header(DATA_ADDR + 0x1000 * i, &header);
 		add_chain(VIRTIO_NET_TRANSMITQ, buffers, 1);
 	}
+	/* used_event 1: interrupt once the second chain is used (§2.7.10),
+	 * as Linux asks when it stops its queue for room. */
+	ram_put16(ram, rings[VIRTIO_NET_TRANSMITQ].avail + 4 + 2 * QUEUE_SIZE, 1);
 	device->ops->queue_notify(device, VIRTIO_NET_TRANSMITQ);
-	cr_assert_eq(backend.transmits, 3);
-	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 3);
-	cr_assert_eq(notify_calls[VIRTIO_NET_TRANSMITQ], 1);
-	cr_assert_eq(virtio_net_stats(net).tx_frames, 3);
+	cr_assert_eq(backend.transmits, 4);
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 4);
+	cr_assert_eq(virtio_net_stats(net).tx_frames, 4);
+	/* The first interrupt a queue raises is never suppressed; then the
+	 * one used_event asked for, before the rest of the batch went out,
+	 * and no more. */
+	cr_assert_eq(interrupts, 2);
+	cr_assert_eq(transmits_at_interrupt[0], 1);
+	cr_assert_eq(transmits_at_interrupt[1], 2,
+		     "the interrupt waited for the end of the batch");
 }
 
 Test(virtio_net, drops_a_header_shorter_than_12_bytes)
@@ -639,7 +663,9 @@ Test(virtio_net, counts_a_chain_the_ring_refuses_and_goes_on)
 	cr_assert_eq(backend.transmits, 1);
 	cr_assert_eq(virtio_net_stats(net).tx_dropped, 1);
 	cr_assert_eq(virtio_net_stats(net).tx_frames, 1);
-	cr_assert_eq(notify_calls[VIRTIO_NET_TRANSMITQ], 1);
+	/* Each chain given back is offered to the driver, the refused one
+	 * too (whether it interrupts is the transport's and driver's call). */
+	cr_assert_eq(notify_calls[VIRTIO_NET_TRANSMITQ], 2);
 	cr_assert_eq(needs_reset_calls, 0);
 }
 
