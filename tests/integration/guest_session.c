@@ -184,6 +184,17 @@ int guest_session_wait(struct guest_session *session, int timeout_seconds)
 
 void guest_session_close(struct guest_session *session)
 {
+	/* What the guest printed last, then whether it was a crash: a test
+	 * that failed on a check of its own, with the guest dead, says so. */
+	for (int reads = 0; reads < 50 && !session->output_ended; reads++) {
+		size_t before = session->output_len;
+
+		if (!read_output(session, 200))
+			session->output_ended = true;
+		else if (session->output_len == before)
+			break;
+	}
+	report_guest_crash(session);
 	if (session->pid > 0 && session->exit_status < 0)
 		kill_and_reap(session->pid);
 	close(session->input_fd);

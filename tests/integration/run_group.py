@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Runs one group of emulated-host tests (a criterion program) and gives a
+test that failed because its guest's kernel crashed one more run.
+
+Inside the emulated AMD-V host a guest's kernel now and then dies in its
+entry code, QEMU's guests as much as vessel's (tools/emuhost/README.md,
+"Known fault"). guest_session prints "the guest kernel crashed" when a wait
+fails after such a crash. A failed test whose own output has that line is
+run once more, alone; the group passes if every rerun passes. A test that
+failed without a crash, or crashed twice, fails the group: nothing else is
+ever retried.
+
+Usage: run_group.py PROGRAM [CRITERION OPTIONS...]
+"""
+import re
+import subprocess
+import sys
+
+CRASH = "guest_session: the guest kernel crashed"
+COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+RUN = re.compile(r"^\[RUN \] (\S+)")
+FAIL = re.compile(r"^\[FAIL\] (\S+): \(")
+
+
+def run(argv):
+    """Runs argv with its output passed through: exit status and lines."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    lines = []
+    for raw in process.stdout:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.flush()
+        lines.append(COLOUR.sub("", raw.decode(errors="replace")))
+    return process.wait(), lines
+
+
+def failures(lines):
+    """{test: whether its guest kernel crashed} for every failed test; with
+    --jobs=1 a test's output lies between its RUN line and its result."""
+    current, crashed, failed = None, False, {}
+    for line in lines:
+        started = RUN.match(line)
+        if started:
+            current, crashed = started.group(1), False
+            continue
+        if CRASH in line:
+            crashed = True
+        ended = FAIL.match(line)
+        if ended:
+            failed[ended.group(1)] = crashed and ended.group(1) == current
+    return failed
+
+
+def main(argv):
+    if not argv:
+        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+        return 2
+    status, lines = run(argv)
+    if status == 0:
+        return 0
+    failed = failures(lines)
+    if not failed or not all(failed.values()):
+        return status
+    for test in failed:
+        print(f"\nrun_group: {test} failed after its guest kernel crashed "
+              "(the emulated host's known fault); running it once more",
+              flush=True)
+        # criterion's filter names a test suite/name.
+        rerun, _ = run(argv + ["--filter", test.replace("::", "/", 1)])
+        if rerun != 0:
+            return rerun
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
