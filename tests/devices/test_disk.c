@@ -157,6 +157,28 @@ static int submit_range(enum disk_operation operation, uint64_t offset,
 	return disk_submit(disk, request);
 }
 
+/* A read or write of the bytes iov[0..count) describe, at offset. */
+static int submit_io(enum disk_operation operation, uint64_t offset,
+		     struct iovec *iov, unsigned int count,
+		     struct disk_request *request,
+		     struct completion_record *record)
+{
+	uint64_t length = 0;
+
+	for (unsigned int i = 0; i < count; i++)
+		length += iov[i].iov_len;
+	*request = (struct disk_request){
+		.operation = operation,
+		.offset = offset,
+		.length = length,
+		.iov = iov,
+		.iov_count = count,
+		.complete = record_completion,
+		.opaque = record,
+	};
+	return disk_submit(disk, request);
+}
+
 Test(disk, reports_size_block_size_and_serial)
 {
 	open_writable();
@@ -175,20 +197,13 @@ ENGINE_TEST(write_then_read_complete_on_the_eventfd)
 				     { second, sizeof(second) } };
 	struct iovec read_iov[] = { { back, sizeof(back) } };
 	struct completion_record record = { 0 };
-	struct disk_request request = {
-		.operation = DISK_WRITE,
-		.offset = 8192,
-		.length = sizeof(first) + sizeof(second),
-		.iov = write_iov,
-		.iov_count = 2,
-		.complete = record_completion,
-		.opaque = &record,
-	};
+	struct disk_request request;
 
 	open_writable();
 	memset(first, 0x11, sizeof(first));
 	memset(second, 0x22, sizeof(second));
-	cr_assert_eq(disk_submit(disk, &request), 0);
+	cr_assert_eq(submit_io(DISK_WRITE, 8192, write_iov, 2, &request, &record),
+		     0);
 	cr_assert_eq(record.calls, 0, "completed outside the event thread");
 	wait_for(&record, 1);
 	cr_assert_eq(record.result, 0);
@@ -196,16 +211,7 @@ ENGINE_TEST(write_then_read_complete_on_the_eventfd)
 	cr_assert_arr_eq(in_file, first, sizeof(first));
 	cr_assert_arr_eq(in_file + sizeof(first), second, sizeof(second));
 
-	request = (struct disk_request){
-		.operation = DISK_READ,
-		.offset = 8192,
-		.length = sizeof(back),
-		.iov = read_iov,
-		.iov_count = 1,
-		.complete = record_completion,
-		.opaque = &record,
-	};
-	cr_assert_eq(disk_submit(disk, &request), 0);
+	cr_assert_eq(submit_io(DISK_READ, 8192, read_iov, 1, &request, &record), 0);
 	wait_for(&record, 2);
 	cr_assert_eq(record.result, 0);
 	cr_assert_arr_eq(back, in_file, sizeof(back));
@@ -342,15 +348,7 @@ ENGINE_TEST(read_only_refuses_changes)
 	cr_assert_eq(submit_range(DISK_WRITE_ZEROES, 0, 512, false, &request,
 				  &record),
 		     -EROFS);
-	request = (struct disk_request){
-		.operation = DISK_READ,
-		.length = sizeof(data),
-		.iov = &iov,
-		.iov_count = 1,
-		.complete = record_completion,
-		.opaque = &record,
-	};
-	cr_assert_eq(disk_submit(disk, &request), 0);
+	cr_assert_eq(submit_io(DISK_READ, 0, &iov, 1, &request, &record), 0);
 	wait_for(&record, 1);
 	cr_assert_eq(record.result, 0);
 }
@@ -384,16 +382,9 @@ ENGINE_TEST(close_waits_for_requests_in_flight)
 	for (int i = 0; i < 8; i++) {
 		memset(data[i], i + 1, sizeof(data[i]));
 		iov[i] = (struct iovec){ data[i], sizeof(data[i]) };
-		requests[i] = (struct disk_request){
-			.operation = DISK_WRITE,
-			.offset = (uint64_t)i * sizeof(data[i]),
-			.length = sizeof(data[i]),
-			.iov = &iov[i],
-			.iov_count = 1,
-			.complete = record_completion,
-			.opaque = &record,
-		};
-		cr_assert_eq(disk_submit(disk, &requests[i]), 0);
+		cr_assert_eq(submit_io(DISK_WRITE, (uint64_t)i * sizeof(data[i]),
+				       &iov[i], 1, &requests[i], &record),
+			     0);
 	}
 	disk_close(disk);
 	disk = NULL;
@@ -583,17 +574,9 @@ ENGINE_TEST(a_full_queue_of_scattered_reads)
 		for (int j = 0; j < PIECES; j++)
 			iov[i][j] = (struct iovec){ buffers[i] + j * PIECE,
 						    PIECE };
-		requests[i] = (struct disk_request){
-			.operation = DISK_READ,
-			.offset = (uint64_t)i * sizeof(expected),
-			.length = sizeof(expected),
-			.iov = iov[i],
-			.iov_count = PIECES,
-			.complete = record_completion,
-			.opaque = &records[i],
-		};
-		cr_assert_eq(disk_submit(disk, &requests[i]), 0, "request %d",
-			     i);
+		cr_assert_eq(submit_io(DISK_READ, (uint64_t)i * sizeof(expected),
+				       iov[i], PIECES, &requests[i], &records[i]),
+			     0, "request %d", i);
 	}
 	cr_assert_eq(disk_submit(disk, &requests[0]), -EAGAIN);
 	disk_drain(disk);
@@ -687,16 +670,9 @@ ENGINE_TEST(plugged_requests_start_at_unplug)
 	disk_plug(disk);
 	for (int i = 0; i < 4; i++) {
 		iov[i] = (struct iovec){ data[i], sizeof(data[i]) };
-		requests[i] = (struct disk_request){
-			.operation = DISK_READ,
-			.offset = (uint64_t)i * 512,
-			.length = sizeof(data[i]),
-			.iov = &iov[i],
-			.iov_count = 1,
-			.complete = record_completion,
-			.opaque = &record,
-		};
-		cr_assert_eq(disk_submit(disk, &requests[i]), 0);
+		cr_assert_eq(submit_io(DISK_READ, (uint64_t)i * 512, &iov[i], 1,
+				       &requests[i], &record),
+			     0);
 	}
 	poll_fd = (struct pollfd){ .fd = disk_completion_fd(disk),
 				   .events = POLLIN };

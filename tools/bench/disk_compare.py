@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 
-from guest_crash import ATTEMPTS, GuestCrashed, kernel_crashed
+from guest_crash import GuestCrashed, kernel_crashed, with_new_guests
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 JOBS = {
@@ -112,17 +112,6 @@ def run_once(argv, timeout):
     return figures
 
 
-def run_with_retries(argv, timeout):
-    """run_once, with a new guest when the guest's kernel crashed."""
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return run_once(argv, timeout)
-        except GuestCrashed as crash:
-            print(f"{crash} (attempt {attempt} of {ATTEMPTS}; see "
-                  "tools/emuhost/README.md)", file=sys.stderr, flush=True)
-    raise RuntimeError(f"{argv[0]}: the guest kernel crashed {ATTEMPTS} times")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -147,7 +136,7 @@ def main():
         results = {name: {job: [] for job in args.jobs} for name in runs}
         for round_number in range(args.rounds):
             for name, argv in runs.items():
-                figures = run_with_retries(argv, args.timeout)
+                figures = with_new_guests(name, lambda: run_once(argv, args.timeout))
                 for job, value in figures.items():
                     results[name][job].append(value)
                 print(f"round {round_number + 1} {name:12s} " +

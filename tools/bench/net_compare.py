@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from guest_crash import ATTEMPTS, GuestCrashed, kernel_crashed
+from guest_crash import GuestCrashed, kernel_crashed, with_new_guests
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAMESPACE = "vessel-bench"
@@ -172,14 +172,9 @@ def measure(vmm, backend, args):
     answering: inside the emulated host that happens to QEMU's guests and
     vessel's alike (tools/emuhost/README.md), and says nothing about
     either VMM's throughput. Every such retry is reported."""
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return measure_once(vmm, backend, args)
-        except RuntimeError as failure:
-            print(f"{vmm} {backend}: {str(failure).splitlines()[0]} (attempt "
-                  f"{attempt} of {ATTEMPTS}; see tools/emuhost/README.md)",
-                  file=sys.stderr, flush=True)
-    raise RuntimeError(f"{vmm} {backend}: no measurement in {ATTEMPTS} attempts")
+    return with_new_guests(f"{vmm} {backend}",
+                           lambda: measure_once(vmm, backend, args),
+                           retry_on=RuntimeError)
 
 
 def main():
