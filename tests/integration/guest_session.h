@@ -19,6 +19,7 @@ struct guest_session {
 	size_t output_len, output_cap;
 	size_t search_from; /* guest_session_expect() looks from here on */
 	bool output_ended;
+	bool crash_reported; /* the guest's kernel crashed, and it was said */
 	int exit_status; /* -1 until the process is reaped */
 };
 
