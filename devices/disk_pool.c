@@ -171,6 +171,7 @@ static int pool_open(struct disk *disk)
 				      worker_main, disk);
 		if (ret < 0)
 			break;
+		pthread_setname_np(pool->workers[pool->worker_count], "disk-worker");
 		pool->worker_count++;
 	}
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);

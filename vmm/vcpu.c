@@ -342,10 +342,14 @@ static void *vcpu_thread(void *opaque)
 int vcpu_start(struct vcpu *vcpu)
 {
 	int result = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	char name[16];
 
 	if (result)
 		return -result;
 	vcpu->thread_started = true;
+	/* Named as top -H and /proc/PID/task show it ("vcpu0", ...). */
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
+	pthread_setname_np(vcpu->thread, name);
 	return 0;
 }
 
