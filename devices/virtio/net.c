@@ -227,19 +227,26 @@ static uint32_t serve_command(struct virtio_net *net,
 	return (uint32_t)virtqueue_copy_to_in(element, 0, &ack, sizeof(ack));
 }
 
-/* Serves every available chain: 0 once the ring is empty, or -EINVAL when
- * the driver broke the ring itself (see virtqueue_pop). The driver hears
- * of each chain used as soon as it asked to (EVENT_IDX's used_event, or
- * NO_INTERRUPT): a guest's TCP stack frees a sent frame on that interrupt
- * and may send more only then, so an interrupt held back to the end of a
- * long batch would stall it. */
-static int serve_chains(struct virtio_net *net, unsigned int index)
+/* Chains served per call before the event loop gets to run what else is
+ * waiting: the backend's received frames (a sending guest's TCP waits for
+ * their ACKs) and the other devices. A guest that keeps its transmit
+ * queue full must not starve them. */
+#define NET_TX_BUDGET 256
+
+/* Serves up to budget available chains: 0 once the ring is empty, 1 when
+ * the budget ran out first, or -EINVAL when the driver broke the ring
+ * itself (see virtqueue_pop). The driver hears of each chain used as soon
+ * as it asked to (EVENT_IDX's used_event, or NO_INTERRUPT): a guest's TCP
+ * stack frees a sent frame on that interrupt and may send more only then,
+ * so an interrupt held back to the end of a long batch would stall it. */
+static int serve_chains(struct virtio_net *net, unsigned int index,
+			unsigned int budget)
 {
 	struct virtio_device *device = &net->device;
 	struct virtqueue *queue = &device->queues[index];
 	struct virtqueue_element *element = &net->tx_element;
 
-	for (;;) {
+	for (; budget; budget--) {
 		uint16_t last_avail_idx = queue->last_avail_idx;
 		int err = virtqueue_pop(queue, element);
 
@@ -259,27 +266,37 @@ static int serve_chains(struct virtio_net *net, unsigned int index)
 		}
 		device->notify_queue(device, index);
 	}
+	return 1;
 }
 
+/* One round of a queue: up to NET_TX_BUDGET chains, then kicks enabled
+ * again. Chains left over, or made available before the kicks were
+ * enabled (§2.7.10), are served in a later round of the event loop, after
+ * the events already waiting. */
 static void serve_queue(struct virtio_net *net, unsigned int index)
 {
 	struct virtio_device *device = &net->device;
 	struct virtqueue *queue = &device->queues[index];
+	bool more = false;
 	int err = 0;
 
 	pthread_mutex_lock(&net->tx_lock);
 	/* A kick that raced with a reset finds the device stopped. */
 	if (net->active && queue->ready) {
-		/* No kicks while draining; a chain made available before they
-		 * are enabled again is found by the re-check (§2.7.10). */
-		do {
-			virtqueue_set_notification(queue, false);
-			err = serve_chains(net, index);
+		/* No kicks while draining. */
+		virtqueue_set_notification(queue, false);
+		err = serve_chains(net, index, NET_TX_BUDGET);
+		if (err == 0) {
 			virtqueue_set_notification(queue, true);
-		} while (!err && virtqueue_has_available(queue));
+			more = virtqueue_has_available(queue);
+		}
+		if (err > 0 || more) {
+			virtqueue_set_notification(queue, false);
+			device->serve_queue_later(device, index);
+		}
 	}
 	pthread_mutex_unlock(&net->tx_lock);
-	if (err)
+	if (err < 0)
 		device->needs_reset(device);
 }
 

@@ -222,6 +222,16 @@ static void notify_config(struct virtio_device *device)
 	signal_config_change(device->transport, false);
 }
 
+/* The queue's own notifier, as if the driver had kicked: epoll has
+ * already reported the events of this round, so they run first. */
+static void serve_queue_later(struct virtio_device *device, unsigned int queue)
+{
+	struct virtio_pci *function = device->transport;
+
+	if (queue < device->queue_count)
+		wake_event_thread(function->notifiers[queue].fd);
+}
+
 static void msix_table_access(struct virtio_pci *function, uint64_t offset,
 			      uint8_t *data, uint32_t size, bool write)
 {
@@ -856,6 +866,7 @@ struct virtio_pci *virtio_pci_create(struct virtio_device *device,
 	device->notify_queue = notify_queue;
 	device->needs_reset = needs_reset;
 	device->notify_config = notify_config;
+	device->serve_queue_later = serve_queue_later;
 	reset_transport(function);
 
 	int result = build_configuration_space(function, bar_address);

@@ -86,6 +86,10 @@ struct virtio_device {
 	/* The device configuration changed (§2.5): a new config_generation
 	 * and a configuration change notification (§4.1.4.5). Any thread. */
 	void (*notify_config)(struct virtio_device *device);
+	/* Call queue_notify for queue again from the event loop, after the
+	 * other events already waiting: a device that stops draining a busy
+	 * queue to let the rest of the machine run. Event thread. */
+	void (*serve_queue_later)(struct virtio_device *device, unsigned int queue);
 	void *transport;
 };
 

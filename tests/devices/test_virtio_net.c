@@ -50,6 +50,7 @@ static struct {
 	unsigned int frame_count; /* its buffers */
 	size_t frame_len;
 	uint8_t frame[NET_FRAME_MAX + 1];
+	void (*on_transmit)(void); /* the guest's move while a frame goes out */
 } backend;
 
 static void backend_attach(struct net_backend *attached,
@@ -75,6 +76,8 @@ static int backend_transmit(struct net_backend *sending,
 		       frame[i].iov_len);
 		backend.frame_len += frame[i].iov_len;
 	}
+	if (backend.on_transmit)
+		backend.on_transmit();
 	return backend.transmit_result;
 }
 
@@ -128,6 +131,7 @@ static struct virtio_net *net;
 static struct virtio_device *device;
 static struct ring rings[3];
 static unsigned int notify_calls[3], needs_reset_calls, notify_config_calls;
+static unsigned int serve_later_calls[3];
 
 static void record_notify(struct virtio_device *notified, unsigned int queue)
 {
@@ -148,6 +152,13 @@ static void record_notify_config(struct virtio_device *changed)
 	notify_config_calls++;
 }
 
+static void record_serve_later(struct virtio_device *busy, unsigned int queue)
+{
+	cr_assert_eq(busy, device);
+	cr_assert_lt(queue, 3);
+	serve_later_calls[queue]++;
+}
+
 static void create_device(uint32_t offloads)
 {
 	struct device_context context = { .memory = &memory };
@@ -165,6 +176,7 @@ static void create_device(uint32_t offloads)
 	device->notify_queue = record_notify;
 	device->needs_reset = record_needs_reset;
 	device->notify_config = record_notify_config;
+	device->serve_queue_later = record_serve_later;
 }
 
 static void destroy_device(void)
@@ -205,6 +217,8 @@ static void activate(uint64_t features)
 static void clear_records(void)
 {
 	memset(notify_calls, 0, sizeof(notify_calls));
+	memset(serve_later_calls, 0, sizeof(serve_later_calls));
+	backend.on_transmit = NULL;
 	needs_reset_calls = notify_config_calls = 0;
 	backend.receive_ready_calls = backend.offload_calls = 0;
 	backend.transmits = 0;
@@ -547,6 +561,38 @@ Test(virtio_net, interrupts_for_sent_frames_when_the_driver_asks_mid_batch)
 	cr_assert_eq(transmits_at_interrupt[0], 1);
 	cr_assert_eq(transmits_at_interrupt[1], 2,
 		     "the interrupt waited for the end of the batch");
+}
+
+/* A guest that sends as fast as its frames go out: each frame sent makes
+ * its chain available again, 300 frames in all. */
+static uint16_t resent_head;
+
+static void send_again(void)
+{
+	if (backend.transmits < 300)
+		make_available(&rings[VIRTIO_NET_TRANSMITQ], resent_head);
+}
+
+Test(virtio_net, a_transmit_queue_that_stays_full_yields_to_the_event_loop)
+{
+	struct virtio_net_hdr header = { 0 };
+	struct buffer buffers[] = { { DATA_ADDR, HEADER_SIZE + 64, false } };
+
+	put_header(DATA_ADDR, &header);
+	resent_head = add_chain(VIRTIO_NET_TRANSMITQ, buffers, 1);
+	backend.on_transmit = send_again;
+	device->ops->queue_notify(device, VIRTIO_NET_TRANSMITQ);
+	cr_assert_eq(backend.transmits, 256, "one round serves 256 chains");
+	cr_assert_eq(serve_later_calls[VIRTIO_NET_TRANSMITQ], 1,
+		     "and asks for another round");
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 256);
+	/* The event loop's later round finds the rest. */
+	device->ops->queue_notify(device, VIRTIO_NET_TRANSMITQ);
+	cr_assert_eq(backend.transmits, 300);
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 300);
+	cr_assert_eq(serve_later_calls[VIRTIO_NET_TRANSMITQ], 1,
+		     "an empty ring needs no other round");
+	cr_assert_eq(needs_reset_calls, 0);
 }
 
 Test(virtio_net, drops_a_header_shorter_than_12_bytes)
