@@ -1,5 +1,7 @@
 #include "guest_session.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -21,6 +23,14 @@ const char *guest_artifact(const char *name)
 
 	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "guests/out", name);
 	return path;
+}
+
+static double now_seconds(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + now.tv_nsec / 1e9;
 }
 
 int guest_session_start(struct guest_session *session, char *const argv[])
@@ -45,17 +55,10 @@ int guest_session_start(struct guest_session *session, char *const argv[])
 	session->output_fd = output[0];
 	session->output_cap = 1 << 16;
 	session->output = calloc(1, session->output_cap);
+	session->last_output_at = now_seconds();
 	if (result)
 		return -result;
 	return 0;
-}
-
-static double now_seconds(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)now.tv_sec + now.tv_nsec / 1e9;
 }
 
 /* What a guest's kernel prints when it dies (and vessel's words for a
@@ -97,6 +100,131 @@ static void note_crash(struct guest_session *session, size_t new_from)
 			"tools/emuhost/README.md, \"Known fault\"\n");
 }
 
+/* A wait that gives up on a console silent this long, with a vCPU running
+ * guest code all along, found a guest that stopped, not a slow one. */
+#define STOPPED_SILENCE_SECONDS 60
+
+struct vcpu_sample {
+	int tid;
+	char name[16];
+	unsigned long long cpu_ticks, guest_ticks;
+};
+
+/* Up to max vessel threads named "vcpuN" (vcpu_start names them): their
+ * CPU and guest-mode time so far, from /proc/PID/task/TID/stat. */
+static size_t sample_vcpus(pid_t pid, struct vcpu_sample *samples, size_t max)
+{
+	char path[64];
+	size_t count = 0;
+	struct dirent *entry;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *tasks = opendir(path);
+	if (!tasks)
+		return 0;
+	while (count < max && (entry = readdir(tasks))) {
+		struct vcpu_sample *sample = &samples[count];
+		char stat[1024];
+
+		if (!isdigit((unsigned char)entry->d_name[0]))
+			continue;
+		sample->tid = atoi(entry->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
+			 sample->tid);
+		FILE *file = fopen(path, "r");
+		if (!file)
+			continue;
+		size_t len = fread(stat, 1, sizeof(stat) - 1, file);
+		fclose(file);
+		stat[len] = '\0';
+		/* "tid (name) state ...": fields counted from the state (3). */
+		char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+		if (!open || !close || close - open - 1 >= (long)sizeof(sample->name))
+			continue;
+		snprintf(sample->name, sizeof(sample->name), "%.*s",
+			 (int)(close - open - 1), open + 1);
+		if (strncmp(sample->name, "vcpu", 4) != 0)
+			continue;
+		/* Fields 14 and 15 (utime, stime) and 43 (guest_time), in
+		 * clock ticks; the state after the name is field 3. */
+		unsigned long long field[44] = { 0 };
+		int number = 3;
+		for (char *token = strtok(close + 1, " "); token && number < 44;
+		     token = strtok(NULL, " "))
+			field[number++] = strtoull(token, NULL, 10);
+		if (number < 44)
+			continue;
+		sample->cpu_ticks = field[14] + field[15];
+		sample->guest_ticks = field[43];
+		count++;
+	}
+	closedir(tasks);
+	return count;
+}
+
+/* Where a vCPU thread is: the first function of its kernel stack when it
+ * sleeps (the stack of a running thread reads empty). */
+static void wait_channel(pid_t pid, int tid, char *out, size_t size)
+{
+	char path[64], line[256];
+
+	snprintf(out, size, "?");
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stack", (int)pid, tid);
+	FILE *file = fopen(path, "r");
+	if (!file)
+		return;
+	snprintf(out, size, "running");
+	if (fgets(line, sizeof(line), file)) {
+		char *name = strstr(line, "] ");
+		if (name)
+			snprintf(out, size, "%.*s", (int)strcspn(name + 2, "+\n"),
+				 name + 2);
+	}
+	fclose(file);
+}
+
+/* Called when a wait gives up: says what each vCPU did over one second,
+ * and whether the guest stopped (see STOPPED_SILENCE_SECONDS). Inside the
+ * emulated host a guest now and then stops with a vCPU spinning in guest
+ * mode, QEMU's guests as much as vessel's (tools/emuhost/README.md, "Known
+ * fault"); tests/integration/run_group.py looks for the line it prints. */
+static void report_stall(struct guest_session *session, double silent_seconds)
+{
+	struct vcpu_sample before[64], after[64];
+	long ticks_per_second = sysconf(_SC_CLK_TCK);
+	bool spinning = false;
+
+	if (session->pid <= 0 || session->exit_status >= 0)
+		return;
+	size_t count = sample_vcpus(session->pid, before, 64);
+	sleep(1);
+	size_t now = sample_vcpus(session->pid, after, 64);
+	fprintf(stderr, "\nguest_session: the console has been silent for %.0f s; "
+			"vessel's vCPUs over one second:\n", silent_seconds);
+	for (size_t i = 0; i < count; i++) {
+		for (size_t j = 0; j < now; j++) {
+			if (after[j].tid != before[i].tid)
+				continue;
+			unsigned long long guest = after[j].guest_ticks - before[i].guest_ticks;
+			unsigned long long cpu = after[j].cpu_ticks - before[i].cpu_ticks;
+			char channel[64];
+
+			wait_channel(session->pid, after[j].tid, channel, sizeof(channel));
+			fprintf(stderr, "guest_session:   %s: %llu%% busy, %llu%% in the "
+					"guest; now %s\n", after[j].name,
+				cpu * 100 / (unsigned long long)ticks_per_second,
+				guest * 100 / (unsigned long long)ticks_per_second, channel);
+			if (guest * 2 >= (unsigned long long)ticks_per_second)
+				spinning = true;
+		}
+	}
+	if (spinning && silent_seconds >= STOPPED_SILENCE_SECONDS)
+		fprintf(stderr, "guest_session: the guest stopped: a vCPU keeps "
+				"running guest code and the console is silent; in the "
+				"emulated host see tools/emuhost/README.md, \"Known "
+				"fault\"\n");
+}
+
 /* Reads what is there within timeout_ms; false at end of output. */
 static bool read_output(struct guest_session *session, int timeout_ms)
 {
@@ -116,6 +244,7 @@ static bool read_output(struct guest_session *session, int timeout_ms)
 	fwrite(session->output + session->output_len, 1, (size_t)count, stderr);
 	session->output_len += (size_t)count;
 	session->output[session->output_len] = '\0';
+	session->last_output_at = now_seconds();
 	note_crash(session, session->output_len - (size_t)count);
 	return true;
 }
@@ -133,8 +262,12 @@ bool guest_session_expect(struct guest_session *session, const char *text,
 			return true;
 		}
 		double left = deadline - now_seconds();
-		if (session->output_ended || left <= 0)
+		if (session->output_ended)
 			return false;
+		if (left <= 0) {
+			report_stall(session, now_seconds() - session->last_output_at);
+			return false;
+		}
 		if (!read_output(session, (int)(left * 1000) + 1))
 			session->output_ended = true;
 	}
@@ -181,6 +314,7 @@ int guest_session_wait(struct guest_session *session, int timeout_seconds)
 			break;
 		}
 		if (now_seconds() > deadline) {
+			report_stall(session, now_seconds() - session->last_output_at);
 			kill_and_reap(session->pid);
 			session->pid = -1;
 			return -1;

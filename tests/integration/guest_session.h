@@ -20,6 +20,7 @@ struct guest_session {
 	size_t search_from; /* guest_session_expect() looks from here on */
 	bool output_ended;
 	bool crash_reported; /* the guest's kernel crashed, and it was said */
+	double last_output_at; /* CLOCK_MONOTONIC seconds of the last output */
 	int exit_status; /* -1 until the process is reaped */
 };
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Runs one group of emulated-host tests (a criterion program) and gives a
-test that failed because its guest's kernel crashed one more run.
+test that failed because its guest crashed or stopped one more run.
 
 Inside the emulated AMD-V host a guest's kernel now and then dies in its
-entry code, QEMU's guests as much as vessel's (tools/emuhost/README.md,
-"Known fault"). guest_session prints "the guest kernel crashed" when a wait
-fails after such a crash. A failed test whose own output has that line is
-run once more, alone; the group passes if every rerun passes. A test that
-failed without a crash, or crashed twice, fails the group: nothing else is
-ever retried.
+entry code, or the guest stops with a vCPU spinning in guest mode, QEMU's
+guests as much as vessel's (tools/emuhost/README.md, "Known fault").
+guest_session prints "the guest kernel crashed" as soon as the console
+shows such a crash, and "the guest stopped" when a wait gives up on a
+silent console while a vCPU keeps running guest code. A failed test whose
+own output has one of those lines is run once more, alone; the group
+passes if every rerun passes. A test that failed any other way, or twice,
+fails the group: nothing else is ever retried.
 
 Usage: run_group.py PROGRAM [CRITERION OPTIONS...]
 """
@@ -16,7 +18,8 @@ import re
 import subprocess
 import sys
 
-CRASH = "guest_session: the guest kernel crashed"
+KNOWN_FAULTS = ("guest_session: the guest kernel crashed",
+                "guest_session: the guest stopped")
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 RUN = re.compile(r"^\[RUN \] (\S+)")
 FAIL = re.compile(r"^\[FAIL\] (\S+): \(")
@@ -35,19 +38,20 @@ def run(argv):
 
 
 def failures(lines):
-    """{test: whether its guest kernel crashed} for every failed test; with
-    --jobs=1 a test's output lies between its RUN line and its result."""
-    current, crashed, failed = None, False, {}
+    """{test: whether its guest met the known fault} for every failed test;
+    with --jobs=1 a test's output lies between its RUN line and its
+    result."""
+    current, faulted, failed = None, False, {}
     for line in lines:
         started = RUN.match(line)
         if started:
-            current, crashed = started.group(1), False
+            current, faulted = started.group(1), False
             continue
-        if CRASH in line:
-            crashed = True
+        if any(fault in line for fault in KNOWN_FAULTS):
+            faulted = True
         ended = FAIL.match(line)
         if ended:
-            failed[ended.group(1)] = crashed and ended.group(1) == current
+            failed[ended.group(1)] = faulted and ended.group(1) == current
     return failed
 
 
@@ -62,8 +66,9 @@ def main(argv):
     if not failed or not all(failed.values()):
         return status
     for test in failed:
-        print(f"\nrun_group: {test} failed after its guest kernel crashed "
-              "(the emulated host's known fault); running it once more",
+        print(f"\nrun_group: {test} failed after its guest crashed or "
+              "stopped (the emulated host's known fault); running it once "
+              "more",
               flush=True)
         # criterion's filter names a test suite/name.
         rerun, _ = run(argv + ["--filter", test.replace("::", "/", 1)])
