@@ -78,11 +78,6 @@ static bool crashed_in(const char *text)
 	return false;
 }
 
-bool guest_session_kernel_crashed(const struct guest_session *session)
-{
-	return crashed_in(session->output);
-}
-
 /* A guest whose kernel died is named in the test's log the moment its
  * output shows it, however the test ends: inside the emulated host that
  * is a known fault of its nested SVM (it hits QEMU's guests alike,

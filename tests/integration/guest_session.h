@@ -32,10 +32,6 @@ int guest_session_start(struct guest_session *session, char *const argv[]);
 bool guest_session_expect(struct guest_session *session, const char *text,
 			  int timeout_seconds);
 
-/* Whether the guest's console shows its kernel crashing (a panic, a double
- * fault, a stack guard page hit). */
-bool guest_session_kernel_crashed(const struct guest_session *session);
-
 int guest_session_send(struct guest_session *session, const char *text);
 
 /* Waits for vessel to exit: its exit status, or -1 on timeout (then the
