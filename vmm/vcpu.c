@@ -274,6 +274,33 @@ void vcpu_describe_exit(const struct vcpu *vcpu, char *out, size_t out_len)
 		 count ? code : "unavailable");
 }
 
+/* Where the vCPU was when the fault that could not be delivered came: the
+ * registers say whether the guest's own stack, page tables or IDT were
+ * the trouble, which is all there is to go on afterwards. */
+static void describe_triple_fault(const struct vcpu *vcpu, char *out,
+				  size_t out_len)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) ||
+	    ioctl(vcpu->fd, KVM_GET_SREGS, &sregs)) {
+		snprintf(out, out_len,
+			 "guest triple-faulted (KVM_EXIT_SHUTDOWN) on vCPU %u",
+			 vcpu->index);
+		return;
+	}
+	snprintf(out, out_len,
+		 "guest triple-faulted (KVM_EXIT_SHUTDOWN) on vCPU %u: RIP 0x%llx "
+		 "RSP 0x%llx CR0 0x%llx CR2 0x%llx CR3 0x%llx CR4 0x%llx "
+		 "IDT 0x%llx+0x%x",
+		 vcpu->index, (unsigned long long)regs.rip,
+		 (unsigned long long)regs.rsp, (unsigned long long)sregs.cr0,
+		 (unsigned long long)sregs.cr2, (unsigned long long)sregs.cr3,
+		 (unsigned long long)sregs.cr4,
+		 (unsigned long long)sregs.idt.base, sregs.idt.limit);
+}
+
 /* Handles one exit. false when the machine has to stop. */
 static bool handle_exit(struct vcpu *vcpu)
 {
@@ -293,8 +320,9 @@ static bool handle_exit(struct vcpu *vcpu)
 		return true;
 	case KVM_EXIT_SHUTDOWN:
 		/* A triple fault resets a PC (Intel SDM vol. 3A, §6.15). */
+		describe_triple_fault(vcpu, message, sizeof(message));
 		vcpu->context.stop_machine(vcpu->context.opaque, VCPU_STOP_RESET,
-					   "guest triple-faulted (KVM_EXIT_SHUTDOWN)");
+					   message);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
 		if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {

@@ -9,6 +9,8 @@
  *   mode=fault     at CPL0, load an x87 value from an address no RAM or
  *                  device backs: KVM must emulate the MMIO access and its
  *                  emulator has no x87 loads, so every KVM stops the guest
+ *   mode=triple    at CPL0, mark every IDT gate not present and raise
+ *                  int3: no exception can be delivered, the CPU shuts down
  *   mode=cpuid     print CPUID.1 ECX/EDX and CPUID.7.0 EBX
  *   mode=rtc       print the CMOS RTC's date and time
  *
@@ -65,6 +67,7 @@
 enum syscall_number {
 	SYSCALL_HALT,
 	SYSCALL_FAULT,
+	SYSCALL_TRIPLE_FAULT,
 };
 
 struct hvm_start_info {
@@ -261,6 +264,16 @@ void selftest_syscall(long number)
 		 * device: KVM exits with an emulation failure. */
 		__asm__ volatile("fldl (%0)" : : "r"(UNBACKED_ADDRESS) : "memory");
 		return;
+	case SYSCALL_TRIPLE_FAULT:
+		/* No gate present: int3 finds none, nor does the #NP that
+		 * follows, nor the #DF after it (Intel SDM vol. 3A, §6.15,
+		 * interrupt 8). The IDT itself stays loaded, as a PVM host
+		 * refuses lidt. */
+		for (size_t vector = 0; vector < sizeof(idt) / sizeof(idt[0]);
+		     vector++)
+			idt[vector].type_attributes = 0;
+		__asm__ volatile("int3" : : : "memory");
+		return;
 	case SYSCALL_HALT:
 	default:
 		for (;;)
@@ -363,6 +376,13 @@ static void run_reset(void)
 	print("selftest: resetting through the i8042\n");
 	outb(I8042_COMMAND_PORT, I8042_PULSE_RESET);
 	print("selftest: reset did not happen\n");
+}
+
+static void run_triple_fault(void)
+{
+	print("selftest: triple fault: int3 with no IDT gate present at cpl0\n");
+	user_syscall(SYSCALL_TRIPLE_FAULT);
+	print("selftest: triple fault: int3 returned\n");
 }
 
 static void run_fault(void)
@@ -478,6 +498,8 @@ static __attribute__((noreturn)) void user_main(void)
 		run_reset();
 	else if (word_is(mode, "fault"))
 		run_fault();
+	else if (word_is(mode, "triple"))
+		run_triple_fault();
 	else if (word_is(mode, "cpuid"))
 		run_cpuid();
 	else if (word_is(mode, "rtc"))

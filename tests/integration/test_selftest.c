@@ -1,8 +1,8 @@
 /*
  * vessel runs the freestanding selftest guest on this machine's own
  * /dev/kvm: the UART both ways, the i8042 reset line, the CMOS clock,
- * CPUID masking, ACPI power-off, and the report of an exit vessel cannot
- * handle.
+ * CPUID masking, ACPI power-off, and the reports of a triple fault and of
+ * an exit vessel cannot handle.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -81,6 +81,35 @@ Test(selftest, unhandled_exit_is_reported_and_fails)
 	unsigned int first;
 	cr_assert_eq(sscanf(bytes, "instruction bytes: %2x", &first), 1,
 		     "instruction bytes are not hex: %s", bytes);
+	guest_session_close(&session);
+}
+
+Test(selftest, triple_fault_is_reported_with_the_registers)
+{
+	struct guest_session session;
+
+	run_selftest(&session, "mode=triple", "--no-reboot");
+	cr_assert(guest_session_expect(&session, "int3 with no IDT gate present", TIMEOUT));
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0,
+		     "with --no-reboot a triple fault ends vessel like a reset");
+	cr_assert_null(strstr(session.output, "int3 returned"));
+	const char *report = strstr(session.output, "guest triple-faulted");
+	cr_assert(report, "%s", session.output);
+	unsigned int vcpu, idt_limit;
+	unsigned long long rip, idt_base;
+	cr_assert_eq(sscanf(report,
+			    "guest triple-faulted (KVM_EXIT_SHUTDOWN) on vCPU %u: "
+			    "RIP 0x%llx",
+			    &vcpu, &rip),
+		     2, "%s", report);
+	cr_assert_eq(vcpu, 0);
+	cr_assert_neq(rip, 0);
+	const char *idt = strstr(report, " IDT 0x");
+	cr_assert(idt, "%s", report);
+	cr_assert_eq(sscanf(idt, " IDT 0x%llx+0x%x", &idt_base, &idt_limit), 2);
+	/* The selftest's IDT: 32 gates of 16 bytes. */
+	cr_assert_neq(idt_base, 0);
+	cr_assert_eq(idt_limit, 32 * 16 - 1);
 	guest_session_close(&session);
 }
 
