@@ -46,8 +46,14 @@ int cpuid_parse_features(const char *text, struct cpuid_feature_mask *mask,
 /* The names vessel knows, for --help. */
 void cpuid_print_feature_names(void);
 
-/* The supported set from /dev/kvm (KVM_GET_SUPPORTED_CPUID); free() it. */
+/* The supported set from /dev/kvm (KVM_GET_SUPPORTED_CPUID), with the
+ * features KVM emulates but leaves out of that set; free() it. */
 struct kvm_cpuid2 *cpuid_supported(int kvm_fd, char *err, size_t err_len);
+
+/* Adds to a supported set what KVM emulates without listing it there: the
+ * TSC-deadline LAPIC timer (CPUID.1:ECX[24]) when tsc_deadline, i.e. when
+ * /dev/kvm has KVM_CAP_TSC_DEADLINE_TIMER. */
+void cpuid_add_unlisted_features(struct kvm_cpuid2 *cpuid, bool tsc_deadline);
 
 /* Applies the mask to entries in place: 0, or -ENOTSUP naming a '+'
  * feature that the entries do not offer. */

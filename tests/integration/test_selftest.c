@@ -5,10 +5,16 @@
  * an exit vessel cannot handle.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "guest_session.h"
 
@@ -141,6 +147,20 @@ Test(selftest, cpu_features_mask_cpuid)
 	cr_assert_eq(masked & (1ul << 13), 0, "cx16 still visible");
 	cr_assert_eq(masked | (1ul << 13), plain,
 		     "masking changed other bits: %lx vs %lx", masked, plain);
+}
+
+Test(selftest, tsc_deadline_timer_shown_when_kvm_emulates_it)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	cr_assert_geq(kvm, 0, "/dev/kvm: %s", strerror(errno));
+	bool emulated = ioctl(kvm, KVM_CHECK_EXTENSION,
+			      KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+	close(kvm);
+	unsigned long ecx = cpuid_leaf1_ecx(NULL);
+	cr_assert_eq(!!(ecx & (1ul << 24)), emulated,
+		     "CPUID.1:ECX[24] is %d, KVM_CAP_TSC_DEADLINE_TIMER %d",
+		     !!(ecx & (1ul << 24)), emulated);
 }
 
 Test(selftest, clock_shows_the_host_date)

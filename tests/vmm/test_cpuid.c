@@ -53,6 +53,19 @@ Test(cpuid, plus_requires_the_host_to_offer_it)
 	free(cpuid);
 }
 
+Test(cpuid, tsc_deadline_timer_is_added_only_when_kvm_emulates_it)
+{
+	struct kvm_cpuid2 *cpuid = make_cpuid();
+	uint32_t ecx = cpuid->entries[0].ecx;
+
+	cpuid_add_unlisted_features(cpuid, false);
+	cr_assert_eq(cpuid->entries[0].ecx, ecx);
+	cpuid_add_unlisted_features(cpuid, true);
+	cr_assert_eq(cpuid->entries[0].ecx, ecx | (1u << 24));
+	cr_assert_eq(cpuid->entries[0].edx, 0xffffffff, "only ECX[24] changes");
+	free(cpuid);
+}
+
 Test(cpuid, vcpu_identity)
 {
 	struct kvm_cpuid2 *cpuid = make_cpuid();
