@@ -197,25 +197,6 @@ struct kvm_cpuid2 *cpuid_supported(int kvm_fd, char *err, size_t err_len)
 	return NULL;
 }
 
-static struct kvm_cpuid_entry2 *find_entry(struct kvm_cpuid2 *cpuid,
-					   uint32_t function, uint32_t index);
-
-/*
- * Kernels before 6.14 leave the TSC-deadline timer out of
- * KVM_GET_SUPPORTED_CPUID although the in-kernel LAPIC emulates it (api.rst,
- * "Known KVM API problems"). Without it a Linux guest arms its LAPIC timer
- * through TMICT, one-shot: the same exit per timer, but the guest's
- * clockevent calibration and the hrtimer behind it differ from what it
- * gets on any other hypervisor.
- */
-void cpuid_add_unlisted_features(struct kvm_cpuid2 *cpuid, bool tsc_deadline)
-{
-	struct kvm_cpuid_entry2 *leaf1 = find_entry(cpuid, 1, 0);
-
-	if (leaf1 && tsc_deadline)
-		leaf1->ecx |= UINT32_C(1) << 24;
-}
-
 static uint32_t *entry_register(struct kvm_cpuid_entry2 *entry, uint8_t reg)
 {
 	switch (reg) {
@@ -244,6 +225,22 @@ static struct kvm_cpuid_entry2 *find_entry(struct kvm_cpuid2 *cpuid,
 		return entry;
 	}
 	return NULL;
+}
+
+/*
+ * Kernels before 6.14 leave the TSC-deadline timer out of
+ * KVM_GET_SUPPORTED_CPUID although the in-kernel LAPIC emulates it (api.rst,
+ * "Known KVM API problems"); QEMU sets the bit itself. Without it a Linux
+ * guest runs its LAPIC timer one-shot through TMICT, at a bus-clock rate it
+ * has to calibrate first, instead of writing absolute TSC deadlines (see
+ * docs/decisions.md for what that cost a guest's TCP sender).
+ */
+void cpuid_add_unlisted_features(struct kvm_cpuid2 *cpuid, bool tsc_deadline)
+{
+	struct kvm_cpuid_entry2 *leaf1 = find_entry(cpuid, 1, 0);
+
+	if (leaf1 && tsc_deadline)
+		leaf1->ecx |= UINT32_C(1) << 24;
 }
 
 int cpuid_apply_mask(struct kvm_cpuid2 *cpuid,
