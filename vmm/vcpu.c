@@ -276,7 +276,8 @@ void vcpu_describe_exit(const struct vcpu *vcpu, char *out, size_t out_len)
 
 /* Where the vCPU was when the fault that could not be delivered came: the
  * registers say whether the guest's own stack, page tables or IDT were
- * the trouble, which is all there is to go on afterwards. */
+ * the trouble, which is all there is to go on afterwards. A PVM host keeps
+ * them; KVM on AMD does not (below). */
 static void describe_triple_fault(const struct vcpu *vcpu, char *out,
 				  size_t out_len)
 {
@@ -287,6 +288,17 @@ static void describe_triple_fault(const struct vcpu *vcpu, char *out,
 	    ioctl(vcpu->fd, KVM_GET_SREGS, &sregs)) {
 		snprintf(out, out_len,
 			 "guest triple-faulted (KVM_EXIT_SHUTDOWN) on vCPU %u",
+			 vcpu->index);
+		return;
+	}
+	/* KVM on AMD reinitializes the VMCB on a shutdown intercept, whose
+	 * contents are undefined afterwards: the vCPU reads back at the
+	 * reset vector, and where the guest was is lost. */
+	if (regs.rip == 0xfff0 && sregs.cs.selector == 0xf000 &&
+	    !(sregs.cr0 & 1)) {
+		snprintf(out, out_len,
+			 "guest triple-faulted (KVM_EXIT_SHUTDOWN) on vCPU %u; "
+			 "KVM had already reset it, so where it was is not known",
 			 vcpu->index);
 		return;
 	}
