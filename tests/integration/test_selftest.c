@@ -90,7 +90,7 @@ Test(selftest, unhandled_exit_is_reported_and_fails)
 	guest_session_close(&session);
 }
 
-Test(selftest, triple_fault_is_reported_with_the_registers)
+Test(selftest, triple_fault_is_reported_with_the_registers_kvm_kept)
 {
 	struct guest_session session;
 
@@ -101,6 +101,12 @@ Test(selftest, triple_fault_is_reported_with_the_registers)
 	cr_assert_null(strstr(session.output, "int3 returned"));
 	const char *report = strstr(session.output, "guest triple-faulted");
 	cr_assert(report, "%s", session.output);
+	/* KVM on AMD resets the vCPU before vessel can read it. */
+	if (strstr(report, "KVM had already reset it")) {
+		cr_assert(strstr(report, "on vCPU 0;"), "%s", report);
+		guest_session_close(&session);
+		return;
+	}
 	unsigned int vcpu, idt_limit;
 	unsigned long long rip, idt_base;
 	cr_assert_eq(sscanf(report,
