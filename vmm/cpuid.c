@@ -233,14 +233,20 @@ static struct kvm_cpuid_entry2 *find_entry(struct kvm_cpuid2 *cpuid,
  * "Known KVM API problems"); QEMU sets the bit itself. Without it a Linux
  * guest runs its LAPIC timer one-shot through TMICT, at a bus-clock rate it
  * has to calibrate first, instead of writing absolute TSC deadlines (see
- * docs/decisions.md for what that cost a guest's TCP sender).
+ * docs/decisions.md for how that showed up). The bit's place comes from
+ * known_features, like every other feature's.
  */
 void cpuid_add_unlisted_features(struct kvm_cpuid2 *cpuid, bool tsc_deadline)
 {
-	struct kvm_cpuid_entry2 *leaf1 = find_entry(cpuid, 1, 0);
+	static const char name[] = "tsc_deadline_timer";
+	const struct cpuid_feature *feature =
+		feature_by_name(name, sizeof(name) - 1);
+	struct kvm_cpuid_entry2 *entry =
+		find_entry(cpuid, feature->function, feature->index);
 
-	if (leaf1 && tsc_deadline)
-		leaf1->ecx |= UINT32_C(1) << 24;
+	if (entry && tsc_deadline)
+		*entry_register(entry, feature->reg) |= UINT32_C(1)
+							 << feature->bit;
 }
 
 int cpuid_apply_mask(struct kvm_cpuid2 *cpuid,
