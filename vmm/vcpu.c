@@ -283,33 +283,31 @@ static void describe_triple_fault(const struct vcpu *vcpu, char *out,
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
+	int len = snprintf(out, out_len,
+			   "guest triple-faulted (KVM_EXIT_SHUTDOWN) on vCPU %u",
+			   vcpu->index);
 
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) ||
-	    ioctl(vcpu->fd, KVM_GET_SREGS, &sregs)) {
-		snprintf(out, out_len,
-			 "guest triple-faulted (KVM_EXIT_SHUTDOWN) on vCPU %u",
-			 vcpu->index);
+	if (len < 0 || (size_t)len >= out_len ||
+	    ioctl(vcpu->fd, KVM_GET_REGS, &regs) ||
+	    ioctl(vcpu->fd, KVM_GET_SREGS, &sregs))
 		return;
-	}
+	out += len;
+	out_len -= (size_t)len;
 	/* KVM on AMD reinitializes the VMCB on a shutdown intercept, whose
 	 * contents are undefined afterwards: the vCPU reads back at the
 	 * reset vector, and where the guest was is lost. */
 	if (regs.rip == 0xfff0 && sregs.cs.selector == 0xf000 &&
 	    !(sregs.cr0 & 1)) {
 		snprintf(out, out_len,
-			 "guest triple-faulted (KVM_EXIT_SHUTDOWN) on vCPU %u; "
-			 "KVM had already reset it, so where it was is not known",
-			 vcpu->index);
+			 "; KVM had already reset it, so where it was is not known");
 		return;
 	}
 	snprintf(out, out_len,
-		 "guest triple-faulted (KVM_EXIT_SHUTDOWN) on vCPU %u: RIP 0x%llx "
-		 "RSP 0x%llx CR0 0x%llx CR2 0x%llx CR3 0x%llx CR4 0x%llx "
-		 "IDT 0x%llx+0x%x",
-		 vcpu->index, (unsigned long long)regs.rip,
-		 (unsigned long long)regs.rsp, (unsigned long long)sregs.cr0,
-		 (unsigned long long)sregs.cr2, (unsigned long long)sregs.cr3,
-		 (unsigned long long)sregs.cr4,
+		 ": RIP 0x%llx RSP 0x%llx CR0 0x%llx CR2 0x%llx CR3 0x%llx "
+		 "CR4 0x%llx IDT 0x%llx+0x%x",
+		 (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+		 (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr2,
+		 (unsigned long long)sregs.cr3, (unsigned long long)sregs.cr4,
 		 (unsigned long long)sregs.idt.base, sregs.idt.limit);
 }
 
