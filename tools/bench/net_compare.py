@@ -15,6 +15,8 @@ Run it where /dev/kvm can boot Linux, e.g. inside the emulated AMD-V host:
 import argparse
 import json
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +33,16 @@ GUEST_ADDRESS = "192.168.77.2"
 PORT = 5201
 BACKENDS = ("user", "tap")
 DIRECTIONS = ("host-to-guest", "guest-to-host")
+# What --exits counts in the VMM's process during each iperf3 run (KVM's
+# tracepoints, read with perf stat): what a frame costs the guest beyond
+# copying it. On a nested host every exit is dear, and these figures move
+# far less from run to run than the throughput does.
+EXIT_EVENTS = {
+    "kvm:kvm_exit": "exits",
+    "kvm:kvm_msi_set_irq": "interrupts",  # MSIs: the queues' notifications
+    "kvm:kvm_mmio": "mmio",  # the driver's kicks, and any other MMIO
+    "kvm:kvm_vcpu_wakeup": "wakeups",  # halted vCPUs woken
+}
 
 
 def run(*argv):
@@ -117,10 +129,37 @@ class Console:
             time.sleep(0.2)
 
 
-def iperf(backend, reverse, args, console):
-    """Mbit/s the receiving side saw; a run that fails (the guest's server
-    may still be settling) is tried again, twice at most. GuestCrashed
-    when the guest's kernel crashed."""
+class ExitCounter:
+    """perf stat on the VMM's process for the length of one iperf3 run:
+    the EXIT_EVENTS it counted."""
+
+    def __init__(self, pid):
+        self.perf = subprocess.Popen(
+            ["perf", "stat", "-x,", "-p", str(pid)] +
+            [argument for event in EXIT_EVENTS for argument in ("-e", event)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self):
+        """{name: count}, from perf's CSV lines ("count,unit,event,...")."""
+        self.perf.send_signal(signal.SIGINT)
+        _, report = self.perf.communicate(timeout=30)
+        counts = {}
+        for line in report.decode(errors="replace").splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2] in EXIT_EVENTS:
+                counts[EXIT_EVENTS[fields[2]]] = (
+                    int(fields[0]) if fields[0].isdigit() else 0)
+        if len(counts) != len(EXIT_EVENTS):
+            text = report.decode(errors="replace")
+            raise RuntimeError(f"perf stat counted no KVM events:\n{text[-800:]}")
+        return counts
+
+
+def iperf(backend, reverse, args, console, pid):
+    """(Mbit/s the receiving side saw, {exit figure: per MB moved} or None
+    without --exits); a run that fails (the guest's server may still be
+    settling) is tried again, twice at most. GuestCrashed when the guest's
+    kernel crashed."""
     server = "127.0.0.1" if backend == "user" else GUEST_ADDRESS
     argv = ["iperf3", "-c", server, "-p", str(PORT), "-t", str(args.runtime), "-J"]
     if reverse:
@@ -128,16 +167,26 @@ def iperf(backend, reverse, args, console):
     if backend == "tap":
         argv = ["ip", "netns", "exec", NAMESPACE] + argv
     for attempt in range(3):
+        counter = ExitCounter(pid) if args.exits else None
         try:
             result = subprocess.run(argv, capture_output=True,
                                     timeout=args.runtime + 60)
-            report = json.loads(result.stdout)
-            return report["end"]["sum_received"]["bits_per_second"] / 1e6
+            received = json.loads(result.stdout)["end"]["sum_received"]
+            exits = None
+            if counter:
+                megabytes = received["bytes"] / 1e6
+                exits = {name: count / megabytes
+                         for name, count in counter.stop().items()}
+            return received["bits_per_second"] / 1e6, exits
         except subprocess.TimeoutExpired:
             error = "timed out"
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, ZeroDivisionError):
             error = (result.stdout.decode(errors="replace")[-500:] +
                      result.stderr.decode(errors="replace")[-500:]).strip()
+        finally:
+            if counter and counter.perf.poll() is None:
+                counter.perf.kill()
+                counter.perf.wait()
         if console.crashed():
             raise GuestCrashed("the guest kernel crashed during iperf3")
         print(f"iperf3 {' '.join(argv[-6:])}: attempt {attempt + 1} failed: "
@@ -148,15 +197,18 @@ def iperf(backend, reverse, args, console):
 
 
 def measure_once(vmm, backend, args):
-    """{direction: Mbit/s} for one boot of one VMM with one backend."""
+    """{direction: (Mbit/s, exit figures or None)} for one boot of one VMM
+    with one backend."""
     process = subprocess.Popen(vmm_command(vmm, backend, args),
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
     console = Console(process)
     try:
         console.wait_for("Server listening on", args.boot_timeout)
+        # `ip netns exec` execs the VMM: with either backend the process
+        # is the VMM's.
         figures = {direction: iperf(backend, direction == "guest-to-host", args,
-                                    console)
+                                    console, process.pid)
                    for direction in DIRECTIONS}
         # A guest that died at the end of a run gives no figure to trust.
         if console.crashed():
@@ -186,7 +238,12 @@ def main():
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--vessel", default=os.path.join(TOP, "build/vmm/vessel"))
     parser.add_argument("--guest-dir", default=os.path.join(TOP, "guests/out"))
+    parser.add_argument("--exits", action="store_true",
+                        help="also count KVM exits, interrupts, MMIO writes "
+                        "and vCPU wakeups per MB moved (needs perf)")
     args = parser.parse_args()
+    if args.exits and not shutil.which("perf"):
+        parser.error("--exits needs perf (Debian's linux-perf package)")
     backends = args.backends.split(",")
     if any(backend not in BACKENDS for backend in backends):
         parser.error(f"--backends: a comma-separated subset of {', '.join(BACKENDS)}")
@@ -196,17 +253,25 @@ def main():
     results = {(vmm, backend, direction): []
                for vmm in ("vessel", "qemu") for backend in backends
                for direction in DIRECTIONS}
+    exit_results = {key: [] for key in results}
     try:
         for round_number in range(args.rounds):
             for backend in backends:
                 for vmm in ("vessel", "qemu"):
                     figures = measure(vmm, backend, args)
-                    for direction, value in figures.items():
+                    for direction, (value, exits) in figures.items():
                         results[(vmm, backend, direction)].append(value)
+                        if exits:
+                            exit_results[(vmm, backend, direction)].append(exits)
                     print(f"round {round_number + 1} {vmm:6s} {backend:4s} " +
                           "  ".join(f"{direction} {value:8.1f}"
-                                    for direction, value in figures.items()),
+                                    for direction, (value, _) in figures.items()),
                           flush=True)
+                    for direction, (_, exits) in figures.items():
+                        if exits:
+                            print(f"    {direction} per MB: " + "  ".join(
+                                f"{name} {count:.2f}"
+                                for name, count in exits.items()), flush=True)
     finally:
         if "tap" in backends:
             subprocess.run(["ip", "netns", "del", NAMESPACE])
@@ -219,6 +284,21 @@ def main():
             qemu = statistics.median(results[("qemu", backend, direction)])
             print(f"  {backend:4s} {direction:14s} vessel {vessel:8.1f}  "
                   f"qemu {qemu:8.1f}  vessel/qemu {vessel / qemu:5.2f}")
+    if args.exits:
+        print("\nmedian per MB moved (vessel/qemu: below 1.00 is fewer for vessel):")
+        for backend in backends:
+            for direction in DIRECTIONS:
+                figures = []
+                for name in EXIT_EVENTS.values():
+                    vessel = statistics.median(
+                        exits[name] for exits in
+                        exit_results[("vessel", backend, direction)])
+                    qemu = statistics.median(
+                        exits[name] for exits in
+                        exit_results[("qemu", backend, direction)])
+                    figures.append(f"{name} {vessel:.2f}/{qemu:.2f}"
+                                   f" = {vessel / qemu if qemu else float('inf'):.2f}")
+                print(f"  {backend:4s} {direction:14s} " + "  ".join(figures))
 
 
 if __name__ == "__main__":
