@@ -7,12 +7,15 @@ user-mode networking (libslirp, a port forward to the guest) and once with
 a TAP device (in a network namespace the benchmark makes; QEMU with
 vhost=off, so both VMMs move the frames in userspace), and runs iperf3:
 the server in the guest, the client on the host, one run host to guest and
-one reversed (guest to host).
+one reversed (guest to host). With --latency it also times request and
+echo over one TCP connection (TCP_NODELAY): the round trip through the
+VMM's network path, which throughput alone does not show.
 
 Run it where /dev/kvm can boot Linux, e.g. inside the emulated AMD-V host:
     tools/emuhost/run --memory 4G --timeout 3600 -- tools/bench/net_compare.py --rounds 3
 """
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -31,6 +34,20 @@ TAP = "vbtap0"
 HOST_ADDRESS = "192.168.77.1"
 GUEST_ADDRESS = "192.168.77.2"
 PORT = 5201
+ECHO_PORT = 5202
+# --latency's request sizes: one byte, one full frame, one TSO-sized chunk.
+ECHO_SIZES = (1, 1400, 60000)
+# The guest's echo server, beside iperf3's: its root has Debian's python3.
+ECHO_SERVER = f"""
+import socket
+server = socket.create_server(("", {ECHO_PORT}))
+while True:
+    connection, _ = server.accept()
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while data := connection.recv(65536):
+        connection.sendall(data)
+    connection.close()
+"""
 BACKENDS = ("user", "tap")
 DIRECTIONS = ("host-to-guest", "guest-to-host")
 # What --exits counts in the VMM's process during each iperf3 run (KVM's
@@ -64,16 +81,23 @@ def vmm_command(vmm, backend, args):
     initrd = os.path.join(args.guest_dir, "initramfs.cpio.gz")
     root = os.path.join(args.guest_dir, "rootfs.ext4")
     address = "dhcp" if backend == "user" else f"{GUEST_ADDRESS}/24"
+    command = "iperf3 -s"
+    if args.latency:
+        script = base64.b64encode(ECHO_SERVER.encode()).decode()
+        command = (f"python3 -c \"$(echo {script} | base64 -d)\" & "
+                   f"exec {command}")
+    command = base64.b64encode(command.encode()).decode()
     cmdline = ("console=ttyS0 reboot=k panic=1 quiet root=/dev/vda ro "
-               f"vessel.ip={address} vessel.run=iperf3 -s")
-    forward = f"tcp:127.0.0.1:{PORT}-:{PORT}"
+               f"vessel.ip={address} vessel.run64={command}")
+    forward = ",".join(f"hostfwd=tcp:127.0.0.1:{port}-:{port}"
+                       for port in (PORT, ECHO_PORT))
     if vmm == "vessel":
-        net = f"user,hostfwd={forward}" if backend == "user" else f"tap,ifname={TAP}"
+        net = f"user,{forward}" if backend == "user" else f"tap,ifname={TAP}"
         argv = [args.vessel, "run", "--no-reboot", "--kernel", kernel, "--initrd", initrd,
                 "--memory", "512M", "--cpus", str(args.cpus),
                 "--disk", f"{root},readonly", "--net", net, "--cmdline", cmdline]
     else:
-        netdev = (f"user,id=n0,hostfwd={forward}" if backend == "user" else
+        netdev = (f"user,id=n0,{forward}" if backend == "user" else
                   f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost=off")
         argv = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "pc",
                 "-m", "512M", "-smp", str(args.cpus), "-nodefaults",
@@ -196,9 +220,54 @@ def iperf(backend, reverse, args, console, pid):
     raise RuntimeError("iperf3 failed three times")
 
 
+def echo_latency(backend, console):
+    """{request size: median round trip in µs} over one connection to the
+    guest's echo server, 1000 requests of each size after 100 unmeasured
+    ones. The client runs in the namespace for TAP, as iperf3 does."""
+    server = "127.0.0.1" if backend == "user" else GUEST_ADDRESS
+    program = f"""
+import socket, statistics, time
+connection = socket.create_connection(("{server}", {ECHO_PORT}), timeout=30)
+connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+for size in {ECHO_SIZES!r}:
+    request = bytes(size)
+    times = []
+    for i in range(1100):
+        start = time.perf_counter()
+        connection.sendall(request)
+        echoed = 0
+        while echoed < size:
+            chunk = connection.recv(65536)
+            if not chunk:
+                raise SystemExit("the echo server closed the connection")
+            echoed += len(chunk)
+        if i >= 100:
+            times.append(time.perf_counter() - start)
+    print(size, statistics.median(times) * 1e6)
+"""
+    argv = [sys.executable, "-c", program]
+    if backend == "tap":
+        argv = ["ip", "netns", "exec", NAMESPACE] + argv
+    for attempt in range(3):
+        try:
+            result = subprocess.run(argv, capture_output=True, timeout=600)
+            if result.returncode == 0:
+                return {int(size): float(micro) for size, micro in
+                        (line.split() for line in result.stdout.decode().splitlines())}
+            error = result.stderr.decode(errors="replace")[-500:].strip()
+        except subprocess.TimeoutExpired:
+            error = "timed out"
+        if console.crashed():
+            raise GuestCrashed("the guest kernel crashed during the echo test")
+        print(f"echo test: attempt {attempt + 1} failed: {error}",
+              file=sys.stderr, flush=True)
+        time.sleep(2)
+    raise RuntimeError("the echo test failed three times")
+
+
 def measure_once(vmm, backend, args):
-    """{direction: (Mbit/s, exit figures or None)} for one boot of one VMM
-    with one backend."""
+    """({direction: (Mbit/s, exit figures or None)}, {request size: µs} or
+    None without --latency) for one boot of one VMM with one backend."""
     process = subprocess.Popen(vmm_command(vmm, backend, args),
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
@@ -210,10 +279,11 @@ def measure_once(vmm, backend, args):
         figures = {direction: iperf(backend, direction == "guest-to-host", args,
                                     console, process.pid)
                    for direction in DIRECTIONS}
+        latency = echo_latency(backend, console) if args.latency else None
         # A guest that died at the end of a run gives no figure to trust.
         if console.crashed():
             raise GuestCrashed("the guest kernel crashed during iperf3")
-        return figures
+        return figures, latency
     finally:
         process.kill()
         process.wait()
@@ -241,6 +311,9 @@ def main():
     parser.add_argument("--exits", action="store_true",
                         help="also count KVM exits, interrupts, MMIO writes "
                         "and vCPU wakeups per MB moved (needs perf)")
+    parser.add_argument("--latency", action="store_true",
+                        help="also time request and echo round trips "
+                        f"of {', '.join(map(str, ECHO_SIZES))} bytes")
     args = parser.parse_args()
     if args.exits and not shutil.which("perf"):
         parser.error("--exits needs perf (Debian's linux-perf package)")
@@ -254,11 +327,13 @@ def main():
                for vmm in ("vessel", "qemu") for backend in backends
                for direction in DIRECTIONS}
     exit_results = {key: [] for key in results}
+    latency_results = {(vmm, backend): [] for vmm in ("vessel", "qemu")
+                       for backend in backends}
     try:
         for round_number in range(args.rounds):
             for backend in backends:
                 for vmm in ("vessel", "qemu"):
-                    figures = measure(vmm, backend, args)
+                    figures, latency = measure(vmm, backend, args)
                     for direction, (value, exits) in figures.items():
                         results[(vmm, backend, direction)].append(value)
                         if exits:
@@ -272,6 +347,11 @@ def main():
                             print(f"    {direction} per MB: " + "  ".join(
                                 f"{name} {count:.2f}"
                                 for name, count in exits.items()), flush=True)
+                    if latency:
+                        latency_results[(vmm, backend)].append(latency)
+                        print("    round trip µs: " + "  ".join(
+                            f"{size} B {micro:.0f}"
+                            for size, micro in latency.items()), flush=True)
     finally:
         if "tap" in backends:
             subprocess.run(["ip", "netns", "del", NAMESPACE])
@@ -299,6 +379,18 @@ def main():
                     figures.append(f"{name} {vessel:.2f}/{qemu:.2f}"
                                    f" = {vessel / qemu if qemu else float('inf'):.2f}")
                 print(f"  {backend:4s} {direction:14s} " + "  ".join(figures))
+    if args.latency:
+        print("\nmedian round trip, µs (vessel/qemu: below 1.00 is faster "
+              "for vessel):")
+        for backend in backends:
+            figures = []
+            for size in ECHO_SIZES:
+                vessel = statistics.median(
+                    latency[size] for latency in latency_results[("vessel", backend)])
+                qemu = statistics.median(
+                    latency[size] for latency in latency_results[("qemu", backend)])
+                figures.append(f"{size} B {vessel:.0f}/{qemu:.0f} = {vessel / qemu:.2f}")
+            print(f"  {backend:4s} " + "  ".join(figures))
 
 
 if __name__ == "__main__":
