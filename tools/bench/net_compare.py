@@ -76,6 +76,17 @@ def make_namespace():
     run(*inside, "ip", "link", "set", TAP, "up")
 
 
+def on_host_side(backend, argv):
+    """argv run where the backend's host end is: in the namespace for TAP."""
+    return ["ip", "netns", "exec", NAMESPACE] + argv if backend == "tap" else argv
+
+
+def guest_server(backend):
+    """The address a host-side client reaches the guest's servers at: the
+    port forwards on 127.0.0.1 for user-mode networking."""
+    return "127.0.0.1" if backend == "user" else GUEST_ADDRESS
+
+
 def vmm_command(vmm, backend, args):
     kernel = os.path.join(args.guest_dir, "vmlinuz")
     initrd = os.path.join(args.guest_dir, "initramfs.cpio.gz")
@@ -106,9 +117,7 @@ def vmm_command(vmm, backend, args):
                 "-drive", f"file={root},format=raw,if=none,id=root,readonly=on",
                 "-device", "virtio-blk-pci,drive=root",
                 "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0"]
-    if backend == "tap":
-        argv = ["ip", "netns", "exec", NAMESPACE] + argv
-    return argv
+    return on_host_side(backend, argv)
 
 
 class Console:
@@ -179,18 +188,39 @@ class ExitCounter:
         return counts
 
 
+class AttemptFailed(Exception):
+    """One try of a host-side client failed; the message says how."""
+
+
+def in_three_attempts(what, console, attempt):
+    """attempt()'s result; a try that raises AttemptFailed (the guest's
+    server may still be settling) is made again, twice at most, each
+    failure reported with the end of the guest's console. GuestCrashed
+    when the guest's kernel crashed, RuntimeError after three failures."""
+    for number in range(3):
+        try:
+            return attempt()
+        except AttemptFailed as failure:
+            error = str(failure)
+        if console.crashed():
+            raise GuestCrashed(f"the guest kernel crashed during {what}")
+        print(f"{what}: attempt {number + 1} failed: {error}\n"
+              f"the end of the guest's console:\n{console.tail(1500)}",
+              file=sys.stderr, flush=True)
+        time.sleep(2)
+    raise RuntimeError(f"{what} failed three times")
+
+
 def iperf(backend, reverse, args, console, pid):
     """(Mbit/s the receiving side saw, {exit figure: per MB moved} or None
-    without --exits); a run that fails (the guest's server may still be
-    settling) is tried again, twice at most. GuestCrashed when the guest's
-    kernel crashed."""
-    server = "127.0.0.1" if backend == "user" else GUEST_ADDRESS
-    argv = ["iperf3", "-c", server, "-p", str(PORT), "-t", str(args.runtime), "-J"]
+    without --exits), in three attempts (in_three_attempts)."""
+    argv = ["iperf3", "-c", guest_server(backend), "-p", str(PORT),
+            "-t", str(args.runtime), "-J"]
     if reverse:
         argv.append("-R")
-    if backend == "tap":
-        argv = ["ip", "netns", "exec", NAMESPACE] + argv
-    for attempt in range(3):
+    argv = on_host_side(backend, argv)
+
+    def attempt():
         counter = ExitCounter(pid) if args.exits else None
         try:
             result = subprocess.run(argv, capture_output=True,
@@ -203,28 +233,23 @@ def iperf(backend, reverse, args, console, pid):
                          for name, count in counter.stop().items()}
             return received["bits_per_second"] / 1e6, exits
         except subprocess.TimeoutExpired:
-            error = "timed out"
+            raise AttemptFailed("timed out")
         except (ValueError, KeyError, ZeroDivisionError):
-            error = (result.stdout.decode(errors="replace")[-500:] +
-                     result.stderr.decode(errors="replace")[-500:]).strip()
+            raise AttemptFailed((result.stdout.decode(errors="replace")[-500:] +
+                                 result.stderr.decode(errors="replace")[-500:]).strip())
         finally:
             if counter and counter.perf.poll() is None:
                 counter.perf.kill()
                 counter.perf.wait()
-        if console.crashed():
-            raise GuestCrashed("the guest kernel crashed during iperf3")
-        print(f"iperf3 {' '.join(argv[-6:])}: attempt {attempt + 1} failed: "
-              f"{error}\nthe end of the guest's console:\n{console.tail(1500)}",
-              file=sys.stderr, flush=True)
-        time.sleep(2)
-    raise RuntimeError("iperf3 failed three times")
+
+    return in_three_attempts(f"iperf3 {' '.join(argv[-6:])}", console, attempt)
 
 
 def echo_latency(backend, console):
     """{request size: median round trip in µs} over one connection to the
     guest's echo server, 1000 requests of each size after 100 unmeasured
-    ones. The client runs in the namespace for TAP, as iperf3 does."""
-    server = "127.0.0.1" if backend == "user" else GUEST_ADDRESS
+    ones, in three attempts (in_three_attempts)."""
+    server = guest_server(backend)
     program = f"""
 import socket, statistics, time
 connection = socket.create_connection(("{server}", {ECHO_PORT}), timeout=30)
@@ -245,24 +270,19 @@ for size in {ECHO_SIZES!r}:
             times.append(time.perf_counter() - start)
     print(size, statistics.median(times) * 1e6)
 """
-    argv = [sys.executable, "-c", program]
-    if backend == "tap":
-        argv = ["ip", "netns", "exec", NAMESPACE] + argv
-    for attempt in range(3):
+    argv = on_host_side(backend, [sys.executable, "-c", program])
+
+    def attempt():
         try:
             result = subprocess.run(argv, capture_output=True, timeout=600)
-            if result.returncode == 0:
-                return {int(size): float(micro) for size, micro in
-                        (line.split() for line in result.stdout.decode().splitlines())}
-            error = result.stderr.decode(errors="replace")[-500:].strip()
         except subprocess.TimeoutExpired:
-            error = "timed out"
-        if console.crashed():
-            raise GuestCrashed("the guest kernel crashed during the echo test")
-        print(f"echo test: attempt {attempt + 1} failed: {error}",
-              file=sys.stderr, flush=True)
-        time.sleep(2)
-    raise RuntimeError("the echo test failed three times")
+            raise AttemptFailed("timed out")
+        if result.returncode != 0:
+            raise AttemptFailed(result.stderr.decode(errors="replace")[-500:].strip())
+        return {int(size): float(micro) for size, micro in
+                (line.split() for line in result.stdout.decode().splitlines())}
+
+    return in_three_attempts("the echo test", console, attempt)
 
 
 def measure_once(vmm, backend, args):
