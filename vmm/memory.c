@@ -53,6 +53,13 @@ int vm_memory_create(struct vm_memory *memory, uint64_t size, char *err,
 			vm_memory_destroy(memory);
 			return -saved;
 		}
+		/* Huge pages where the host allows them for shared memory
+		 * (transparent_hugepage/shmem_enabled advise, within_size or
+		 * always; the kernel then also places the mapping on a huge
+		 * page boundary): KVM maps a 2 MiB page with one entry, so the
+		 * guest's TLB misses walk a shorter nested table. Only
+		 * advice: a host without THP keeps small pages. */
+		madvise(host, layout[i].size, MADV_HUGEPAGE);
 		memory->guest.regions[i] = (struct guest_region){
 			.guest_phys_addr = layout[i].guest_phys_addr,
 			.size = layout[i].size,

@@ -5,7 +5,9 @@
  *
  * Promise: the memfd is what later snapshot and migration code reads and
  * what restore replaces; pages are allocated only when the guest touches
- * them, so vessel's own footprint stays apart from the guest's.
+ * them, so vessel's own footprint stays apart from the guest's. The
+ * mappings ask for transparent huge pages, which a host grants to a memfd
+ * only when its shmem_enabled policy is not "never" (docs/decisions.md).
  */
 #ifndef VESSEL_VMM_MEMORY_H
 #define VESSEL_VMM_MEMORY_H

@@ -319,6 +319,20 @@ def measure(vmm, backend, args):
                            retry_on=RuntimeError)
 
 
+def huge_page_policy():
+    """The host's transparent huge page policies, which decide whether each
+    VMM's guest RAM gets 2 MiB pages: QEMU's anonymous memory follows
+    "enabled", vessel's memfd follows "shmem_enabled"."""
+    policies = []
+    for name in ("enabled", "shmem_enabled"):
+        try:
+            with open(f"/sys/kernel/mm/transparent_hugepage/{name}") as knob:
+                policies.append(f"{name} {knob.read().split('[')[1].split(']')[0]}")
+        except (OSError, IndexError):
+            policies.append(f"{name} unknown")
+    return ", ".join(policies)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -342,6 +356,7 @@ def main():
         parser.error(f"--backends: a comma-separated subset of {', '.join(BACKENDS)}")
     if "tap" in backends:
         make_namespace()
+    print(f"host huge pages: {huge_page_policy()}", flush=True)
 
     results = {(vmm, backend, direction): []
                for vmm in ("vessel", "qemu") for backend in backends
