@@ -68,6 +68,42 @@ static int reset_fpu(int vcpu_fd)
 	return ioctl(vcpu_fd, KVM_SET_FPU, &fpu) ? -errno : 0;
 }
 
+#define MSR_IA32_MISC_ENABLE 0x1a0
+#define MISC_ENABLE_FAST_STRING (UINT64_C(1) << 0)
+#define MSR_MTRR_DEF_TYPE 0x2ff
+#define MTRR_DEF_TYPE_ENABLE (UINT64_C(1) << 11)
+#define MTRR_TYPE_WRITE_BACK 6
+
+/*
+ * What a PC's firmware leaves set for the OS (Intel SDM vol. 3A §11.11,
+ * vol. 4 table 2-2), which KVM's reset state does not have. MTRRs on,
+ * with write-back as the default type and no ranges: Linux sets up PAT
+ * (and with it write-combining) only when MTRRs are enabled, and finds
+ * the PCI holes through its own ioremap types. Fast strings on: without
+ * them Linux on Intel turns off its rep-movs copies (REP_GOOD, ERMS).
+ */
+static int set_firmware_msrs(int vcpu_fd)
+{
+	struct {
+		struct kvm_msrs header;
+		struct kvm_msr_entry entries[2];
+	} msrs = {
+		.header.nmsrs = 1,
+		.entries = { { .index = MSR_IA32_MISC_ENABLE } },
+	};
+
+	if (ioctl(vcpu_fd, KVM_GET_MSRS, &msrs) != 1)
+		return -EIO;
+	msrs.entries[0].data |= MISC_ENABLE_FAST_STRING;
+	msrs.entries[1] = (struct kvm_msr_entry){
+		.index = MSR_MTRR_DEF_TYPE,
+		.data = MTRR_DEF_TYPE_ENABLE | MTRR_TYPE_WRITE_BACK,
+	};
+	msrs.header.nmsrs = 2;
+	/* KVM_SET_MSRS stops at the first MSR it refuses. */
+	return ioctl(vcpu_fd, KVM_SET_MSRS, &msrs) == 2 ? 0 : -EIO;
+}
+
 static int set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *cpuid,
 		     unsigned int apic_id, unsigned int cpu_count)
 {
@@ -118,6 +154,10 @@ int vcpu_create(struct vcpu *vcpu, int vm_fd, unsigned int index,
 		goto fail;
 	step = "KVM_SET_FPU";
 	result = reset_fpu(vcpu->fd);
+	if (result)
+		goto fail;
+	step = "KVM_SET_MSRS (MTRRs, fast strings)";
+	result = set_firmware_msrs(vcpu->fd);
 	if (result)
 		goto fail;
 	return 0;

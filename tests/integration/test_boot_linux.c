@@ -66,6 +66,11 @@ static void boot_count_cpus_check_date_power_off(const char *cpus)
 	run_on_console(&session,
 		       "cd /sys/bus/pci/devices/0000:00:00.0; echo pci=$(cat vendor):$(cat class); cd\n",
 		       "pci=0x8086:0x060000\r");
+	/* MTRRs came up enabled, as firmware leaves them, so the kernel set
+	 * up PAT with write-combining in its second entry. */
+	run_on_console(&session,
+		       "echo pat=$(($(dmesg | grep -c 'PAT: Configuration .0-7.: WB  WC ')+0))\n",
+		       "pat=1\r");
 	cr_assert_eq(guest_session_send(&session, "poweroff -f\n"), 0);
 	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0,
 		     "poweroff must end vessel with status 0");
