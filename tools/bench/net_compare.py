@@ -302,7 +302,7 @@ def measure_once(vmm, backend, args):
         latency = echo_latency(backend, console) if args.latency else None
         # A guest that died at the end of a run gives no figure to trust.
         if console.crashed():
-            raise GuestCrashed("the guest kernel crashed during iperf3")
+            raise GuestCrashed("the guest kernel crashed during the measurements")
         return figures, latency
     finally:
         process.kill()
