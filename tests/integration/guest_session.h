@@ -20,6 +20,10 @@ struct guest_session {
 	size_t search_from; /* guest_session_expect() looks from here on */
 	bool output_ended;
 	bool crash_reported; /* the guest's kernel crashed, and it was said */
+	/* Boots the test asks for (1 unless it reboots the guest), and how
+	 * many began so far ("vessel-guest: userspace up" lines). */
+	unsigned int boots_expected, boots_seen;
+	size_t boot_search_from;
 	double last_output_at; /* CLOCK_MONOTONIC seconds of the last output */
 	int exit_status; /* -1 until the process is reaped */
 };

@@ -6,8 +6,10 @@ Inside the emulated AMD-V host a guest's kernel now and then dies in its
 entry code, or the guest stops with a vCPU spinning in guest mode, QEMU's
 guests as much as vessel's (tools/emuhost/README.md, "Known fault").
 guest_session prints "the guest kernel crashed" as soon as the console
-shows such a crash, and "the guest stopped" when a wait gives up on a
-silent console while a vCPU keeps running guest code. A failed test whose
+shows such a crash, "the guest restarted by itself" when the guest boots
+again though the test did not reboot it (a crash that left no readable
+sign), and "the guest stopped" when a wait gives up on a silent console
+while a vCPU keeps running guest code. A failed test whose
 own output has one of those lines is run again, alone, up to RERUNS times
 while each failure has such a line; the group passes if every such test
 passes in the end. A test that failed any other way, or on every try,
@@ -25,6 +27,7 @@ import sys
 # none.
 RERUNS = 3
 KNOWN_FAULTS = ("guest_session: the guest kernel crashed",
+                "guest_session: the guest restarted by itself",
                 "guest_session: the guest stopped")
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 RUN = re.compile(r"^\[RUN \] (\S+)")

@@ -92,6 +92,7 @@ Test(boot_linux, reboot_restarts_the_guest)
 	struct guest_session session;
 
 	start_default_guest(&session, "2", NULL);
+	session.boots_expected = 2;
 	cr_assert(guest_session_expect(&session, "vessel-guest: userspace up",
 				       BOOT_TIMEOUT));
 	cr_assert_eq(guest_session_send(&session, "reboot -f\n"), 0);
