@@ -70,6 +70,12 @@ struct net_receiver {
 	 * drops it, stops reading, and waits for receive_ready(). */
 	int (*receive)(void *opaque, const struct virtio_net_hdr *hdr,
 		       const struct iovec *frame, unsigned int count);
+	/* Around the receive() calls of one read of the backend's queue: the
+	 * guest may hear of the whole burst once, at burst_end, instead of
+	 * frame by frame. A backend that never calls them gets each frame
+	 * signalled as it is taken. */
+	void (*burst_begin)(void *opaque);
+	void (*burst_end)(void *opaque);
 	void *opaque;
 };
 

@@ -97,7 +97,7 @@ static bool offer_frame(struct net_tap *tap)
 	return true;
 }
 
-static void read_frames(struct net_tap *tap)
+static void read_burst(struct net_tap *tap)
 {
 	struct iovec iov[2] = {
 		{ .iov_base = &tap->header, .iov_len = sizeof(tap->header) },
@@ -122,6 +122,16 @@ static void read_frames(struct net_tap *tap)
 			return;
 		}
 	}
+}
+
+/* What one wake-up reads goes to the receiver as one burst. */
+static void read_frames(struct net_tap *tap)
+{
+	if (tap->receiver.burst_begin)
+		tap->receiver.burst_begin(tap->receiver.opaque);
+	read_burst(tap);
+	if (tap->receiver.burst_end)
+		tap->receiver.burst_end(tap->receiver.opaque);
 }
 
 /* epoll is level-triggered: a queue left non-empty after

@@ -49,6 +49,9 @@ struct virtio_net {
 	/* receive() refused a frame: the backend waits for receive_ready()
 	 * after the driver's next receiveq kick. */
 	bool backend_waiting;
+	/* Inside a burst of the backend's frames (net_burst_begin), and
+	 * whether a frame of it is yet to be signalled. */
+	bool rx_burst, rx_signal_held;
 	/* The first chain of a frame (it takes the header, written last)
 	 * and the chain being filled, with every chain taken so far. */
 	struct virtqueue_element rx_first, rx_next;
@@ -437,7 +440,10 @@ static int deliver_frame(struct virtio_net *net,
 		net->backend_waiting = true;
 		return -ENOBUFS;
 	}
-	device->notify_queue(device, VIRTIO_NET_RECEIVEQ);
+	if (net->rx_burst)
+		net->rx_signal_held = true;
+	else
+		device->notify_queue(device, VIRTIO_NET_RECEIVEQ);
 	return 0;
 }
 
@@ -458,6 +464,35 @@ static int net_receive(void *opaque, const struct virtio_net_hdr *header,
 	}
 	pthread_mutex_unlock(&net->rx_lock);
 	return ret;
+}
+
+/*
+ * A burst of frames from one read of the backend (a TAP's queue, up to
+ * NET_TAP_READ_BUDGET frames) is signalled once, after its last frame:
+ * signalling each frame woke the guest's vCPU in the middle of the burst,
+ * and on a host with fewer CPUs than busy threads that wake-up took the
+ * CPU from the thread still reading the burst. With EVENT_IDX the guest
+ * still hears of the burst if used_event lies anywhere in it (§2.7.10).
+ */
+static void net_burst_begin(void *opaque)
+{
+	struct virtio_net *net = opaque;
+
+	pthread_mutex_lock(&net->rx_lock);
+	net->rx_burst = true;
+	pthread_mutex_unlock(&net->rx_lock);
+}
+
+static void net_burst_end(void *opaque)
+{
+	struct virtio_net *net = opaque;
+
+	pthread_mutex_lock(&net->rx_lock);
+	/* A reset in between took the frames' chains with it. */
+	if (net->rx_signal_held && net->active)
+		net->device.notify_queue(&net->device, VIRTIO_NET_RECEIVEQ);
+	net->rx_burst = net->rx_signal_held = false;
+	pthread_mutex_unlock(&net->rx_lock);
 }
 
 /* The driver added receive buffers. Kicks matter only while the backend
@@ -540,6 +575,7 @@ static void net_reset(struct virtio_device *device)
 	net->tx_offloads = net->rx_offloads = 0;
 	net->mergeable = net->guest_csum = net->announce_negotiated = false;
 	net->backend_waiting = false;
+	net->rx_signal_held = false;
 	net->status &= ~VIRTIO_NET_S_ANNOUNCE;
 	for (unsigned int i = 0; i < NET_QUEUE_COUNT; i++)
 		virtqueue_reset(&device->queues[i]);
@@ -585,6 +621,8 @@ struct virtio_net *virtio_net_create(const struct device_context *context,
 	pthread_mutex_init(&net->config_lock, NULL);
 	backend->ops->attach(backend, &(struct net_receiver){
 					      .receive = net_receive,
+					      .burst_begin = net_burst_begin,
+					      .burst_end = net_burst_end,
 					      .opaque = net,
 				      });
 	return net;

@@ -125,6 +125,37 @@ static int record_frame(void *opaque, const struct virtio_net_hdr *hdr,
 
 static const struct net_receiver receiver = { .receive = record_frame };
 
+/* The bursts the backend announced: frames received by the time each
+ * began and ended. */
+static struct {
+	unsigned int count;
+	unsigned int begun_at[8], ended_at[8];
+	bool open;
+} bursts;
+
+static void record_burst_begin(void *opaque)
+{
+	(void)opaque;
+	cr_assert(!bursts.open, "a burst inside a burst");
+	cr_assert_lt(bursts.count, 8);
+	bursts.begun_at[bursts.count] = received.count + received.refused;
+	bursts.open = true;
+}
+
+static void record_burst_end(void *opaque)
+{
+	(void)opaque;
+	cr_assert(bursts.open, "a burst ended that never began");
+	bursts.ended_at[bursts.count++] = received.count + received.refused;
+	bursts.open = false;
+}
+
+static const struct net_receiver burst_receiver = {
+	.receive = record_frame,
+	.burst_begin = record_burst_begin,
+	.burst_end = record_burst_end,
+};
+
 /* Deletes the persistent interface a test created: attach to it, clear
  * TUNSETPERSIST, close. */
 static void delete_interface(void)
@@ -378,6 +409,38 @@ Test(net_tap, one_wakeup_reads_at_most_the_budget)
 	cr_assert_eq(received.count, NET_TAP_READ_BUDGET + 6);
 	for (unsigned int i = 0; i < received.count; i++)
 		assert_received_numbered(i, (uint8_t)i);
+}
+
+Test(net_tap, what_one_wakeup_reads_is_one_burst)
+{
+	memset(&bursts, 0, sizeof(bursts));
+	start();
+	backend->ops->attach(backend, &burst_receiver);
+	for (unsigned int i = 0; i < NET_TAP_READ_BUDGET + 6; i++)
+		peer_send_numbered((uint8_t)i);
+
+	run_event_loop();
+	cr_assert_eq(received.count, NET_TAP_READ_BUDGET + 6);
+	cr_assert_eq(bursts.count, 2, "one burst per wake-up");
+	cr_assert_eq(bursts.begun_at[0], 0);
+	cr_assert_eq(bursts.ended_at[0], NET_TAP_READ_BUDGET);
+	cr_assert_eq(bursts.begun_at[1], NET_TAP_READ_BUDGET);
+	cr_assert_eq(bursts.ended_at[1], NET_TAP_READ_BUDGET + 6);
+	cr_assert(!bursts.open);
+}
+
+Test(net_tap, a_burst_ends_when_the_receiver_is_full)
+{
+	memset(&bursts, 0, sizeof(bursts));
+	start();
+	backend->ops->attach(backend, &burst_receiver);
+	peer_send_numbered(1);
+	peer_send_numbered(2);
+	received.full = true;
+	run_event_loop();
+	cr_assert_eq(received.refused, 1);
+	cr_assert_eq(bursts.count, 1);
+	cr_assert(!bursts.open, "the refused frame left the burst open");
 }
 
 Test(net_tap, full_receiver_stops_reading_and_keeps_the_frame)

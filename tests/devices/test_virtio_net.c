@@ -827,6 +827,61 @@ Test(virtio_net, drops_a_frame_too_big_for_one_chain_without_mergeable_buffers)
 	cr_assert_eq(notify_calls[VIRTIO_NET_RECEIVEQ], 1);
 }
 
+Test(virtio_net, a_burst_of_received_frames_is_signalled_once_at_its_end)
+{
+	const struct net_receiver *receiver = &backend.receiver;
+	uint8_t frame[64];
+
+	cr_assert_not_null(receiver->burst_begin);
+	cr_assert_not_null(receiver->burst_end);
+	post_receive_buffers(0, 4, 2048);
+	receiver->burst_begin(receiver->opaque);
+	for (unsigned int i = 0; i < 3; i++)
+		cr_assert_eq(receive_frame(&(struct virtio_net_hdr){ 0 }, frame,
+					   sizeof(frame)), 0);
+	cr_assert_eq(used_idx(VIRTIO_NET_RECEIVEQ), 3, "frames wait for nothing");
+	cr_assert_eq(notify_calls[VIRTIO_NET_RECEIVEQ], 0,
+		     "signalled in the middle of the burst");
+	receiver->burst_end(receiver->opaque);
+	cr_assert_eq(notify_calls[VIRTIO_NET_RECEIVEQ], 1);
+
+	/* After the burst, a frame is signalled as it is taken again. */
+	cr_assert_eq(receive_frame(&(struct virtio_net_hdr){ 0 }, frame,
+				   sizeof(frame)), 0);
+	cr_assert_eq(notify_calls[VIRTIO_NET_RECEIVEQ], 2);
+}
+
+Test(virtio_net, a_burst_that_took_nothing_signals_nothing)
+{
+	const struct net_receiver *receiver = &backend.receiver;
+	uint8_t frame[64];
+
+	/* No buffers: the one frame is refused. */
+	receiver->burst_begin(receiver->opaque);
+	cr_assert_eq(receive_frame(&(struct virtio_net_hdr){ 0 }, frame,
+				   sizeof(frame)), -ENOBUFS);
+	receiver->burst_end(receiver->opaque);
+	cr_assert_eq(notify_calls[VIRTIO_NET_RECEIVEQ], 0);
+}
+
+Test(virtio_net, a_reset_during_a_burst_drops_its_signal)
+{
+	const struct net_receiver *receiver = &backend.receiver;
+	uint8_t frame[64];
+
+	post_receive_buffers(0, 2, 2048);
+	receiver->burst_begin(receiver->opaque);
+	cr_assert_eq(receive_frame(&(struct virtio_net_hdr){ 0 }, frame,
+				   sizeof(frame)), 0);
+	/* The driver resets the device (another vCPU) mid-burst. */
+	device->ops->reset(device);
+	cr_assert_eq(receive_frame(&(struct virtio_net_hdr){ 0 }, frame,
+				   sizeof(frame)), -ENOBUFS);
+	receiver->burst_end(receiver->opaque);
+	cr_assert_eq(notify_calls[VIRTIO_NET_RECEIVEQ], 0,
+		     "signalled a queue that was reset");
+}
+
 Test(virtio_net, no_receive_buffers_makes_the_backend_wait_for_a_kick)
 {
 	uint8_t frame[64];
