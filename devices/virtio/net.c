@@ -470,9 +470,10 @@ static int net_receive(void *opaque, const struct virtio_net_hdr *header,
  * A burst of frames from one read of the backend (a TAP's queue, up to
  * NET_TAP_READ_BUDGET frames) is signalled once, after its last frame:
  * signalling each frame woke the guest's vCPU in the middle of the burst,
- * and on a host with fewer CPUs than busy threads that wake-up took the
- * CPU from the thread still reading the burst. With EVENT_IDX the guest
- * still hears of the burst if used_event lies anywhere in it (§2.7.10).
+ * and on a host with fewer CPUs than busy threads that wake-up could take
+ * the CPU from the thread still reading the burst (docs/decisions.md has
+ * the measurements). With EVENT_IDX the guest still hears of the burst if
+ * used_event lies anywhere in it (§2.7.10).
  */
 static void net_burst_begin(void *opaque)
 {
