@@ -489,8 +489,9 @@ static void net_burst_end(void *opaque)
 	struct virtio_net *net = opaque;
 
 	pthread_mutex_lock(&net->rx_lock);
-	/* A reset in between took the frames' chains with it. */
-	if (net->rx_signal_held && net->active)
+	/* A reset in between took the frames' chains, and the held signal
+	 * (net_reset), with it. */
+	if (net->rx_signal_held)
 		net->device.notify_queue(&net->device, VIRTIO_NET_RECEIVEQ);
 	net->rx_burst = net->rx_signal_held = false;
 	pthread_mutex_unlock(&net->rx_lock);
