@@ -346,7 +346,11 @@ static int create_kvm_vm(struct vm *vm, char *err, size_t err_len)
 {
 	const char *step;
 
-	vm->fd = ioctl(vm->host->fd, KVM_CREATE_VM, 0);
+	/* KVM returns EINTR when a signal arrives while it sets the VM up
+	 * (seen in the emulated host); nothing was created, so ask again. */
+	do {
+		vm->fd = ioctl(vm->host->fd, KVM_CREATE_VM, 0);
+	} while (vm->fd < 0 && errno == EINTR);
 	if (vm->fd < 0) {
 		step = "KVM_CREATE_VM";
 		goto fail;
