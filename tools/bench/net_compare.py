@@ -110,7 +110,9 @@ def vmm_command(vmm, backend, args):
     else:
         netdev = (f"user,id=n0,{forward}" if backend == "user" else
                   f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost=off")
-        argv = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "pc",
+        # debug-threads names the vCPU threads for thread_cpu_seconds.
+        argv = ["qemu-system-x86_64", "-name", "bench,debug-threads=on",
+                "-enable-kvm", "-cpu", "host", "-M", "pc",
                 "-m", "512M", "-smp", str(args.cpus), "-nodefaults",
                 "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
                 "-kernel", kernel, "-initrd", initrd, "-append", cmdline,
@@ -188,6 +190,27 @@ class ExitCounter:
         return counts
 
 
+def thread_cpu_seconds(pid):
+    """{"vcpu": seconds, "other": seconds} of CPU the VMM's threads have
+    used: the vCPU threads (vessel's vcpuN, QEMU's "CPU N/KVM" with
+    debug-threads=on), whose time includes the guest's own, and the rest
+    (the event loop, QEMU's main loop, workers)."""
+    seconds = {"vcpu": 0.0, "other": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue  # the thread ended
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        vcpu = name.startswith(("vcpu", "CPU "))
+        seconds["vcpu" if vcpu else "other"] += used
+    return seconds
+
+
 class AttemptFailed(Exception):
     """One try of a host-side client failed; the message says how."""
 
@@ -211,27 +234,54 @@ def in_three_attempts(what, console, attempt):
     raise RuntimeError(f"{what} failed three times")
 
 
+def sender_figures(report, reverse):
+    """{figure: value} of the sending side's TCP from iperf3's JSON report:
+    its retransmits and its largest congestion window (KiB), which
+    throughput alone hides: a sender that lost frames, or one that never
+    opened its window. Reversed, the sender is the guest's server, whose
+    window is only in its own text report (--get-server-output): the
+    interval lines end in "<retransmits> <window> <unit>"."""
+    figures = {"retransmits": report["end"]["sum_sent"].get("retransmits", 0)}
+    if not reverse:
+        figures["cwnd"] = report["end"]["streams"][0]["sender"]["max_snd_cwnd"] / 1024
+        return figures
+    units = {"KBytes": 1, "MBytes": 1024, "GBytes": 1024 * 1024}
+    windows = [float(fields[-2]) * units[fields[-1]]
+               for fields in map(str.split, report["server_output_text"].splitlines())
+               if len(fields) > 2 and fields[-1] in units and "sec" in fields]
+    figures["cwnd"] = max(windows, default=0)
+    return figures
+
+
 def iperf(backend, reverse, args, console, pid):
     """(Mbit/s the receiving side saw, {exit figure: per MB moved} or None
-    without --exits), in three attempts (in_three_attempts)."""
+    without --exits, {figure: value}: sender_figures and the VMM's CPU
+    seconds per GB moved, "vcpu" and "other" as thread_cpu_seconds), in
+    three attempts (in_three_attempts)."""
     argv = ["iperf3", "-c", guest_server(backend), "-p", str(PORT),
             "-t", str(args.runtime), "-J"]
     if reverse:
-        argv.append("-R")
+        argv += ["--get-server-output", "-R"]
     argv = on_host_side(backend, argv)
 
     def attempt():
         counter = ExitCounter(pid) if args.exits else None
         try:
+            cpu_before = thread_cpu_seconds(pid)
             result = subprocess.run(argv, capture_output=True,
                                     timeout=args.runtime + 60)
-            received = json.loads(result.stdout)["end"]["sum_received"]
+            cpu_after = thread_cpu_seconds(pid)
+            report = json.loads(result.stdout)
+            received = report["end"]["sum_received"]
             exits = None
+            megabytes = received["bytes"] / 1e6
             if counter:
-                megabytes = received["bytes"] / 1e6
                 exits = {name: count / megabytes
                          for name, count in counter.stop().items()}
-            return received["bits_per_second"] / 1e6, exits
+            figures = sender_figures(report, reverse)
+            for kind in cpu_before:
+                figures[kind] = (cpu_after[kind] - cpu_before[kind]) / megabytes * 1e3
+            return received["bits_per_second"] / 1e6, exits, figures
         except subprocess.TimeoutExpired:
             raise AttemptFailed("timed out")
         except (ValueError, KeyError, ZeroDivisionError):
@@ -362,6 +412,7 @@ def main():
                for vmm in ("vessel", "qemu") for backend in backends
                for direction in DIRECTIONS}
     exit_results = {key: [] for key in results}
+    cpu_results = {key: [] for key in results}
     latency_results = {(vmm, backend): [] for vmm in ("vessel", "qemu")
                        for backend in backends}
     try:
@@ -369,15 +420,22 @@ def main():
             for backend in backends:
                 for vmm in ("vessel", "qemu"):
                     figures, latency = measure(vmm, backend, args)
-                    for direction, (value, exits) in figures.items():
+                    for direction, (value, exits, _) in figures.items():
                         results[(vmm, backend, direction)].append(value)
                         if exits:
                             exit_results[(vmm, backend, direction)].append(exits)
                     print(f"round {round_number + 1} {vmm:6s} {backend:4s} " +
                           "  ".join(f"{direction} {value:8.1f}"
-                                    for direction, (value, _) in figures.items()),
+                                    for direction, (value, _, _) in figures.items()),
                           flush=True)
-                    for direction, (_, exits) in figures.items():
+                    for direction, (_, _, more) in figures.items():
+                        cpu_results[(vmm, backend, direction)].append(more)
+                        print(f"    {direction}: sender's retransmits "
+                              f"{more['retransmits']}, largest window "
+                              f"{more['cwnd']:.0f} KiB; CPU s per GB: vCPU "
+                              f"threads {more['vcpu']:.2f}, other threads "
+                              f"{more['other']:.2f}", flush=True)
+                    for direction, (_, exits, _) in figures.items():
                         if exits:
                             print(f"    {direction} per MB: " + "  ".join(
                                 f"{name} {count:.2f}"
@@ -399,6 +457,19 @@ def main():
             qemu = statistics.median(results[("qemu", backend, direction)])
             print(f"  {backend:4s} {direction:14s} vessel {vessel:8.1f}  "
                   f"qemu {qemu:8.1f}  vessel/qemu {vessel / qemu:5.2f}")
+    print("\nmedian CPU seconds per GB moved, the VMM's vCPU threads (with "
+          "the guest's own time) and its other threads (vessel/qemu: below "
+          "1.00 is less for vessel):")
+    for backend in backends:
+        for direction in DIRECTIONS:
+            figures = []
+            for kind in ("vcpu", "other"):
+                vessel, qemu = (statistics.median(
+                    more[kind] for more in cpu_results[(vmm, backend, direction)])
+                    for vmm in ("vessel", "qemu"))
+                figures.append(f"{kind} {vessel:.2f}/{qemu:.2f}"
+                               f" = {vessel / qemu if qemu else float('inf'):.2f}")
+            print(f"  {backend:4s} {direction:14s} " + "  ".join(figures))
     if args.exits:
         print("\nmedian per MB moved (vessel/qemu: below 1.00 is fewer for vessel):")
         for backend in backends:
