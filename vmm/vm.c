@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -614,6 +615,39 @@ void vm_destroy(struct vm *vm)
 	free(vm);
 }
 
+/*
+ * The event thread runs as SCHED_BATCH while it serves the VM: when a
+ * guest's kick or a backend's frame wakes it, it no longer preempts a
+ * vCPU that is running on its CPU, but waits for the CPU's turn or a free
+ * CPU. On a host with a CPU to spare nothing changes (it wakes on the
+ * idle one); on a host with fewer CPUs than busy threads the vCPU goes on
+ * making chains available meanwhile, so the thread serves them in larger
+ * rounds, and the guest takes fewer kicks, interrupts and wake-ups per
+ * byte (docs/decisions.md has the measurements). The previous policy
+ * comes back afterwards, so that threads created later (a rebooted VM's
+ * vCPUs) do not inherit it. Returns the policy to restore, or -1.
+ */
+static int event_thread_policy_enter(void)
+{
+	const struct sched_param param = { .sched_priority = 0 };
+	int previous = sched_getscheduler(0);
+
+	/* Only a thread of the default policy is changed: a real-time or
+	 * idle one was chosen by whoever started vessel. */
+	if (previous != SCHED_OTHER || sched_setscheduler(0, SCHED_BATCH, &param))
+		return -1;
+	return previous;
+}
+
+static void event_thread_policy_leave(int previous)
+{
+	const struct sched_param param = { .sched_priority = 0 };
+
+	/* Going back to SCHED_OTHER needs no privilege, so cannot fail. */
+	if (previous >= 0)
+		sched_setscheduler(0, previous, &param);
+}
+
 enum vm_stop_reason vm_run(struct vm *vm, char *message, size_t message_len)
 {
 	char text[96] = "";
@@ -634,6 +668,7 @@ enum vm_stop_reason vm_run(struct vm *vm, char *message, size_t message_len)
 	pthread_mutex_unlock(&vm->stop_lock);
 	if (text[0])
 		vm_request_stop(vm, VM_STOP_ERROR, text);
+	int previous_policy = event_thread_policy_enter();
 	for (;;) {
 		result = event_loop_run(vm->loop);
 		pthread_mutex_lock(&vm->stop_lock);
@@ -647,6 +682,7 @@ enum vm_stop_reason vm_run(struct vm *vm, char *message, size_t message_len)
 			vm_request_stop(vm, VM_STOP_ERROR, text);
 		}
 	}
+	event_thread_policy_leave(previous_policy);
 	for (unsigned int i = 0; i < vm->vcpu_count; i++)
 		vcpu_stop(&vm->vcpus[i]);
 	console_connect(vm->console, NULL);

@@ -1,13 +1,15 @@
 /*
  * vessel runs the freestanding selftest guest on this machine's own
  * /dev/kvm: the UART both ways, the i8042 reset line, the CMOS clock,
- * CPUID masking, ACPI power-off, and the reports of a triple fault and of
- * an exit vessel cannot handle.
+ * CPUID masking, ACPI power-off, the reports of a triple fault and of an
+ * exit vessel cannot handle, and the event thread's scheduling policy.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <linux/kvm.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +61,66 @@ Test(selftest, console_input_reaches_the_guest)
 	cr_assert(guest_session_expect(&session, "echo done", TIMEOUT));
 	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
 	guest_session_close(&session);
+}
+
+/* The scheduling policy (field 41 of /proc/PID/task/TID/stat) of the
+ * first thread of pid named name, or -1 when it has none of that name. */
+static int thread_policy(pid_t pid, const char *name)
+{
+	char path[320], stat[1024];
+	struct dirent *entry;
+	int policy = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *tasks = opendir(path);
+	if (!tasks)
+		return -1;
+	while (policy < 0 && (entry = readdir(tasks))) {
+		if (entry->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid,
+			 entry->d_name);
+		FILE *file = fopen(path, "r");
+		size_t len = file ? fread(stat, 1, sizeof(stat) - 1, file) : 0;
+		if (file)
+			fclose(file);
+		stat[len] = '\0';
+		/* "TID (name) state ...": the name may hold spaces, so the
+		 * fields are counted from the last ')' on; state is field 3. */
+		char *open_paren = strchr(stat, '('), *close_paren = strrchr(stat, ')');
+		if (!open_paren || !close_paren ||
+		    (size_t)(close_paren - open_paren - 1) != strlen(name) ||
+		    strncmp(open_paren + 1, name, strlen(name)))
+			continue;
+		char *field = close_paren + 2;
+		for (int number = 3; number < 41 && field; number++) {
+			field = strchr(field, ' ');
+			if (field)
+				field++;
+		}
+		if (field)
+			policy = atoi(field);
+	}
+	closedir(tasks);
+	return policy;
+}
+
+Test(selftest, event_thread_runs_as_batch_and_vcpus_do_not)
+{
+	struct guest_session session;
+
+	run_selftest(&session, "mode=echo", NULL);
+	cr_assert(guest_session_expect(&session, "echo ready", TIMEOUT));
+	/* The event thread is vessel's first thread, named as the binary. */
+	int event_thread = thread_policy(session.pid, "vessel");
+	int vcpu = thread_policy(session.pid, "vcpu0");
+	cr_assert_eq(guest_session_send(&session, "q"), 0);
+	cr_assert(guest_session_expect(&session, "echo done", TIMEOUT));
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
+	guest_session_close(&session);
+	cr_assert_eq(event_thread, SCHED_BATCH,
+		     "the event thread's policy is %d", event_thread);
+	cr_assert_eq(vcpu, SCHED_OTHER, "vcpu0's policy is %d", vcpu);
 }
 
 Test(selftest, reset_line_ends_vessel_with_no_reboot)
