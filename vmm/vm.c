@@ -622,8 +622,8 @@ void vm_destroy(struct vm *vm)
  * CPU. On a host with a CPU to spare nothing changes (it wakes on the
  * idle one); on a host with fewer CPUs than busy threads the vCPU goes on
  * making chains available meanwhile, so the thread serves them in larger
- * rounds, and the guest takes fewer kicks, interrupts and wake-ups per
- * byte (docs/decisions.md has the measurements). The previous policy
+ * rounds, and the guest takes fewer interrupts and wake-ups per byte
+ * (docs/decisions.md has the measurements). The previous policy
  * comes back afterwards, so that threads created later (a rebooted VM's
  * vCPUs) do not inherit it. Returns the policy to restore, or -1.
  */
