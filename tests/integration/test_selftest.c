@@ -111,8 +111,15 @@ Test(selftest, event_thread_runs_as_batch_and_vcpus_do_not)
 
 	run_selftest(&session, "mode=echo", NULL);
 	cr_assert(guest_session_expect(&session, "echo ready", TIMEOUT));
-	/* The event thread is vessel's first thread, named as the binary. */
-	int event_thread = thread_policy(session.pid, "vessel");
+	/* The event thread is vessel's first thread, named as the binary. It
+	 * takes the policy just after starting the vCPUs, so the guest's
+	 * first line may come a moment before it does. */
+	int event_thread = -1;
+	for (int tries = 0; tries < 500 && event_thread != SCHED_BATCH; tries++) {
+		if (tries)
+			usleep(10000);
+		event_thread = thread_policy(session.pid, "vessel");
+	}
 	int vcpu = thread_policy(session.pid, "vcpu0");
 	cr_assert_eq(guest_session_send(&session, "q"), 0);
 	cr_assert(guest_session_expect(&session, "echo done", TIMEOUT));
