@@ -138,56 +138,76 @@ struct vcpu_sample {
 	unsigned long long cpu_ticks, guest_ticks;
 };
 
-/* Up to max vessel threads named "vcpuN" (vcpu_start names them): their
- * CPU and guest-mode time so far, from /proc/PID/task/TID/stat. */
-static size_t sample_vcpus(pid_t pid, struct vcpu_sample *samples, size_t max)
+void guest_session_each_thread(pid_t pid,
+			       void (*visit)(const struct thread_stat *thread,
+					     void *opaque),
+			       void *opaque)
 {
 	char path[64];
-	size_t count = 0;
 	struct dirent *entry;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	DIR *tasks = opendir(path);
 	if (!tasks)
-		return 0;
-	while (count < max && (entry = readdir(tasks))) {
-		struct vcpu_sample *sample = &samples[count];
+		return;
+	while ((entry = readdir(tasks))) {
+		struct thread_stat thread = { 0 };
 		char stat[1024];
 
 		if (!isdigit((unsigned char)entry->d_name[0]))
 			continue;
-		sample->tid = atoi(entry->d_name);
+		thread.tid = atoi(entry->d_name);
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
-			 sample->tid);
+			 thread.tid);
 		FILE *file = fopen(path, "r");
 		if (!file)
 			continue;
 		size_t len = fread(stat, 1, sizeof(stat) - 1, file);
 		fclose(file);
 		stat[len] = '\0';
-		/* "tid (name) state ...": fields counted from the state (3). */
+		/* "tid (name) state ...": the name may hold spaces and
+		 * parentheses, so the fields are counted from the last ')'. */
 		char *open = strchr(stat, '('), *close = strrchr(stat, ')');
-		if (!open || !close || close - open - 1 >= (long)sizeof(sample->name))
+		if (!open || !close || close - open - 1 >= (long)sizeof(thread.name))
 			continue;
-		snprintf(sample->name, sizeof(sample->name), "%.*s",
+		snprintf(thread.name, sizeof(thread.name), "%.*s",
 			 (int)(close - open - 1), open + 1);
-		if (strncmp(sample->name, "vcpu", 4) != 0)
-			continue;
-		/* Fields 14 and 15 (utime, stime) and 43 (guest_time), in
-		 * clock ticks; the state after the name is field 3. */
-		unsigned long long field[44] = { 0 };
 		int number = 3;
-		for (char *token = strtok(close + 1, " "); token && number < 44;
-		     token = strtok(NULL, " "))
-			field[number++] = strtoull(token, NULL, 10);
-		if (number < 44)
-			continue;
-		sample->cpu_ticks = field[14] + field[15];
-		sample->guest_ticks = field[43];
-		count++;
+		for (char *token = strtok(close + 1, " ");
+		     token && number < THREAD_STAT_FIELDS; token = strtok(NULL, " "))
+			thread.field[number++] = strtoull(token, NULL, 10);
+		if (number == THREAD_STAT_FIELDS)
+			visit(&thread, opaque);
 	}
 	closedir(tasks);
-	return count;
+}
+
+struct vcpu_samples {
+	struct vcpu_sample *samples;
+	size_t count, max;
+};
+
+static void add_vcpu_sample(const struct thread_stat *thread, void *opaque)
+{
+	struct vcpu_samples *vcpus = opaque;
+
+	if (vcpus->count == vcpus->max || strncmp(thread->name, "vcpu", 4) != 0)
+		return;
+	struct vcpu_sample *sample = &vcpus->samples[vcpus->count++];
+	sample->tid = thread->tid;
+	snprintf(sample->name, sizeof(sample->name), "%s", thread->name);
+	sample->cpu_ticks = thread->field[14] + thread->field[15];
+	sample->guest_ticks = thread->field[43];
+}
+
+/* Up to max vessel threads named "vcpuN" (vcpu_start names them): their
+ * CPU and guest-mode time so far, in clock ticks. */
+static size_t sample_vcpus(pid_t pid, struct vcpu_sample *samples, size_t max)
+{
+	struct vcpu_samples vcpus = { .samples = samples, .max = max };
+
+	guest_session_each_thread(pid, add_vcpu_sample, &vcpus);
+	return vcpus.count;
 }
 
 /* Where a vCPU thread is: the first function of its kernel stack when it

@@ -44,6 +44,22 @@ int guest_session_wait(struct guest_session *session, int timeout_seconds);
 
 void guest_session_close(struct guest_session *session);
 
+/* One of vessel's threads as /proc/PID/task/TID/stat shows it: its name
+ * and its numeric fields as proc(5) numbers them (14 and 15 utime and
+ * stime, 41 the scheduling policy, 43 guest time; 3, the state, reads 0). */
+#define THREAD_STAT_FIELDS 44
+struct thread_stat {
+	int tid;
+	char name[16];
+	unsigned long long field[THREAD_STAT_FIELDS];
+};
+
+/* Calls visit for each thread of pid whose stat it could read. */
+void guest_session_each_thread(pid_t pid,
+			       void (*visit)(const struct thread_stat *thread,
+					     void *opaque),
+			       void *opaque);
+
 /* Path of a built guest artifact: $VESSEL_GUEST_DIR/name. */
 const char *guest_artifact(const char *name);
 

@@ -7,7 +7,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -63,46 +62,27 @@ Test(selftest, console_input_reaches_the_guest)
 	guest_session_close(&session);
 }
 
-/* The scheduling policy (field 41 of /proc/PID/task/TID/stat) of the
- * first thread of pid named name, or -1 when it has none of that name. */
+struct policy_query {
+	const char *name;
+	int policy; /* -1 until a thread of that name is found */
+};
+
+static void match_thread_policy(const struct thread_stat *thread, void *opaque)
+{
+	struct policy_query *query = opaque;
+
+	if (query->policy < 0 && strcmp(thread->name, query->name) == 0)
+		query->policy = (int)thread->field[41];
+}
+
+/* The scheduling policy of the first thread of pid named name, or -1 when
+ * it has none of that name. */
 static int thread_policy(pid_t pid, const char *name)
 {
-	char path[320], stat[1024];
-	struct dirent *entry;
-	int policy = -1;
+	struct policy_query query = { .name = name, .policy = -1 };
 
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *tasks = opendir(path);
-	if (!tasks)
-		return -1;
-	while (policy < 0 && (entry = readdir(tasks))) {
-		if (entry->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid,
-			 entry->d_name);
-		FILE *file = fopen(path, "r");
-		size_t len = file ? fread(stat, 1, sizeof(stat) - 1, file) : 0;
-		if (file)
-			fclose(file);
-		stat[len] = '\0';
-		/* "TID (name) state ...": the name may hold spaces, so the
-		 * fields are counted from the last ')' on; state is field 3. */
-		char *open_paren = strchr(stat, '('), *close_paren = strrchr(stat, ')');
-		if (!open_paren || !close_paren ||
-		    (size_t)(close_paren - open_paren - 1) != strlen(name) ||
-		    strncmp(open_paren + 1, name, strlen(name)))
-			continue;
-		char *field = close_paren + 2;
-		for (int number = 3; number < 41 && field; number++) {
-			field = strchr(field, ' ');
-			if (field)
-				field++;
-		}
-		if (field)
-			policy = atoi(field);
-	}
-	closedir(tasks);
-	return policy;
+	guest_session_each_thread(pid, match_thread_policy, &query);
+	return query.policy;
 }
 
 Test(selftest, event_thread_runs_as_batch_and_vcpus_do_not)
