@@ -623,29 +623,26 @@ void vm_destroy(struct vm *vm)
  * idle one); on a host with fewer CPUs than busy threads the vCPU goes on
  * making chains available meanwhile, so the thread serves them in larger
  * rounds, and the guest takes fewer interrupts and wake-ups per byte
- * (docs/decisions.md has the measurements). The previous policy
- * comes back afterwards, so that threads created later (a rebooted VM's
- * vCPUs) do not inherit it. Returns the policy to restore, or -1.
+ * (docs/decisions.md has the measurements). The thread goes back to
+ * SCHED_OTHER afterwards, so that threads created later (a rebooted VM's
+ * vCPUs) do not inherit it. Only a thread of the default policy is
+ * changed: a real-time or idle one was chosen by whoever started vessel.
+ * Returns whether it changed the policy.
  */
-static int event_thread_policy_enter(void)
+static bool event_thread_to_batch(void)
 {
 	const struct sched_param param = { .sched_priority = 0 };
-	int previous = sched_getscheduler(0);
 
-	/* Only a thread of the default policy is changed: a real-time or
-	 * idle one was chosen by whoever started vessel. */
-	if (previous != SCHED_OTHER || sched_setscheduler(0, SCHED_BATCH, &param))
-		return -1;
-	return previous;
+	return sched_getscheduler(0) == SCHED_OTHER &&
+	       sched_setscheduler(0, SCHED_BATCH, &param) == 0;
 }
 
-static void event_thread_policy_leave(int previous)
+static void event_thread_to_default(void)
 {
 	const struct sched_param param = { .sched_priority = 0 };
 
 	/* Going back to SCHED_OTHER needs no privilege, so cannot fail. */
-	if (previous >= 0)
-		sched_setscheduler(0, previous, &param);
+	sched_setscheduler(0, SCHED_OTHER, &param);
 }
 
 enum vm_stop_reason vm_run(struct vm *vm, char *message, size_t message_len)
@@ -668,7 +665,7 @@ enum vm_stop_reason vm_run(struct vm *vm, char *message, size_t message_len)
 	pthread_mutex_unlock(&vm->stop_lock);
 	if (text[0])
 		vm_request_stop(vm, VM_STOP_ERROR, text);
-	int previous_policy = event_thread_policy_enter();
+	bool batch = event_thread_to_batch();
 	for (;;) {
 		result = event_loop_run(vm->loop);
 		pthread_mutex_lock(&vm->stop_lock);
@@ -682,7 +679,8 @@ enum vm_stop_reason vm_run(struct vm *vm, char *message, size_t message_len)
 			vm_request_stop(vm, VM_STOP_ERROR, text);
 		}
 	}
-	event_thread_policy_leave(previous_policy);
+	if (batch)
+		event_thread_to_default();
 	for (unsigned int i = 0; i < vm->vcpu_count; i++)
 		vcpu_stop(&vm->vcpus[i]);
 	console_connect(vm->console, NULL);
