@@ -298,6 +298,47 @@ static bool read_output(struct guest_session *session, int timeout_ms)
 	return true;
 }
 
+/* Reaps vessel if it has ended, within wait_seconds: its exit status, or
+ * 128 + the signal that killed it (which is named in the test's log: a
+ * crash of vessel itself is no fault of the emulated host's). */
+static void reap(struct guest_session *session, double wait_seconds)
+{
+	double deadline = now_seconds() + wait_seconds;
+	int status;
+
+	while (session->exit_status < 0) {
+		pid_t done = waitpid(session->pid, &status, WNOHANG);
+		if (done == session->pid) {
+			session->exit_status = WIFEXITED(status) ?
+				WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			if (WIFSIGNALED(status))
+				fprintf(stderr, "\nguest_session: vessel was killed "
+						"by signal %d (%s)\n", WTERMSIG(status),
+					strsignal(WTERMSIG(status)));
+			return;
+		}
+		if (done < 0 || now_seconds() > deadline)
+			return;
+		usleep(10000);
+	}
+}
+
+/* A wait for the console that ends with vessel's output says so, and how
+ * vessel ended, rather than failing on the text alone. */
+static void report_end(struct guest_session *session, const char *text)
+{
+	/* The text up to its line end, which tests include ("cpus=2\r"). */
+	int shown = (int)strcspn(text, "\r\n");
+
+	reap(session, 5);
+	if (session->exit_status >= 0)
+		fprintf(stderr, "\nguest_session: vessel ended (status %d) before "
+				"'%.*s' appeared\n", session->exit_status, shown, text);
+	else
+		fprintf(stderr, "\nguest_session: vessel closed its output before "
+				"'%.*s' appeared\n", shown, text);
+}
+
 bool guest_session_expect(struct guest_session *session, const char *text,
 			  int timeout_seconds)
 {
@@ -311,8 +352,10 @@ bool guest_session_expect(struct guest_session *session, const char *text,
 			return true;
 		}
 		double left = deadline - now_seconds();
-		if (session->output_ended)
+		if (session->output_ended) {
+			report_end(session, text);
 			return false;
+		}
 		if (left <= 0) {
 			report_stall(session, now_seconds() - session->last_output_at);
 			return false;
@@ -353,15 +396,11 @@ static void kill_and_reap(pid_t pid)
 int guest_session_wait(struct guest_session *session, int timeout_seconds)
 {
 	double deadline = now_seconds() + timeout_seconds;
-	int status;
 
 	while (session->exit_status < 0) {
-		pid_t done = waitpid(session->pid, &status, WNOHANG);
-		if (done == session->pid) {
-			session->exit_status = WIFEXITED(status) ?
-				WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		reap(session, 0);
+		if (session->exit_status >= 0)
 			break;
-		}
 		if (now_seconds() > deadline) {
 			report_stall(session, now_seconds() - session->last_output_at);
 			kill_and_reap(session->pid);
