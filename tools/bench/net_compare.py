@@ -190,6 +190,21 @@ class ExitCounter:
         return counts
 
 
+def tap_frames():
+    """{"from": (frames, bytes), "to": (frames, bytes)}: what the TAP has
+    carried from the guest (the VMM's writes, the kernel's receive side)
+    and to it. A guest whose TCP sends smaller TSO frames pays the
+    per-frame cost (a chain, a kick or an interrupt, an exit) more often
+    per byte; the frame size shows how large the rounds between guest
+    and device were."""
+    def counter(name):
+        path = f"/sys/class/net/{TAP}/statistics/{name}"
+        return int(subprocess.run(on_host_side("tap", ["cat", path]),
+                                  capture_output=True, check=True).stdout)
+    return {"from": (counter("rx_packets"), counter("rx_bytes")),
+            "to": (counter("tx_packets"), counter("tx_bytes"))}
+
+
 def thread_cpu_seconds(pid):
     """{"vcpu": seconds, "other": seconds} of CPU the VMM's threads have
     used: the vCPU threads (vessel's vcpuN, QEMU's "CPU N/KVM" with
@@ -255,8 +270,10 @@ def sender_figures(report, reverse):
 
 def iperf(backend, reverse, args, console, pid):
     """(Mbit/s the receiving side saw, {exit figure: per MB moved} or None
-    without --exits, {figure: value}: sender_figures and the VMM's CPU
-    seconds per GB moved, "vcpu" and "other" as thread_cpu_seconds), in
+    without --exits, {figure: value}: sender_figures, the VMM's CPU
+    seconds per GB moved, "vcpu" and "other" as thread_cpu_seconds, and
+    over TAP the frames per MB moved and their mean size in bytes,
+    "frames from"/"size from" the guest and "frames to"/"size to" it), in
     three attempts (in_three_attempts)."""
     argv = ["iperf3", "-c", guest_server(backend), "-p", str(PORT),
             "-t", str(args.runtime), "-J"]
@@ -267,10 +284,12 @@ def iperf(backend, reverse, args, console, pid):
     def attempt():
         counter = ExitCounter(pid) if args.exits else None
         try:
+            frames_before = tap_frames() if backend == "tap" else None
             cpu_before = thread_cpu_seconds(pid)
             result = subprocess.run(argv, capture_output=True,
                                     timeout=args.runtime + 60)
             cpu_after = thread_cpu_seconds(pid)
+            frames_after = tap_frames() if backend == "tap" else None
             report = json.loads(result.stdout)
             received = report["end"]["sum_received"]
             exits = None
@@ -281,6 +300,12 @@ def iperf(backend, reverse, args, console, pid):
             figures = sender_figures(report, reverse)
             for kind in cpu_before:
                 figures[kind] = (cpu_after[kind] - cpu_before[kind]) / megabytes * 1e3
+            if frames_before:
+                for way in ("from", "to"):
+                    count, size = (after - before for after, before in
+                                   zip(frames_after[way], frames_before[way]))
+                    figures[f"frames {way}"] = count / megabytes
+                    figures[f"size {way}"] = size / count if count else 0
             return received["bits_per_second"] / 1e6, exits, figures
         except subprocess.TimeoutExpired:
             raise AttemptFailed("timed out")
@@ -443,6 +468,12 @@ def main():
                               f"{more['cwnd']:.0f} KiB; CPU s per GB: vCPU "
                               f"threads {more['vcpu']:.2f}, other threads "
                               f"{more['other']:.2f}", flush=True)
+                        if "frames from" in more:
+                            print(f"    {direction}: TAP frames per MB from the "
+                                  f"guest {more['frames from']:.2f} "
+                                  f"({more['size from']:,.0f} B each), to it "
+                                  f"{more['frames to']:.2f} "
+                                  f"({more['size to']:,.0f} B each)", flush=True)
                     for direction, (_, exits, _) in figures.items():
                         if exits:
                             print(f"    {direction} per MB: " + "  ".join(
@@ -486,6 +517,19 @@ def main():
                 figures.append(f"{kind} {vessel:.2f}/{qemu:.2f}"
                                f" = {vessel / qemu if qemu else float('inf'):.2f}")
             print(f"  {backend:4s} {direction:14s} " + "  ".join(figures))
+    if "tap" in backends:
+        print("\nmedian TAP frames per MB moved and their mean size, from the "
+              "guest and to it (vessel/qemu):")
+        for direction in DIRECTIONS:
+            figures = []
+            for way in ("from", "to"):
+                count, size = ([statistics.median(
+                    more[f"{figure} {way}"]
+                    for more in cpu_results[(vmm, "tap", direction)])
+                    for vmm in ("vessel", "qemu")] for figure in ("frames", "size"))
+                figures.append(f"{way} {count[0]:.2f}/{count[1]:.2f} "
+                               f"({size[0]:,.0f}/{size[1]:,.0f} B)")
+            print(f"  tap  {direction:14s} " + "  ".join(figures))
     if args.exits:
         print("\nmedian per MB moved (vessel/qemu: below 1.00 is fewer for vessel):")
         for backend in backends:
