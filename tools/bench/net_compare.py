@@ -193,14 +193,19 @@ class ExitCounter:
 def tap_frames():
     """{"from": (frames, bytes), "to": (frames, bytes)}: what the TAP has
     carried from the guest (the VMM's writes, the kernel's receive side)
-    and to it. A guest whose TCP sends smaller TSO frames pays the
-    per-frame cost (a chain, a kick or an interrupt, an exit) more often
-    per byte; the frame size shows how large the rounds between guest
-    and device were."""
+    and to it; AttemptFailed when a counter cannot be read. A guest
+    whose TCP sends smaller TSO frames pays the per-frame cost (a chain,
+    a kick or an interrupt, an exit) more often per byte; the mean size
+    shows how much its TCP put in each frame."""
     def counter(name):
         path = f"/sys/class/net/{TAP}/statistics/{name}"
-        return int(subprocess.run(on_host_side("tap", ["cat", path]),
-                                  capture_output=True, check=True).stdout)
+        result = subprocess.run(on_host_side("tap", ["cat", path]),
+                                capture_output=True)
+        try:
+            return int(result.stdout)
+        except ValueError:
+            raise AttemptFailed(f"reading {path}: "
+                                f"{result.stderr.decode(errors='replace').strip()}")
     return {"from": (counter("rx_packets"), counter("rx_bytes")),
             "to": (counter("tx_packets"), counter("tx_bytes"))}
 
@@ -302,10 +307,10 @@ def iperf(backend, reverse, args, console, pid):
                 figures[kind] = (cpu_after[kind] - cpu_before[kind]) / megabytes * 1e3
             if frames_before:
                 for way in ("from", "to"):
-                    count, size = (after - before for after, before in
-                                   zip(frames_after[way], frames_before[way]))
+                    count, carried = (after - before for after, before in
+                                      zip(frames_after[way], frames_before[way]))
                     figures[f"frames {way}"] = count / megabytes
-                    figures[f"size {way}"] = size / count if count else 0
+                    figures[f"size {way}"] = carried / count if count else 0
             return received["bits_per_second"] / 1e6, exits, figures
         except subprocess.TimeoutExpired:
             raise AttemptFailed("timed out")
