@@ -197,17 +197,16 @@ def tap_frames():
     whose TCP sends smaller TSO frames pays the per-frame cost (a chain,
     a kick or an interrupt, an exit) more often per byte; the mean size
     shows how much its TCP put in each frame."""
-    def counter(name):
-        path = f"/sys/class/net/{TAP}/statistics/{name}"
-        result = subprocess.run(on_host_side("tap", ["cat", path]),
-                                capture_output=True)
-        try:
-            return int(result.stdout)
-        except ValueError:
-            raise AttemptFailed(f"reading {path}: "
-                                f"{result.stderr.decode(errors='replace').strip()}")
-    return {"from": (counter("rx_packets"), counter("rx_bytes")),
-            "to": (counter("tx_packets"), counter("tx_bytes"))}
+    names = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
+    paths = [f"/sys/class/net/{TAP}/statistics/{name}" for name in names]
+    result = subprocess.run(on_host_side("tap", ["cat"] + paths),
+                            capture_output=True)
+    try:
+        rx_packets, rx_bytes, tx_packets, tx_bytes = map(int, result.stdout.split())
+    except ValueError:
+        raise AttemptFailed(f"reading the TAP's counters: "
+                            f"{result.stderr.decode(errors='replace').strip()}")
+    return {"from": (rx_packets, rx_bytes), "to": (tx_packets, tx_bytes)}
 
 
 def thread_cpu_seconds(pid):
@@ -526,14 +525,14 @@ def main():
         print("\nmedian TAP frames per MB moved and their mean size, from the "
               "guest and to it (vessel/qemu):")
         for direction in DIRECTIONS:
-            figures = []
-            for way in ("from", "to"):
-                count, size = ([statistics.median(
-                    more[f"{figure} {way}"]
-                    for more in cpu_results[(vmm, "tap", direction)])
-                    for vmm in ("vessel", "qemu")] for figure in ("frames", "size"))
-                figures.append(f"{way} {count[0]:.2f}/{count[1]:.2f} "
-                               f"({size[0]:,.0f}/{size[1]:,.0f} B)")
+            def median(vmm, figure):
+                return statistics.median(
+                    more[figure] for more in cpu_results[(vmm, "tap", direction)])
+            figures = [f"{way} {median('vessel', f'frames {way}'):.2f}/"
+                       f"{median('qemu', f'frames {way}'):.2f} "
+                       f"({median('vessel', f'size {way}'):,.0f}/"
+                       f"{median('qemu', f'size {way}'):,.0f} B)"
+                       for way in ("from", "to")]
             print(f"  tap  {direction:14s} " + "  ".join(figures))
     if args.exits:
         print("\nmedian per MB moved (vessel/qemu: below 1.00 is fewer for vessel):")
