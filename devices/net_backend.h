@@ -73,7 +73,7 @@ struct net_receiver {
 	/* Around the receive() calls of one read of the backend's queue: the
 	 * guest may hear of the whole burst once, at burst_end, instead of
 	 * frame by frame. A backend that never calls them gets each frame
-	 * signalled as it is taken. */
+	 * signalled as it is taken. Never called from inside transmit(). */
 	void (*burst_begin)(void *opaque);
 	void (*burst_end)(void *opaque);
 	void *opaque;

@@ -12,7 +12,9 @@
  * nest in that order. TX and RX have locks of their own because a backend
  * may hand a frame to receive() from inside transmit() (libslirp answers
  * an ARP request at once); for the same reason receive_ready(), which may
- * deliver at once, is never called holding rx_lock.
+ * deliver at once, is never called holding rx_lock. The end of a burst
+ * takes tx_lock as well, to give sent chains back with its signal: a
+ * backend ends bursts only outside transmit().
  */
 #include "net.h"
 
@@ -22,8 +24,14 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #define NET_QUEUE_COUNT 3
+/* How long a sent frame's chain may wait for a receive signal or the next
+ * transmit round to go back with (see publish_sent_chains). */
+#define NET_TX_COMPLETION_DELAY_NS (200 * 1000)
 #define NET_HEADER_SIZE sizeof(struct virtio_net_hdr)
 #define FEATURE(bit) (UINT64_C(1) << (bit))
 
@@ -41,6 +49,12 @@ struct virtio_net {
 	uint32_t tx_offloads; /* NET_OFFLOAD_* the driver may send */
 	/* One chain at a time; too large for the event thread's stack. */
 	struct virtqueue_element tx_element;
+	/* Chains whose frames went out, not yet in the used ring, and the
+	 * timer that puts them there at the latest (publish_sent_chains). */
+	uint16_t tx_sent[VIRTQUEUE_MAX_SIZE];
+	unsigned int tx_sent_count;
+	int tx_timer;
+	bool tx_timer_armed;
 
 	pthread_mutex_t rx_lock;
 	uint32_t rx_offloads; /* NET_OFFLOAD_* the driver takes */
@@ -174,9 +188,10 @@ static void net_read_config(struct virtio_device *device, uint32_t offset,
 
 /* --- transmitq and controlq (tx_lock) ----------------------------------- */
 
-/* Sends one frame on: the used length is 0, nothing is written (§5.1.6.2). */
-static uint32_t transmit_chain(struct virtio_net *net,
-			       struct virtqueue_element *element)
+/* Sends one frame on: true when it went out. Its chain's used length is
+ * 0, nothing is written (§5.1.6.2). */
+static bool transmit_chain(struct virtio_net *net,
+			   struct virtqueue_element *element)
 {
 	struct virtio_net_hdr header;
 	struct iovec *frame;
@@ -186,7 +201,7 @@ static uint32_t transmit_chain(struct virtio_net *net,
 	/* A transmit chain is device-readable only. */
 	if (element->in_count || element->out_bytes < NET_HEADER_SIZE) {
 		net->stats.tx_dropped++;
-		return 0;
+		return false;
 	}
 	virtqueue_copy_from_out(element, 0, &header, sizeof(header));
 	/* The device ignores flags it does not expect from a driver
@@ -197,14 +212,72 @@ static uint32_t transmit_chain(struct virtio_net *net,
 	frame_len = element->out_bytes - NET_HEADER_SIZE;
 	if (net_header_check(&header, frame_len, net->tx_offloads)) {
 		net->stats.tx_dropped++;
-		return 0;
+		return false;
 	}
 	frame = virtqueue_out_from(element, NET_HEADER_SIZE, &count);
-	if (net->backend->ops->transmit(net->backend, &header, frame, count) < 0)
+	if (net->backend->ops->transmit(net->backend, &header, frame, count) < 0) {
 		net->stats.tx_dropped++;
-	else
-		net->stats.tx_frames++;
-	return 0;
+		return false;
+	}
+	net->stats.tx_frames++;
+	return true;
+}
+
+/*
+ * The chains of sent frames go back to the driver not at once but with
+ * the next thing that interrupts it anyway: the signal of a burst of
+ * received frames (Linux frees sent frames in its receive path too), or
+ * the next transmit round, and NET_TX_COMPLETION_DELAY_NS after their own
+ * round at the latest; half a queue of them goes back at once. A driver
+ * that finds chains still outstanding when it asks for a transmit
+ * interrupt (EVENT_IDX's used_event) sets it three quarters of the way
+ * through them, where one that finds none asks for the next chain used:
+ * given back at once, every chain cost the guest an interrupt, and the
+ * exits those take (docs/decisions.md, "Sent chains go back with the next
+ * interrupt"). Chains the device refuses go back at once.
+ */
+static void set_completion_timer(struct virtio_net *net, bool armed)
+{
+	struct itimerspec when = {
+		.it_value.tv_nsec = armed ? NET_TX_COMPLETION_DELAY_NS : 0,
+	};
+
+	if (net->tx_timer_armed == armed)
+		return;
+	/* Cannot fail with a valid descriptor and time. */
+	timerfd_settime(net->tx_timer, 0, &when, NULL);
+	net->tx_timer_armed = armed;
+}
+
+/* Puts the sent chains in the used ring; tx_lock held. */
+static void publish_sent_chains(struct virtio_net *net)
+{
+	struct virtio_device *device = &net->device;
+	struct virtqueue *queue = &device->queues[VIRTIO_NET_TRANSMITQ];
+
+	set_completion_timer(net, false);
+	if (!net->tx_sent_count)
+		return;
+	for (unsigned int i = 0; i < net->tx_sent_count; i++)
+		virtqueue_push(queue, net->tx_sent[i], 0);
+	net->tx_sent_count = 0;
+	device->notify_queue(device, VIRTIO_NET_TRANSMITQ);
+}
+
+static void completion_timer_expired(void *opaque, uint32_t events)
+{
+	struct virtio_net *net = opaque;
+	uint64_t expirations;
+
+	(void)events;
+	/* Only clears the readiness; a disarmed timer has nothing to read. */
+	if (read(net->tx_timer, &expirations, sizeof(expirations)) < 0 &&
+	    errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&net->tx_lock);
+	net->tx_timer_armed = false;
+	publish_sent_chains(net);
+	pthread_mutex_unlock(&net->tx_lock);
 }
 
 /* A command (§5.1.6.5): class, command and its data device-readable, then
@@ -238,10 +311,11 @@ static uint32_t serve_command(struct virtio_net *net,
 
 /* Serves up to budget available chains: 0 once the ring is empty, 1 when
  * the budget ran out first, or -EINVAL when the driver broke the ring
- * itself (see virtqueue_pop). The driver hears of each chain used as soon
- * as it asked to (EVENT_IDX's used_event, or NO_INTERRUPT): a guest's TCP
- * stack frees a sent frame on that interrupt and may send more only then,
- * so an interrupt held back to the end of a long batch would stall it. */
+ * itself (see virtqueue_pop). A chain used goes to the driver at once,
+ * with an interrupt if it asked for one (EVENT_IDX's used_event, or
+ * NO_INTERRUPT), except a sent frame's (publish_sent_chains): its chain
+ * waits, but never for more than half the queue, so that a driver that
+ * stopped for room hears of it before the end of a long batch. */
 static int serve_chains(struct virtio_net *net, unsigned int index,
 			unsigned int budget)
 {
@@ -261,11 +335,16 @@ static int serve_chains(struct virtio_net *net, unsigned int index,
 			/* A malformed chain, already given back. */
 			if (index == VIRTIO_NET_TRANSMITQ)
 				net->stats.tx_dropped++;
-		} else {
+		} else if (index == VIRTIO_NET_CONTROLQ) {
 			virtqueue_push(queue, element->head,
-				       index == VIRTIO_NET_TRANSMITQ
-					       ? transmit_chain(net, element)
-					       : serve_command(net, element));
+				       serve_command(net, element));
+		} else if (transmit_chain(net, element)) {
+			net->tx_sent[net->tx_sent_count++] = element->head;
+			if (net->tx_sent_count >= queue->size / 2u)
+				publish_sent_chains(net);
+			continue;
+		} else {
+			virtqueue_push(queue, element->head, 0);
 		}
 		device->notify_queue(device, index);
 	}
@@ -288,7 +367,11 @@ static void serve_queue(struct virtio_net *net, unsigned int index)
 	if (net->active && queue->ready) {
 		/* No kicks while draining. */
 		virtqueue_set_notification(queue, false);
+		if (index == VIRTIO_NET_TRANSMITQ)
+			publish_sent_chains(net);
 		err = serve_chains(net, index, NET_TX_BUDGET);
+		if (net->tx_sent_count)
+			set_completion_timer(net, true);
 		if (err == 0) {
 			virtqueue_set_notification(queue, true);
 			more = virtqueue_has_available(queue);
@@ -488,13 +571,18 @@ static void net_burst_end(void *opaque)
 {
 	struct virtio_net *net = opaque;
 
+	pthread_mutex_lock(&net->tx_lock);
 	pthread_mutex_lock(&net->rx_lock);
 	/* A reset in between took the frames' chains, and the held signal
-	 * (net_reset), with it. */
-	if (net->rx_signal_held)
+	 * (net_reset), with it. The sent chains go back first, so that the
+	 * receive interrupt finds them. */
+	if (net->rx_signal_held) {
+		publish_sent_chains(net);
 		net->device.notify_queue(&net->device, VIRTIO_NET_RECEIVEQ);
+	}
 	net->rx_burst = net->rx_signal_held = false;
 	pthread_mutex_unlock(&net->rx_lock);
+	pthread_mutex_unlock(&net->tx_lock);
 }
 
 /* The driver added receive buffers. Kicks matter only while the backend
@@ -578,6 +666,9 @@ static void net_reset(struct virtio_device *device)
 	net->mergeable = net->guest_csum = net->announce_negotiated = false;
 	net->backend_waiting = false;
 	net->rx_signal_held = false;
+	/* The driver takes its chains back with the reset (§2.1.2). */
+	net->tx_sent_count = 0;
+	set_completion_timer(net, false);
 	net->status &= ~VIRTIO_NET_S_ANNOUNCE;
 	for (unsigned int i = 0; i < NET_QUEUE_COUNT; i++)
 		virtqueue_reset(&device->queues[i]);
@@ -599,9 +690,23 @@ struct virtio_net *virtio_net_create(const struct device_context *context,
 				     const uint8_t mac[6])
 {
 	struct virtio_net *net = calloc(1, sizeof(*net));
+	int err;
 
 	if (!net)
 		return NULL;
+	net->tx_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (net->tx_timer < 0) {
+		free(net);
+		return NULL;
+	}
+	err = context->watch_fd(context->context_opaque, net->tx_timer, EPOLLIN,
+				completion_timer_expired, net);
+	if (err) {
+		close(net->tx_timer);
+		free(net);
+		errno = -err;
+		return NULL;
+	}
 	net->backend = backend;
 	memcpy(net->mac, mac, sizeof(net->mac));
 	net->status = VIRTIO_NET_S_LINK_UP;
@@ -636,6 +741,9 @@ void virtio_net_destroy(struct virtio_net *net)
 		return;
 	/* First, so that no frame comes in any more. */
 	net->backend->ops->destroy(net->backend);
+	net->device.context.unwatch_fd(net->device.context.context_opaque,
+				       net->tx_timer);
+	close(net->tx_timer);
 	pthread_mutex_destroy(&net->config_lock);
 	pthread_mutex_destroy(&net->rx_lock);
 	pthread_mutex_destroy(&net->tx_lock);

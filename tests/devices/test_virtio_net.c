@@ -3,12 +3,17 @@
  * with the three queues laid out by hand as a driver would, a recording
  * transport, and a recording backend in place of libslirp or TAP: it keeps
  * the frames the guest sent and the calls the device made, and hands the
- * device frames through the receiver it was given.
+ * device frames through the receiver it was given. The device's timer is a
+ * real timerfd that the test expires by calling its handler, as the event
+ * loop would.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
 
 #include "devices/virtio/net.h"
 #include "fakes.h"
@@ -132,12 +137,63 @@ static struct virtio_device *device;
 static struct ring rings[3];
 static unsigned int notify_calls[3], needs_reset_calls, notify_config_calls;
 static unsigned int serve_later_calls[3];
+/* The queues notified, in order. */
+static unsigned int notified_queues[8], notified_count;
 
 static void record_notify(struct virtio_device *notified, unsigned int queue)
 {
 	cr_assert_eq(notified, device);
 	cr_assert_lt(queue, 3);
 	notify_calls[queue]++;
+	if (notified_count < 8)
+		notified_queues[notified_count++] = queue;
+}
+
+/* The one descriptor the device has the event loop watch: its timer. */
+static struct {
+	int fd;
+	device_fd_handler handler;
+	void *opaque;
+	unsigned int watches, unwatches;
+} watched;
+
+static int fake_watch_fd(void *context_opaque, int fd, uint32_t events,
+			 device_fd_handler handler, void *handler_opaque)
+{
+	cr_assert_null(context_opaque);
+	cr_assert_eq(events, EPOLLIN);
+	watched.fd = fd;
+	watched.handler = handler;
+	watched.opaque = handler_opaque;
+	watched.watches++;
+	return 0;
+}
+
+static int fake_unwatch_fd(void *context_opaque, int fd)
+{
+	cr_assert_null(context_opaque);
+	cr_assert_eq(fd, watched.fd);
+	watched.unwatches++;
+	return 0;
+}
+
+static bool completion_timer_armed(void)
+{
+	struct itimerspec left;
+
+	cr_assert_eq(timerfd_gettime(watched.fd, &left), 0);
+	return left.it_value.tv_sec || left.it_value.tv_nsec;
+}
+
+/* Waits for the timer, if armed, and does what the event loop does when
+ * its descriptor becomes readable. */
+static void completion_timer_expires(void)
+{
+	struct pollfd ready = { .fd = watched.fd, .events = POLLIN };
+
+	if (completion_timer_armed())
+		cr_assert_eq(poll(&ready, 1, 1000), 1, "the timer never fired");
+	watched.handler(watched.opaque, EPOLLIN);
 }
 
 static void record_needs_reset(struct virtio_device *failed)
@@ -161,7 +217,11 @@ static void record_serve_later(struct virtio_device *busy, unsigned int queue)
 
 static void create_device(uint32_t offloads)
 {
-	struct device_context context = { .memory = &memory };
+	struct device_context context = {
+		.memory = &memory,
+		.watch_fd = fake_watch_fd,
+		.unwatch_fd = fake_unwatch_fd,
+	};
 
 	backend.backend = (struct net_backend){
 		.name = "test",
@@ -170,6 +230,7 @@ static void create_device(uint32_t offloads)
 	};
 	net = virtio_net_create(&context, &backend.backend, mac);
 	cr_assert_not_null(net);
+	cr_assert_eq(watched.watches, 1, "the timer is watched");
 	cr_assert_eq(backend.attaches, 1, "attached once at creation");
 	cr_assert_not_null(backend.receiver.opaque);
 	device = virtio_net_device(net);
@@ -185,6 +246,8 @@ static void destroy_device(void)
 
 	virtio_net_destroy(net);
 	cr_assert_eq(backend.destroys, destroys + 1, "the backend goes with it");
+	cr_assert_eq(watched.unwatches, 1, "the timer is unwatched");
+	memset(&watched, 0, sizeof(watched));
 	net = NULL;
 	backend.attaches = 0;
 }
@@ -217,6 +280,7 @@ static void activate(uint64_t features)
 static void clear_records(void)
 {
 	memset(notify_calls, 0, sizeof(notify_calls));
+	notified_count = 0;
 	memset(serve_later_calls, 0, sizeof(serve_later_calls));
 	backend.on_transmit = NULL;
 	needs_reset_calls = notify_config_calls = 0;
@@ -459,6 +523,7 @@ static void assert_dropped(uint16_t used_before, uint64_t dropped_before)
 	cr_assert_eq(virtio_net_stats(net).tx_dropped, dropped_before + 1);
 	cr_assert_eq(virtio_net_stats(net).tx_frames, 0);
 	cr_assert_eq(notify_calls[VIRTIO_NET_TRANSMITQ], 1);
+	cr_assert_not(completion_timer_armed(), "a refused chain waits");
 	cr_assert_eq(needs_reset_calls, 0);
 }
 
@@ -495,11 +560,17 @@ Test(virtio_net, transmits_a_frame_split_with_its_header_across_three_buffers)
 	cr_assert_eq(backend.header.csum_start, 34);
 	cr_assert_eq(backend.header.csum_offset, 16);
 	cr_assert_eq(backend.header.num_buffers, 0);
+	cr_assert_eq(virtio_net_stats(net).tx_frames, 1);
+	/* The chain waits for the timer, with nothing else going on. */
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 0);
+	cr_assert_eq(notify_calls[VIRTIO_NET_TRANSMITQ], 0);
+	cr_assert(completion_timer_armed());
+	completion_timer_expires();
 	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 1);
 	cr_assert_eq(used_id(VIRTIO_NET_TRANSMITQ, 0), head);
 	cr_assert_eq(used_len(VIRTIO_NET_TRANSMITQ, 0), 0);
 	cr_assert_eq(notify_calls[VIRTIO_NET_TRANSMITQ], 1);
-	cr_assert_eq(virtio_net_stats(net).tx_frames, 1);
+	cr_assert_not(completion_timer_armed());
 	cr_assert_eq(virtio_net_stats(net).tx_dropped, 0);
 }
 
@@ -534,33 +605,68 @@ static void interrupt_when_wanted(struct virtio_device *notified,
 	transmits_at_interrupt[interrupts++] = backend.transmits;
 }
 
-Test(virtio_net, interrupts_for_sent_frames_when_the_driver_asks_mid_batch)
+/* Makes count transmit chains of one 64-byte frame available. */
+static void add_transmit_chains(unsigned int count)
 {
 	struct virtio_net_hdr header = { 0 };
 
-	interrupts = 0;
-	device->notify_queue = interrupt_when_wanted;
-	for (unsigned int i = 0; i < 4; i++) {
+	for (unsigned int i = 0; i < count; i++) {
 		struct buffer buffers[] = {
 			{ DATA_ADDR + 0x1000 * i, HEADER_SIZE + 64, false },
 		};
 		put_header(DATA_ADDR + 0x1000 * i, &header);
 		add_chain(VIRTIO_NET_TRANSMITQ, buffers, 1);
 	}
+}
+
+Test(virtio_net, a_driver_waiting_for_room_hears_once_half_the_queue_is_sent)
+{
+	interrupts = 0;
+	device->notify_queue = interrupt_when_wanted;
+	add_transmit_chains(12);
 	/* used_event 1: interrupt once the second chain is used (§2.7.10),
 	 * as Linux asks when it stops its queue for room. */
 	ram_put16(ram, rings[VIRTIO_NET_TRANSMITQ].avail + 4 + 2 * QUEUE_SIZE, 1);
 	device->ops->queue_notify(device, VIRTIO_NET_TRANSMITQ);
-	cr_assert_eq(backend.transmits, 4);
-	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 4);
-	cr_assert_eq(virtio_net_stats(net).tx_frames, 4);
-	/* The first interrupt a queue raises is never suppressed; then the
-	 * one used_event asked for, before the rest of the batch went out,
-	 * and no more. */
-	cr_assert_eq(interrupts, 2);
-	cr_assert_eq(transmits_at_interrupt[0], 1);
-	cr_assert_eq(transmits_at_interrupt[1], 2,
+	cr_assert_eq(backend.transmits, 12);
+	cr_assert_eq(virtio_net_stats(net).tx_frames, 12);
+	/* Half the queue of 16 went back mid-batch, with the interrupt
+	 * used_event asked for; the rest waits. */
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 8);
+	cr_assert_eq(interrupts, 1);
+	cr_assert_eq(transmits_at_interrupt[0], 8,
 		     "the interrupt waited for the end of the batch");
+	completion_timer_expires();
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 12);
+	cr_assert_eq(interrupts, 1, "used_event was passed already");
+}
+
+Test(virtio_net, sent_chains_go_back_at_the_start_of_the_next_round)
+{
+	add_transmit_chains(2);
+	device->ops->queue_notify(device, VIRTIO_NET_TRANSMITQ);
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 0);
+	add_transmit_chains(1);
+	device->ops->queue_notify(device, VIRTIO_NET_TRANSMITQ);
+	cr_assert_eq(backend.transmits, 3);
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 2,
+		     "the first round's chains, not the second's");
+	cr_assert_eq(notify_calls[VIRTIO_NET_TRANSMITQ], 1);
+	cr_assert(completion_timer_armed(), "for the second round's chain");
+	completion_timer_expires();
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 3);
+}
+
+Test(virtio_net, a_reset_takes_the_sent_chains_back_and_stops_the_timer)
+{
+	send_frame(&(struct virtio_net_hdr){ 0 }, 64);
+	cr_assert(completion_timer_armed());
+	device->ops->reset(device);
+	cr_assert_not(completion_timer_armed());
+	/* A timer that fired just before the reset finds nothing. */
+	completion_timer_expires();
+	cr_assert_eq(device->queues[VIRTIO_NET_TRANSMITQ].used_idx, 0);
+	cr_assert_eq(notify_calls[VIRTIO_NET_TRANSMITQ], 0);
 }
 
 /* A guest that sends as fast as its frames go out: each frame sent makes
@@ -585,10 +691,13 @@ Test(virtio_net, a_transmit_queue_that_stays_full_yields_to_the_event_loop)
 	cr_assert_eq(backend.transmits, 256, "one round serves 256 chains");
 	cr_assert_eq(serve_later_calls[VIRTIO_NET_TRANSMITQ], 1,
 		     "and asks for another round");
+	/* Back in eights, half the queue of 16. */
 	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 256);
 	/* The event loop's later round finds the rest. */
 	device->ops->queue_notify(device, VIRTIO_NET_TRANSMITQ);
 	cr_assert_eq(backend.transmits, 300);
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 296);
+	completion_timer_expires();
 	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 300);
 	cr_assert_eq(serve_later_calls[VIRTIO_NET_TRANSMITQ], 1,
 		     "an empty ring needs no other round");
@@ -704,6 +813,8 @@ Test(virtio_net, counts_a_chain_the_ring_refuses_and_goes_on)
 
 	add_chain(VIRTIO_NET_TRANSMITQ, outside, 1);
 	send_frame(&(struct virtio_net_hdr){ 0 }, 64);
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 1, "the refused one at once");
+	completion_timer_expires();
 	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 2);
 	cr_assert_eq(used_len(VIRTIO_NET_TRANSMITQ, 0), 0);
 	cr_assert_eq(backend.transmits, 1);
@@ -880,6 +991,40 @@ Test(virtio_net, a_reset_during_a_burst_drops_its_signal)
 	receiver->burst_end(receiver->opaque);
 	cr_assert_eq(notify_calls[VIRTIO_NET_RECEIVEQ], 0,
 		     "signalled a queue that was reset");
+}
+
+Test(virtio_net, sent_chains_go_back_before_a_received_burst_is_signalled)
+{
+	const struct net_receiver *receiver = &backend.receiver;
+	uint8_t frame[64];
+
+	send_frame(&(struct virtio_net_hdr){ 0 }, 64);
+	post_receive_buffers(0, 1, 2048);
+	receiver->burst_begin(receiver->opaque);
+	cr_assert_eq(receive_frame(&(struct virtio_net_hdr){ 0 }, frame,
+				   sizeof(frame)), 0);
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 0);
+	receiver->burst_end(receiver->opaque);
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 1);
+	cr_assert_eq(notified_count, 2);
+	cr_assert_eq(notified_queues[0], VIRTIO_NET_TRANSMITQ);
+	cr_assert_eq(notified_queues[1], VIRTIO_NET_RECEIVEQ);
+	cr_assert_not(completion_timer_armed());
+}
+
+Test(virtio_net, a_burst_that_signals_nothing_leaves_the_sent_chains_waiting)
+{
+	const struct net_receiver *receiver = &backend.receiver;
+	uint8_t frame[64];
+
+	send_frame(&(struct virtio_net_hdr){ 0 }, 64);
+	/* No receive buffers: nothing to signal. */
+	receiver->burst_begin(receiver->opaque);
+	cr_assert_eq(receive_frame(&(struct virtio_net_hdr){ 0 }, frame,
+				   sizeof(frame)), -ENOBUFS);
+	receiver->burst_end(receiver->opaque);
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 0);
+	cr_assert(completion_timer_armed());
 }
 
 Test(virtio_net, no_receive_buffers_makes_the_backend_wait_for_a_kick)
@@ -1159,5 +1304,7 @@ Test(virtio_net, reset_stops_the_device_until_it_is_activated_again)
 	cr_assert_eq(used_idx(VIRTIO_NET_RECEIVEQ), 1);
 	send_frame(&(struct virtio_net_hdr){ 0 }, 64);
 	cr_assert_eq(backend.transmits, 2);
-	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 1);
+	completion_timer_expires();
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 1,
+		     "only the chain sent after the reset");
 }
