@@ -348,13 +348,25 @@ static void fire_expired_timers(struct net_slirp *net)
 	}
 }
 
+/*
+ * What one dispatch of slirp's sockets and timers hands the guest goes as
+ * one burst (net_receiver's burst_begin and burst_end): the guest hears of
+ * it once, and virtio-net gives the guest's sent chains back with it.
+ * Frames slirp answers with at once from inside transmit() (an ARP reply)
+ * stay outside any burst.
+ */
 static void net_slirp_dispatch(void *opaque, const struct poll_set *set)
 {
 	struct net_slirp *net = opaque;
+	bool burst = net->receiver.burst_begin && net->receiver.burst_end;
 
 	net->polled = set;
+	if (burst)
+		net->receiver.burst_begin(net->receiver.opaque);
 	slirp_pollfds_poll(net->slirp, 0, net_slirp_get_revents, net);
 	fire_expired_timers(net);
+	if (burst)
+		net->receiver.burst_end(net->receiver.opaque);
 }
 
 static const struct poll_source net_slirp_poll_source = {

@@ -65,6 +65,9 @@ static struct {
 	uint8_t frames[RECORDED_FRAMES][RECORDED_FRAME_BYTES];
 	int room; /* frames it takes before saying -ENOBUFS; -1: no limit */
 	unsigned int refused;
+	bool in_burst;
+	unsigned int bursts;
+	bool frame_in_burst[RECORDED_FRAMES];
 } received = { .room = -1 };
 
 static int record_receive(void *opaque, const struct virtio_net_hdr *hdr,
@@ -87,12 +90,30 @@ static int record_receive(void *opaque, const struct virtio_net_hdr *hdr,
 		       frame[i].iov_base, frame[i].iov_len);
 		length += frame[i].iov_len;
 	}
+	received.frame_in_burst[received.count] = received.in_burst;
 	received.lengths[received.count++] = length;
 	return 0;
 }
 
+static void record_burst_begin(void *opaque)
+{
+	cr_assert_eq(opaque, &received);
+	cr_assert_not(received.in_burst, "bursts do not nest");
+	received.in_burst = true;
+}
+
+static void record_burst_end(void *opaque)
+{
+	cr_assert_eq(opaque, &received);
+	cr_assert(received.in_burst, "a burst ended that never began");
+	received.in_burst = false;
+	received.bursts++;
+}
+
 static const struct net_receiver receiver = {
 	.receive = record_receive,
+	.burst_begin = record_burst_begin,
+	.burst_end = record_burst_end,
 	.opaque = &received,
 };
 
@@ -390,6 +411,8 @@ Test(net_slirp, dhcp_discover_gets_an_offer_of_the_first_address)
 	cr_assert_eq(backend->ops->transmit(backend, &no_offload, iov, 3), 0);
 
 	cr_assert_eq(received.count, 1);
+	cr_assert_not(received.frame_in_burst[0],
+		      "an answer from inside transmit() is no burst");
 	cr_assert_eq(dhcp_reply_type(received.frames[0], received.lengths[0],
 				     &bootp),
 		     2 /* DHCPOFFER */);
@@ -548,6 +571,11 @@ Test(net_slirp, connection_to_a_forwarded_port_reaches_the_guest_as_a_syn)
 	}
 	cr_assert(arp_answered);
 	cr_assert(syn, "no SYN among %u frames", received.count);
+	/* Both came out of slirp's dispatch, each round one burst. */
+	for (unsigned int i = 0; i < received.count; i++)
+		cr_assert(received.frame_in_burst[i], "frame %u outside a burst", i);
+	cr_assert_geq(received.bursts, 2);
+	cr_assert_not(received.in_burst);
 	close(client);
 }
 
