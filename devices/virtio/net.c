@@ -270,9 +270,10 @@ static void completion_timer_expired(void *opaque, uint32_t events)
 	uint64_t expirations;
 
 	(void)events;
-	/* Only clears the readiness; a disarmed timer has nothing to read. */
-	if (read(net->tx_timer, &expirations, sizeof(expirations)) < 0 &&
-	    errno != EAGAIN)
+	/* Nothing to read: the chains went back another way since, and the
+	 * timer was disarmed or armed again for later ones. */
+	if (read(net->tx_timer, &expirations, sizeof(expirations)) !=
+	    sizeof(expirations))
 		return;
 	pthread_mutex_lock(&net->tx_lock);
 	net->tx_timer_armed = false;
