@@ -11,7 +11,10 @@
  * dropped and counted, and the chain goes back to the guest. A receive
  * frame that does not fit the guest's buffers is dropped and counted. When
  * the guest gives no receive buffers, the backend is told to wait
- * (backpressure), nothing is queued in the device.
+ * (backpressure), nothing is queued in the device. The chain of a frame
+ * sent goes back with the next signal of received frames or the next
+ * transmit round, 200 µs after its own round at the latest; one refused
+ * goes back at once.
  */
 #ifndef VESSEL_DEVICES_VIRTIO_NET_H
 #define VESSEL_DEVICES_VIRTIO_NET_H
