@@ -4,8 +4,8 @@
  * transport, and a recording backend in place of libslirp or TAP: it keeps
  * the frames the guest sent and the calls the device made, and hands the
  * device frames through the receiver it was given. The device's timer is a
- * real timerfd that the test expires by calling its handler, as the event
- * loop would.
+ * real timerfd: the test waits for it and calls the device's handler, as
+ * the event loop would.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -655,6 +655,18 @@ Test(virtio_net, sent_chains_go_back_at_the_start_of_the_next_round)
 	cr_assert(completion_timer_armed(), "for the second round's chain");
 	completion_timer_expires();
 	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 3);
+}
+
+Test(virtio_net, a_wakeup_without_an_expiry_leaves_the_sent_chains_waiting)
+{
+	send_frame(&(struct virtio_net_hdr){ 0 }, 64);
+	/* The event loop found the descriptor readable before a round armed
+	 * the timer again: the handler runs with nothing to read. */
+	watched.handler(watched.opaque, EPOLLIN);
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 0);
+	cr_assert(completion_timer_armed());
+	completion_timer_expires();
+	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 1);
 }
 
 Test(virtio_net, a_reset_takes_the_sent_chains_back_and_stops_the_timer)
