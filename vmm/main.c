@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -15,9 +16,9 @@
 #include "console.h"
 #include "event_loop.h"
 #include "kvm.h"
+#include "machine.h"
 #include "options.h"
 #include "vcpu.h"
-#include "vm.h"
 
 #define ERROR_TEXT_SIZE 512
 
@@ -35,18 +36,22 @@ static void print_usage(void)
 
 /* What the event loop's signal and console handlers act on. */
 struct session {
-	struct vm *vm; /* the machine now running, if any */
+	struct machine *machine;
 	int signal_fd;
-	int exit_signal; /* the signal that ended the session, or 0 */
 };
 
 static void on_console_quit(void *opaque)
 {
 	struct session *session = opaque;
 
-	if (session->vm)
-		vm_request_stop(session->vm, VM_STOP_REQUESTED,
-				"quit from the console (Ctrl-A x)");
+	machine_stop(session->machine, "quit from the console (Ctrl-A x)", 0);
+}
+
+static void on_console_power_button(void *opaque)
+{
+	struct session *session = opaque;
+
+	machine_power_button(session->machine);
 }
 
 static void on_signal(void *opaque, uint32_t events)
@@ -58,11 +63,9 @@ static void on_signal(void *opaque, uint32_t events)
 	(void)events;
 	if (read(session->signal_fd, &info, sizeof(info)) != sizeof(info))
 		return;
-	session->exit_signal = (int)info.ssi_signo;
 	snprintf(message, sizeof(message), "terminating on signal %s",
 		 strsignal((int)info.ssi_signo));
-	if (session->vm)
-		vm_request_stop(session->vm, VM_STOP_REQUESTED, message);
+	machine_stop(session->machine, message, 128 + (int)info.ssi_signo);
 }
 
 /* SIGINT, SIGTERM and SIGHUP end the session through the event loop, so the
@@ -85,77 +88,39 @@ static int watch_termination_signals(struct event_loop *loop,
 			      session);
 }
 
-/* Boots the machine, and boots it again after each guest reset. */
-static int run_machine(const struct vm_config *config,
-		       const struct kvm_host *host, struct event_loop *loop,
-		       struct console *console, struct session *session)
-{
-	char message[ERROR_TEXT_SIZE];
-
-	for (;;) {
-		session->vm = vm_create(config, host, loop, console, message,
-					sizeof(message));
-		if (!session->vm) {
-			fprintf(stderr, "vessel: %s\n", message);
-			return 1;
-		}
-		enum vm_stop_reason reason =
-			vm_run(session->vm, message, sizeof(message));
-		vm_destroy(session->vm);
-		session->vm = NULL;
-		switch (reason) {
-		case VM_STOP_POWER_OFF:
-			return 0;
-		case VM_STOP_RESET:
-			if (message[0])
-				fprintf(stderr, "\r\nvessel: %s\r\n", message);
-			if (config->no_reboot)
-				return 0;
-			continue;
-		case VM_STOP_REQUESTED:
-			fprintf(stderr, "\r\nvessel: %s\r\n", message);
-			return session->exit_signal ? 128 + session->exit_signal : 0;
-		case VM_STOP_ERROR:
-		default:
-			fprintf(stderr, "\r\nvessel: %s\r\n", message);
-			return 1;
-		}
-	}
-}
-
 static int run_command(int argc, char **argv)
 {
-	struct vm_config config;
-	struct kvm_host host;
+	struct vm_config *config = calloc(1, sizeof(*config));
+	struct kvm_host host = { .fd = -1 };
 	struct session session = { .signal_fd = -1 };
+	struct event_loop *loop = NULL;
+	struct console *console = NULL;
 	char err[ERROR_TEXT_SIZE];
 	int status = 1;
 
-	int parsed = options_parse_run(argc, argv, &config, err, sizeof(err));
+	if (!config) {
+		fprintf(stderr, "vessel run: out of memory\n");
+		return 1;
+	}
+	int parsed = options_parse_run(argc, argv, config, err, sizeof(err));
 	if (parsed < 0) {
 		fprintf(stderr, "vessel run: %s\n", err);
+		vm_config_free(config);
 		return 2;
 	}
-	if (parsed == OPTIONS_HELP)
+	if (parsed == OPTIONS_HELP) {
+		vm_config_free(config);
 		return 0;
-	if (config_check_files(&config, err, sizeof(err))) {
-		fprintf(stderr, "vessel run: %s\n", err);
-		return 1;
 	}
-	if (kvm_host_open(&host, err, sizeof(err))) {
+	if (config_check_files(config, err, sizeof(err)) ||
+	    kvm_host_open(&host, err, sizeof(err))) {
 		fprintf(stderr, "vessel run: %s\n", err);
-		return 1;
-	}
-	if (config_check_host(&config, &host, err, sizeof(err))) {
-		fprintf(stderr, "vessel run: %s\n", err);
-		kvm_host_close(&host);
-		return 1;
+		goto out;
 	}
 	/* A guest console whose reader has gone must not kill vessel. */
 	signal(SIGPIPE, SIG_IGN);
 
-	struct event_loop *loop = event_loop_create();
-	struct console *console = NULL;
+	loop = event_loop_create();
 	if (!loop) {
 		fprintf(stderr, "vessel run: cannot create the event loop\n");
 		goto out;
@@ -168,19 +133,38 @@ static int run_command(int argc, char **argv)
 			strerror(-result));
 		goto out;
 	}
-	console = console_create(loop, STDIN_FILENO, STDOUT_FILENO,
-				 on_console_quit, &session, err, sizeof(err));
-	if (!console) {
+	const struct console_hooks hooks = {
+		.quit = on_console_quit,
+		.power_button = on_console_power_button,
+		.opaque = &session,
+	};
+	console = console_create(loop, STDIN_FILENO, STDOUT_FILENO, &hooks, err,
+				 sizeof(err));
+	session.machine = console ? machine_create(&host, loop, console) : NULL;
+	if (!session.machine) {
+		fprintf(stderr, "vessel run: %s\n",
+			console ? "out of memory for the machine" : err);
+		goto out;
+	}
+	if (machine_configure(session.machine, config, err, sizeof(err))) {
 		fprintf(stderr, "vessel run: %s\n", err);
 		goto out;
 	}
-	status = run_machine(&config, &host, loop, console, &session);
+	config = NULL; /* the machine's now */
+	if (machine_request(session.machine, VM_REQUEST_START, err, sizeof(err))) {
+		fprintf(stderr, "vessel: %s\n", err);
+		goto out;
+	}
+	status = machine_run(session.machine);
 out:
+	machine_destroy(session.machine);
 	console_destroy(console);
 	if (session.signal_fd >= 0)
 		close(session.signal_fd);
 	event_loop_destroy(loop);
-	kvm_host_close(&host);
+	if (host.fd >= 0)
+		kvm_host_close(&host);
+	vm_config_free(config);
 	return status;
 }
 

@@ -35,6 +35,11 @@ int options_parse_size(const char *text, uint64_t *bytes)
 	return 0;
 }
 
+void vm_config_free(struct vm_config *config)
+{
+	free(config);
+}
+
 void options_print_run_usage(void)
 {
 	printf("Usage: vessel run --kernel PATH [options]\n"

@@ -70,6 +70,9 @@ enum options_result {
 int options_parse_run(int argc, char **argv, struct vm_config *config,
 		      char *err, size_t err_len);
 
+/* Frees a configuration made for vessel run (NULL is fine). */
+void vm_config_free(struct vm_config *config);
+
 /* "512M", "2G", "1048576" (bytes), "64K": 0 or -EINVAL. */
 int options_parse_size(const char *text, uint64_t *bytes);
 

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "../array.h"
+
 #define BLK_HEADER_SIZE 16
 #define BLK_SEGMENT_SIZE 16 /* struct virtio_blk_discard_write_zeroes */
 /* Data buffers per request, offered as seg_max: with the header and the
@@ -57,6 +59,10 @@ struct virtio_blk {
 	bool notify_pending;
 	unsigned int in_flight; /* requests the disk has */
 	struct blk_request *free_requests;
+	/* Paused: a completion takes no new request from the ring. */
+	bool quiesced;
+	/* Disk requests completed, for the control API. */
+	uint64_t requests, read_bytes, written_bytes, errors;
 };
 
 static uint32_t load_le32(const uint8_t *bytes)
@@ -372,13 +378,20 @@ static void request_completed(struct disk_request *disk_request, int result)
 
 	pthread_mutex_lock(&blk->lock);
 	blk->in_flight--;
+	blk->requests++;
+	if (result)
+		blk->errors++;
+	else if (disk_request->operation == DISK_READ)
+		blk->read_bytes += disk_request->length;
+	else if (disk_request->operation == DISK_WRITE)
+		blk->written_bytes += disk_request->length;
 	if (!blk->active) {
 		put_request(blk, request);
 	} else {
 		finish_request(blk, request,
 			       result == 0 ? VIRTIO_BLK_S_OK
 					   : VIRTIO_BLK_S_IOERR);
-		if (blk->stalled)
+		if (blk->stalled && !blk->quiesced)
 			process_queue(blk);
 		/* One interrupt for the whole batch of completions. */
 		blk->notify_pending = true;
@@ -458,12 +471,61 @@ static void blk_queue_notify(struct virtio_device *device, unsigned int queue)
 	pthread_mutex_unlock(&blk->lock);
 }
 
+/* A pause: every request in flight completes, and its chain and the
+ * interrupt it earned reach the driver, before the pause is reported. */
+static int blk_quiesce(struct virtio_device *device)
+{
+	struct virtio_blk *blk = blk_of(device);
+
+	pthread_mutex_lock(&blk->lock);
+	blk->quiesced = true;
+	pthread_mutex_unlock(&blk->lock);
+	disk_drain(blk->disk);
+	completions_ready(blk, 0);
+	return 0;
+}
+
+static void blk_resume(struct virtio_device *device)
+{
+	struct virtio_blk *blk = blk_of(device);
+
+	pthread_mutex_lock(&blk->lock);
+	blk->quiesced = false;
+	/* A queue stalled at the in-flight limit waited for a completion
+	 * that came during the pause. */
+	if (blk->active && blk->stalled && process_queue(blk))
+		device->notify_queue(device, 0);
+	pthread_mutex_unlock(&blk->lock);
+}
+
+static unsigned int blk_counters(struct virtio_device *device,
+				 struct device_counter *out, unsigned int max)
+{
+	struct virtio_blk *blk = blk_of(device);
+	unsigned int count = 0;
+
+	pthread_mutex_lock(&blk->lock);
+	const struct device_counter counters[] = {
+		{ "requests", blk->requests },
+		{ "read_bytes", blk->read_bytes },
+		{ "written_bytes", blk->written_bytes },
+		{ "errors", blk->errors },
+	};
+	pthread_mutex_unlock(&blk->lock);
+	for (; count < max && count < ARRAY_SIZE(counters); count++)
+		out[count] = counters[count];
+	return count;
+}
+
 static const struct virtio_device_ops blk_ops = {
 	.read_config = blk_read_config,
 	.write_config = blk_write_config,
 	.activate = blk_activate,
 	.reset = blk_reset,
 	.queue_notify = blk_queue_notify,
+	.quiesce = blk_quiesce,
+	.resume = blk_resume,
+	.counters = blk_counters,
 };
 
 static void fill_config(struct virtio_blk *blk)

@@ -84,6 +84,10 @@ struct virtio_pci {
 	bool reset_pending; /* the driver wrote 0; the event thread resets */
 	bool activate_pending; /* the driver wrote DRIVER_OK */
 	bool active;
+	/* Paused (virtio_pci_record): kicks and status changes wait in
+	 * held_queues and the pending flags until resume. */
+	bool quiesced;
+	uint32_t held_queues; /* a bit per queue kicked while quiesced */
 	uint16_t queue_select;
 	uint8_t isr;
 	uint8_t pci_cfg_offset; /* the VIRTIO_PCI_CAP_PCI_CFG capability */
@@ -709,7 +713,9 @@ static void on_control(void *opaque, uint32_t events)
 	if (read(function->control_fd, &count, sizeof(count)) < 0)
 		return;
 	pthread_mutex_lock(&function->lock);
-	if (function->reset_pending) {
+	if (function->quiesced) {
+		/* Resume looks at the pending flags again. */
+	} else if (function->reset_pending) {
 		function->activate_pending = false;
 		reset_transport(function);
 	} else if (function->activate_pending) {
@@ -730,7 +736,10 @@ static void on_notify(void *opaque, uint32_t events)
 	if (read(notifier->fd, &count, sizeof(count)) < 0)
 		return;
 	pthread_mutex_lock(&function->lock);
-	if (function->active && function->device->queues[notifier->queue].ready)
+	if (function->quiesced)
+		function->held_queues |= UINT32_C(1) << notifier->queue;
+	else if (function->active &&
+		 function->device->queues[notifier->queue].ready)
 		function->device->ops->queue_notify(function->device,
 						    notifier->queue);
 	pthread_mutex_unlock(&function->lock);
@@ -932,4 +941,67 @@ void virtio_pci_destroy(struct virtio_pci *function)
 struct pci_device *virtio_pci_function(struct virtio_pci *function)
 {
 	return &function->pci;
+}
+
+/* --- the device record --------------------------------------------------- */
+
+static int record_quiesce(void *opaque)
+{
+	struct virtio_pci *function = opaque;
+	struct virtio_device *device = function->device;
+	int result = 0;
+
+	pthread_mutex_lock(&function->lock);
+	function->quiesced = true;
+	if (function->active && device->ops->quiesce)
+		result = device->ops->quiesce(device);
+	if (result)
+		function->quiesced = false;
+	pthread_mutex_unlock(&function->lock);
+	return result;
+}
+
+static void record_resume(void *opaque)
+{
+	struct virtio_pci *function = opaque;
+	struct virtio_device *device = function->device;
+
+	pthread_mutex_lock(&function->lock);
+	function->quiesced = false;
+	if (function->active && device->ops->resume)
+		device->ops->resume(device);
+	uint32_t held = function->held_queues;
+	function->held_queues = 0;
+	bool control_held = function->reset_pending || function->activate_pending;
+	pthread_mutex_unlock(&function->lock);
+	/* What came in while paused is served from the event loop, as the
+	 * kicks and status writes would have been. */
+	for (unsigned int queue = 0; queue < device->queue_count; queue++) {
+		if (held & (UINT32_C(1) << queue))
+			wake_event_thread(function->notifiers[queue].fd);
+	}
+	if (control_held)
+		wake_event_thread(function->control_fd);
+}
+
+static unsigned int record_counters(void *opaque, struct device_counter *out,
+				    unsigned int max)
+{
+	struct virtio_pci *function = opaque;
+	struct virtio_device *device = function->device;
+
+	return device->ops->counters ? device->ops->counters(device, out, max) : 0;
+}
+
+static const struct device_ops record_ops = {
+	.quiesce = record_quiesce,
+	.resume = record_resume,
+	.counters = record_counters,
+};
+
+struct device_record virtio_pci_record(struct virtio_pci *function,
+				       const char *name)
+{
+	return (struct device_record){ .name = name, .ops = &record_ops,
+				       .opaque = function };
 }

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../device.h"
 #include "../device_context.h"
 #include "virtqueue.h"
 
@@ -63,6 +64,15 @@ struct virtio_device_ops {
 	void (*reset)(struct virtio_device *device);
 	/* The driver made buffers available in queue (a kick). */
 	void (*queue_notify)(struct virtio_device *device, unsigned int queue);
+	/* Optional, for a pause (../device.h): finish what is in flight
+	 * and hand back completed chains, then touch no guest memory and
+	 * raise no interrupt until resume; the transport holds kicks back
+	 * meanwhile. 0 or -errno. */
+	int (*quiesce)(struct virtio_device *device);
+	void (*resume)(struct virtio_device *device);
+	/* Optional: the device's counters for the control API. */
+	unsigned int (*counters)(struct virtio_device *device,
+				 struct device_counter *out, unsigned int max);
 };
 
 struct virtio_device {
