@@ -694,3 +694,56 @@ Test(virtio_blk, a_second_writable_open_is_refused)
 	cr_assert_str_eq(err, expected);
 	cr_assert_null(second);
 }
+
+/* A pause: quiesce returns once the request in flight has completed, its
+ * chain is in the used ring and the driver was told; requests the driver
+ * adds meanwhile wait for resume, even those a completion would take. */
+Test(virtio_blk, quiesce_drains_and_resume_serves_what_waited)
+{
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 16, false },
+		{ DATA_ADDR, 65536, false },
+		{ STATUS_ADDR, 1, true },
+	};
+
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_OUT, 0);
+	memset(ram + DATA_ADDR, 0x55, 65536);
+	ram[STATUS_ADDR] = 0xff;
+	add_chain(buffers, 3);
+	device->ops->queue_notify(device, 0);
+	cr_assert_eq(device->ops->quiesce(device), 0);
+	cr_assert_eq(used_idx(), 1, "the request in flight completed");
+	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
+	cr_assert_geq(notify_calls, 1, "and its interrupt went out");
+
+	/* The transport holds kicks back while paused: the device is not
+	 * asked, and a completion takes nothing from the ring. */
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_IN, 0);
+	ram[STATUS_ADDR] = 0xff;
+	buffers[1].writable = true;
+	add_chain(buffers, 3);
+	cr_assert_eq(used_idx(), 1);
+	device->ops->resume(device);
+	device->ops->queue_notify(device, 0);
+	wait_used(2);
+	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
+}
+
+Test(virtio_blk, counters_count_requests_and_bytes)
+{
+	struct device_counter counters[DEVICE_MAX_COUNTERS];
+
+	memset(ram + DATA_ADDR, 0x12, 4096);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_OUT, 0, 4096, false), VIRTIO_BLK_S_OK);
+	cr_assert_eq(run_request(VIRTIO_BLK_T_IN, 0, 1024, true), VIRTIO_BLK_S_OK);
+	unsigned int count = device->ops->counters(device, counters,
+						   DEVICE_MAX_COUNTERS);
+	cr_assert_eq(count, 4);
+	cr_assert_str_eq(counters[0].name, "requests");
+	cr_assert_eq(counters[0].value, 2);
+	cr_assert_str_eq(counters[1].name, "read_bytes");
+	cr_assert_eq(counters[1].value, 1024);
+	cr_assert_str_eq(counters[2].name, "written_bytes");
+	cr_assert_eq(counters[2].value, 4096);
+	cr_assert_eq(counters[3].value, 0, "no errors");
+}

@@ -24,6 +24,7 @@
 struct fake_device {
 	struct virtio_device virtio;
 	unsigned int activations, resets, notifies[2];
+	unsigned int quiesces, resumes;
 };
 
 static void fake_read_config(struct virtio_device *device, uint32_t offset,
@@ -50,6 +51,26 @@ static void fake_queue_notify(struct virtio_device *device, unsigned int queue)
 	((struct fake_device *)device)->notifies[queue]++;
 }
 
+static int fake_quiesce(struct virtio_device *device)
+{
+	((struct fake_device *)device)->quiesces++;
+	return 0;
+}
+
+static void fake_resume(struct virtio_device *device)
+{
+	((struct fake_device *)device)->resumes++;
+}
+
+static unsigned int fake_counters(struct virtio_device *device,
+				  struct device_counter *out, unsigned int max)
+{
+	cr_assert_geq(max, 1);
+	out[0] = (struct device_counter){ "kicks",
+		((struct fake_device *)device)->notifies[1] };
+	return 1;
+}
+
 /* The device's own rule: device-specific bit 1 only with bit 0. */
 static bool fake_features_acceptable(const struct virtio_device *device)
 {
@@ -63,6 +84,9 @@ static const struct virtio_device_ops fake_ops = {
 	.activate = fake_activate,
 	.reset = fake_reset,
 	.queue_notify = fake_queue_notify,
+	.quiesce = fake_quiesce,
+	.resume = fake_resume,
+	.counters = fake_counters,
 };
 
 /* --- the platform and the event thread, recorded ------------------------ */
@@ -462,4 +486,64 @@ Test(virtio_pci, configuration_change_without_msix_sets_the_isr)
 	cr_assert_eq(bar_read(0x1000, 1), 2);
 	cr_assert_eq(bar_read(0x1000, 1), 0, "reading the ISR clears it");
 	cr_assert_eq(signals[0] + signals[1] + signals[2], 0);
+}
+
+/* --- the device record: pause and resume -------------------------------- */
+
+Test(virtio_pci, kicks_wait_while_quiesced_and_are_served_on_resume)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	cr_assert_str_eq(record.name, "virtio-fake0");
+	cr_assert_eq(record.ops->quiesce(record.opaque), 0);
+	cr_assert_eq(device.quiesces, 1, "the device finished its work");
+	bar_write(VIRTIO_PCI_NOTIFY_OFFSET + VIRTIO_PCI_NOTIFY_MULTIPLIER, 2, 1);
+	run_event_thread();
+	cr_assert_eq(device.notifies[1], 1, "a kick while paused waits");
+	record.ops->resume(record.opaque);
+	cr_assert_eq(device.resumes, 1);
+	run_event_thread();
+	cr_assert_eq(device.notifies[1], 2, "and is served after resume");
+	run_event_thread();
+	cr_assert_eq(device.notifies[1], 2, "once");
+}
+
+Test(virtio_pci, a_reset_written_while_quiesced_happens_on_resume)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	cr_assert_eq(record.ops->quiesce(record.opaque), 0);
+	bar_write(0x14, 1, 0);
+	run_event_thread();
+	cr_assert_eq(device.resets, 1, "no reset while paused");
+	record.ops->resume(record.opaque);
+	run_event_thread();
+	cr_assert_eq(device.resets, 2, "the reset came after resume");
+	cr_assert_eq(bar_read(0x14, 1), 0);
+}
+
+Test(virtio_pci, an_inactive_device_is_not_asked_to_quiesce)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+
+	cr_assert_eq(record.ops->quiesce(record.opaque), 0);
+	record.ops->resume(record.opaque);
+	cr_assert_eq(device.quiesces, 0);
+	cr_assert_eq(device.resumes, 0);
+}
+
+Test(virtio_pci, the_record_reports_the_device_counters)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+	struct device_counter counters[DEVICE_MAX_COUNTERS];
+
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	bar_write(VIRTIO_PCI_NOTIFY_OFFSET + VIRTIO_PCI_NOTIFY_MULTIPLIER, 2, 1);
+	run_event_thread();
+	cr_assert_eq(record.ops->counters(record.opaque, counters,
+					  DEVICE_MAX_COUNTERS), 1);
+	cr_assert_str_eq(counters[0].name, "kicks");
+	cr_assert_eq(counters[0].value, 2);
 }
