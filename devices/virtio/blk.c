@@ -339,8 +339,9 @@ static int take_request(struct virtio_blk *blk, bool *pushed)
 	return 1;
 }
 
-/* Takes requests until the ring is empty or the disk is busy; lock held.
- * Returns whether any chain went back to the driver. */
+/* Takes requests until the ring is empty, the round's budget spent
+ * (virtio_serve_queue) or the disk busy; lock held. Returns whether any
+ * chain went back to the driver. */
 static bool process_queue(struct virtio_blk *blk)
 {
 	struct virtqueue *queue = &blk->device.queues[0];
@@ -378,8 +379,12 @@ static void request_completed(struct disk_request *disk_request, int result)
 		finish_request(blk, request,
 			       result == 0 ? VIRTIO_BLK_S_OK
 					   : VIRTIO_BLK_S_IOERR);
-		if (blk->stalled)
-			process_queue(blk);
+		/* Taking requests here would be a round without a budget:
+		 * the queue is served again from the event loop. */
+		if (blk->stalled) {
+			blk->stalled = false;
+			blk->device.serve_queue_later(&blk->device, 0);
+		}
 		/* One interrupt for the whole batch of completions. */
 		blk->notify_pending = true;
 	}

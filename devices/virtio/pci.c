@@ -232,6 +232,19 @@ static void serve_queue_later(struct virtio_device *device, unsigned int queue)
 		wake_event_thread(function->notifiers[queue].fd);
 }
 
+/* One bounded call of the device's queue handler (virtio_serve_queue).
+ * Chains left over wait for the next round with kicks off: the device
+ * turns them on again when it finds the ring empty. */
+static void serve_queue(struct virtio_pci *function, unsigned int queue)
+{
+	struct virtio_device *device = function->device;
+
+	if (virtio_serve_queue(device, queue)) {
+		virtqueue_set_notification(&device->queues[queue], false);
+		serve_queue_later(device, queue);
+	}
+}
+
 static void msix_table_access(struct virtio_pci *function, uint64_t offset,
 			      uint8_t *data, uint32_t size, bool write)
 {
@@ -695,7 +708,7 @@ static int activate(struct virtio_pci *function)
 	/* Kicks that came before activation were dropped: look now. */
 	for (unsigned int queue = 0; queue < device->queue_count; queue++) {
 		if (device->queues[queue].ready)
-			device->ops->queue_notify(device, queue);
+			serve_queue(function, queue);
 	}
 	return 0;
 }
@@ -731,8 +744,7 @@ static void on_notify(void *opaque, uint32_t events)
 		return;
 	pthread_mutex_lock(&function->lock);
 	if (function->active && function->device->queues[notifier->queue].ready)
-		function->device->ops->queue_notify(function->device,
-						    notifier->queue);
+		serve_queue(function, notifier->queue);
 	pthread_mutex_unlock(&function->lock);
 }
 

@@ -19,6 +19,13 @@
 #define FEATURE_DEVICE_SPECIFIC 0
 #define SLOT 1
 
+static struct guest_memory memory;
+
+static uint8_t *device_ram(void)
+{
+	return memory.regions[0].host_addr;
+}
+
 /* --- a device with two queues and 8 bytes of configuration ------------- */
 
 struct fake_device {
@@ -45,9 +52,36 @@ static void fake_reset(struct virtio_device *device)
 	((struct fake_device *)device)->resets++;
 }
 
+/* A driver that makes a chain available again as soon as the device
+ * takes one, until it has made total in all; the fake device takes every
+ * chain it is given. Queue 0's rings are where start_device puts them. */
+#define FLOOD_AVAIL 0x11000
+static struct {
+	unsigned int total, made, taken;
+} flood;
+static struct virtqueue_element flood_element;
+
+static void flood_make_available(void)
+{
+	uint8_t *ram = device_ram();
+	uint16_t idx = ram_get16(ram, FLOOD_AVAIL + 2);
+
+	ram_put16(ram, FLOOD_AVAIL + 4 + 2 * (idx % 256), 0);
+	ram_put16(ram, FLOOD_AVAIL + 2, idx + 1);
+	flood.made++;
+}
+
 static void fake_queue_notify(struct virtio_device *device, unsigned int queue)
 {
+	struct virtqueue *ring = &device->queues[queue];
+
 	((struct fake_device *)device)->notifies[queue]++;
+	while (flood.total && virtqueue_pop(ring, &flood_element) > 0) {
+		flood.taken++;
+		virtqueue_push(ring, flood_element.head, 0);
+		if (flood.made < flood.total)
+			flood_make_available();
+	}
 }
 
 /* The device's own rule: device-specific bit 1 only with bit 0. */
@@ -141,7 +175,6 @@ static int fake_ioeventfd(void *opaque, uint64_t address, uint32_t length, int f
 
 /* --- fixture ------------------------------------------------------------ */
 
-static struct guest_memory memory;
 static struct bus *pio, *mmio;
 static struct pci_bus *pci;
 static struct fake_device device;
@@ -157,6 +190,7 @@ static void setup_with_features(uint64_t features)
 	pci = pci_bus_create();
 	cr_assert_eq(pci_bus_attach(pci, pio), 0);
 	memset(&device, 0, sizeof(device));
+	memset(&flood, 0, sizeof(flood));
 	memset(signals, 0, sizeof(signals));
 	memset(routes, 0, sizeof(routes));
 	watch_count = 0;
@@ -369,6 +403,35 @@ Test(virtio_pci, kicks_reach_the_device_on_the_event_thread)
 	run_event_thread();
 	cr_assert_eq(device.notifies[1], 2);
 	cr_assert_eq(device.notifies[0], 1);
+}
+
+/* A driver that refills its queue as fast as the device empties it gets
+ * VIRTIO_QUEUE_BUDGET chains a round of the event loop, and the rest in
+ * the rounds after, with what else waits running in between. */
+Test(virtio_pci, a_queue_kept_full_is_served_a_budget_a_round)
+{
+	const unsigned int total = 3 * VIRTIO_QUEUE_BUDGET + 10;
+	unsigned int rounds = 0;
+
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	ram_put64(device_ram(), 0x10000, 0x30000); /* descriptor 0 */
+	ram_put32(device_ram(), 0x10000 + 8, 16);
+	flood.total = total;
+	flood_make_available();
+	bar_write(VIRTIO_PCI_NOTIFY_OFFSET, 2, 0);
+	while (flood.taken < total) {
+		unsigned int before = flood.taken;
+
+		cr_assert_lt(rounds++, 10, "the queue was left waiting");
+		run_event_thread();
+		cr_assert_leq(flood.taken - before, VIRTIO_QUEUE_BUDGET,
+			      "round %u took %u chains", rounds,
+			      flood.taken - before);
+	}
+	cr_assert_eq(rounds, 4);
+	unsigned int notifies = device.notifies[0];
+	run_event_thread();
+	cr_assert_eq(device.notifies[0], notifies, "nothing left, no round");
 }
 
 Test(virtio_pci, device_configuration_through_the_bar)
