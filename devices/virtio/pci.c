@@ -395,20 +395,41 @@ static bool features_acceptable(const struct virtio_device *device)
 		device->ops->features_acceptable(device));
 }
 
+static void reset_transport(struct virtio_pci *function);
+
+/*
+ * The driver wrote 0 to device_status and reads it until it is 0 again
+ * (§2.4, §4.1.4.3.2), then sets the device up anew. device_status must not
+ * read 0 before the reset is done, and a reset done late must not undo
+ * that new set-up. A device that was started (DRIVER_OK) may have work on
+ * the event thread or at its backend, so the event thread resets it, and
+ * until then device_status keeps its old value, which has DRIVER_OK set:
+ * never 0. A device never started has no such work, so its reset happens
+ * here, at once: Linux's first probe resets a device whose status already
+ * reads 0, and goes on as soon as it reads 0.
+ */
+static void request_reset(struct virtio_pci *function)
+{
+	if (!function->active && !function->activate_pending) {
+		reset_transport(function);
+		return;
+	}
+	pthread_mutex_lock(&function->msix_lock);
+	function->reset_pending = true;
+	pthread_mutex_unlock(&function->msix_lock);
+	wake_event_thread(function->control_fd);
+}
+
 static void write_status(struct virtio_pci *function, uint8_t status)
 {
 	struct virtio_device *device = function->device;
 
-	pthread_mutex_lock(&function->msix_lock);
-	uint8_t old = function->status;
 	if (status == 0) {
-		/* The event thread resets the device; the driver waits for
-		 * device_status to read 0 (§4.1.4.3.2). */
-		function->reset_pending = true;
-		pthread_mutex_unlock(&function->msix_lock);
-		wake_event_thread(function->control_fd);
+		request_reset(function);
 		return;
 	}
+	pthread_mutex_lock(&function->msix_lock);
+	uint8_t old = function->status;
 	if ((status & VIRTIO_STATUS_FEATURES_OK) &&
 	    !(old & VIRTIO_STATUS_FEATURES_OK) && !features_acceptable(device))
 		status &= ~VIRTIO_STATUS_FEATURES_OK;

@@ -395,6 +395,31 @@ Test(virtio_pci, reset_completes_on_the_event_thread)
 	cr_assert_eq(bar_read(0x20, 8), 0, "queue address forgotten");
 }
 
+/* Linux's first probe: a reset of a device whose status reads 0 already,
+ * and the set-up right after it, before the event thread runs. */
+Test(virtio_pci, a_reset_before_any_start_is_done_at_once)
+{
+	const uint64_t features = UINT64_C(1) << VIRTIO_F_VERSION_1;
+	const uint8_t set_up = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+			       VIRTIO_STATUS_FEATURES_OK;
+
+	enable_memory_decoding();
+	cr_assert_eq(bar_read(0x14, 1), 0);
+	bar_write(0x14, 1, 0);
+	cr_assert_eq(bar_read(0x14, 1), 0);
+	bar_write(0x14, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	bar_write(0x08, 4, 1);
+	bar_write(0x0c, 4, (uint32_t)(features >> 32));
+	bar_write(0x14, 1, set_up);
+	run_event_thread();
+	cr_assert_eq(bar_read(0x14, 1), set_up);
+	cr_assert_eq(device.virtio.driver_features, features);
+	bar_write(0x14, 1, set_up | VIRTIO_STATUS_DRIVER_OK);
+	run_event_thread();
+	cr_assert_eq(bar_read(0x14, 1), set_up | VIRTIO_STATUS_DRIVER_OK);
+	cr_assert_eq(device.activations, 1);
+}
+
 Test(virtio_pci, kicks_reach_the_device_on_the_event_thread)
 {
 	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
