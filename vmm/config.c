@@ -14,20 +14,14 @@ static int initrd_size(const char *path, uint64_t *size, char *err,
 		       size_t err_len)
 {
 	struct stat info;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char reason[256];
+	int fd = boot_file_open(path, &info, reason, sizeof(reason));
 
-	if (fd < 0 || fstat(fd, &info)) {
-		int saved = errno;
-		snprintf(err, err_len, "--initrd %s: %s", path, strerror(saved));
-		if (fd >= 0)
-			close(fd);
-		return -saved;
+	if (fd < 0) {
+		snprintf(err, err_len, "--initrd %s", reason);
+		return fd;
 	}
 	close(fd);
-	if (!S_ISREG(info.st_mode)) {
-		snprintf(err, err_len, "--initrd %s: not a regular file", path);
-		return -EINVAL;
-	}
 	*size = (uint64_t)info.st_size;
 	return 0;
 }
@@ -87,9 +81,13 @@ int config_check_files(const struct vm_config *config, char *err,
 	result = check_disks(config, err, err_len);
 	if (result)
 		return result;
-	result = kernel_image_open(config->kernel_path, &kernel, err, err_len);
-	if (result)
+	char reason[256];
+	result = kernel_image_open(config->kernel_path, &kernel, reason,
+				   sizeof(reason));
+	if (result) {
+		snprintf(err, err_len, "--kernel %s", reason);
 		return result;
+	}
 	struct boot_request request = {
 		.kernel = &kernel,
 		.initrd_size = initrd_bytes,

@@ -430,15 +430,10 @@ static int map_file(const char *path, const uint8_t **data, size_t *size,
 		    char *err, size_t err_len)
 {
 	struct stat info;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = boot_file_open(path, &info, err, err_len);
 
-	if (fd < 0 || fstat(fd, &info)) {
-		int saved = errno;
-		snprintf(err, err_len, "%s: %s", path, strerror(saved));
-		if (fd >= 0)
-			close(fd);
-		return -saved;
-	}
+	if (fd < 0)
+		return fd;
 	*size = (size_t)info.st_size;
 	*data = NULL;
 	if (*size) {

@@ -1,11 +1,15 @@
 /* vessel run's command line: good values parse, bad ones are refused with a
- * message naming the option and the value. */
+ * message naming the option and the value; then the checks of the files
+ * the options name (vmm/config.h). */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "../../vmm/config.h"
 #include "../../vmm/options.h"
 
 static char err[256];
@@ -271,4 +275,50 @@ Test(options, at_most_four_nics)
 	}
 	cr_assert_eq(parse(&config, argc, argv), -EINVAL);
 	cr_assert(strstr(err, "more than 4"), "%s", err);
+}
+
+/* A FIFO with no writer would hold a blocking open for ever: given as the
+ * kernel or the initrd, it is refused at once, naming the option. */
+static char fifo_dir[] = "/tmp/vessel-test-options-XXXXXX", fifo[64];
+
+static void make_fifo(void)
+{
+	cr_assert_not_null(mkdtemp(fifo_dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", fifo_dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+}
+
+static void remove_fifo(void)
+{
+	unlink(fifo);
+	rmdir(fifo_dir);
+}
+
+Test(options, a_fifo_as_initrd_is_refused_without_waiting, .timeout = 5,
+     .init = make_fifo, .fini = remove_fifo)
+{
+	struct vm_config config;
+	char expected[128];
+
+	cr_assert_eq(PARSE(&config, "--kernel", fifo, "--initrd", fifo,
+			   "--memory", "64M"),
+		     OPTIONS_OK, "%s", err);
+	cr_assert_eq(config_check_files(&config, err, sizeof(err)), -EINVAL);
+	snprintf(expected, sizeof(expected), "--initrd %s: not a regular file",
+		 fifo);
+	cr_assert_str_eq(err, expected);
+}
+
+Test(options, a_fifo_as_kernel_is_refused_without_waiting, .timeout = 5,
+     .init = make_fifo, .fini = remove_fifo)
+{
+	struct vm_config config;
+	char expected[128];
+
+	cr_assert_eq(PARSE(&config, "--kernel", fifo, "--memory", "64M"),
+		     OPTIONS_OK, "%s", err);
+	cr_assert_eq(config_check_files(&config, err, sizeof(err)), -EINVAL);
+	snprintf(expected, sizeof(expected), "--kernel %s: not a regular file",
+		 fifo);
+	cr_assert_str_eq(err, expected);
 }
