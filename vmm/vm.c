@@ -258,17 +258,9 @@ static struct net_backend *create_net_backend(struct vm *vm,
 	if (config->backend == NET_BACKEND_USER)
 		return net_slirp_create(&vm->device_context, &config->user, err,
 					err_len);
-	struct net_tap_options options = { .ifname = config->tap_name, .fd = -1 };
-	if (config->tap_fd >= 0) {
-		/* The backend takes a copy: the inherited descriptor must
-		 * outlive this machine for the next one after a reboot. */
-		options.fd = fcntl(config->tap_fd, F_DUPFD_CLOEXEC, 0);
-		if (options.fd < 0) {
-			snprintf(err, err_len, "--net tap,fd=%d: %s", config->tap_fd,
-				 strerror(errno));
-			return NULL;
-		}
-	}
+	/* The backend takes a copy of an inherited descriptor. */
+	struct net_tap_options options = { .ifname = config->tap_name,
+					   .fd = config->tap_fd };
 	return net_tap_create(&vm->device_context, &options, err, err_len);
 }
 

@@ -127,6 +127,18 @@ Test(options, unknown_option_and_stray_argument)
 	cr_assert(strstr(err, "needs a value"), "%s", err);
 }
 
+/* An unknown letter in a group of short options is named as itself, not
+ * as the argument before the group. */
+Test(options, unknown_option_in_a_group)
+{
+	struct vm_config config;
+
+	cr_assert_eq(PARSE(&config, "-xk", "/k"), -EINVAL);
+	cr_assert_str_eq(err, "unknown option '-x' (see vessel run --help)");
+	cr_assert_eq(PARSE(&config, "-k", "/k", "-y"), -EINVAL);
+	cr_assert_str_eq(err, "unknown option '-y' (see vessel run --help)");
+}
+
 Test(options, sizes)
 {
 	uint64_t bytes;
@@ -320,5 +332,29 @@ Test(options, a_fifo_as_kernel_is_refused_without_waiting, .timeout = 5,
 	cr_assert_eq(config_check_files(&config, err, sizeof(err)), -EINVAL);
 	snprintf(expected, sizeof(expected), "--kernel %s: not a regular file",
 		 fifo);
+	cr_assert_str_eq(err, expected);
+}
+
+/* One image for two disks of the VM, one of them writable, is named as
+ * given twice, not as used by another process. */
+Test(options, an_image_given_twice_is_named_so)
+{
+	char image[] = "/tmp/vessel-test-options-XXXXXX", expected[256];
+	struct vm_config config;
+	int fd = mkstemp(image);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	cr_assert_eq(PARSE(&config, "--kernel", "/nonexistent", "--memory",
+			   "64M", "--disk", image, "--disk", image),
+		     OPTIONS_OK, "%s", err);
+	int result = config_check_files(&config, err, sizeof(err));
+	unlink(image);
+	cr_assert_eq(result, -EBUSY);
+	snprintf(expected, sizeof(expected),
+		 "--disk %s: the image is given twice (already used by this VM "
+		 "as %s)",
+		 image, image);
 	cr_assert_str_eq(err, expected);
 }
