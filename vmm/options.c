@@ -375,9 +375,20 @@ int options_parse_run(int argc, char **argv, struct vm_config *config,
 				 argv[optind - 1]);
 			return -EINVAL;
 		default:
-			snprintf(err, err_len,
-				 "unknown option '%s' (see vessel run --help)",
-				 argv[optind - 1]);
+			/* In a group of short options (-xk) optind still
+			 * points at the group: name the letter. optopt is 0
+			 * for an unknown long option, which is whole in
+			 * argv[optind - 1]. */
+			if (optopt)
+				snprintf(err, err_len,
+					 "unknown option '-%c' (see vessel run "
+					 "--help)",
+					 optopt);
+			else
+				snprintf(err, err_len,
+					 "unknown option '%s' (see vessel run "
+					 "--help)",
+					 argv[optind - 1]);
 			return -EINVAL;
 		}
 	}

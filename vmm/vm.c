@@ -221,17 +221,9 @@ static struct net_backend *create_net_backend(struct vm *vm,
 	if (config->backend == NET_BACKEND_USER)
 		return net_slirp_create(&vm->device_context, &config->user, err,
 					err_len);
-	struct net_tap_options options = { .ifname = config->tap_name, .fd = -1 };
-	if (config->tap_fd >= 0) {
-		/* The backend takes a copy: the inherited descriptor must
-		 * outlive this machine for the next one after a reboot. */
-		options.fd = fcntl(config->tap_fd, F_DUPFD_CLOEXEC, 0);
-		if (options.fd < 0) {
-			snprintf(err, err_len, "--net tap,fd=%d: %s", config->tap_fd,
-				 strerror(errno));
-			return NULL;
-		}
-	}
+	/* The backend takes a copy of an inherited descriptor. */
+	struct net_tap_options options = { .ifname = config->tap_name,
+					   .fd = config->tap_fd };
 	return net_tap_create(&vm->device_context, &options, err, err_len);
 }
 
@@ -404,15 +396,10 @@ static int map_file(const char *path, const uint8_t **data, size_t *size,
 		    char *err, size_t err_len)
 {
 	struct stat info;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = boot_file_open(path, &info, err, err_len);
 
-	if (fd < 0 || fstat(fd, &info)) {
-		int saved = errno;
-		snprintf(err, err_len, "%s: %s", path, strerror(saved));
-		if (fd >= 0)
-			close(fd);
-		return -saved;
-	}
+	if (fd < 0)
+		return fd;
 	*size = (size_t)info.st_size;
 	*data = NULL;
 	if (*size) {

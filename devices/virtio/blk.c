@@ -59,8 +59,6 @@ struct virtio_blk {
 	bool notify_pending;
 	unsigned int in_flight; /* requests the disk has */
 	struct blk_request *free_requests;
-	/* Paused: a completion takes no new request from the ring. */
-	bool quiesced;
 	/* Disk requests completed, for the control API. */
 	uint64_t requests, read_bytes, written_bytes, errors;
 };
@@ -345,8 +343,9 @@ static int take_request(struct virtio_blk *blk, bool *pushed)
 	return 1;
 }
 
-/* Takes requests until the ring is empty or the disk is busy; lock held.
- * Returns whether any chain went back to the driver. */
+/* Takes requests until the ring is empty, the round's budget spent
+ * (virtio_serve_queue) or the disk busy; lock held. Returns whether any
+ * chain went back to the driver. */
 static bool process_queue(struct virtio_blk *blk)
 {
 	struct virtqueue *queue = &blk->device.queues[0];
@@ -391,8 +390,13 @@ static void request_completed(struct disk_request *disk_request, int result)
 		finish_request(blk, request,
 			       result == 0 ? VIRTIO_BLK_S_OK
 					   : VIRTIO_BLK_S_IOERR);
-		if (blk->stalled && !blk->quiesced)
-			process_queue(blk);
+		/* Taking requests here would be a round without a budget:
+		 * the queue is served again from the event loop (after a
+		 * pause, when the device is quiesced). */
+		if (blk->stalled) {
+			blk->stalled = false;
+			blk->device.serve_queue_later(&blk->device, 0);
+		}
 		/* One interrupt for the whole batch of completions. */
 		blk->notify_pending = true;
 	}
@@ -472,30 +476,16 @@ static void blk_queue_notify(struct virtio_device *device, unsigned int queue)
 }
 
 /* A pause: every request in flight completes, and its chain and the
- * interrupt it earned reach the driver, before the pause is reported. */
+ * interrupt it earned reach the driver, before the pause is reported.
+ * Requests a completion makes room for wait in the transport, which
+ * holds the queue back until resume. */
 static int blk_quiesce(struct virtio_device *device)
 {
 	struct virtio_blk *blk = blk_of(device);
 
-	pthread_mutex_lock(&blk->lock);
-	blk->quiesced = true;
-	pthread_mutex_unlock(&blk->lock);
 	disk_drain(blk->disk);
 	completions_ready(blk, 0);
 	return 0;
-}
-
-static void blk_resume(struct virtio_device *device)
-{
-	struct virtio_blk *blk = blk_of(device);
-
-	pthread_mutex_lock(&blk->lock);
-	blk->quiesced = false;
-	/* A queue stalled at the in-flight limit waited for a completion
-	 * that came during the pause. */
-	if (blk->active && blk->stalled && process_queue(blk))
-		device->notify_queue(device, 0);
-	pthread_mutex_unlock(&blk->lock);
 }
 
 static unsigned int blk_counters(struct virtio_device *device,
@@ -524,7 +514,6 @@ static const struct virtio_device_ops blk_ops = {
 	.reset = blk_reset,
 	.queue_notify = blk_queue_notify,
 	.quiesce = blk_quiesce,
-	.resume = blk_resume,
 	.counters = blk_counters,
 };
 

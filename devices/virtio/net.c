@@ -308,27 +308,23 @@ static uint32_t serve_command(struct virtio_net *net,
 	return (uint32_t)virtqueue_copy_to_in(element, 0, &ack, sizeof(ack));
 }
 
-/* Chains served per call before the event loop gets to run what else is
- * waiting: the backend's received frames (a sending guest's TCP waits for
- * their ACKs) and the other devices. A guest that keeps its transmit
- * queue full must not starve them. */
-#define NET_TX_BUDGET 256
-
-/* Serves up to budget available chains: 0 once the ring is empty, 1 when
- * the budget ran out first, or -EINVAL when the driver broke the ring
- * itself (see virtqueue_pop). A chain used goes to the driver at once,
- * with an interrupt if it asked for one (EVENT_IDX's used_event, or
- * NO_INTERRUPT), except a sent frame's (publish_sent_chains): its chain
- * waits, but never for more than half the queue, so that a driver that
- * stopped for room hears of it before the end of a long batch. */
-static int serve_chains(struct virtio_net *net, unsigned int index,
-			unsigned int budget)
+/* Serves the available chains: 0 once the ring is empty or the round's
+ * budget spent (virtio_serve_queue: a guest that keeps its transmit queue
+ * full must not starve the backend's received frames, whose ACKs a
+ * sending guest's TCP waits for, nor the other devices), or -EINVAL when
+ * the driver broke the ring itself (see virtqueue_pop). A chain used goes
+ * to the driver at once, with an interrupt if it asked for one
+ * (EVENT_IDX's used_event, or NO_INTERRUPT), except a sent frame's
+ * (publish_sent_chains): its chain waits, but never for more than half
+ * the queue, so that a driver that stopped for room hears of it before
+ * the end of a long batch. */
+static int serve_chains(struct virtio_net *net, unsigned int index)
 {
 	struct virtio_device *device = &net->device;
 	struct virtqueue *queue = &device->queues[index];
 	struct virtqueue_element *element = &net->tx_element;
 
-	for (; budget; budget--) {
+	for (;;) {
 		uint16_t last_avail_idx = queue->last_avail_idx;
 		int err = virtqueue_pop(queue, element);
 
@@ -353,38 +349,29 @@ static int serve_chains(struct virtio_net *net, unsigned int index,
 		}
 		device->notify_queue(device, index);
 	}
-	return 1;
 }
 
-/* One round of a queue: up to NET_TX_BUDGET chains, then kicks enabled
- * again. Chains left over, or made available before the kicks were
- * enabled (§2.7.10), are served in a later round of the event loop, after
- * the events already waiting. */
+/* One round of a queue, with kicks off while draining. Chains made
+ * available before the kicks were enabled again (§2.7.10) are served in
+ * the same round, within its budget. */
 static void serve_queue(struct virtio_net *net, unsigned int index)
 {
 	struct virtio_device *device = &net->device;
 	struct virtqueue *queue = &device->queues[index];
-	bool more = false;
 	int err = 0;
 
 	pthread_mutex_lock(&net->tx_lock);
 	/* A kick that raced with a reset finds the device stopped. */
 	if (net->active && queue->ready) {
-		/* No kicks while draining. */
-		virtqueue_set_notification(queue, false);
 		if (index == VIRTIO_NET_TRANSMITQ)
 			publish_sent_chains(net);
-		err = serve_chains(net, index, NET_TX_BUDGET);
+		do {
+			virtqueue_set_notification(queue, false);
+			err = serve_chains(net, index);
+			virtqueue_set_notification(queue, true);
+		} while (!err && virtqueue_has_available(queue));
 		if (net->tx_sent_count)
 			set_completion_timer(net, true);
-		if (err == 0) {
-			virtqueue_set_notification(queue, true);
-			more = virtqueue_has_available(queue);
-		}
-		if (err > 0 || more) {
-			virtqueue_set_notification(queue, false);
-			device->serve_queue_later(device, index);
-		}
 	}
 	pthread_mutex_unlock(&net->tx_lock);
 	if (err < 0)

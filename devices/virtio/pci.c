@@ -236,6 +236,19 @@ static void serve_queue_later(struct virtio_device *device, unsigned int queue)
 		wake_event_thread(function->notifiers[queue].fd);
 }
 
+/* One bounded call of the device's queue handler (virtio_serve_queue).
+ * Chains left over wait for the next round with kicks off: the device
+ * turns them on again when it finds the ring empty. */
+static void serve_queue(struct virtio_pci *function, unsigned int queue)
+{
+	struct virtio_device *device = function->device;
+
+	if (virtio_serve_queue(device, queue)) {
+		virtqueue_set_notification(&device->queues[queue], false);
+		serve_queue_later(device, queue);
+	}
+}
+
 static void msix_table_access(struct virtio_pci *function, uint64_t offset,
 			      uint8_t *data, uint32_t size, bool write)
 {
@@ -386,20 +399,41 @@ static bool features_acceptable(const struct virtio_device *device)
 		device->ops->features_acceptable(device));
 }
 
+static void reset_transport(struct virtio_pci *function);
+
+/*
+ * The driver wrote 0 to device_status and reads it until it is 0 again
+ * (§2.4, §4.1.4.3.2), then sets the device up anew. device_status must not
+ * read 0 before the reset is done, and a reset done late must not undo
+ * that new set-up. A device that was started (DRIVER_OK) may have work on
+ * the event thread or at its backend, so the event thread resets it, and
+ * until then device_status keeps its old value, which has DRIVER_OK set:
+ * never 0. A device never started has no such work, so its reset happens
+ * here, at once: Linux's first probe resets a device whose status already
+ * reads 0, and goes on as soon as it reads 0.
+ */
+static void request_reset(struct virtio_pci *function)
+{
+	if (!function->active && !function->activate_pending) {
+		reset_transport(function);
+		return;
+	}
+	pthread_mutex_lock(&function->msix_lock);
+	function->reset_pending = true;
+	pthread_mutex_unlock(&function->msix_lock);
+	wake_event_thread(function->control_fd);
+}
+
 static void write_status(struct virtio_pci *function, uint8_t status)
 {
 	struct virtio_device *device = function->device;
 
-	pthread_mutex_lock(&function->msix_lock);
-	uint8_t old = function->status;
 	if (status == 0) {
-		/* The event thread resets the device; the driver waits for
-		 * device_status to read 0 (§4.1.4.3.2). */
-		function->reset_pending = true;
-		pthread_mutex_unlock(&function->msix_lock);
-		wake_event_thread(function->control_fd);
+		request_reset(function);
 		return;
 	}
+	pthread_mutex_lock(&function->msix_lock);
+	uint8_t old = function->status;
 	if ((status & VIRTIO_STATUS_FEATURES_OK) &&
 	    !(old & VIRTIO_STATUS_FEATURES_OK) && !features_acceptable(device))
 		status &= ~VIRTIO_STATUS_FEATURES_OK;
@@ -699,7 +733,7 @@ static int activate(struct virtio_pci *function)
 	/* Kicks that came before activation were dropped: look now. */
 	for (unsigned int queue = 0; queue < device->queue_count; queue++) {
 		if (device->queues[queue].ready)
-			device->ops->queue_notify(device, queue);
+			serve_queue(function, queue);
 	}
 	return 0;
 }
@@ -740,8 +774,7 @@ static void on_notify(void *opaque, uint32_t events)
 		function->held_queues |= UINT32_C(1) << notifier->queue;
 	else if (function->active &&
 		 function->device->queues[notifier->queue].ready)
-		function->device->ops->queue_notify(function->device,
-						    notifier->queue);
+		serve_queue(function, notifier->queue);
 	pthread_mutex_unlock(&function->lock);
 }
 

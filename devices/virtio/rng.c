@@ -59,8 +59,9 @@ static uint32_t fill_with_entropy(const struct virtqueue_element *element)
 	return written;
 }
 
-/* Serves every available request: 0 once the ring is empty, or -EINVAL
- * when the driver broke the ring itself (see virtqueue_pop). */
+/* Serves the available requests: 0 once the ring is empty or the round's
+ * budget spent (virtio_serve_queue), or -EINVAL when the driver broke the
+ * ring itself (see virtqueue_pop). */
 static int serve_requests(struct virtio_rng *rng, struct virtqueue *queue,
 			  bool *used)
 {
@@ -79,6 +80,7 @@ static int serve_requests(struct virtio_rng *rng, struct virtqueue *queue,
 		}
 		uint32_t written = fill_with_entropy(&rng->element);
 		virtqueue_push(queue, rng->element.head, written);
+		virtqueue_charge(queue, written / VIRTIO_RNG_BYTES_PER_UNIT);
 		rng->requests++;
 		rng->bytes += written;
 		*used = true;

@@ -1,11 +1,15 @@
 /* vessel run's command line: good values parse, bad ones are refused with a
- * message naming the option and the value. */
+ * message naming the option and the value; then the checks of the files
+ * the options name (vmm/config.h). */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "../../vmm/config.h"
 #include "../../vmm/options.h"
 
 static char err[256];
@@ -121,6 +125,18 @@ Test(options, unknown_option_and_stray_argument)
 	cr_assert(strstr(err, "extra"), "%s", err);
 	cr_assert_eq(PARSE(&config, "-k"), -EINVAL);
 	cr_assert(strstr(err, "needs a value"), "%s", err);
+}
+
+/* An unknown letter in a group of short options is named as itself, not
+ * as the argument before the group. */
+Test(options, unknown_option_in_a_group)
+{
+	struct vm_config config;
+
+	cr_assert_eq(PARSE(&config, "-xk", "/k"), -EINVAL);
+	cr_assert_str_eq(err, "unknown option '-x' (see vessel run --help)");
+	cr_assert_eq(PARSE(&config, "-k", "/k", "-y"), -EINVAL);
+	cr_assert_str_eq(err, "unknown option '-y' (see vessel run --help)");
 }
 
 Test(options, sizes)
@@ -271,4 +287,74 @@ Test(options, at_most_four_nics)
 	}
 	cr_assert_eq(parse(&config, argc, argv), -EINVAL);
 	cr_assert(strstr(err, "more than 4"), "%s", err);
+}
+
+/* A FIFO with no writer would hold a blocking open for ever: given as the
+ * kernel or the initrd, it is refused at once, naming the option. */
+static char fifo_dir[] = "/tmp/vessel-test-options-XXXXXX", fifo[64];
+
+static void make_fifo(void)
+{
+	cr_assert_not_null(mkdtemp(fifo_dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", fifo_dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+}
+
+static void remove_fifo(void)
+{
+	unlink(fifo);
+	rmdir(fifo_dir);
+}
+
+Test(options, a_fifo_as_initrd_is_refused_without_waiting, .timeout = 5,
+     .init = make_fifo, .fini = remove_fifo)
+{
+	struct vm_config config;
+	char expected[128];
+
+	cr_assert_eq(PARSE(&config, "--kernel", fifo, "--initrd", fifo,
+			   "--memory", "64M"),
+		     OPTIONS_OK, "%s", err);
+	cr_assert_eq(config_check_files(&config, err, sizeof(err)), -EINVAL);
+	snprintf(expected, sizeof(expected), "--initrd %s: not a regular file",
+		 fifo);
+	cr_assert_str_eq(err, expected);
+}
+
+Test(options, a_fifo_as_kernel_is_refused_without_waiting, .timeout = 5,
+     .init = make_fifo, .fini = remove_fifo)
+{
+	struct vm_config config;
+	char expected[128];
+
+	cr_assert_eq(PARSE(&config, "--kernel", fifo, "--memory", "64M"),
+		     OPTIONS_OK, "%s", err);
+	cr_assert_eq(config_check_files(&config, err, sizeof(err)), -EINVAL);
+	snprintf(expected, sizeof(expected), "--kernel %s: not a regular file",
+		 fifo);
+	cr_assert_str_eq(err, expected);
+}
+
+/* One image for two disks of the VM, one of them writable, is named as
+ * given twice, not as used by another process. */
+Test(options, an_image_given_twice_is_named_so)
+{
+	char image[] = "/tmp/vessel-test-options-XXXXXX", expected[256];
+	struct vm_config config;
+	int fd = mkstemp(image);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	cr_assert_eq(PARSE(&config, "--kernel", "/nonexistent", "--memory",
+			   "64M", "--disk", image, "--disk", image),
+		     OPTIONS_OK, "%s", err);
+	int result = config_check_files(&config, err, sizeof(err));
+	unlink(image);
+	cr_assert_eq(result, -EBUSY);
+	snprintf(expected, sizeof(expected),
+		 "--disk %s: the image is given twice (already used by this VM "
+		 "as %s)",
+		 image, image);
+	cr_assert_str_eq(err, expected);
 }
