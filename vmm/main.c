@@ -140,15 +140,18 @@ static int run_command(int argc, char **argv)
 		return 0;
 	if (config_check_files(&config, err, sizeof(err))) {
 		fprintf(stderr, "vessel run: %s\n", err);
+		vm_config_release(&config);
 		return 1;
 	}
 	if (kvm_host_open(&host, err, sizeof(err))) {
 		fprintf(stderr, "vessel run: %s\n", err);
+		vm_config_release(&config);
 		return 1;
 	}
 	if (config_check_host(&config, &host, err, sizeof(err))) {
 		fprintf(stderr, "vessel run: %s\n", err);
 		kvm_host_close(&host);
+		vm_config_release(&config);
 		return 1;
 	}
 	/* A guest console whose reader has gone must not kill vessel. */
@@ -181,6 +184,7 @@ out:
 		close(session.signal_fd);
 	event_loop_destroy(loop);
 	kvm_host_close(&host);
+	vm_config_release(&config);
 	return status;
 }
 
