@@ -1,7 +1,9 @@
 /*
- * vessel's entry point: git-style subcommands. `vessel run` builds a machine
- * from the command line and runs it with its serial console on this
- * terminal until the guest powers off.
+ * vessel's entry point: git-style subcommands, one table. `vessel run`
+ * builds a machine from the command line and runs it with its serial
+ * console on this terminal until the guest powers off; status, pause,
+ * resume, power-button and stop are the control API's client
+ * (api_client.h).
  */
 #include <errno.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "api_client.h"
 #include "config.h"
 #include "console.h"
 #include "event_loop.h"
@@ -21,17 +24,6 @@
 
 #define ERROR_TEXT_SIZE 512
 
-static void print_usage(void)
-{
-	printf("Usage: vessel COMMAND [options]\n"
-	       "\n"
-	       "Commands:\n"
-	       "  run        boot a kernel in a new virtual machine\n"
-	       "  help       show this help\n"
-	       "  version    show vessel's version\n"
-	       "\n"
-	       "vessel COMMAND --help shows a command's options.\n");
-}
 
 /* What the event loop's signal and console handlers act on. */
 struct session {
@@ -188,25 +180,66 @@ out:
 	return status;
 }
 
+static int help_command(int argc, char **argv);
+
+static int version_command(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	printf("vessel %s\n", VESSEL_VERSION);
+	return 0;
+}
+
+/* Each subcommand gets argv from its own name on and returns the exit
+ * status. */
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "run", run_command, "boot a kernel in a new virtual machine" },
+	{ "status", api_client_command,
+	  "show a running VM's state and counters (--api-sock)" },
+	{ "pause", api_client_command, "pause a running VM (--api-sock)" },
+	{ "resume", api_client_command, "resume a paused VM (--api-sock)" },
+	{ "power-button", api_client_command,
+	  "ask the guest to power off (--api-sock)" },
+	{ "stop", api_client_command, "stop a VM at once (--api-sock)" },
+	{ "help", help_command, "show this help" },
+	{ "version", version_command, "show vessel's version" },
+	{ "--help", help_command, NULL },
+	{ "-h", help_command, NULL },
+	{ "--version", version_command, NULL },
+};
+
+#define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
+
+static void print_usage(void)
+{
+	printf("Usage: vessel COMMAND [options]\n\nCommands:\n");
+	for (size_t i = 0; i < COMMAND_COUNT; i++)
+		if (commands[i].summary)
+			printf("  %-14s %s\n", commands[i].name,
+			       commands[i].summary);
+	printf("\nvessel COMMAND --help shows a command's options.\n");
+}
+
+static int help_command(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	print_usage();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		print_usage();
 		return 2;
 	}
-	const char *command = argv[1];
-	if (!strcmp(command, "run"))
-		return run_command(argc - 1, argv + 1);
-	if (!strcmp(command, "help") || !strcmp(command, "--help") ||
-	    !strcmp(command, "-h")) {
-		print_usage();
-		return 0;
-	}
-	if (!strcmp(command, "version") || !strcmp(command, "--version")) {
-		printf("vessel %s\n", VESSEL_VERSION);
-		return 0;
-	}
+	for (size_t i = 0; i < COMMAND_COUNT; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
 	fprintf(stderr, "vessel: unknown command '%s' (see vessel --help)\n",
-		command);
+		argv[1]);
 	return 2;
 }

@@ -4,6 +4,7 @@
  * oversized or of the wrong method, and clients that idle or leave
  * mid-request while others are served. */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <poll.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "../../vmm/api.h"
+#include "../../vmm/api_client.h"
 #include "../../vmm/options.h"
 
 #define MAX_CALLS 16
@@ -569,6 +571,98 @@ Test(api, the_socket_is_the_owners_only)
 	cr_assert_eq(stat(socket_path, &info), 0);
 	cr_assert(S_ISSOCK(info.st_mode));
 	cr_assert_eq(info.st_mode & 0777, 0600, "mode %o", info.st_mode & 0777);
+}
+
+/* What a client subcommand printed on stream (redirected). */
+static void read_redirected(FILE *stream, char *text, size_t size)
+{
+	fflush(stdout);
+	fflush(stderr);
+	size_t used = fread(text, 1, size - 1, stream);
+	text[used] = '\0';
+}
+
+Test(api, the_client_reads_the_answers)
+{
+	struct api_answer answer;
+	char err[256];
+
+	cr_assert_eq(api_client_request(socket_path, "GET", "/api/v1/vm", NULL,
+					&answer, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(answer.status, 200);
+	cr_assert(strstr(answer.body, "\"state\":\"paused\""), "%s",
+		  answer.body);
+	api_answer_release(&answer);
+
+	cr_assert_eq(api_client_request(socket_path, "PUT", "/api/v1/vm/config",
+					"{\"kernel\": \"/vmlinuz\"}", &answer,
+					err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(answer.status, 204);
+	cr_assert_str_eq(answer.body, "");
+	api_answer_release(&answer);
+	cr_assert_str_eq(fake.configured_kernel, "/vmlinuz");
+}
+
+Test(api, status_prints_a_table)
+{
+	char *argv[] = { "status", "--api-sock", socket_path };
+	char text[4096];
+
+	cr_redirect_stdout();
+	cr_assert_eq(api_client_command(3, argv), 0);
+	read_redirected(cr_get_redirected_stdout(), text, sizeof(text));
+	cr_assert(strstr(text, "state:    paused\n"), "%s", text);
+	cr_assert(strstr(text, "uptime:   12.500 s\n"), "%s", text);
+	cr_assert(strstr(text, "vcpu0"), "%s", text);
+	cr_assert(strstr(text, "exits_mmio"), "%s", text);
+	cr_assert(strstr(text, "1099511627776"), "%s", text);
+}
+
+Test(api, status_json_is_the_servers_answer)
+{
+	char *argv[] = { "status", "--json", "--api-sock", socket_path };
+	char text[4096];
+
+	cr_redirect_stdout();
+	cr_assert_eq(api_client_command(4, argv), 0);
+	read_redirected(cr_get_redirected_stdout(), text, sizeof(text));
+	struct json_object *object = json_tokener_parse(text);
+	cr_assert_not_null(object, "%s", text);
+	json_object_put(object);
+}
+
+Test(api, a_refused_action_exits_1_with_the_servers_error)
+{
+	char *argv[] = { "resume", "--api-sock", socket_path };
+	char text[512];
+
+	cr_redirect_stderr();
+	fake_will_fail(-EBUSY, "resume: the VM is not paused");
+	cr_assert_eq(api_client_command(3, argv), 1);
+	read_redirected(cr_get_redirected_stderr(), text, sizeof(text));
+	cr_assert_str_eq(text, "vessel resume: resume: the VM is not paused\n");
+	cr_assert_eq(fake.calls[0], VM_REQUEST_RESUME);
+
+	char *pause[] = { "pause", "--api-sock", socket_path };
+	cr_assert_eq(api_client_command(3, pause), 0);
+	cr_assert_eq(calls_made(), 2);
+}
+
+Test(api, client_command_lines)
+{
+	char *missing[] = { "pause" };
+	char *unknown[] = { "pause", "--api-sock", socket_path, "--force" };
+	char *extra[] = { "stop", "--api-sock", socket_path, "now" };
+	char *absent[] = { "stop", "--api-sock", "/nonexistent/vessel.sock" };
+
+	cr_redirect_stderr();
+	cr_assert_eq(api_client_command(1, missing), 2);
+	cr_assert_eq(api_client_command(4, unknown), 2);
+	cr_assert_eq(api_client_command(4, extra), 2);
+	cr_assert_eq(api_client_command(3, absent), 1);
+	cr_assert_eq(calls_made(), 0);
 }
 
 /* Without the suite's server: the socket file's cases. */
