@@ -106,7 +106,7 @@ static void start_counting(const char *cmdline)
 	struct vm_config *config = calloc(1, sizeof(*config));
 
 	cr_assert(guest, "VESSEL_SELFTEST_GUEST is not set");
-	cr_assert_eq(options_parse_run(7, argv, config, err, sizeof(err)), 0,
+	cr_assert_eq(options_parse_run(7, argv, config, NULL, err, sizeof(err)), 0,
 		     "%s", err);
 	cr_assert_eq(kvm_host_open(&host, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(vcpu_install_kick_signal(), 0);

@@ -17,7 +17,7 @@ static char err[256];
 static int parse(struct vm_config *config, int argc, char **argv)
 {
 	err[0] = '\0';
-	return options_parse_run(argc, argv, config, err, sizeof(err));
+	return options_parse_run(argc, argv, config, NULL, err, sizeof(err));
 }
 
 #define PARSE(config, ...)                                               \
