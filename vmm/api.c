@@ -2,14 +2,15 @@
 
 #include <errno.h>
 #include <json-c/json.h>
-#include <limits.h>
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,16 +20,12 @@
 /* At most this many clients at once: each may hold a body of
  * API_MAX_BODY_SIZE. */
 #define API_MAX_CONNECTIONS 32
-/* Without a descriptor slot in the loop's poll set, look every so often. */
-#define API_RETRY_MS 100
 
 struct api_server {
 	struct event_loop *loop;
 	struct MHD_Daemon *daemon;
-	int epoll_fd; /* libmicrohttpd's, watched by the poll source */
-	int poll_index; /* in this wait's poll set, or -1 */
-	bool has_deadline;
-	struct timespec deadline; /* when libmicrohttpd next needs to run */
+	int epoll_fd; /* libmicrohttpd's, watched by the loop */
+	int timer_fd; /* libmicrohttpd's next deadline */
 	char *socket_path;
 	dev_t socket_device; /* the socket file this server made */
 	ino_t socket_inode;
@@ -401,61 +398,42 @@ static void on_request_done(void *opaque, struct MHD_Connection *connection,
 	}
 }
 
-static struct timespec now(void)
+/* The timer is set to libmicrohttpd's next deadline (0: work it left
+ * pending, at once), or disarmed when it has none. */
+static void set_timer(struct api_server *server)
 {
-	struct timespec time;
-
-	clock_gettime(CLOCK_MONOTONIC, &time);
-	return time;
-}
-
-static void api_prepare(void *opaque, struct poll_set *set, int *timeout_ms)
-{
-	struct api_server *server = opaque;
+	struct itimerspec when = { .it_value.tv_sec = 0 };
 	MHD_UNSIGNED_LONG_LONG timeout;
-	long long wait_ms = -1;
 
-	server->poll_index = poll_set_add(set, server->epoll_fd, POLLIN);
-	if (MHD_get_timeout(server->daemon, &timeout) == MHD_YES)
-		wait_ms = timeout > INT_MAX ? INT_MAX : (long long)timeout;
-	if (server->poll_index < 0 && (wait_ms < 0 || wait_ms > API_RETRY_MS))
-		wait_ms = API_RETRY_MS;
-	server->has_deadline = wait_ms >= 0;
-	if (!server->has_deadline)
-		return;
-	server->deadline = now();
-	server->deadline.tv_sec += wait_ms / 1000;
-	server->deadline.tv_nsec += (wait_ms % 1000) * 1000000;
-	if (server->deadline.tv_nsec >= 1000000000) {
-		server->deadline.tv_sec++;
-		server->deadline.tv_nsec -= 1000000000;
+	if (MHD_get_timeout(server->daemon, &timeout) == MHD_YES) {
+		when.it_value.tv_sec = (time_t)(timeout / 1000);
+		when.it_value.tv_nsec = (long)(timeout % 1000) * 1000000;
+		if (!timeout)
+			when.it_value.tv_nsec = 1;
 	}
-	if (*timeout_ms < 0 || wait_ms < *timeout_ms)
-		*timeout_ms = (int)wait_ms;
+	timerfd_settime(server->timer_fd, 0, &when, NULL);
 }
 
-/* libmicrohttpd runs only when its descriptors are ready or its deadline
- * (a connection's idle timeout) has come, not on every turn of the loop. */
-static void api_dispatch(void *opaque, const struct poll_set *set)
+static void on_ready(void *opaque, uint32_t events)
 {
 	struct api_server *server = opaque;
-	bool ready = server->poll_index >= 0 &&
-		     set->fds[server->poll_index].revents;
 
-	if (!ready && server->has_deadline) {
-		struct timespec time = now();
-		ready = time.tv_sec > server->deadline.tv_sec ||
-			(time.tv_sec == server->deadline.tv_sec &&
-			 time.tv_nsec >= server->deadline.tv_nsec);
-	}
-	if (ready)
-		MHD_run(server->daemon);
+	(void)events;
+	MHD_run(server->daemon);
+	set_timer(server);
 }
 
-static const struct poll_source api_poll_source = {
-	.prepare = api_prepare,
-	.dispatch = api_dispatch,
-};
+static void on_timer(void *opaque, uint32_t events)
+{
+	struct api_server *server = opaque;
+	uint64_t expirations;
+
+	(void)events;
+	if (read(server->timer_fd, &expirations, sizeof(expirations)) < 0)
+		return; /* a stale wake-up: the timer was set again */
+	MHD_run(server->daemon);
+	set_timer(server);
+}
 
 /* A socket file left by a server that is gone is removed; one that a
  * server still answers on, or a file that is not a socket, is refused. */
@@ -556,6 +534,34 @@ static int start_daemon(struct api_server *server, int listen_fd,
 	return 0;
 }
 
+/* The loop runs libmicrohttpd when its epoll descriptor is ready or its
+ * deadline comes: nothing on the loop's other turns. */
+static int watch(struct api_server *server, char *err, size_t err_len)
+{
+	int result;
+
+	server->timer_fd = timerfd_create(CLOCK_MONOTONIC,
+					  TFD_CLOEXEC | TFD_NONBLOCK);
+	if (server->timer_fd < 0) {
+		result = -errno;
+	} else {
+		result = event_loop_add(server->loop, server->epoll_fd, EPOLLIN,
+					on_ready, server);
+		if (result)
+			server->epoll_fd = -1; /* not watched */
+		else
+			result = event_loop_add(server->loop, server->timer_fd,
+						EPOLLIN, on_timer, server);
+	}
+	if (result) {
+		snprintf(err, err_len, "API socket %s: %s", server->socket_path,
+			 strerror(-result));
+		return result;
+	}
+	set_timer(server);
+	return 0;
+}
+
 struct api_server *api_server_create(struct event_loop *loop,
 				     const struct api_server_options *options,
 				     const struct control_ops *ops,
@@ -581,7 +587,8 @@ struct api_server *api_server_create(struct event_loop *loop,
 		.socket_path = path,
 		.ops = ops,
 		.opaque = opaque,
-		.poll_index = -1,
+		.epoll_fd = -1,
+		.timer_fd = -1,
 	};
 	int listen_fd = create_socket(server, mode, err, err_len);
 	if (listen_fd < 0) {
@@ -590,12 +597,8 @@ struct api_server *api_server_create(struct event_loop *loop,
 		return NULL;
 	}
 	int result = start_daemon(server, listen_fd, idle_timeout, err, err_len);
-	if (!result) {
-		result = event_loop_add_source(loop, &api_poll_source, server);
-		if (result)
-			snprintf(err, err_len, "API socket %s: %s",
-				 server->socket_path, strerror(-result));
-	}
+	if (!result)
+		result = watch(server, err, err_len);
 	if (result) {
 		if (!server->daemon)
 			close(listen_fd);
@@ -611,11 +614,15 @@ void api_server_destroy(struct api_server *server)
 
 	if (!server)
 		return;
-	if (server->daemon) {
-		event_loop_remove_source(server->loop, server);
-		/* Closes the listening socket and every connection. */
-		MHD_stop_daemon(server->daemon);
+	if (server->epoll_fd >= 0)
+		event_loop_remove(server->loop, server->epoll_fd);
+	if (server->timer_fd >= 0) {
+		event_loop_remove(server->loop, server->timer_fd);
+		close(server->timer_fd);
 	}
+	/* Closes the listening socket and every connection. */
+	if (server->daemon)
+		MHD_stop_daemon(server->daemon);
 	/* Only the file this server made: another may have replaced it. */
 	if (!stat(server->socket_path, &info) &&
 	    info.st_dev == server->socket_device &&

@@ -4,14 +4,15 @@
  * Firecracker's APIs, so that `curl --unix-socket` drives it. docs/api.md
  * lists every request and its answer.
  *
- * Promise: the server runs on the event loop it is given, as a poll source
- * over libmicrohttpd's epoll descriptor with libmicrohttpd's own deadline,
- * so every request is answered on the event thread, calling the
- * control_ops synchronously, and no client can block that thread: a client
- * that says nothing, or goes away mid-request, is dropped by a timeout or
- * on its hang-up while others are served. A request body is capped
- * (API_MAX_BODY_SIZE, 413 beyond), every body is checked before use, and
- * an error is a JSON object {"error": "one line"} with its HTTP status.
+ * Promise: the server runs on the event loop it is given, which watches
+ * libmicrohttpd's epoll descriptor and a timerfd set to libmicrohttpd's
+ * next deadline, so every request is answered on the event thread,
+ * calling the control_ops synchronously, and no client can block that
+ * thread: a client that says nothing, or goes away mid-request, is dropped
+ * by a timeout or on its hang-up while others are served. A request body
+ * is capped (API_MAX_BODY_SIZE, 413 beyond), every body is checked before
+ * use, and an error is a JSON object {"error": "one line"} with its HTTP
+ * status.
  */
 #ifndef VESSEL_VMM_API_H
 #define VESSEL_VMM_API_H
