@@ -44,6 +44,8 @@ struct fake_vm {
 	 * is already readable there. */
 	int client_fd;
 	bool first_answer_was_out;
+	/* Stop stops the event loop, as vessel's machine does. */
+	bool stop_ends_the_loop;
 };
 
 static struct fake_vm fake;
@@ -118,6 +120,8 @@ static int fake_request(void *opaque, enum vm_request request, char *err,
 	}
 	if (vm->call_count < MAX_CALLS)
 		vm->calls[vm->call_count++] = request;
+	if (request == VM_REQUEST_STOP && vm->stop_ends_the_loop)
+		event_loop_stop(loop);
 	int result = fake_answer(vm, err, err_len);
 	pthread_mutex_unlock(&vm->lock);
 	return result;
@@ -860,5 +864,37 @@ Test(api_socket, stale_live_and_foreign_files)
 	long_path[sizeof(long_path) - 1] = '\0';
 	cr_assert_null(create_at(long_path, 0, err, sizeof(err)));
 	cr_assert(strstr(err, "longer than"), "%s", err);
+	event_loop_destroy(loop);
+}
+
+Test(api_socket, the_answer_to_stop_is_written_before_the_loop_ends)
+{
+	char path[108], err[256];
+	const char *request = "PUT /api/v1/vm/stop HTTP/1.1\r\nHost: x\r\n"
+			      "Connection: close\r\n\r\n";
+	struct response response;
+
+	/* The loop runs here, and ends with the request's handler, as
+	 * vessel's does on a stop: the answer must already be written. */
+	fake = (struct fake_vm){ .lock = PTHREAD_MUTEX_INITIALIZER,
+				 .client_fd = -1,
+				 .stop_ends_the_loop = true };
+	loop = event_loop_create();
+	snprintf(socket_path, sizeof(socket_path),
+		 "/tmp/vessel-test-api-stop-%d", getpid());
+	snprintf(path, sizeof(path), "%s", socket_path);
+	unlink(path);
+	struct api_server *stopping = create_at(path, 0, err, sizeof(err));
+	cr_assert_not_null(stopping, "%s", err);
+	int fd = connect_client();
+	send_text(fd, request, strlen(request));
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert_eq(calls_made(), 1);
+	struct pollfd wait = { .fd = fd, .events = POLLIN };
+	cr_assert_eq(poll(&wait, 1, 0), 1, "no answer when the loop ended");
+	api_server_destroy(stopping);
+	read_response(fd, &response);
+	close(fd);
+	cr_assert_eq(response.status, 204, "%s", response.text);
 	event_loop_destroy(loop);
 }
