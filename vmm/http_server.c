@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,6 +20,10 @@
 #define INPUT_SIZE 4096
 /* No route is longer: a longer path is kept cut, and matches none. */
 #define PATH_SIZE 256
+/* Of the headers, only Expect is read here (the parser reads those it
+ * needs): its name and value fit, longer ones are other headers. */
+#define HEADER_TEXT_SIZE 16
+#define CONTINUE "HTTP/1.1 100 Continue\r\n\r\n"
 #define NS_PER_SECOND 1000000000ULL
 
 struct connection {
@@ -31,11 +36,16 @@ struct connection {
 	/* The request being read. */
 	char path[PATH_SIZE];
 	size_t path_size;
+	char header_name[HEADER_TEXT_SIZE], header_value[HEADER_TEXT_SIZE];
+	size_t header_name_size, header_value_size; /* may pass the buffers */
+	bool in_header_value;
+	bool expects_continue;
 	char *body; /* max_body_size bytes once the body starts */
 	size_t body_size;
 	bool request_done;
 	bool body_too_large;
 	const char *malformed;
+	int failure; /* -errno from a callback: the connection is closed */
 
 	/* Bytes read but not parsed yet: the parser stops at each request's
 	 * end until its answer is out. */
@@ -110,6 +120,9 @@ static int on_message_begin(http_parser *parser)
 
 	connection->path_size = 0;
 	connection->body_size = 0;
+	connection->header_name_size = 0;
+	connection->in_header_value = false;
+	connection->expects_continue = false;
 	return 0;
 }
 
@@ -125,15 +138,81 @@ static int on_url(http_parser *parser, const char *at, size_t length)
 	return 0;
 }
 
-/* A body announced over the cap is refused before it comes. */
+/* Keeps what fits of a header's name or value text; the size counts all
+ * of it (the parser caps a request's headers at 80 KiB), so that a longer
+ * one matches nothing. */
+static void append_header_text(char *text, size_t *size, const char *at,
+			       size_t length)
+{
+	if (*size < HEADER_TEXT_SIZE)
+		memcpy(text + *size, at,
+		       length < HEADER_TEXT_SIZE - *size ?
+			       length : HEADER_TEXT_SIZE - *size);
+	*size += length;
+}
+
+static bool header_is(const char *text, size_t size, const char *expected)
+{
+	return size == strlen(expected) && !strncasecmp(text, expected, size);
+}
+
+/* A header's value ends where the next name, or the headers, end. */
+static void end_header(struct connection *connection)
+{
+	if (connection->in_header_value &&
+	    header_is(connection->header_name, connection->header_name_size,
+		      "Expect") &&
+	    header_is(connection->header_value, connection->header_value_size,
+		      "100-continue"))
+		connection->expects_continue = true;
+	connection->in_header_value = false;
+}
+
+static int on_header_field(http_parser *parser, const char *at,
+			   size_t length)
+{
+	struct connection *connection = connection_of(parser);
+
+	if (connection->in_header_value) {
+		end_header(connection);
+		connection->header_name_size = 0;
+	}
+	append_header_text(connection->header_name,
+			   &connection->header_name_size, at, length);
+	return 0;
+}
+
+static int on_header_value(http_parser *parser, const char *at,
+			   size_t length)
+{
+	struct connection *connection = connection_of(parser);
+
+	if (!connection->in_header_value) {
+		connection->in_header_value = true;
+		connection->header_value_size = 0;
+	}
+	append_header_text(connection->header_value,
+			   &connection->header_value_size, at, length);
+	return 0;
+}
+
+/* A body announced over the cap is refused before it comes; a client
+ * that waits to be told to send its body is told at once (RFC 9110
+ * §10.1.1): the socket is empty, the answer before having gone out. */
 static int on_headers_complete(http_parser *parser)
 {
 	struct connection *connection = connection_of(parser);
 
+	end_header(connection);
 	if ((parser->flags & F_CONTENTLENGTH) &&
 	    parser->content_length > connection->server->options.max_body_size) {
 		connection->body_too_large = true;
 		http_parser_pause(parser, 1);
+	} else if (connection->expects_continue && parser->http_minor >= 1 &&
+		   send(connection->fd, CONTINUE, strlen(CONTINUE),
+			MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)strlen(CONTINUE)) {
+		connection->failure = -EIO;
+		return -1;
 	}
 	return 0;
 }
@@ -152,8 +231,10 @@ static int on_body(http_parser *parser, const char *at, size_t length)
 	}
 	if (!connection->body) {
 		connection->body = malloc(cap);
-		if (!connection->body)
-			return -1; /* HPE_CB_body: the connection is closed */
+		if (!connection->body) {
+			connection->failure = -ENOMEM;
+			return -1;
+		}
 	}
 	memcpy(connection->body + connection->body_size, at, length);
 	connection->body_size += length;
@@ -172,6 +253,8 @@ static int on_message_complete(http_parser *parser)
 static const http_parser_settings parser_settings = {
 	.on_message_begin = on_message_begin,
 	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
 	.on_headers_complete = on_headers_complete,
 	.on_body = on_body,
 	.on_message_complete = on_message_complete,
@@ -289,10 +372,10 @@ static int serve_input(struct connection *connection)
 			connection->input_end - connection->input_start);
 		connection->input_start += parsed;
 		enum http_errno error = HTTP_PARSER_ERRNO(parser);
+		if (connection->failure)
+			return connection->failure;
 		if (error == HPE_PAUSED)
 			http_parser_pause(parser, 0);
-		else if (error == HPE_CB_body)
-			return -ENOMEM;
 		else if (error != HPE_OK)
 			connection->malformed = http_errno_description(error);
 		else if (connection->input_start < connection->input_end)
@@ -391,23 +474,13 @@ static int add_connection(struct http_server *server, int fd)
 		slot++;
 	if (slot == server->options.max_connections)
 		return -EMFILE; /* one too many: closed at once */
-	struct connection *connection = malloc(sizeof(*connection));
+	struct connection *connection = calloc(1, sizeof(*connection));
 	if (!connection)
 		return -ENOMEM;
 	connection->server = server;
 	connection->fd = fd;
 	connection->watched = EPOLLIN;
 	connection->last_activity = now();
-	connection->path_size = 0;
-	connection->body = NULL;
-	connection->body_size = 0;
-	connection->request_done = false;
-	connection->body_too_large = false;
-	connection->malformed = NULL;
-	connection->input_start = connection->input_end = 0;
-	connection->output = NULL;
-	connection->close_after = false;
-	connection->draining = false;
 	http_parser_init(&connection->parser, HTTP_REQUEST);
 	connection->parser.data = connection;
 	int result = event_loop_add(server->loop, fd, EPOLLIN,

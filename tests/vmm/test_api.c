@@ -591,6 +591,29 @@ Test(api, keep_alive_serves_requests_in_turn)
 	cr_assert_eq(fake.calls[1], VM_REQUEST_RESUME);
 }
 
+Test(api, a_client_that_expects_100_continue_is_told_to_send)
+{
+	const char *headers = "PUT /api/v1/vm/config HTTP/1.1\r\nHost: x\r\n"
+			      "Connection: close\r\nEXPECT: 100-Continue\r\n"
+			      "Content-Length: 15\r\n\r\n";
+	const char *go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+	char text[64] = "";
+	struct response response;
+	int fd = connect_client();
+
+	/* The body waits for the 100, as curl's does (for 1 s). */
+	send_text(fd, headers, strlen(headers));
+	struct pollfd wait = { .fd = fd, .events = POLLIN };
+	cr_assert_eq(poll(&wait, 1, 500), 1, "no 100 Continue");
+	cr_assert_eq(read(fd, text, strlen(go_on)), (ssize_t)strlen(go_on));
+	cr_assert_str_eq(text, go_on);
+	send_text(fd, "{\"kernel\":\"/k\"}", 15);
+	read_response(fd, &response);
+	close(fd);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert_str_eq(fake.configured_kernel, "/k");
+}
+
 Test(api, a_pipelined_request_waits_for_the_answer_before_it)
 {
 	int fd = connect_client();
