@@ -157,7 +157,7 @@ static struct json_object *parse_body(const struct http_request *request,
 		object = NULL;
 	} else {
 		size_t end = json_tokener_get_parse_end(tokener);
-		while (end < request->body_size &&
+		while (end < request->body_size && request->body[end] &&
 		       strchr(" \t\r\n", request->body[end]))
 			end++;
 		if (end < request->body_size) {

@@ -57,8 +57,9 @@ struct connection {
 	size_t output_size, output_sent;
 	bool close_after;
 	/* Answered for the last time, write side shut: what the client still
-	 * sends is read and dropped until it closes, so that it reads the
-	 * answer rather than a reset (RFC 9112 §9.6). */
+	 * sends (the rest of a refused body) is read and dropped until it
+	 * closes, so that its writes do not fail before it reads the answer
+	 * (RFC 9112 §9.6). */
 	bool draining;
 };
 
