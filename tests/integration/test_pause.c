@@ -75,6 +75,22 @@ static size_t lines_so_far(void)
 	return lines;
 }
 
+/* The lines once the console pipe is empty and the reader has had time
+ * to append what it took from it. */
+static size_t settled_lines(void)
+{
+	int unread = 1;
+
+	for (int tries = 0; tries < 1000 && unread > 0; tries++) {
+		cr_assert_eq(ioctl(output_pipe[0], FIONREAD, &unread), 0);
+		if (unread > 0)
+			usleep(1000);
+	}
+	cr_assert_eq(unread, 0, "the console pipe never emptied");
+	usleep(5000);
+	return lines_so_far();
+}
+
 static void wait_for_lines(size_t lines)
 {
 	for (int tries = 0; tries < 10000 && lines_so_far() < lines; tries++)
@@ -218,12 +234,11 @@ Test(pause, a_paused_guest_prints_nothing_and_resumes_with_the_next_number)
 		double took = now_ms() - before;
 		if (took > slowest_pause)
 			slowest_pause = took;
-		/* The UART's last bytes may still be on their way through
-		 * the pipe: let them land before counting. */
-		usleep(cycle % 10 == 0 ? 100000 : 5000);
-		size_t paused_at = lines_so_far();
+		/* What the vCPU wrote before it parked may still be in the
+		 * pipe or with the reader: let it land before counting. */
+		size_t paused_at = settled_lines();
 		usleep(cycle % 10 == 0 ? 200000 : 10000);
-		cr_assert_eq(lines_so_far(), paused_at,
+		cr_assert_eq(settled_lines(), paused_at,
 			     "cycle %d: the guest printed while paused", cycle);
 		cr_assert_eq(request(VM_REQUEST_PAUSE, err, sizeof(err)), -EBUSY,
 			     "a paused VM cannot be paused again");
