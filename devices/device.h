@@ -58,6 +58,9 @@ struct device_ops {
 	 * device without state). */
 	int (*save)(void *opaque, struct device_state_writer *writer);
 	int (*restore)(void *opaque, struct device_state_reader *reader);
+	/* The layout save writes: restore reads only this one. -EOPNOTSUPP
+	 * from save means the device is in a state it cannot save yet. */
+	uint32_t state_version;
 };
 
 struct device_record {

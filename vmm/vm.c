@@ -26,10 +26,6 @@
 #define KVM_TSS_ADDRESS 0xfffbd000ULL
 #define KVM_IDENTITY_MAP_ADDRESS 0xfffbc000ULL
 
-/* Devices whose state lives in their registers alone: listed in the walk
- * (and, later, saved) with nothing to quiesce. */
-static const struct device_ops register_only_ops = { 0 };
-
 /* Adds a device to the ordered list; name is copied. */
 static void add_record(struct vm *vm, struct device_record record)
 {
@@ -42,14 +38,6 @@ static void add_record(struct vm *vm, struct device_record record)
 		 record.name);
 	record.name = vm->device_names[index];
 	vm->devices[index] = record;
-}
-
-static void add_register_only_device(struct vm *vm, const char *name,
-				     void *device)
-{
-	add_record(vm, (struct device_record){ .name = name,
-					       .ops = &register_only_ops,
-					       .opaque = device });
 }
 
 /* Legacy (ISA) interrupt lines go through KVM_IRQ_LINE to the in-kernel
@@ -384,10 +372,10 @@ static int create_devices(struct vm *vm, char *err, size_t err_len)
 		return result;
 	}
 	add_record(vm, serial_record(vm->serial, "serial0"));
-	add_register_only_device(vm, "i8042", vm->i8042);
-	add_register_only_device(vm, "cmos-rtc", vm->rtc);
-	add_register_only_device(vm, "pci-host", vm->pci);
-	add_register_only_device(vm, "acpi-pm", vm->acpi_pm);
+	add_record(vm, i8042_record(vm->i8042, "i8042"));
+	add_record(vm, cmos_rtc_record(vm->rtc, "cmos-rtc"));
+	add_record(vm, pci_bus_record(vm->pci, "pci-host"));
+	add_record(vm, acpi_pm_record(vm->acpi_pm, "acpi-pm"));
 	return 0;
 }
 
