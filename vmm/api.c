@@ -234,6 +234,47 @@ static struct reply handle_vm_request(struct api_server *server,
 	return (struct reply){ .status = MHD_HTTP_NO_CONTENT };
 }
 
+/* {"destination": DIR, "resume": false}: a snapshot of the paused VM. */
+static struct reply handle_snapshot(struct api_server *server,
+				    const struct api_request *request)
+{
+	char err[512] = "";
+	struct json_object *destination, *resume = NULL;
+
+	struct json_object *object = request->size ?
+		parse_body(request, err, sizeof(err)) : NULL;
+	if (!object)
+		return error_reply(MHD_HTTP_BAD_REQUEST, request->size ? err :
+				   "the body must be {\"destination\": DIR}");
+	bool valid = json_object_is_type(object, json_type_object) &&
+		     json_object_object_get_ex(object, "destination", &destination) &&
+		     json_object_is_type(destination, json_type_string) &&
+		     json_object_get_string_len(destination) > 0;
+	if (valid) {
+		json_object_object_foreach(object, key, value) {
+			if (!strcmp(key, "resume") &&
+			    json_object_is_type(value, json_type_boolean))
+				resume = value;
+			else if (strcmp(key, "destination"))
+				valid = false;
+		}
+	}
+	if (!valid) {
+		json_object_put(object);
+		return error_reply(MHD_HTTP_BAD_REQUEST, "the body must be "
+				   "{\"destination\": DIR} with an optional "
+				   "\"resume\": true or false");
+	}
+	int result = server->ops->snapshot(server->opaque,
+					   json_object_get_string(destination),
+					   resume && json_object_get_boolean(resume),
+					   err, sizeof(err));
+	json_object_put(object);
+	if (result)
+		return op_error_reply(result, err);
+	return (struct reply){ .status = MHD_HTTP_NO_CONTENT };
+}
+
 static const struct route routes[] = {
 	{ "/api/v1/vm", MHD_HTTP_METHOD_GET, handle_describe, VM_REQUEST_COUNT },
 	{ "/api/v1/vm/config", MHD_HTTP_METHOD_PUT, handle_configure,
@@ -248,6 +289,8 @@ static const struct route routes[] = {
 	  VM_REQUEST_POWER_BUTTON },
 	{ "/api/v1/vm/stop", MHD_HTTP_METHOD_PUT, handle_vm_request,
 	  VM_REQUEST_STOP },
+	{ "/api/v1/vm/snapshot", MHD_HTTP_METHOD_PUT, handle_snapshot,
+	  VM_REQUEST_COUNT },
 	{ NULL, NULL, NULL, VM_REQUEST_COUNT },
 };
 

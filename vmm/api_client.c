@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Keeps at most API_CLIENT_MAX_ANSWER bytes; more ends the transfer. */
 static size_t take_answer(char *data, size_t size, size_t count,
@@ -260,6 +261,90 @@ int api_client_command(int argc, char **argv)
 	} else if (status) {
 		result = print_status(answer.body);
 	}
+	api_answer_release(&answer);
+	return result;
+}
+
+static void print_snapshot_usage(void)
+{
+	printf("Usage: vessel snapshot --api-sock PATH DIR [--resume]\n"
+	       "\n"
+	       "Write the paused VM's state and memory into the new directory\n"
+	       "DIR (docs/snapshot.md); vessel restore DIR runs it again. The VM\n"
+	       "stays paused, unless --resume.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -s, --api-sock PATH  the API socket of the vessel to ask\n"
+	       "      --resume         resume the VM once the snapshot is written\n"
+	       "  -h, --help           show this help\n");
+}
+
+int api_client_snapshot_command(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "api-sock", required_argument, NULL, 's' },
+		{ "resume", no_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *socket_path = NULL;
+	bool resume = false;
+
+	optind = 0;
+	opterr = 0;
+	for (int option; (option = getopt_long(argc, argv, ":s:h", options,
+						NULL)) != -1;) {
+		switch (option) {
+		case 's':
+			socket_path = optarg;
+			break;
+		case 'r':
+			resume = true;
+			break;
+		case 'h':
+			print_snapshot_usage();
+			return 0;
+		case ':':
+			fprintf(stderr, "vessel snapshot: %s needs a value\n",
+				argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "vessel snapshot: unknown option '%s' (see "
+				"vessel snapshot --help)\n", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (!socket_path || optind != argc - 1) {
+		fprintf(stderr, "vessel snapshot: --api-sock and one directory "
+			"are required (see vessel snapshot --help)\n");
+		return 2;
+	}
+	/* The server has its own working directory: send an absolute path. */
+	char cwd[4096] = "";
+	const char *dir = argv[optind];
+	if (dir[0] != '/' && !getcwd(cwd, sizeof(cwd))) {
+		fprintf(stderr, "vessel snapshot: the working directory: %s\n",
+			strerror(errno));
+		return 1;
+	}
+	struct json_object *body = json_object_new_object();
+	char path[sizeof(cwd) + 2];
+	snprintf(path, sizeof(path), "%s%s%s", cwd, cwd[0] ? "/" : "", dir);
+	json_object_object_add(body, "destination", json_object_new_string(path));
+	json_object_object_add(body, "resume", json_object_new_boolean(resume));
+	struct api_answer answer;
+	char err[512];
+	int result = api_client_request(socket_path, "PUT", "/api/v1/vm/snapshot",
+					json_object_to_json_string(body), &answer,
+					err, sizeof(err));
+	json_object_put(body);
+	if (result) {
+		fprintf(stderr, "vessel snapshot: %s\n", err);
+		return 1;
+	}
+	result = answer.status < 200 || answer.status > 299;
+	if (result)
+		print_failure("snapshot", &answer);
 	api_answer_release(&answer);
 	return result;
 }

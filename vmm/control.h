@@ -12,6 +12,7 @@
 #ifndef VESSEL_VMM_CONTROL_H
 #define VESSEL_VMM_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,10 @@ struct control_ops {
 	/* VM_REQUEST_START, _PAUSE, _RESUME, _POWER_BUTTON, _STOP. */
 	int (*request)(void *opaque, enum vm_request request, char *err,
 		       size_t err_len);
+	/* A snapshot of the paused VM into the new directory dir, resumed
+	 * after when resume. */
+	int (*snapshot)(void *opaque, const char *dir, bool resume, char *err,
+			size_t err_len);
 };
 
 #endif

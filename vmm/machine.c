@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "snapshot.h"
 #include "vm.h"
 
 #define MESSAGE_SIZE 512
@@ -252,6 +253,67 @@ void machine_power_button(struct machine *machine)
 		fprintf(stderr, "\r\nvessel: %s\r\n", err);
 }
 
+/* --- snapshots ------------------------------------------------------------ */
+
+int machine_snapshot(struct machine *machine, const char *dir, bool resume,
+		     char *err, size_t err_len)
+{
+	if (machine->state != VM_STATE_PAUSED) {
+		snprintf(err, err_len, "cannot snapshot: the VM is %s (a "
+			 "snapshot is taken of a paused VM)",
+			 vm_state_name(machine->state));
+		return -EBUSY;
+	}
+	/* A failed snapshot leaves no directory and the VM paused. */
+	int result = snapshot_write(machine->vm, machine->config, dir, err,
+				    err_len);
+	if (!result && resume)
+		result = machine_request(machine, VM_REQUEST_RESUME, err, err_len);
+	return result;
+}
+
+int machine_restore(struct machine *machine, struct snapshot *snapshot,
+		    bool paused, bool eager, char *err, size_t err_len)
+{
+	const struct vm_owner owner = { .stop_requested = vm_stop_requested,
+					.opaque = machine };
+	enum vm_request request = paused ? VM_REQUEST_START_PAUSED :
+					   VM_REQUEST_START;
+	enum vm_state next;
+
+	if (lifecycle_next(machine->state, request, &next))
+		return refuse(machine, request, err, err_len);
+	int result = machine_configure(machine, snapshot->config, err, err_len);
+	if (result)
+		return result;
+	snapshot->config = NULL; /* the machine's now */
+	const struct vm_image image = { .state = &snapshot->reader,
+					.memory_fd = snapshot->memory_fd,
+					.eager = eager };
+	snapshot->memory_fd = -1; /* vm_restore takes it */
+	machine->vm = vm_restore(machine->config, machine->host, machine->loop,
+				 machine->console, &owner, &image, err, err_len);
+	if (!machine->vm)
+		return -EINVAL;
+	result = vm_start(machine->vm, true, err, err_len);
+	if (!result && !paused)
+		result = vm_resume(machine->vm, err, err_len);
+	if (result) {
+		vm_destroy(machine->vm);
+		machine->vm = NULL;
+		return result;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &machine->started);
+	enter_state(machine, next);
+	return 0;
+}
+
+static int snapshot_op(void *opaque, const char *dir, bool resume, char *err,
+		       size_t err_len)
+{
+	return machine_snapshot(opaque, dir, resume, err, err_len);
+}
+
 static void describe(void *opaque, struct control_info *info)
 {
 	struct machine *machine = opaque;
@@ -285,6 +347,7 @@ const struct control_ops machine_control_ops = {
 	.describe = describe,
 	.configure = configure,
 	.request = request,
+	.snapshot = snapshot_op,
 };
 
 /*

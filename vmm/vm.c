@@ -477,7 +477,7 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry,
 		vm->vcpu_count++;
 	}
 	free(cpuid);
-	if (result)
+	if (result || !entry)
 		return result;
 
 	/* The boot vCPU starts at the kernel's entry; the others wait in
@@ -501,15 +501,20 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry,
 	return 0;
 }
 
-struct vm *vm_create(const struct vm_config *config,
-		     const struct kvm_host *host, struct event_loop *loop,
-		     struct console *console, const struct vm_owner *owner,
-		     char *err, size_t err_len)
+/* Builds the machine of config: booted from its kernel, or (image)
+ * restored from a snapshot with no kernel loaded and no boot registers. */
+static struct vm *assemble(const struct vm_config *config,
+			   const struct kvm_host *host, struct event_loop *loop,
+			   struct console *console, const struct vm_owner *owner,
+			   const struct vm_image *image, char *err,
+			   size_t err_len)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	struct boot_entry entry;
 
 	if (!vm) {
+		if (image)
+			close(image->memory_fd);
 		snprintf(err, err_len, "out of memory for the VM");
 		return NULL;
 	}
@@ -523,17 +528,43 @@ struct vm *vm_create(const struct vm_config *config,
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	interrupts_init(&vm->interrupts, -1);
 
-	if (create_kvm_vm(vm, err, err_len) ||
-	    vm_memory_create(&vm->memory, config->memory_size, err, err_len) ||
+	int result = create_kvm_vm(vm, err, err_len);
+	if (image && result)
+		close(image->memory_fd);
+	else if (image)
+		result = vm_memory_open_image(&vm->memory, config->memory_size,
+					      image->memory_fd, image->eager,
+					      err, err_len);
+	else
+		result = vm_memory_create(&vm->memory, config->memory_size, err,
+					  err_len);
+	if (result ||
 	    vm_memory_register(&vm->memory, vm->fd, err, err_len) ||
 	    create_devices(vm, err, err_len) ||
 	    create_virtio_devices(vm, err, err_len) ||
-	    load_guest(vm, &entry, err, err_len) ||
-	    create_vcpus(vm, &entry, err, err_len)) {
+	    (!image && load_guest(vm, &entry, err, err_len)) ||
+	    create_vcpus(vm, image ? NULL : &entry, err, err_len) ||
+	    (image && vm_restore_state(vm, image->state, err, err_len))) {
 		vm_destroy(vm);
 		return NULL;
 	}
 	return vm;
+}
+
+struct vm *vm_create(const struct vm_config *config,
+		     const struct kvm_host *host, struct event_loop *loop,
+		     struct console *console, const struct vm_owner *owner,
+		     char *err, size_t err_len)
+{
+	return assemble(config, host, loop, console, owner, NULL, err, err_len);
+}
+
+struct vm *vm_restore(const struct vm_config *config,
+		      const struct kvm_host *host, struct event_loop *loop,
+		      struct console *console, const struct vm_owner *owner,
+		      const struct vm_image *image, char *err, size_t err_len)
+{
+	return assemble(config, host, loop, console, owner, image, err, err_len);
 }
 
 void vm_destroy(struct vm *vm)

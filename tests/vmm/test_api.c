@@ -33,6 +33,8 @@ struct fake_vm {
 	int next_result;
 	const char *next_error;
 	struct vm_config *config; /* what describe reports */
+	char snapshot_dir[64]; /* the last snapshot's destination */
+	bool snapshot_resume;
 };
 
 static struct fake_vm fake;
@@ -101,10 +103,24 @@ static int fake_request(void *opaque, enum vm_request request, char *err,
 	return result;
 }
 
+static int fake_snapshot(void *opaque, const char *dir, bool resume,
+			 char *err, size_t err_len)
+{
+	struct fake_vm *vm = opaque;
+
+	pthread_mutex_lock(&vm->lock);
+	int result = fake_answer(vm, err, err_len);
+	snprintf(vm->snapshot_dir, sizeof(vm->snapshot_dir), "%s", dir);
+	vm->snapshot_resume = resume;
+	pthread_mutex_unlock(&vm->lock);
+	return result;
+}
+
 static const struct control_ops fake_ops = {
 	.describe = fake_describe,
 	.configure = fake_configure,
 	.request = fake_request,
+	.snapshot = fake_snapshot,
 };
 
 static void fake_will_fail(int result, const char *message)
@@ -715,4 +731,34 @@ Test(api_socket, stale_live_and_foreign_files)
 	cr_assert_null(create_at(long_path, 0, err, sizeof(err)));
 	cr_assert(strstr(err, "longer than"), "%s", err);
 	event_loop_destroy(loop);
+}
+
+Test(api, snapshot_takes_a_destination_and_resume)
+{
+	struct response response;
+
+	http("PUT", "/api/v1/vm/snapshot", "{\"destination\": \"/tmp/s1\"}",
+	     &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert_str_eq(fake.snapshot_dir, "/tmp/s1");
+	cr_assert(!fake.snapshot_resume);
+	http("PUT", "/api/v1/vm/snapshot",
+	     "{\"destination\": \"/tmp/s2\", \"resume\": true}", &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert(fake.snapshot_resume);
+	fake_will_fail(-EBUSY, "cannot snapshot: the VM is active");
+	http("PUT", "/api/v1/vm/snapshot", "{\"destination\": \"/tmp/s3\"}",
+	     &response);
+	cr_assert_eq(response.status, 409, "%s", response.text);
+	cr_assert(strstr(response.body, "the VM is active"));
+	const char *bad[] = { "", "{}", "{\"destination\": 3}",
+			      "{\"destination\": \"\"}",
+			      "{\"destination\": \"/tmp/x\", \"resume\": 1}",
+			      "{\"destination\": \"/tmp/x\", \"other\": 1}",
+			      "[]" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		http("PUT", "/api/v1/vm/snapshot", bad[i][0] ? bad[i] : NULL,
+		     &response);
+		cr_assert_eq(response.status, 400, "%s: %s", bad[i], response.text);
+	}
 }
