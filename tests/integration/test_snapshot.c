@@ -1,0 +1,417 @@
+/*
+ * Snapshot and restore with real vessel processes on this machine's own
+ * /dev/kvm, the selftest guest counting on its console at CPL3: a restored
+ * guest goes on from the next number in a new process, none lost or
+ * repeated, lazily or eagerly; a snapshot is taken of a paused VM only,
+ * into a new directory; and restore refuses each kind of damaged snapshot
+ * with one line naming what is wrong.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libfdt.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "guest_session.h"
+
+#define TIMEOUT 60
+
+extern char **environ;
+
+static char socket_path[108], dir[128];
+
+static void name_paths(void)
+{
+	snprintf(socket_path, sizeof(socket_path), "/tmp/vessel-snapshot-%d.sock",
+		 getpid());
+	snprintf(dir, sizeof(dir), "/tmp/vessel-snapshot-%d", getpid());
+	unlink(socket_path);
+}
+
+/* Runs `vessel ARGS...`: its exit status. */
+static int vessel(char *const args[])
+{
+	const char *binary = getenv("VESSEL_BINARY");
+	char *argv[16] = { (char *)binary };
+	pid_t pid;
+	int status;
+
+	for (int i = 0; args[i]; i++)
+		argv[i + 1] = args[i];
+	cr_assert_eq(posix_spawn(&pid, binary, NULL, NULL, argv, environ), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int client(const char *command)
+{
+	return vessel((char *[]){ (char *)command, "--api-sock", socket_path,
+				  NULL });
+}
+
+static void wait_for_socket(void)
+{
+	struct stat info;
+
+	for (int tries = 0; tries < 500 && stat(socket_path, &info); tries++)
+		usleep(10000);
+	cr_assert_eq(stat(socket_path, &info), 0, "no API socket");
+}
+
+/* vessel run, counting, with the API on socket_path. */
+static void start_counting(struct guest_session *session, const char *memory)
+{
+	char *argv[] = { "vessel", "run", "--kernel",
+			 getenv("VESSEL_SELFTEST_GUEST"), "--memory",
+			 (char *)memory, "--cmdline", "mode=count 0 2000000",
+			 "--api-sock", socket_path, NULL };
+
+	cr_assert(argv[3], "VESSEL_SELFTEST_GUEST is not set");
+	cr_assert_eq(guest_session_start(session, argv), 0);
+	wait_for_socket();
+	cr_assert(guest_session_expect(session, "\n20\n", TIMEOUT),
+		  "the guest does not count: %s", session->output);
+}
+
+/* Pauses the counting guest, snapshots it into dir and stops it. */
+static void snapshot_and_stop(struct guest_session *session)
+{
+	cr_assert_eq(client("pause"), 0);
+	cr_assert_eq(vessel((char *[]){ "snapshot", "--api-sock", socket_path,
+					dir, NULL }), 0);
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(session, TIMEOUT), 0);
+}
+
+/* The guest's console text in output: up to vessel's first own line. */
+static size_t console_length(const char *output)
+{
+	const char *end = strstr(output, "\r\nvessel: ");
+
+	return end ? (size_t)(end - output) : strlen(output);
+}
+
+/*
+ * text is one count: after the greeting, lines 1, 2, 3, ... in order;
+ * a line cut by the snapshot is finished by the restored guest. Returns
+ * the last number.
+ */
+static unsigned long assert_one_count(char *text)
+{
+	unsigned long expected = 1;
+
+	for (char *line = strtok(text, "\r\n"); line; line = strtok(NULL, "\r\n")) {
+		if (!strncmp(line, "selftest: ", 10))
+			continue;
+		char *end;
+		unsigned long number = strtoul(line, &end, 10);
+		cr_assert(!*end, "not a number: '%s'", line);
+		cr_assert_eq(number, expected, "after %lu comes %lu", expected - 1,
+			     number);
+		expected++;
+	}
+	return expected - 1;
+}
+
+static void restore_and_check(const char *const options[])
+{
+	struct guest_session first, second;
+	char *argv[8] = { "vessel", "restore", dir };
+	unsigned int count = 3;
+
+	name_paths();
+	start_counting(&first, "64M");
+	snapshot_and_stop(&first);
+	size_t first_length = console_length(first.output);
+
+	for (; *options; options++)
+		argv[count++] = (char *)*options;
+	argv[count++] = "--api-sock";
+	argv[count++] = socket_path;
+	argv[count] = NULL;
+	unlink(socket_path);
+	cr_assert_eq(guest_session_start(&second, argv), 0);
+	wait_for_socket();
+	/* 100 more lines after the restore. */
+	guest_session_collect(&second, 300);
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(&second, TIMEOUT), 0, "%s", second.output);
+
+	size_t second_length = console_length(second.output);
+	char *whole = malloc(first_length + second_length + 1);
+	memcpy(whole, first.output, first_length);
+	memcpy(whole + first_length, second.output, second_length);
+	whole[first_length + second_length] = '\0';
+	/* The first process's count, to its last whole line. */
+	char *before = strndup(first.output, first_length);
+	*(strrchr(before, '\n') ?: before) = '\0';
+	unsigned long paused_at = assert_one_count(before);
+	unsigned long last = assert_one_count(whole);
+	cr_assert_gt(last, paused_at + 10, "the restored guest counted from %lu "
+		     "to %lu only", paused_at, last);
+	free(before);
+	free(whole);
+	guest_session_close(&first);
+	guest_session_close(&second);
+}
+
+static void remove_snapshot(void)
+{
+	char command[256];
+
+	snprintf(command, sizeof(command), "rm -rf %s", dir);
+	cr_assert_eq(system(command), 0);
+}
+
+Test(snapshot, a_restored_guest_counts_on_from_the_next_number,
+     .fini = remove_snapshot, .timeout = 120)
+{
+	restore_and_check((const char *[]){ NULL });
+}
+
+Test(snapshot, eagerly_restored_too, .fini = remove_snapshot, .timeout = 120)
+{
+	restore_and_check((const char *[]){ "--eager", NULL });
+}
+
+Test(snapshot, only_of_a_paused_vm_into_a_new_directory,
+     .fini = remove_snapshot, .timeout = 120)
+{
+	struct guest_session session;
+	struct stat info;
+
+	name_paths();
+	start_counting(&session, "64M");
+	/* Refused while the guest runs ("cannot snapshot: the VM is
+	 * active"). */
+	cr_assert_eq(vessel((char *[]){ "snapshot", "--api-sock", socket_path,
+					dir, NULL }), 1);
+	cr_assert_neq(stat(dir, &info), 0, "a refused snapshot left %s", dir);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	cr_assert_eq(client("pause"), 0);
+	cr_assert_eq(vessel((char *[]){ "snapshot", "--api-sock", socket_path,
+					dir, NULL }), 1);
+	cr_assert_eq(stat(dir, &info), 0, "the directory that was there is gone");
+	cr_assert_eq(rmdir(dir), 0);
+	/* The VM stayed paused; --resume runs it on. */
+	cr_assert_eq(vessel((char *[]){ "snapshot", "--api-sock", socket_path,
+					dir, "--resume", NULL }), 0);
+	size_t printed = session.output_len;
+	guest_session_collect(&session, 300);
+	cr_assert_gt(session.output_len, printed + 20, "the guest did not resume");
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
+	char *text = strndup(session.output, console_length(session.output));
+	assert_one_count(text);
+	free(text);
+	guest_session_close(&session);
+}
+
+/* --- damaged snapshots --------------------------------------------------- */
+
+static char damaged[160];
+
+static void copy_snapshot(void)
+{
+	char command[512];
+
+	snprintf(damaged, sizeof(damaged), "%s-damaged", dir);
+	snprintf(command, sizeof(command), "rm -rf %s && cp -r --sparse=always "
+		 "%s %s", damaged, dir, damaged);
+	cr_assert_eq(system(command), 0);
+}
+
+static void *read_whole(const char *name, size_t *size, size_t spare)
+{
+	char path[256];
+	struct stat info;
+
+	snprintf(path, sizeof(path), "%s/%s", damaged, name);
+	int fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fstat(fd, &info), 0);
+	*size = (size_t)info.st_size;
+	void *data = malloc(*size + spare);
+	cr_assert_eq(read(fd, data, *size), (ssize_t)*size);
+	close(fd);
+	return data;
+}
+
+static void write_whole(const char *name, const void *data, size_t size)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", damaged, name);
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, data, size), (ssize_t)size);
+	close(fd);
+}
+
+/* state.dtb's checksum made right again, so the damage behind it shows. */
+static void fix_state_checksum(void)
+{
+	size_t state_size, checksum_size;
+	void *state = read_whole("state.dtb", &state_size, 0);
+	char *checksum = read_whole("checksum", &checksum_size, 1);
+	char line[64];
+
+	snprintf(line, sizeof(line), "xxh3-64 %016" PRIx64,
+		 (uint64_t)XXH3_64bits(state, state_size));
+	memcpy(checksum, line, strlen(line));
+	write_whole("checksum", checksum, checksum_size);
+	free(state);
+	free(checksum);
+}
+
+/* Edits the damaged copy's state tree with libfdt. */
+static void edit_state(void (*edit)(void *fdt))
+{
+	size_t size;
+	void *fdt = read_whole("state.dtb", &size, 0);
+	void *larger = malloc(size + 4096);
+
+	cr_assert_eq(fdt_open_into(fdt, larger, (int)size + 4096), 0);
+	edit(larger);
+	cr_assert_eq(fdt_pack(larger), 0);
+	write_whole("state.dtb", larger, fdt_totalsize(larger));
+	free(fdt);
+	free(larger);
+	fix_state_checksum();
+}
+
+/* vessel restore of the damaged copy: exit 1 and message on one line. */
+static void assert_refused(const char *message)
+{
+	struct guest_session session;
+	char *argv[] = { "vessel", "restore", damaged, NULL };
+
+	cr_assert_eq(guest_session_start(&session, argv), 0);
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 1, "%s",
+		     session.output);
+	cr_assert(strstr(session.output, message), "expected \"%s\", got \"%s\"",
+		  message, session.output);
+	cr_assert(!strncmp(session.output, "vessel restore: ", 16), "%s",
+		  session.output);
+	cr_assert_eq(strchr(session.output, '\n'),
+		     session.output + session.output_len - 1,
+		     "not one line: %s", session.output);
+	guest_session_close(&session);
+}
+
+static void version_2(void *fdt)
+{
+	cr_assert_eq(fdt_setprop_u32(fdt, fdt_path_offset(fdt, "/snapshot"),
+				     "version", 2), 0);
+}
+
+static void another_machine(void *fdt)
+{
+	cr_assert_eq(fdt_setprop_string(fdt, fdt_path_offset(fdt, "/snapshot"),
+					"machine", "aarch64-kvm-virt"), 0);
+}
+
+static void short_regs(void *fdt)
+{
+	cr_assert_eq(fdt_setprop_u64(fdt, fdt_path_offset(fdt, "/vcpu0"),
+				     "regs", 1), 0);
+}
+
+static void no_serial(void *fdt)
+{
+	cr_assert_eq(fdt_del_node(fdt, fdt_path_offset(fdt, "/devices/serial0")), 0);
+}
+
+static void wrong_uart_value(void *fdt)
+{
+	cr_assert_eq(fdt_setprop_u64(fdt, fdt_path_offset(fdt, "/devices/serial0"),
+				     "input-count", 1000), 0);
+}
+
+static void extra_device(void *fdt)
+{
+	int devices = fdt_path_offset(fdt, "/devices");
+	int node = fdt_add_subnode(fdt, devices, "virtio-blk0");
+
+	cr_assert_geq(node, 0);
+	cr_assert_eq(fdt_setprop_u32(fdt, node, "version", 1), 0);
+}
+
+static void bad_config(void *fdt)
+{
+	cr_assert_eq(fdt_setprop_string(fdt, fdt_path_offset(fdt, "/config"),
+					"json", "{\"memory\": \"lots\"}"), 0);
+}
+
+Test(snapshot, restore_refuses_each_kind_of_damage, .fini = remove_snapshot,
+     .timeout = 180)
+{
+	struct guest_session session;
+
+	name_paths();
+	start_counting(&session, "64M");
+	snapshot_and_stop(&session);
+	guest_session_close(&session);
+
+	static const struct {
+		void (*edit)(void *fdt);
+		const char *message;
+	} edits[] = {
+		{ version_2, "state.dtb: snapshot is version 2; this vessel reads "
+			     "version 1" },
+		{ another_machine, "the snapshot is of a aarch64-kvm-virt machine" },
+		{ bad_config, "state.dtb: config: " },
+		{ short_regs, "vcpu0/regs: 8 bytes, expected 144" },
+		{ no_serial, "devices/serial0 is missing" },
+		{ wrong_uart_value, "devices/serial0: a value out of range" },
+		{ extra_device, "the snapshot has a device virtio-blk0 this machine "
+				"does not" },
+	};
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		copy_snapshot();
+		edit_state(edits[i].edit);
+		assert_refused(edits[i].message);
+	}
+
+	char path[256];
+	size_t size;
+	/* A state cut short, its checksum made to match. */
+	copy_snapshot();
+	char *cut = read_whole("state.dtb", &size, 0);
+	write_whole("state.dtb", cut, size - 100);
+	free(cut);
+	fix_state_checksum();
+	assert_refused("state.dtb: the state is not a valid device tree");
+	/* Damage the checksums catch. */
+	copy_snapshot();
+	char *state = read_whole("state.dtb", &size, 0);
+	state[size / 2] ^= 1;
+	write_whole("state.dtb", state, size);
+	free(state);
+	assert_refused("state.dtb does not match its checksum");
+	copy_snapshot();
+	snprintf(path, sizeof(path), "%s/memory", damaged);
+	int fd = open(path, O_WRONLY);
+	cr_assert_eq(pwrite(fd, "\x01", 1, 0x100000), 1);
+	close(fd);
+	assert_refused("memory does not match its checksum");
+	cr_assert_eq(truncate(path, 32 << 20), 0);
+	assert_refused("memory holds 33554432 bytes; the machine has 67108864");
+	copy_snapshot();
+	snprintf(path, sizeof(path), "%s/checksum", damaged);
+	cr_assert_eq(unlink(path), 0);
+	assert_refused("checksum: No such file or directory");
+	copy_snapshot();
+	write_whole("checksum", "xxh3-64 0 state.dtb\n", 20);
+	assert_refused("checksum is not two lines");
+	snprintf(path, sizeof(path), "rm -rf %s", damaged);
+	cr_assert_eq(system(path), 0);
+}
