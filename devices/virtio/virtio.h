@@ -96,6 +96,10 @@ struct virtio_device {
 	unsigned int queue_count;
 	const struct virtio_device_ops *ops;
 	struct device_context context;
+	/* The device type keeps no state of its own beyond what the transport
+	 * saves (features and queues) once quiesced, so a snapshot may take
+	 * it while the driver uses it (virtio-rng, virtio-blk). */
+	bool saved_by_transport;
 
 	/* Kept by the transport. */
 	uint64_t driver_features; /* accepted by the driver */
