@@ -234,12 +234,14 @@ static struct reply handle_vm_request(struct api_server *server,
 	return (struct reply){ .status = MHD_HTTP_NO_CONTENT };
 }
 
-/* {"destination": DIR, "resume": false}: a snapshot of the paused VM. */
+/* {"destination": DIR, "resume": false}: a snapshot of the paused VM; or,
+ * for suspend, {"destination": DIR}. */
 static struct reply handle_snapshot(struct api_server *server,
 				    const struct api_request *request)
 {
 	char err[512] = "";
 	struct json_object *destination, *resume = NULL;
+	bool suspend = request->route->vm_request == VM_REQUEST_SUSPEND;
 
 	struct json_object *object = request->size ?
 		parse_body(request, err, sizeof(err)) : NULL;
@@ -252,7 +254,7 @@ static struct reply handle_snapshot(struct api_server *server,
 		     json_object_get_string_len(destination) > 0;
 	if (valid) {
 		json_object_object_foreach(object, key, value) {
-			if (!strcmp(key, "resume") &&
+			if (!suspend && !strcmp(key, "resume") &&
 			    json_object_is_type(value, json_type_boolean))
 				resume = value;
 			else if (strcmp(key, "destination"))
@@ -261,14 +263,17 @@ static struct reply handle_snapshot(struct api_server *server,
 	}
 	if (!valid) {
 		json_object_put(object);
-		return error_reply(MHD_HTTP_BAD_REQUEST, "the body must be "
-				   "{\"destination\": DIR} with an optional "
-				   "\"resume\": true or false");
+		return error_reply(MHD_HTTP_BAD_REQUEST, suspend ?
+				   "the body must be {\"destination\": DIR}" :
+				   "the body must be {\"destination\": DIR} with "
+				   "an optional \"resume\": true or false");
 	}
-	int result = server->ops->snapshot(server->opaque,
-					   json_object_get_string(destination),
-					   resume && json_object_get_boolean(resume),
-					   err, sizeof(err));
+	const char *dir = json_object_get_string(destination);
+	int result = suspend ?
+		server->ops->suspend(server->opaque, dir, err, sizeof(err)) :
+		server->ops->snapshot(server->opaque, dir,
+				      resume && json_object_get_boolean(resume),
+				      err, sizeof(err));
 	json_object_put(object);
 	if (result)
 		return op_error_reply(result, err);
@@ -291,6 +296,8 @@ static const struct route routes[] = {
 	  VM_REQUEST_STOP },
 	{ "/api/v1/vm/snapshot", MHD_HTTP_METHOD_PUT, handle_snapshot,
 	  VM_REQUEST_COUNT },
+	{ "/api/v1/vm/suspend", MHD_HTTP_METHOD_PUT, handle_snapshot,
+	  VM_REQUEST_SUSPEND },
 	{ NULL, NULL, NULL, VM_REQUEST_COUNT },
 };
 

@@ -53,6 +53,9 @@ struct control_ops {
 	 * after when resume. */
 	int (*snapshot)(void *opaque, const char *dir, bool resume, char *err,
 			size_t err_len);
+	/* The VM into the new directory dir, its memory released; resume
+	 * brings it back. */
+	int (*suspend)(void *opaque, const char *dir, char *err, size_t err_len);
 };
 
 #endif

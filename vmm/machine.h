@@ -60,6 +60,14 @@ struct snapshot;
 int machine_restore(struct machine *machine, struct snapshot *snapshot,
 		    bool paused, bool eager, char *err, size_t err_len);
 
+/* Active or paused: writes the VM into the new directory dir as a
+ * snapshot and releases it (guest memory, vCPUs, devices); the state
+ * reads suspended, and resume builds it again from dir, in this process
+ * (dir must stay until then, and after, while guest memory is mapped from
+ * it). A failure leaves the VM as it was. */
+int machine_suspend(struct machine *machine, const char *dir, char *err,
+		    size_t err_len);
+
 int machine_run(struct machine *machine);
 
 #endif

@@ -7,6 +7,7 @@
  * with one line naming what is wrong.
  */
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -417,4 +418,49 @@ Test(snapshot, restore_refuses_each_kind_of_damage, .fini = remove_snapshot,
 	assert_refused("checksum is not two lines");
 	snprintf(path, sizeof(path), "rm -rf %s", damaged);
 	cr_assert_eq(system(path), 0);
+}
+
+/* Whether process pid maps guest RAM's memfd. */
+static bool maps_guest_ram(pid_t pid)
+{
+	char path[64], line[512];
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *maps = fopen(path, "r");
+	cr_assert_not_null(maps);
+	while (fgets(line, sizeof(line), maps))
+		found = found || strstr(line, "vessel-guest-ram");
+	fclose(maps);
+	return found;
+}
+
+Test(snapshot, suspend_releases_the_vm_and_resume_brings_it_back,
+     .fini = remove_snapshot, .timeout = 120)
+{
+	struct guest_session session;
+
+	name_paths();
+	start_counting(&session, "64M");
+	cr_assert(maps_guest_ram(session.pid));
+	cr_assert_eq(vessel((char *[]){ "suspend", "--api-sock", socket_path,
+					dir, NULL }), 0);
+	cr_assert(!maps_guest_ram(session.pid), "guest memory is still mapped");
+	guest_session_collect(&session, 100);
+	size_t printed = session.output_len;
+	guest_session_collect(&session, 300);
+	cr_assert_eq(session.output_len, printed, "a suspended guest printed");
+	/* Suspended twice, or snapshotted while suspended: refused. */
+	cr_assert_eq(vessel((char *[]){ "suspend", "--api-sock", socket_path,
+					"/tmp/vessel-snapshot-never", NULL }), 1);
+	cr_assert_eq(client("resume"), 0);
+	guest_session_collect(&session, 300);
+	cr_assert_gt(session.output_len, printed + 20, "the guest did not resume");
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
+	char *text = strndup(session.output, console_length(session.output));
+	*(strrchr(text, '\n') ?: text) = '\0';
+	assert_one_count(text);
+	free(text);
+	guest_session_close(&session);
 }

@@ -116,11 +116,18 @@ static int fake_snapshot(void *opaque, const char *dir, bool resume,
 	return result;
 }
 
+static int fake_suspend(void *opaque, const char *dir, char *err,
+			size_t err_len)
+{
+	return fake_snapshot(opaque, dir, false, err, err_len);
+}
+
 static const struct control_ops fake_ops = {
 	.describe = fake_describe,
 	.configure = fake_configure,
 	.request = fake_request,
 	.snapshot = fake_snapshot,
+	.suspend = fake_suspend,
 };
 
 static void fake_will_fail(int result, const char *message)
@@ -761,4 +768,18 @@ Test(api, snapshot_takes_a_destination_and_resume)
 		     &response);
 		cr_assert_eq(response.status, 400, "%s: %s", bad[i], response.text);
 	}
+}
+
+Test(api, suspend_takes_a_destination_only)
+{
+	struct response response;
+
+	http("PUT", "/api/v1/vm/suspend", "{\"destination\": \"/tmp/s4\"}",
+	     &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert_str_eq(fake.snapshot_dir, "/tmp/s4");
+	http("PUT", "/api/v1/vm/suspend",
+	     "{\"destination\": \"/tmp/s5\", \"resume\": true}", &response);
+	cr_assert_eq(response.status, 400, "%s", response.text);
+	cr_assert_str_eq(fake.snapshot_dir, "/tmp/s4");
 }
