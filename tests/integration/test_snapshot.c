@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -462,5 +463,43 @@ Test(snapshot, suspend_releases_the_vm_and_resume_brings_it_back,
 	*(strrchr(text, '\n') ?: text) = '\0';
 	assert_one_count(text);
 	free(text);
+	guest_session_close(&session);
+}
+
+static char full_dir[160];
+
+static void unmount_full(void)
+{
+	umount(full_dir);
+	rmdir(full_dir);
+}
+
+Test(snapshot, a_full_disk_leaves_no_directory_and_the_vm_paused,
+     .fini = unmount_full, .timeout = 120)
+{
+	struct guest_session session;
+	char target[192];
+	struct stat info;
+
+	if (getuid() != 0)
+		cr_skip_test("mounting a small tmpfs needs root");
+	name_paths();
+	snprintf(full_dir, sizeof(full_dir), "%s-full", dir);
+	mkdir(full_dir, 0700);
+	/* Room for the state, not for the guest's memory. */
+	cr_assert_eq(mount("tmpfs", full_dir, "tmpfs", 0, "size=64k"), 0, "%s",
+		     strerror(errno));
+	snprintf(target, sizeof(target), "%s/snap", full_dir);
+	start_counting(&session, "64M");
+	cr_assert_eq(client("pause"), 0);
+	cr_assert_eq(vessel((char *[]){ "snapshot", "--api-sock", socket_path,
+					target, NULL }), 1);
+	cr_assert_neq(stat(target, &info), 0, "the partial snapshot is left");
+	size_t printed = session.output_len;
+	cr_assert_eq(client("resume"), 0, "the VM is no longer paused");
+	guest_session_collect(&session, 300);
+	cr_assert_gt(session.output_len, printed + 20, "the guest did not resume");
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
 	guest_session_close(&session);
 }
