@@ -328,6 +328,9 @@ int snapshot_open(const char *dir, struct snapshot *snapshot, char *err,
 	if (!result)
 		result = read_config(snapshot, err, err_len);
 	if (!result)
+		result = vm_check_state(snapshot->config, &snapshot->reader, err,
+					err_len);
+	if (!result)
 		result = check_memory(dir_fd, snapshot, memory_checksum, err,
 				      err_len);
 	close(dir_fd);

@@ -12,8 +12,9 @@
  * (a full disk included), no directory at all. snapshot_open() checks
  * everything it can before a VM is created: the checksums, the state's
  * structure, the format's version and machine, the configuration, the
- * memory file's size; a refusal is one line naming what is wrong. The
- * machine's own parts are checked as they are restored (vm_restore).
+ * VM's and vCPUs' parts (vm_check_state), the memory file's size; a
+ * refusal is one line naming what is wrong. The devices' values are
+ * checked as they are restored (vm_restore).
  */
 #ifndef VESSEL_VMM_SNAPSHOT_H
 #define VESSEL_VMM_SNAPSHOT_H

@@ -135,6 +135,28 @@ static int restore_devices(struct vm *vm, struct state_reader *reader,
 	return result;
 }
 
+int vm_check_state(const struct vm_config *config, struct state_reader *reader,
+		   char *err, size_t err_len)
+{
+	uint64_t clock;
+	char path[STATE_PATH_SIZE];
+	int result = state_reader_begin(reader, VM_NODE, VM_KVM_STATE_VERSION);
+
+	if (!result)
+		result = reader->base.get_u64(&reader->base, "clock", &clock);
+	if (result) {
+		snprintf(err, err_len, "%s", reader->err);
+		return result;
+	}
+	result = vm_kvm_state_check(reader, err, err_len);
+	for (unsigned int i = 0; i < config->cpu_count && !result; i++) {
+		/* vcpu.c names vCPU i "vcpuI". */
+		snprintf(path, sizeof(path), "/vcpu%u", i);
+		result = vcpu_state_check(reader, path, err, err_len);
+	}
+	return result;
+}
+
 int vm_restore_state(struct vm *vm, struct state_reader *reader, char *err,
 		     size_t err_len)
 {

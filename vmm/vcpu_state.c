@@ -409,6 +409,59 @@ int vcpu_state_restore(int vm_fd, int vcpu_fd, struct state_reader *reader,
 	return result;
 }
 
+/* A property of a whole number of size-byte entries, at most max of them. */
+static int check_entries(struct state_reader *reader, const char *path,
+			 const char *name, size_t size, size_t max, char *err,
+			 size_t err_len)
+{
+	const void *data;
+	size_t found;
+	int result = state_reader_get_blob(reader, name, 0, max * size, &data,
+					   &found);
+
+	if (result)
+		return refused(reader, result, err, err_len);
+	if (found % size) {
+		snprintf(err, err_len, "%s/%s: %zu bytes, not a whole number of "
+			 "%zu-byte entries", path + 1, name, found, size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vcpu_state_check(struct state_reader *reader, const char *path, char *err,
+		     size_t err_len)
+{
+	const void *data;
+	size_t size;
+	int result = state_reader_begin(reader, path, VCPU_STATE_VERSION);
+
+	for (size_t i = 0; !result && i < sizeof(fixed_parts) / sizeof(fixed_parts[0]);
+	     i++)
+		result = state_reader_get_blob(reader, fixed_parts[i]->name,
+					       fixed_parts[i]->size,
+					       fixed_parts[i]->size, &data, &size);
+	if (!result)
+		result = state_reader_get_blob(reader, "events",
+					       sizeof(struct kvm_vcpu_events),
+					       sizeof(struct kvm_vcpu_events),
+					       &data, &size);
+	if (!result)
+		result = state_reader_get_blob(reader, "tsc-khz", 8, 8, &data, &size);
+	if (!result)
+		result = state_reader_get_blob(reader, "xsave",
+					       sizeof(struct kvm_xsave),
+					       MAX_XSAVE_SIZE, &data, &size);
+	if (result)
+		return refused(reader, result, err, err_len);
+	result = check_entries(reader, path, "cpuid",
+			       sizeof(struct kvm_cpuid_entry2), MAX_CPUID_ENTRIES,
+			       err, err_len);
+	return result ? result : check_entries(reader, path, "msrs",
+					       sizeof(struct kvm_msr_entry),
+					       MAX_MSRS, err, err_len);
+}
+
 /* The in-kernel irqchip's three chips, by KVM's ids. */
 static const struct {
 	const char *name;
@@ -437,6 +490,25 @@ int vm_kvm_state_save(int vm_fd, struct state_writer *writer, char *err,
 	if (ioctl(vm_fd, KVM_GET_PIT2, &pit))
 		return failed(err, err_len, path, "pit", errno);
 	return put(writer, "pit", &pit, sizeof(pit), path, err, err_len);
+}
+
+int vm_kvm_state_check(struct state_reader *reader, char *err, size_t err_len)
+{
+	const void *data;
+	size_t size;
+	int result = 0;
+
+	for (size_t i = 0; !result && i < sizeof(chips) / sizeof(chips[0]); i++)
+		result = state_reader_get_blob(reader, chips[i].name,
+					       sizeof(((struct kvm_irqchip *)0)->chip),
+					       sizeof(((struct kvm_irqchip *)0)->chip),
+					       &data, &size);
+	if (!result)
+		result = state_reader_get_blob(reader, "pit",
+					       sizeof(struct kvm_pit_state2),
+					       sizeof(struct kvm_pit_state2),
+					       &data, &size);
+	return result ? refused(reader, result, err, err_len) : 0;
 }
 
 int vm_kvm_state_restore(int vm_fd, struct state_reader *reader, char *err,

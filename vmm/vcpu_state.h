@@ -33,6 +33,10 @@ int vcpu_state_save(int kvm_fd, int vm_fd, int vcpu_fd,
 		    size_t err_len);
 int vcpu_state_restore(int vm_fd, int vcpu_fd, struct state_reader *reader,
 		       const char *path, char *err, size_t err_len);
+/* What restore checks of the node at path that needs no vCPU: its version
+ * and every part's size; before a VM is made. */
+int vcpu_state_check(struct state_reader *reader, const char *path, char *err,
+		     size_t err_len);
 
 /* The VM's PICs, IOAPIC and PIT, into the open node of writer (read from
  * the open node of reader). */
@@ -40,5 +44,7 @@ int vm_kvm_state_save(int vm_fd, struct state_writer *writer, char *err,
 		      size_t err_len);
 int vm_kvm_state_restore(int vm_fd, struct state_reader *reader, char *err,
 			 size_t err_len);
+/* The sizes of the open node's PIC, IOAPIC and PIT parts. */
+int vm_kvm_state_check(struct state_reader *reader, char *err, size_t err_len);
 
 #endif

@@ -98,6 +98,11 @@ struct vm_image {
 	int memory_fd;
 	bool eager; /* read the image in at once rather than map it */
 };
+/* What vm_restore checks of state that needs no machine (the VM's and
+ * each vCPU's parts, their versions and sizes), for a refusal before
+ * anything is made. */
+int vm_check_state(const struct vm_config *config, struct state_reader *reader,
+		   char *err, size_t err_len);
 struct vm *vm_restore(const struct vm_config *config,
 		      const struct kvm_host *host, struct event_loop *loop,
 		      struct console *console, const struct vm_owner *owner,
