@@ -18,6 +18,8 @@
 #define CHECKSUM_FILE "checksum"
 #define SNAPSHOT_NODE "/snapshot"
 #define CONFIG_NODE "/config"
+#define DISKS_NODE "/disks"
+#define DISK_STATE_VERSION 1
 /* The machine a snapshot is of: vessel's x86 PC on KVM. */
 #define SNAPSHOT_MACHINE "x86_64-kvm-pc"
 /* Far more than the state of any machine vessel builds. */
@@ -63,6 +65,96 @@ static int write_file(int dir_fd, const char *name, const void *data,
 	return result;
 }
 
+/*
+ * A disk as it was at the snapshot: what is on it belongs with the guest's
+ * memory, so restore refuses a disk that is not the same file, or was
+ * written since (its size or modification time changed).
+ */
+static const char *const disk_fields[] = { "size", "device", "inode",
+					   "mtime-ns" };
+#define DISK_FIELDS (sizeof(disk_fields) / sizeof(disk_fields[0]))
+
+static int refused(const struct snapshot *snapshot, int result, char *err,
+		   size_t err_len);
+
+static int disk_identity(const char *path, uint64_t identity[DISK_FIELDS])
+{
+	struct stat info;
+
+	if (stat(path, &info))
+		return -errno;
+	identity[0] = (uint64_t)info.st_size;
+	identity[1] = (uint64_t)info.st_dev;
+	identity[2] = (uint64_t)info.st_ino;
+	identity[3] = (uint64_t)info.st_mtim.tv_sec * 1000000000u +
+		      (uint64_t)info.st_mtim.tv_nsec;
+	return 0;
+}
+
+static int write_disks(const struct vm_config *config,
+		       struct state_writer *writer, char *err, size_t err_len)
+{
+	char path[STATE_PATH_SIZE];
+	uint64_t identity[DISK_FIELDS];
+
+	for (unsigned int i = 0; i < config->disk_count; i++) {
+		const char *disk = config->disks[i].path;
+		int result = disk_identity(disk, identity);
+		if (result) {
+			snprintf(err, err_len, "disk %s: %s", disk, strerror(-result));
+			return result;
+		}
+		snprintf(path, sizeof(path), DISKS_NODE "/disk%u", i);
+		result = state_writer_begin(writer, path, DISK_STATE_VERSION);
+		if (!result)
+			result = state_writer_put_string(writer, "path", disk);
+		for (size_t field = 0; field < DISK_FIELDS && !result; field++)
+			result = writer->base.put_u64(&writer->base,
+						      disk_fields[field],
+						      identity[field]);
+		if (result) {
+			snprintf(err, err_len, "writing disk %s: %s", disk,
+				 strerror(-result));
+			return result;
+		}
+	}
+	return 0;
+}
+
+static int check_disks(struct snapshot *snapshot, char *err, size_t err_len)
+{
+	struct state_reader *reader = &snapshot->reader;
+	char path[STATE_PATH_SIZE];
+	uint64_t saved, identity[DISK_FIELDS];
+
+	for (unsigned int i = 0; i < snapshot->config->disk_count; i++) {
+		const char *disk = snapshot->config->disks[i].path;
+		snprintf(path, sizeof(path), DISKS_NODE "/disk%u", i);
+		int result = state_reader_begin(reader, path, DISK_STATE_VERSION);
+		if (result)
+			return refused(snapshot, result, err, err_len);
+		result = disk_identity(disk, identity);
+		if (result) {
+			snprintf(err, err_len, "disk %s: %s", disk, strerror(-result));
+			return result;
+		}
+		for (size_t field = 0; field < DISK_FIELDS; field++) {
+			result = reader->base.get_u64(&reader->base,
+						      disk_fields[field], &saved);
+			if (result)
+				return refused(snapshot, result, err, err_len);
+			if (saved != identity[field]) {
+				snprintf(err, err_len, "disk %s is not the file it "
+					 "was at the snapshot (its %s changed): the "
+					 "guest's memory would not match it", disk,
+					 disk_fields[field]);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
 /* The state tree: the format's node and the configuration, then the
  * machine's own. */
 static int write_state(struct vm *vm, const struct vm_config *config,
@@ -87,7 +179,8 @@ static int write_state(struct vm *vm, const struct vm_config *config,
 			 strerror(-result));
 		return result;
 	}
-	return vm_save(vm, writer, err, err_len);
+	result = write_disks(config, writer, err, err_len);
+	return result ? result : vm_save(vm, writer, err, err_len);
 }
 
 int snapshot_write(struct vm *vm, const struct vm_config *config,
@@ -330,6 +423,8 @@ int snapshot_open(const char *dir, struct snapshot *snapshot, char *err,
 	if (!result)
 		result = vm_check_state(snapshot->config, &snapshot->reader, err,
 					err_len);
+	if (!result)
+		result = check_disks(snapshot, err, err_len);
 	if (!result)
 		result = check_memory(dir_fd, snapshot, memory_checksum, err,
 				      err_len);

@@ -29,6 +29,8 @@
 extern char **environ;
 
 static char socket_path[108], dir[128];
+/* The copy of a snapshot a test damages. */
+static char damaged[160];
 
 static void name_paths(void)
 {
@@ -222,7 +224,6 @@ Test(snapshot, only_of_a_paused_vm_into_a_new_directory,
 
 /* --- damaged snapshots --------------------------------------------------- */
 
-static char damaged[160];
 
 static void copy_snapshot(void)
 {
@@ -502,4 +503,56 @@ Test(snapshot, a_full_disk_leaves_no_directory_and_the_vm_paused,
 	cr_assert_eq(client("stop"), 0);
 	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
 	guest_session_close(&session);
+}
+
+static char image[160];
+
+static void remove_image_and_snapshot(void)
+{
+	unlink(image);
+	remove_snapshot();
+}
+
+Test(snapshot, restore_takes_the_disk_only_as_it_was,
+     .fini = remove_image_and_snapshot, .timeout = 120)
+{
+	struct guest_session session, restored;
+
+	name_paths();
+	snprintf(image, sizeof(image), "%s.img", dir);
+	int fd = open(image, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	char *argv[] = { "vessel", "run", "--kernel",
+			 getenv("VESSEL_SELFTEST_GUEST"), "--memory", "64M",
+			 "--cmdline", "mode=count 0 2000000", "--disk", image,
+			 "--api-sock", socket_path, NULL };
+	cr_assert_eq(guest_session_start(&session, argv), 0);
+	wait_for_socket();
+	cr_assert(guest_session_expect(&session, "\n20\n", TIMEOUT));
+	snapshot_and_stop(&session);
+	guest_session_close(&session);
+
+	/* As it was: restored, and it counts on. */
+	unlink(socket_path);
+	cr_assert_eq(guest_session_start(&restored, (char *[]){
+		"vessel", "restore", dir, "--api-sock", socket_path, NULL }), 0);
+	wait_for_socket();
+	guest_session_collect(&restored, 200);
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(&restored, TIMEOUT), 0, "%s",
+		     restored.output);
+	cr_assert_gt(restored.output_len, 100, "%s", restored.output);
+	guest_session_close(&restored);
+
+	/* Written since: refused. */
+	snprintf(damaged, sizeof(damaged), "%s", dir);
+	fd = open(image, O_WRONLY);
+	cr_assert_eq(pwrite(fd, "x", 1, 4096), 1);
+	close(fd);
+	assert_refused("is not the file it was at the snapshot (its mtime-ns "
+		       "changed)");
+	cr_assert_eq(unlink(image), 0);
+	assert_refused(": No such file or directory");
 }
