@@ -67,11 +67,11 @@ static int write_file(int dir_fd, const char *name, const void *data,
 
 /*
  * A disk as it was at the snapshot: what is on it belongs with the guest's
- * memory, so restore refuses a disk that is not the same file, or was
- * written since (its size or modification time changed).
+ * memory, so restore refuses a disk written since (its size or
+ * modification time changed). A copy that keeps the time (cp -p) is the
+ * same disk.
  */
-static const char *const disk_fields[] = { "size", "device", "inode",
-					   "mtime-ns" };
+static const char *const disk_fields[] = { "size", "mtime-ns" };
 #define DISK_FIELDS (sizeof(disk_fields) / sizeof(disk_fields[0]))
 
 static int refused(const struct snapshot *snapshot, int result, char *err,
@@ -84,9 +84,7 @@ static int disk_identity(const char *path, uint64_t identity[DISK_FIELDS])
 	if (stat(path, &info))
 		return -errno;
 	identity[0] = (uint64_t)info.st_size;
-	identity[1] = (uint64_t)info.st_dev;
-	identity[2] = (uint64_t)info.st_ino;
-	identity[3] = (uint64_t)info.st_mtim.tv_sec * 1000000000u +
+	identity[1] = (uint64_t)info.st_mtim.tv_sec * 1000000000u +
 		      (uint64_t)info.st_mtim.tv_nsec;
 	return 0;
 }
@@ -95,7 +93,7 @@ static int write_disks(const struct vm_config *config,
 		       struct state_writer *writer, char *err, size_t err_len)
 {
 	char path[STATE_PATH_SIZE];
-	uint64_t identity[DISK_FIELDS];
+	uint64_t identity[DISK_FIELDS] = { 0 };
 
 	for (unsigned int i = 0; i < config->disk_count; i++) {
 		const char *disk = config->disks[i].path;
@@ -125,7 +123,7 @@ static int check_disks(struct snapshot *snapshot, char *err, size_t err_len)
 {
 	struct state_reader *reader = &snapshot->reader;
 	char path[STATE_PATH_SIZE];
-	uint64_t saved, identity[DISK_FIELDS];
+	uint64_t saved, identity[DISK_FIELDS] = { 0 };
 
 	for (unsigned int i = 0; i < snapshot->config->disk_count; i++) {
 		const char *disk = snapshot->config->disks[i].path;
