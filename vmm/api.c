@@ -280,6 +280,50 @@ static struct reply handle_snapshot(struct api_server *server,
 	return (struct reply){ .status = MHD_HTTP_NO_CONTENT };
 }
 
+/* {"source": DIR, "paused": false, "eager": false}: the VM of a snapshot,
+ * into an inactive VM (vessel serve). */
+static struct reply handle_restore(struct api_server *server,
+				   const struct api_request *request)
+{
+	char err[512] = "";
+	struct json_object *source = NULL;
+	bool paused = false, eager = false;
+
+	struct json_object *object = request->size ?
+		parse_body(request, err, sizeof(err)) : NULL;
+	if (!object)
+		return error_reply(MHD_HTTP_BAD_REQUEST, request->size ? err :
+				   "the body must be {\"source\": DIR}");
+	bool valid = json_object_is_type(object, json_type_object);
+	if (valid) {
+		json_object_object_foreach(object, key, value) {
+			bool flag = json_object_is_type(value, json_type_boolean);
+			if (!strcmp(key, "source") &&
+			    json_object_is_type(value, json_type_string))
+				source = value;
+			else if (!strcmp(key, "paused") && flag)
+				paused = json_object_get_boolean(value);
+			else if (!strcmp(key, "eager") && flag)
+				eager = json_object_get_boolean(value);
+			else
+				valid = false;
+		}
+	}
+	if (!valid || !source || !json_object_get_string_len(source)) {
+		json_object_put(object);
+		return error_reply(MHD_HTTP_BAD_REQUEST, "the body must be "
+				   "{\"source\": DIR} with optional \"paused\" "
+				   "and \"eager\": true or false");
+	}
+	int result = server->ops->restore(server->opaque,
+					  json_object_get_string(source), paused,
+					  eager, err, sizeof(err));
+	json_object_put(object);
+	if (result)
+		return op_error_reply(result, err);
+	return (struct reply){ .status = MHD_HTTP_NO_CONTENT };
+}
+
 static const struct route routes[] = {
 	{ "/api/v1/vm", MHD_HTTP_METHOD_GET, handle_describe, VM_REQUEST_COUNT },
 	{ "/api/v1/vm/config", MHD_HTTP_METHOD_PUT, handle_configure,
@@ -298,6 +342,8 @@ static const struct route routes[] = {
 	  VM_REQUEST_COUNT },
 	{ "/api/v1/vm/suspend", MHD_HTTP_METHOD_PUT, handle_snapshot,
 	  VM_REQUEST_SUSPEND },
+	{ "/api/v1/vm/restore", MHD_HTTP_METHOD_PUT, handle_restore,
+	  VM_REQUEST_START },
 	{ NULL, NULL, NULL, VM_REQUEST_COUNT },
 };
 

@@ -56,6 +56,10 @@ struct control_ops {
 	/* The VM into the new directory dir, its memory released; resume
 	 * brings it back. */
 	int (*suspend)(void *opaque, const char *dir, char *err, size_t err_len);
+	/* While inactive: the VM of the snapshot in dir, running or paused,
+	 * its memory read in at once when eager. */
+	int (*restore)(void *opaque, const char *dir, bool paused, bool eager,
+		       char *err, size_t err_len);
 };
 
 #endif

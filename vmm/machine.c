@@ -389,6 +389,26 @@ static int suspend_op(void *opaque, const char *dir, char *err, size_t err_len)
 	return machine_suspend(opaque, dir, err, err_len);
 }
 
+static int restore_op(void *opaque, const char *dir, bool paused, bool eager,
+		      char *err, size_t err_len)
+{
+	struct machine *machine = opaque;
+	struct snapshot snapshot;
+	enum vm_state next;
+
+	/* Refused before the snapshot is read: nothing to check it for. */
+	if (lifecycle_next(machine->state, VM_REQUEST_START, &next))
+		return refuse(machine, VM_REQUEST_START, err, err_len);
+	/* A snapshot that cannot be read is a request that is wrong in
+	 * itself (control.h). */
+	if (snapshot_open(dir, &snapshot, err, err_len))
+		return -EINVAL;
+	int result = machine_restore(machine, &snapshot, paused, eager, err,
+				     err_len);
+	snapshot_close(&snapshot);
+	return result;
+}
+
 static void describe(void *opaque, struct control_info *info)
 {
 	struct machine *machine = opaque;
@@ -424,6 +444,7 @@ const struct control_ops machine_control_ops = {
 	.request = request,
 	.snapshot = snapshot_op,
 	.suspend = suspend_op,
+	.restore = restore_op,
 };
 
 /*

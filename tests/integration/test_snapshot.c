@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -555,4 +557,68 @@ Test(snapshot, restore_takes_the_disk_only_as_it_was,
 		       "changed)");
 	cr_assert_eq(unlink(image), 0);
 	assert_refused(": No such file or directory");
+}
+
+/* PUT path with body on the API socket: the answer's status and text. */
+static int put(const char *path, const char *body, char *answer, size_t size)
+{
+	struct sockaddr_un address = { .sun_family = AF_UNIX };
+	char request[1024];
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int status = 0;
+	size_t got = 0;
+
+	snprintf(address.sun_path, sizeof(address.sun_path), "%s", socket_path);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&address, sizeof(address)), 0);
+	snprintf(request, sizeof(request),
+		 "PUT %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %zu\r\n"
+		 "Connection: close\r\n\r\n%s", path, strlen(body), body);
+	cr_assert_eq(write(fd, request, strlen(request)), (ssize_t)strlen(request));
+	for (ssize_t count; got < size - 1 &&
+			    (count = read(fd, answer + got, size - 1 - got)) > 0;)
+		got += (size_t)count;
+	answer[got] = '\0';
+	close(fd);
+	cr_assert_eq(sscanf(answer, "HTTP/1.1 %d", &status), 1, "%s", answer);
+	return status;
+}
+
+Test(snapshot, restored_through_the_api_of_vessel_serve,
+     .fini = remove_snapshot, .timeout = 120)
+{
+	struct guest_session session, served;
+	char body[256], answer[2048];
+
+	name_paths();
+	start_counting(&session, "64M");
+	snapshot_and_stop(&session);
+	size_t first_length = console_length(session.output);
+
+	unlink(socket_path);
+	cr_assert_eq(guest_session_start(&served, (char *[]){
+		"vessel", "serve", "--api-sock", socket_path, NULL }), 0);
+	wait_for_socket();
+	cr_assert_eq(put("/api/v1/vm/restore", "{\"source\": \"/nonexistent\"}",
+			 answer, sizeof(answer)), 400);
+	cr_assert(strstr(answer, "/nonexistent: No such file or directory"), "%s",
+		  answer);
+	snprintf(body, sizeof(body), "{\"source\": \"%s\", \"eager\": true}", dir);
+	cr_assert_eq(put("/api/v1/vm/restore", body, answer, sizeof(answer)), 204,
+		     "%s", answer);
+	cr_assert_eq(put("/api/v1/vm/restore", body, answer, sizeof(answer)), 409,
+		     "a second restore into a running VM: %s", answer);
+	guest_session_collect(&served, 300);
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(&served, TIMEOUT), 0);
+
+	size_t second_length = console_length(served.output);
+	char *whole = malloc(first_length + second_length + 1);
+	memcpy(whole, session.output, first_length);
+	memcpy(whole + first_length, served.output, second_length);
+	whole[first_length + second_length] = '\0';
+	*(strrchr(whole, '\n') ?: whole) = '\0';
+	cr_assert_gt(assert_one_count(whole), 40);
+	free(whole);
+	guest_session_close(&session);
+	guest_session_close(&served);
 }

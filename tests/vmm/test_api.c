@@ -122,12 +122,20 @@ static int fake_suspend(void *opaque, const char *dir, char *err,
 	return fake_snapshot(opaque, dir, false, err, err_len);
 }
 
+static int fake_restore(void *opaque, const char *dir, bool paused,
+			bool eager, char *err, size_t err_len)
+{
+	(void)eager;
+	return fake_snapshot(opaque, dir, paused, err, err_len);
+}
+
 static const struct control_ops fake_ops = {
 	.describe = fake_describe,
 	.configure = fake_configure,
 	.request = fake_request,
 	.snapshot = fake_snapshot,
 	.suspend = fake_suspend,
+	.restore = fake_restore,
 };
 
 static void fake_will_fail(int result, const char *message)
@@ -782,4 +790,23 @@ Test(api, suspend_takes_a_destination_only)
 	     "{\"destination\": \"/tmp/s5\", \"resume\": true}", &response);
 	cr_assert_eq(response.status, 400, "%s", response.text);
 	cr_assert_str_eq(fake.snapshot_dir, "/tmp/s4");
+}
+
+Test(api, restore_takes_a_source_and_its_flags)
+{
+	struct response response;
+
+	http("PUT", "/api/v1/vm/restore",
+	     "{\"source\": \"/tmp/s6\", \"paused\": true, \"eager\": false}",
+	     &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert_str_eq(fake.snapshot_dir, "/tmp/s6");
+	cr_assert(fake.snapshot_resume, "paused reaches the VM");
+	const char *bad[] = { "{}", "{\"source\": 1}", "{\"source\": \"\"}",
+			      "{\"source\": \"/x\", \"eager\": 1}",
+			      "{\"source\": \"/x\", \"resume\": true}" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		http("PUT", "/api/v1/vm/restore", bad[i], &response);
+		cr_assert_eq(response.status, 400, "%s: %s", bad[i], response.text);
+	}
 }
