@@ -41,6 +41,9 @@ struct device_state_reader {
 		       uint64_t *value);
 	int (*get_bytes)(struct device_state_reader *reader, const char *name,
 			 void *data, size_t size);
+	/* The size of a value of variable length, for get_bytes. */
+	int (*get_size)(struct device_state_reader *reader, const char *name,
+			size_t *size);
 };
 
 struct device_ops {

@@ -231,11 +231,21 @@ static int get_bytes(struct device_state_reader *base, const char *name,
 	return result;
 }
 
+static int get_size(struct device_state_reader *base, const char *name,
+		    size_t *size)
+{
+	const void *data;
+
+	return property((struct state_reader *)base, name, 0, MAX_CAPACITY,
+			&data, size);
+}
+
 int state_reader_open(struct state_reader *reader, const void *blob,
 		      size_t size)
 {
 	*reader = (struct state_reader){
-		.base = { .get_u64 = get_u64, .get_bytes = get_bytes },
+		.base = { .get_u64 = get_u64, .get_bytes = get_bytes,
+			  .get_size = get_size },
 		.blob = blob,
 		.node = -1,
 	};

@@ -1033,9 +1033,10 @@ static unsigned int record_counters(void *opaque, struct device_counter *out,
  * The transport's state, saved while quiesced (no request in flight, kicks
  * and status writes held): the registers, the negotiated features, each
  * queue's addresses and positions, the MSI-X table, pending bits and
- * vector assignments, and the PCI configuration space. A device type whose
- * own state is more than that (virtio_device.saved_by_transport false)
- * cannot be saved once the driver has begun to set it up: -EOPNOTSUPP.
+ * vector assignments, and the PCI configuration space, then the device
+ * type's own state through its save op. A device type with state of its
+ * own and no save op cannot be saved once the driver has begun to set it
+ * up: -EOPNOTSUPP.
  */
 
 /* A queue's saved fields, as u64 cells in this order. */
@@ -1077,7 +1078,8 @@ static int record_save(void *opaque, struct device_state_writer *writer)
 	}
 	pthread_mutex_unlock(&function->msix_lock);
 	bool set_up = status || function->active || function->activate_pending;
-	int result = set_up && !device->saved_by_transport ? -EOPNOTSUPP : 0;
+	bool savable = device->saved_by_transport || device->ops->save;
+	int result = set_up && !savable ? -EOPNOTSUPP : 0;
 	uint8_t flags = (uint8_t)(function->active | function->reset_pending << 1 |
 				  function->activate_pending << 2);
 	const struct device_register registers[] = {
@@ -1110,6 +1112,8 @@ static int record_save(void *opaque, struct device_state_writer *writer)
 	if (!result)
 		result = writer->put_bytes(writer, "msix-vectors", vectors,
 					   sizeof(vectors));
+	if (!result && device->ops->save)
+		result = device->ops->save(device, writer);
 	return result ? result : pci_device_save(&function->pci, writer);
 }
 
@@ -1219,7 +1223,8 @@ static int record_restore(void *opaque, struct device_state_reader *reader)
 	bool active = flags & 1;
 	if (flags > 7 || driver_features & ~device->device_features ||
 	    held_queues >> device->queue_count ||
-	    ((status || active) && !device->saved_by_transport))
+	    ((status || active) && !device->saved_by_transport &&
+	     !device->ops->restore))
 		return -EINVAL;
 	/* The configuration space first: BAR 0 maps (with its notify
 	 * ioeventfds) as the restored registers say, outside our lock. */
@@ -1254,6 +1259,8 @@ static int record_restore(void *opaque, struct device_state_reader *reader)
 		function->active = result == 0;
 	}
 	pthread_mutex_unlock(&function->lock);
+	if (!result && device->ops->restore)
+		result = device->ops->restore(device, reader);
 	return result ? result : restore_msix(function, table, vectors, pending);
 }
 
