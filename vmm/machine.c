@@ -403,8 +403,10 @@ static int restore_op(void *opaque, const char *dir, bool paused, bool eager,
 	 * itself (control.h). */
 	if (snapshot_open(dir, &snapshot, err, err_len))
 		return -EINVAL;
-	int result = machine_restore(machine, &snapshot, paused, eager, err,
-				     err_len);
+	int result = snapshot_check_new_process(&snapshot, err, err_len);
+	if (!result)
+		result = machine_restore(machine, &snapshot, paused, eager, err,
+					 err_len);
 	snapshot_close(&snapshot);
 	return result;
 }

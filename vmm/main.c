@@ -330,6 +330,11 @@ static int restore_command(int argc, char **argv)
 		fprintf(stderr, "vessel restore: %s: %s\n", argv[optind], err);
 		return 1;
 	}
+	if (snapshot_check_new_process(&snapshot, err, sizeof(err))) {
+		fprintf(stderr, "vessel restore: %s: %s\n", argv[optind], err);
+		snapshot_close(&snapshot);
+		return 1;
+	}
 	int status = serve_machine("restore", NULL, &run, &snapshot, eager);
 	snapshot_close(&snapshot);
 	return status;

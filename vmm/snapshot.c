@@ -432,6 +432,22 @@ int snapshot_open(const char *dir, struct snapshot *snapshot, char *err,
 	return result;
 }
 
+int snapshot_check_new_process(const struct snapshot *snapshot, char *err,
+			       size_t err_len)
+{
+	for (unsigned int i = 0; i < snapshot->config->nic_count; i++) {
+		const struct net_config *nic = &snapshot->config->nics[i];
+		if (nic->backend == NET_BACKEND_TAP && !nic->tap_name) {
+			snprintf(err, err_len, "its network device %u is a TAP "
+				 "device inherited as fd=%d, which cannot be "
+				 "reattached in another process (ifname= can)",
+				 i, nic->tap_fd);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 void snapshot_close(struct snapshot *snapshot)
 {
 	free(snapshot->state);

@@ -45,5 +45,10 @@ struct snapshot {
 int snapshot_open(const char *dir, struct snapshot *snapshot, char *err,
 		  size_t err_len);
 void snapshot_close(struct snapshot *snapshot);
+/* Whether another process than the one that took it can restore it: not
+ * with a TAP device inherited as a descriptor (fd=), which means nothing
+ * there. 0 or -EINVAL with err. */
+int snapshot_check_new_process(const struct snapshot *snapshot, char *err,
+			       size_t err_len);
 
 #endif

@@ -344,6 +344,15 @@ static void wrong_uart_value(void *fdt)
 				     "input-count", 1000), 0);
 }
 
+static void tap_by_descriptor(void *fdt)
+{
+	cr_assert_eq(fdt_setprop_string(fdt, fdt_path_offset(fdt, "/config"),
+					"json", "{\"version\": 1, \"kernel\": "
+					"\"/gone\", \"memory\": 67108864, "
+					"\"nets\": [{\"backend\": \"tap\", "
+					"\"fd\": 3}]}"), 0);
+}
+
 static void extra_device(void *fdt)
 {
 	int devices = fdt_path_offset(fdt, "/devices");
@@ -377,6 +386,8 @@ Test(snapshot, restore_refuses_each_kind_of_damage, .fini = remove_snapshot,
 			     "version 1" },
 		{ another_machine, "the snapshot is of a aarch64-kvm-virt machine" },
 		{ bad_config, "state.dtb: config: " },
+		{ tap_by_descriptor, "its network device 0 is a TAP device "
+				     "inherited as fd=3" },
 		{ short_regs, "vcpu0/regs: 8 bytes, expected 144" },
 		{ no_serial, "devices/serial0 is missing" },
 		{ wrong_uart_value, "devices/serial0: a value out of range" },
