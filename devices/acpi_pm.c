@@ -8,6 +8,7 @@
  */
 #include "acpi_pm.h"
 
+#include "array.h"
 #include "device_state.h"
 
 #include <pthread.h>
@@ -225,7 +226,7 @@ static int acpi_pm_save(void *opaque, struct device_state_writer *writer)
 		DEVICE_REGISTER("control", pm->control),
 	};
 	int result = device_save_registers(writer, registers,
-					   sizeof(registers) / sizeof(registers[0]));
+					   ARRAY_SIZE(registers));
 	pthread_mutex_unlock(&pm->lock);
 	return result;
 }
@@ -240,7 +241,7 @@ static int acpi_pm_restore(void *opaque, struct device_state_reader *reader)
 		DEVICE_REGISTER("control", control),
 	};
 	int result = device_restore_registers(reader, registers,
-					      sizeof(registers) / sizeof(registers[0]));
+					      ARRAY_SIZE(registers));
 
 	if (result)
 		return result;

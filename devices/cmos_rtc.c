@@ -10,6 +10,7 @@
  */
 #include "cmos_rtc.h"
 
+#include "array.h"
 #include "device_state.h"
 
 #include <string.h>
@@ -403,7 +404,7 @@ static int cmos_rtc_save(void *opaque, struct device_state_writer *writer)
 		DEVICE_REGISTER("frozen-time", frozen_time),
 	};
 	int result = device_save_registers(writer, registers,
-					   sizeof(registers) / sizeof(registers[0]));
+					   ARRAY_SIZE(registers));
 	pthread_mutex_unlock(&rtc->lock);
 	return result ? result : writer->put_bytes(writer, "ram", ram, sizeof(ram));
 }
@@ -422,7 +423,7 @@ static int cmos_rtc_restore(void *opaque, struct device_state_reader *reader)
 		DEVICE_REGISTER("frozen-time", frozen_time),
 	};
 	int result = device_restore_registers(reader, registers,
-					      sizeof(registers) / sizeof(registers[0]));
+					      ARRAY_SIZE(registers));
 
 	if (!result)
 		result = reader->get_bytes(reader, "ram", ram, sizeof(ram));

@@ -12,6 +12,7 @@
  */
 #include "i8042.h"
 
+#include "array.h"
 #include "device_state.h"
 
 #include <string.h>
@@ -489,7 +490,7 @@ static int i8042_save(void *opaque, struct device_state_writer *writer)
 		queue[2 * i + 1] = output->status;
 	}
 	int result = device_save_registers(writer, registers,
-					   sizeof(registers) / sizeof(registers[0]));
+					   ARRAY_SIZE(registers));
 	pthread_mutex_unlock(&controller->lock);
 	return result ? result : writer->put_bytes(writer, "output", queue,
 						   sizeof(queue));
@@ -513,7 +514,7 @@ static int i8042_restore(void *opaque, struct device_state_reader *reader)
 		DEVICE_REGISTER("output-count", count),
 	};
 	int result = device_restore_registers(reader, registers,
-					      sizeof(registers) / sizeof(registers[0]));
+					      ARRAY_SIZE(registers));
 	if (!result)
 		result = reader->get_bytes(reader, "output", queue, sizeof(queue));
 	if (result)

@@ -7,6 +7,7 @@
  */
 #include "serial.h"
 
+#include "array.h"
 #include "device_state.h"
 
 #include <errno.h>
@@ -474,7 +475,7 @@ static int serial_save(void *opaque, struct device_state_writer *writer)
 	for (unsigned int i = 0; i < serial->rx_count; i++)
 		input[i] = serial->rx_fifo[(serial->rx_head + i) % RX_FIFO_SIZE];
 	int result = device_save_registers(writer, registers,
-					   sizeof(registers) / sizeof(registers[0]));
+					   ARRAY_SIZE(registers));
 	pthread_mutex_unlock(&serial->lock);
 	return result ? result : writer->put_bytes(writer, "input", input,
 						   sizeof(input));
@@ -500,7 +501,7 @@ static int serial_restore(void *opaque, struct device_state_reader *reader)
 		DEVICE_REGISTER("input-count", count),
 	};
 	int result = device_restore_registers(reader, registers,
-					      sizeof(registers) / sizeof(registers[0]));
+					      ARRAY_SIZE(registers));
 	if (!result)
 		result = reader->get_bytes(reader, "input", saved.rx_fifo,
 					   sizeof(saved.rx_fifo));

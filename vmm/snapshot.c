@@ -1,5 +1,6 @@
 #include "snapshot.h"
 
+#include "../devices/array.h"
 #include "memory.h"
 
 #include <errno.h>
@@ -33,7 +34,7 @@ static const char *const snapshot_files[] = {
 /* Removes what snapshot_write made of dir, and dir. */
 static void remove_partial(int dir_fd, const char *dir)
 {
-	for (size_t i = 0; i < sizeof(snapshot_files) / sizeof(snapshot_files[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(snapshot_files); i++)
 		unlinkat(dir_fd, snapshot_files[i], 0);
 	close(dir_fd);
 	rmdir(dir);
@@ -72,7 +73,7 @@ static int write_file(int dir_fd, const char *name, const void *data,
  * same disk.
  */
 static const char *const disk_fields[] = { "size", "mtime-ns" };
-#define DISK_FIELDS (sizeof(disk_fields) / sizeof(disk_fields[0]))
+#define DISK_FIELDS (ARRAY_SIZE(disk_fields))
 
 static int refused(const struct snapshot *snapshot, int result, char *err,
 		   size_t err_len);

@@ -9,6 +9,8 @@
 
 #include <linux/kvm.h>
 
+#include "../devices/array.h"
+
 /* More than any CPU has leaves, and than KVM reports MSRs. */
 #define MAX_CPUID_ENTRIES 256
 #define MAX_MSRS 1024
@@ -181,7 +183,7 @@ int vcpu_state_save(int kvm_fd, int vm_fd, int vcpu_fd,
 
 	if (result)
 		return failed(err, err_len, path, "writing the node", -result);
-	for (size_t i = 0; i < sizeof(fixed_parts) / sizeof(fixed_parts[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(fixed_parts); i++) {
 		result = save_fixed(vcpu_fd, fixed_parts[i], writer, path, err,
 				    err_len);
 		if (result)
@@ -436,7 +438,7 @@ int vcpu_state_check(struct state_reader *reader, const char *path, char *err,
 	size_t size;
 	int result = state_reader_begin(reader, path, VCPU_STATE_VERSION);
 
-	for (size_t i = 0; !result && i < sizeof(fixed_parts) / sizeof(fixed_parts[0]);
+	for (size_t i = 0; !result && i < ARRAY_SIZE(fixed_parts);
 	     i++)
 		result = state_reader_get_blob(reader, fixed_parts[i]->name,
 					       fixed_parts[i]->size,
@@ -477,7 +479,7 @@ int vm_kvm_state_save(int vm_fd, struct state_writer *writer, char *err,
 {
 	const char *path = writer->path;
 
-	for (size_t i = 0; i < sizeof(chips) / sizeof(chips[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(chips); i++) {
 		struct kvm_irqchip chip = { .chip_id = chips[i].id };
 		if (ioctl(vm_fd, KVM_GET_IRQCHIP, &chip))
 			return failed(err, err_len, path, chips[i].name, errno);
@@ -498,7 +500,7 @@ int vm_kvm_state_check(struct state_reader *reader, char *err, size_t err_len)
 	size_t size;
 	int result = 0;
 
-	for (size_t i = 0; !result && i < sizeof(chips) / sizeof(chips[0]); i++)
+	for (size_t i = 0; !result && i < ARRAY_SIZE(chips); i++)
 		result = state_reader_get_blob(reader, chips[i].name,
 					       sizeof(((struct kvm_irqchip *)0)->chip),
 					       sizeof(((struct kvm_irqchip *)0)->chip),
@@ -517,7 +519,7 @@ int vm_kvm_state_restore(int vm_fd, struct state_reader *reader, char *err,
 	const char *path = reader->path;
 	int result;
 
-	for (size_t i = 0; i < sizeof(chips) / sizeof(chips[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(chips); i++) {
 		struct kvm_irqchip chip = { .chip_id = chips[i].id };
 		result = reader->base.get_bytes(&reader->base, chips[i].name,
 						&chip.chip, sizeof(chip.chip));

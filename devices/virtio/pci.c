@@ -1,5 +1,6 @@
 #include "pci.h"
 
+#include "../array.h"
 #include "../device_state.h"
 
 #include <endian.h>
@@ -1104,7 +1105,7 @@ static int record_save(void *opaque, struct device_state_writer *writer)
 			queues[queue][field] = htobe64(queues[queue][field]);
 	if (!result)
 		result = device_save_registers(writer, registers,
-					       sizeof(registers) / sizeof(registers[0]));
+					       ARRAY_SIZE(registers));
 	if (!result)
 		result = writer->put_bytes(writer, "queues", queues, sizeof(queues));
 	if (!result)
@@ -1209,7 +1210,7 @@ static int record_restore(void *opaque, struct device_state_reader *reader)
 		DEVICE_REGISTER("msix-pending", pending),
 	};
 	int result = device_restore_registers(reader, registers,
-					      sizeof(registers) / sizeof(registers[0]));
+					      ARRAY_SIZE(registers));
 
 	if (!result)
 		result = reader->get_bytes(reader, "queues", queues, sizeof(queues));
