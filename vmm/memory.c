@@ -1,5 +1,6 @@
 #include "memory.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -151,11 +152,9 @@ static bool page_is_zero(const uint8_t *page)
 static void checksum_page(XXH3_state_t *state, uint64_t number,
 			  const uint8_t *page)
 {
-	uint8_t bytes[8];
+	uint64_t little_endian = htole64(number);
 
-	for (int i = 0; i < 8; i++)
-		bytes[i] = (uint8_t)(number >> (8 * i));
-	XXH3_64bits_update(state, bytes, sizeof(bytes));
+	XXH3_64bits_update(state, &little_endian, sizeof(little_endian));
 	XXH3_64bits_update(state, page, VM_MEMORY_PAGE_SIZE);
 }
 
