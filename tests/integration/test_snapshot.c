@@ -633,3 +633,50 @@ Test(snapshot, restored_through_the_api_of_vessel_serve,
 	guest_session_close(&session);
 	guest_session_close(&served);
 }
+
+static char kernel_copy[160];
+
+static void remove_kernel_and_snapshot(void)
+{
+	unlink(kernel_copy);
+	remove_snapshot();
+}
+
+/* Restore loads no kernel: the file may be gone. Restored paused, the
+ * guest prints nothing until resumed. */
+Test(snapshot, restore_needs_no_kernel_and_can_wait_paused,
+     .fini = remove_kernel_and_snapshot, .timeout = 120)
+{
+	struct guest_session session, restored;
+	char command[512];
+
+	name_paths();
+	snprintf(kernel_copy, sizeof(kernel_copy), "%s.elf", dir);
+	snprintf(command, sizeof(command), "cp %s %s",
+		 getenv("VESSEL_SELFTEST_GUEST"), kernel_copy);
+	cr_assert_eq(system(command), 0);
+	char *argv[] = { "vessel", "run", "--kernel", kernel_copy, "--memory",
+			 "64M", "--cmdline", "mode=count 0 2000000", "--api-sock",
+			 socket_path, NULL };
+	cr_assert_eq(guest_session_start(&session, argv), 0);
+	wait_for_socket();
+	cr_assert(guest_session_expect(&session, "\n20\n", TIMEOUT));
+	snapshot_and_stop(&session);
+	guest_session_close(&session);
+	cr_assert_eq(unlink(kernel_copy), 0);
+
+	unlink(socket_path);
+	cr_assert_eq(guest_session_start(&restored, (char *[]){
+		"vessel", "restore", dir, "--paused", "--api-sock", socket_path,
+		NULL }), 0);
+	wait_for_socket();
+	guest_session_collect(&restored, 300);
+	cr_assert_eq(restored.output_len, 0, "a paused restore printed: %s",
+		     restored.output);
+	cr_assert_eq(client("resume"), 0);
+	guest_session_collect(&restored, 300);
+	cr_assert_gt(restored.output_len, 20, "the guest did not resume");
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(&restored, TIMEOUT), 0);
+	guest_session_close(&restored);
+}
