@@ -439,6 +439,8 @@ static int load_guest(struct vm *vm, struct boot_entry *entry, char *err,
 	return result;
 }
 
+/* The vCPUs, the boot vCPU at the kernel's entry; with no entry (a
+ * restore) their registers are left for the snapshot to set. */
 static int create_vcpus(struct vm *vm, const struct boot_entry *entry,
 			char *err, size_t err_len)
 {
