@@ -1,47 +1,23 @@
 #include "api.h"
 
 #include <errno.h>
+#include <http_parser.h>
 #include <json-c/json.h>
-#include <limits.h>
-#include <microhttpd.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "http_server.h"
 #include "vm_config.h"
 
 /* At most this many clients at once: each may hold a body of
  * API_MAX_BODY_SIZE. */
 #define API_MAX_CONNECTIONS 32
-/* Without a descriptor slot in the loop's poll set, look every so often. */
-#define API_RETRY_MS 100
 
 struct api_server {
-	struct event_loop *loop;
-	struct MHD_Daemon *daemon;
-	int epoll_fd; /* libmicrohttpd's, watched by the poll source */
-	int poll_index; /* in this wait's poll set, or -1 */
-	bool has_deadline;
-	struct timespec deadline; /* when libmicrohttpd next needs to run */
-	char *socket_path;
-	dev_t socket_device; /* the socket file this server made */
-	ino_t socket_inode;
+	struct http_server *http;
 	const struct control_ops *ops;
 	void *opaque;
-};
-
-/* What one request has sent so far. */
-struct api_request {
-	const struct route *route;
-	char *body;
-	size_t size;
-	bool too_large; /* a chunked body went over the cap: 413 at its end */
 };
 
 /* An answer: status and a JSON text (NULL: no body). */
@@ -50,8 +26,10 @@ struct reply {
 	char *body;
 };
 
+struct route;
 typedef struct reply (*route_handler)(struct api_server *server,
-				      const struct api_request *request);
+				      const struct route *route,
+				      const struct http_request *request);
 
 struct route {
 	const char *path;
@@ -83,12 +61,12 @@ static struct reply error_reply(unsigned int status, const char *message)
 /* How a control op's -errno reads as an HTTP status (control.h). */
 static struct reply op_error_reply(int result, const char *message)
 {
-	unsigned int status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	unsigned int status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
 
 	if (result == -EBUSY)
-		status = MHD_HTTP_CONFLICT;
+		status = HTTP_STATUS_CONFLICT;
 	else if (result == -EINVAL)
-		status = MHD_HTTP_BAD_REQUEST;
+		status = HTTP_STATUS_BAD_REQUEST;
 	return error_reply(status, *message ? message : strerror(-result));
 }
 
@@ -120,13 +98,14 @@ static struct json_object *counters_to_json(const struct control_info *info)
 }
 
 static struct reply handle_describe(struct api_server *server,
-				    const struct api_request *request)
+				    const struct route *route,
+				    const struct http_request *request)
 {
 	struct control_info *info = calloc(1, sizeof(*info));
 	struct json_object *object = json_object_new_object();
-	struct reply reply = { .status = MHD_HTTP_OK };
+	struct reply reply = { .status = HTTP_STATUS_OK };
 
-	(void)request;
+	(void)route, (void)request;
 	if (info && object) {
 		server->ops->describe(server->opaque, info);
 		json_object_object_add(object, "state",
@@ -149,13 +128,13 @@ static struct reply handle_describe(struct api_server *server,
 	json_object_put(object);
 	free(info);
 	if (!reply.body)
-		return error_reply(MHD_HTTP_INTERNAL_SERVER_ERROR,
+		return error_reply(HTTP_STATUS_INTERNAL_SERVER_ERROR,
 				   "out of memory");
 	return reply;
 }
 
 /* The whole body as one JSON value: NULL with the reason in err. */
-static struct json_object *parse_body(const struct api_request *request,
+static struct json_object *parse_body(const struct http_request *request,
 				      char *err, size_t err_len)
 {
 	struct json_tokener *tokener = json_tokener_new();
@@ -166,7 +145,7 @@ static struct json_object *parse_body(const struct api_request *request,
 		return NULL;
 	}
 	object = json_tokener_parse_ex(tokener, request->body,
-				       (int)request->size);
+				       (int)request->body_size);
 	enum json_tokener_error error = json_tokener_get_error(tokener);
 	if (!object || error != json_tokener_success) {
 		/* A body that ends inside a value is "continue": truncated. */
@@ -178,10 +157,10 @@ static struct json_object *parse_body(const struct api_request *request,
 		object = NULL;
 	} else {
 		size_t end = json_tokener_get_parse_end(tokener);
-		while (end < request->size &&
+		while (end < request->body_size && request->body[end] &&
 		       strchr(" \t\r\n", request->body[end]))
 			end++;
-		if (end < request->size) {
+		if (end < request->body_size) {
 			snprintf(err, err_len,
 				 "malformed JSON: text after the value at byte %zu",
 				 end);
@@ -194,17 +173,19 @@ static struct json_object *parse_body(const struct api_request *request,
 }
 
 static struct reply handle_configure(struct api_server *server,
-				     const struct api_request *request)
+				     const struct route *route,
+				     const struct http_request *request)
 {
 	char err[512] = "";
 	struct vm_config *config;
 
-	if (!request->size)
-		return error_reply(MHD_HTTP_BAD_REQUEST,
+	(void)route;
+	if (!request->body_size)
+		return error_reply(HTTP_STATUS_BAD_REQUEST,
 				   "the body must be the configuration (JSON)");
 	struct json_object *object = parse_body(request, err, sizeof(err));
 	if (!object)
-		return error_reply(MHD_HTTP_BAD_REQUEST, err);
+		return error_reply(HTTP_STATUS_BAD_REQUEST, err);
 	int result = vm_config_from_json(object, &config, err, sizeof(err));
 	json_object_put(object);
 	if (result)
@@ -215,38 +196,40 @@ static struct reply handle_configure(struct api_server *server,
 		vm_config_free(config);
 		return op_error_reply(result, err);
 	}
-	return (struct reply){ .status = MHD_HTTP_NO_CONTENT };
+	return (struct reply){ .status = HTTP_STATUS_NO_CONTENT };
 }
 
 static struct reply handle_vm_request(struct api_server *server,
-				      const struct api_request *request)
+				      const struct route *route,
+				      const struct http_request *request)
 {
 	char err[512] = "";
 
-	if (request->size)
-		return error_reply(MHD_HTTP_BAD_REQUEST,
+	if (request->body_size)
+		return error_reply(HTTP_STATUS_BAD_REQUEST,
 				   "this request takes no body");
 	int result = server->ops->request(server->opaque,
-					  request->route->vm_request, err,
+					  route->vm_request, err,
 					  sizeof(err));
 	if (result)
 		return op_error_reply(result, err);
-	return (struct reply){ .status = MHD_HTTP_NO_CONTENT };
+	return (struct reply){ .status = HTTP_STATUS_NO_CONTENT };
 }
 
 /* {"destination": DIR, "resume": false}: a snapshot of the paused VM; or,
  * for suspend, {"destination": DIR}. */
 static struct reply handle_snapshot(struct api_server *server,
-				    const struct api_request *request)
+				    const struct route *route,
+				    const struct http_request *request)
 {
 	char err[512] = "";
 	struct json_object *destination, *resume = NULL;
-	bool suspend = request->route->vm_request == VM_REQUEST_SUSPEND;
+	bool suspend = route->vm_request == VM_REQUEST_SUSPEND;
 
-	struct json_object *object = request->size ?
+	struct json_object *object = request->body_size ?
 		parse_body(request, err, sizeof(err)) : NULL;
 	if (!object)
-		return error_reply(MHD_HTTP_BAD_REQUEST, request->size ? err :
+		return error_reply(HTTP_STATUS_BAD_REQUEST, request->body_size ? err :
 				   "the body must be {\"destination\": DIR}");
 	bool valid = json_object_is_type(object, json_type_object) &&
 		     json_object_object_get_ex(object, "destination", &destination) &&
@@ -263,7 +246,7 @@ static struct reply handle_snapshot(struct api_server *server,
 	}
 	if (!valid) {
 		json_object_put(object);
-		return error_reply(MHD_HTTP_BAD_REQUEST, suspend ?
+		return error_reply(HTTP_STATUS_BAD_REQUEST, suspend ?
 				   "the body must be {\"destination\": DIR}" :
 				   "the body must be {\"destination\": DIR} with "
 				   "an optional \"resume\": true or false");
@@ -277,22 +260,24 @@ static struct reply handle_snapshot(struct api_server *server,
 	json_object_put(object);
 	if (result)
 		return op_error_reply(result, err);
-	return (struct reply){ .status = MHD_HTTP_NO_CONTENT };
+	return (struct reply){ .status = HTTP_STATUS_NO_CONTENT };
 }
 
 /* {"source": DIR, "paused": false, "eager": false}: the VM of a snapshot,
  * into an inactive VM (vessel serve). */
 static struct reply handle_restore(struct api_server *server,
-				   const struct api_request *request)
+				   const struct route *route,
+				   const struct http_request *request)
 {
 	char err[512] = "";
 	struct json_object *source = NULL;
 	bool paused = false, eager = false;
 
-	struct json_object *object = request->size ?
+	(void)route;
+	struct json_object *object = request->body_size ?
 		parse_body(request, err, sizeof(err)) : NULL;
 	if (!object)
-		return error_reply(MHD_HTTP_BAD_REQUEST, request->size ? err :
+		return error_reply(HTTP_STATUS_BAD_REQUEST, request->body_size ? err :
 				   "the body must be {\"source\": DIR}");
 	bool valid = json_object_is_type(object, json_type_object);
 	if (valid) {
@@ -311,7 +296,7 @@ static struct reply handle_restore(struct api_server *server,
 	}
 	if (!valid || !source || !json_object_get_string_len(source)) {
 		json_object_put(object);
-		return error_reply(MHD_HTTP_BAD_REQUEST, "the body must be "
+		return error_reply(HTTP_STATUS_BAD_REQUEST, "the body must be "
 				   "{\"source\": DIR} with optional \"paused\" "
 				   "and \"eager\": true or false");
 	}
@@ -321,29 +306,26 @@ static struct reply handle_restore(struct api_server *server,
 	json_object_put(object);
 	if (result)
 		return op_error_reply(result, err);
-	return (struct reply){ .status = MHD_HTTP_NO_CONTENT };
+	return (struct reply){ .status = HTTP_STATUS_NO_CONTENT };
 }
 
 static const struct route routes[] = {
-	{ "/api/v1/vm", MHD_HTTP_METHOD_GET, handle_describe, VM_REQUEST_COUNT },
-	{ "/api/v1/vm/config", MHD_HTTP_METHOD_PUT, handle_configure,
+	{ "/api/v1/vm", "GET", handle_describe, VM_REQUEST_COUNT },
+	{ "/api/v1/vm/config", "PUT", handle_configure,
 	  VM_REQUEST_CONFIGURE },
-	{ "/api/v1/vm/start", MHD_HTTP_METHOD_PUT, handle_vm_request,
+	{ "/api/v1/vm/start", "PUT", handle_vm_request,
 	  VM_REQUEST_START },
-	{ "/api/v1/vm/pause", MHD_HTTP_METHOD_PUT, handle_vm_request,
+	{ "/api/v1/vm/pause", "PUT", handle_vm_request,
 	  VM_REQUEST_PAUSE },
-	{ "/api/v1/vm/resume", MHD_HTTP_METHOD_PUT, handle_vm_request,
+	{ "/api/v1/vm/resume", "PUT", handle_vm_request,
 	  VM_REQUEST_RESUME },
-	{ "/api/v1/vm/power-button", MHD_HTTP_METHOD_PUT, handle_vm_request,
+	{ "/api/v1/vm/power-button", "PUT", handle_vm_request,
 	  VM_REQUEST_POWER_BUTTON },
-	{ "/api/v1/vm/stop", MHD_HTTP_METHOD_PUT, handle_vm_request,
+	{ "/api/v1/vm/stop", "PUT", handle_vm_request,
 	  VM_REQUEST_STOP },
-	{ "/api/v1/vm/snapshot", MHD_HTTP_METHOD_PUT, handle_snapshot,
-	  VM_REQUEST_COUNT },
-	{ "/api/v1/vm/suspend", MHD_HTTP_METHOD_PUT, handle_snapshot,
-	  VM_REQUEST_SUSPEND },
-	{ "/api/v1/vm/restore", MHD_HTTP_METHOD_PUT, handle_restore,
-	  VM_REQUEST_START },
+	{ "/api/v1/vm/snapshot", "PUT", handle_snapshot, VM_REQUEST_COUNT },
+	{ "/api/v1/vm/suspend", "PUT", handle_snapshot, VM_REQUEST_SUSPEND },
+	{ "/api/v1/vm/restore", "PUT", handle_restore, VM_REQUEST_START },
 	{ NULL, NULL, NULL, VM_REQUEST_COUNT },
 };
 
@@ -363,293 +345,51 @@ static const struct route *find_route(const char *path, const char *method,
 	return NULL;
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *connection,
-				  const struct reply *reply,
-				  const char *allow)
+static struct http_response response_of(struct reply reply,
+					const char *allow)
 {
-	const char *body = reply->body ? reply->body : "";
-	struct MHD_Response *response = MHD_create_response_from_buffer(
-		strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-
-	if (!response)
-		return MHD_NO;
-	if (reply->body)
-		MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
-					"application/json");
-	if (allow)
-		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow);
-	enum MHD_Result result =
-		MHD_queue_response(connection, reply->status, response);
-	MHD_destroy_response(response);
-	return result;
+	return (struct http_response){ .status = reply.status,
+				       .body = reply.body,
+				       .allow = allow };
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *connection,
-				  unsigned int status, const char *message,
-				  const char *allow)
+/* Every request, answered on the event thread. */
+static struct http_response on_request(void *opaque,
+				       const struct http_request *request)
 {
-	struct reply reply = error_reply(status, message);
-	enum MHD_Result result = send_reply(connection, &reply, allow);
-
-	free(reply.body);
-	return result;
-}
-
-/* The first call for a request, its headers read: refuse what can be
- * refused before its body comes. */
-static enum MHD_Result start_request(struct MHD_Connection *connection,
-				     const char *url, const char *method,
-				     void **context)
-{
+	struct api_server *server = opaque;
 	const struct route *path_known;
-	const struct route *route = find_route(url, method, &path_known);
 	char message[160];
 
+	if (request->malformed) {
+		snprintf(message, sizeof(message), "malformed HTTP: %s",
+			 request->malformed);
+		return response_of(error_reply(HTTP_STATUS_BAD_REQUEST, message),
+				   NULL);
+	}
+	if (request->body_too_large) {
+		snprintf(message, sizeof(message),
+			 "the body is larger than %d bytes", API_MAX_BODY_SIZE);
+		return response_of(error_reply(HTTP_STATUS_PAYLOAD_TOO_LARGE,
+					       message),
+				   NULL);
+	}
+	const struct route *route =
+		find_route(request->path, request->method, &path_known);
 	if (!route && path_known) {
-		snprintf(message, sizeof(message), "%s %.64s: use %s", method,
-			 url, path_known->method);
-		return send_error(connection, MHD_HTTP_METHOD_NOT_ALLOWED,
-				  message, path_known->method);
+		snprintf(message, sizeof(message), "%s %.64s: use %s",
+			 request->method, request->path, path_known->method);
+		return response_of(error_reply(HTTP_STATUS_METHOD_NOT_ALLOWED,
+					       message),
+				   path_known->method);
 	}
 	if (!route) {
 		snprintf(message, sizeof(message), "no such resource: %.64s",
-			 url);
-		return send_error(connection, MHD_HTTP_NOT_FOUND, message, NULL);
+			 request->path);
+		return response_of(error_reply(HTTP_STATUS_NOT_FOUND, message),
+				   NULL);
 	}
-	const char *length = MHD_lookup_connection_value(
-		connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (length && strtoull(length, NULL, 10) > API_MAX_BODY_SIZE) {
-		snprintf(message, sizeof(message),
-			 "the body is larger than %d bytes", API_MAX_BODY_SIZE);
-		return send_error(connection, MHD_HTTP_CONTENT_TOO_LARGE, message,
-				  NULL);
-	}
-	struct api_request *request = calloc(1, sizeof(*request));
-	if (!request)
-		return MHD_NO; /* libmicrohttpd closes the connection */
-	request->route = route;
-	*context = request;
-	return MHD_YES;
-}
-
-/* A chunked body has no length up front: its bytes beyond the cap are
- * read and dropped, and the request answered 413 at its end. */
-static void take_body(struct api_request *request, const char *data,
-		      size_t size)
-{
-	if (request->too_large || size > API_MAX_BODY_SIZE - request->size) {
-		request->too_large = true;
-		return;
-	}
-	if (!request->body) {
-		request->body = malloc(API_MAX_BODY_SIZE);
-		if (!request->body) {
-			request->too_large = true;
-			return;
-		}
-	}
-	memcpy(request->body + request->size, data, size);
-	request->size += size;
-}
-
-static enum MHD_Result on_request(void *opaque,
-				  struct MHD_Connection *connection,
-				  const char *url, const char *method,
-				  const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **context)
-{
-	struct api_server *server = opaque;
-	struct api_request *request = *context;
-
-	(void)version;
-	if (!request)
-		return start_request(connection, url, method, context);
-	if (*upload_data_size) {
-		take_body(request, upload_data, *upload_data_size);
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-	if (request->too_large) {
-		char message[64];
-		snprintf(message, sizeof(message),
-			 "the body is larger than %d bytes", API_MAX_BODY_SIZE);
-		return send_error(connection, MHD_HTTP_CONTENT_TOO_LARGE, message,
-				  NULL);
-	}
-	struct reply reply = request->route->handle(server, request);
-	enum MHD_Result result = send_reply(connection, &reply, NULL);
-	free(reply.body);
-	return result;
-}
-
-/* Every request ends here, answered or not (a client gone mid-body). */
-static void on_request_done(void *opaque, struct MHD_Connection *connection,
-			    void **context,
-			    enum MHD_RequestTerminationCode reason)
-{
-	struct api_request *request = *context;
-
-	(void)opaque, (void)connection, (void)reason;
-	if (request) {
-		free(request->body);
-		free(request);
-		*context = NULL;
-	}
-}
-
-static struct timespec now(void)
-{
-	struct timespec time;
-
-	clock_gettime(CLOCK_MONOTONIC, &time);
-	return time;
-}
-
-static void api_prepare(void *opaque, struct poll_set *set, int *timeout_ms)
-{
-	struct api_server *server = opaque;
-	MHD_UNSIGNED_LONG_LONG timeout;
-	long long wait_ms = -1;
-
-	server->poll_index = poll_set_add(set, server->epoll_fd, POLLIN);
-	if (MHD_get_timeout(server->daemon, &timeout) == MHD_YES)
-		wait_ms = timeout > INT_MAX ? INT_MAX : (long long)timeout;
-	if (server->poll_index < 0 && (wait_ms < 0 || wait_ms > API_RETRY_MS))
-		wait_ms = API_RETRY_MS;
-	server->has_deadline = wait_ms >= 0;
-	if (!server->has_deadline)
-		return;
-	server->deadline = now();
-	server->deadline.tv_sec += wait_ms / 1000;
-	server->deadline.tv_nsec += (wait_ms % 1000) * 1000000;
-	if (server->deadline.tv_nsec >= 1000000000) {
-		server->deadline.tv_sec++;
-		server->deadline.tv_nsec -= 1000000000;
-	}
-	if (*timeout_ms < 0 || wait_ms < *timeout_ms)
-		*timeout_ms = (int)wait_ms;
-}
-
-/* libmicrohttpd runs only when its descriptors are ready or its deadline
- * (a connection's idle timeout) has come, not on every turn of the loop. */
-static void api_dispatch(void *opaque, const struct poll_set *set)
-{
-	struct api_server *server = opaque;
-	bool ready = server->poll_index >= 0 &&
-		     set->fds[server->poll_index].revents;
-
-	if (!ready && server->has_deadline) {
-		struct timespec time = now();
-		ready = time.tv_sec > server->deadline.tv_sec ||
-			(time.tv_sec == server->deadline.tv_sec &&
-			 time.tv_nsec >= server->deadline.tv_nsec);
-	}
-	if (ready)
-		MHD_run(server->daemon);
-}
-
-static const struct poll_source api_poll_source = {
-	.prepare = api_prepare,
-	.dispatch = api_dispatch,
-};
-
-/* A socket file left by a server that is gone is removed; one that a
- * server still answers on, or a file that is not a socket, is refused. */
-static int remove_stale_socket(const struct sockaddr_un *address,
-			       char *err, size_t err_len)
-{
-	const char *path = address->sun_path;
-	struct stat info;
-
-	if (lstat(path, &info))
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(info.st_mode)) {
-		snprintf(err, err_len, "API socket %s: exists and is not a socket",
-			 path);
-		return -EEXIST;
-	}
-	/* Non-blocking: a full backlog must not block the probe. */
-	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-			   0);
-	if (probe < 0)
-		return -errno;
-	int result = connect(probe, (const struct sockaddr *)address,
-			     sizeof(*address));
-	int saved = errno;
-	close(probe);
-	if (result == 0 || saved == EAGAIN) {
-		snprintf(err, err_len,
-			 "API socket %s: another server is answering on it", path);
-		return -EADDRINUSE;
-	}
-	if (saved != ECONNREFUSED)
-		return -saved;
-	return unlink(path) ? -errno : 0;
-}
-
-/* The listening socket, its file created with mode (never looser for a
- * moment: the umask covers bind()). */
-static int create_socket(struct api_server *server, mode_t mode, char *err,
-			 size_t err_len)
-{
-	struct sockaddr_un address = { .sun_family = AF_UNIX };
-	const char *path = server->socket_path;
-	struct stat info;
-
-	if (strlen(path) >= sizeof(address.sun_path)) {
-		snprintf(err, err_len, "API socket %s: longer than %zu bytes", path,
-			 sizeof(address.sun_path) - 1);
-		return -ENAMETOOLONG;
-	}
-	strcpy(address.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	int result = remove_stale_socket(&address, err, err_len);
-	if (!result) {
-		mode_t old_mask = umask(~mode & 0777);
-		result = bind(fd, (struct sockaddr *)&address, sizeof(address));
-		umask(old_mask);
-		if (result || chmod(path, mode) || listen(fd, SOMAXCONN) ||
-		    stat(path, &info))
-			result = -errno;
-	}
-	if (result) {
-		if (!*err)
-			snprintf(err, err_len, "API socket %s: %s", path,
-				 strerror(-result));
-		close(fd);
-		return result;
-	}
-	server->socket_device = info.st_dev;
-	server->socket_inode = info.st_ino;
-	return fd;
-}
-
-static int start_daemon(struct api_server *server, int listen_fd,
-			unsigned int idle_timeout, char *err, size_t err_len)
-{
-	server->daemon = MHD_start_daemon(
-		MHD_USE_EPOLL, 0, NULL, NULL, on_request, server,
-		MHD_OPTION_LISTEN_SOCKET, listen_fd,
-		MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_MAX_CONNECTIONS,
-		MHD_OPTION_NOTIFY_COMPLETED, on_request_done, server,
-		MHD_OPTION_END);
-	if (!server->daemon) {
-		snprintf(err, err_len, "API socket %s: libmicrohttpd did not start",
-			 server->socket_path);
-		return -EIO;
-	}
-	const union MHD_DaemonInfo *info =
-		MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-	if (!info) {
-		snprintf(err, err_len, "API socket %s: libmicrohttpd has no epoll descriptor",
-			 server->socket_path);
-		return -EIO;
-	}
-	server->epoll_fd = info->epoll_fd;
-	return 0;
+	return response_of(route->handle(server, route, request), NULL);
 }
 
 struct api_server *api_server_create(struct event_loop *loop,
@@ -658,44 +398,28 @@ struct api_server *api_server_create(struct event_loop *loop,
 				     void *opaque, char *err, size_t err_len)
 {
 	struct api_server *server = malloc(sizeof(*server));
-	char *path = strdup(options->socket_path);
-	mode_t mode = options->socket_mode ? options->socket_mode :
-					     API_DEFAULT_SOCKET_MODE;
-	unsigned int idle_timeout = options->idle_timeout_seconds ?
-					    options->idle_timeout_seconds :
-					    API_DEFAULT_IDLE_TIMEOUT;
-
-	err[0] = '\0';
-	if (!server || !path) {
-		snprintf(err, err_len, "out of memory");
-		free(server);
-		free(path);
-		return NULL;
-	}
-	*server = (struct api_server){
-		.loop = loop,
-		.socket_path = path,
-		.ops = ops,
-		.opaque = opaque,
-		.poll_index = -1,
+	const struct http_server_options http_options = {
+		.socket_path = options->socket_path,
+		.socket_mode = options->socket_mode ? options->socket_mode :
+						      API_DEFAULT_SOCKET_MODE,
+		.idle_timeout_seconds = options->idle_timeout_seconds ?
+						options->idle_timeout_seconds :
+						API_DEFAULT_IDLE_TIMEOUT,
+		.max_body_size = API_MAX_BODY_SIZE,
+		.max_connections = API_MAX_CONNECTIONS,
 	};
-	int listen_fd = create_socket(server, mode, err, err_len);
-	if (listen_fd < 0) {
-		free(server->socket_path);
-		free(server);
+	char reason[256];
+
+	if (!server) {
+		snprintf(err, err_len, "out of memory");
 		return NULL;
 	}
-	int result = start_daemon(server, listen_fd, idle_timeout, err, err_len);
-	if (!result) {
-		result = event_loop_add_source(loop, &api_poll_source, server);
-		if (result)
-			snprintf(err, err_len, "API socket %s: %s",
-				 server->socket_path, strerror(-result));
-	}
-	if (result) {
-		if (!server->daemon)
-			close(listen_fd);
-		api_server_destroy(server);
+	*server = (struct api_server){ .ops = ops, .opaque = opaque };
+	server->http = http_server_create(loop, &http_options, on_request,
+					  server, reason, sizeof(reason));
+	if (!server->http) {
+		snprintf(err, err_len, "API socket %s", reason);
+		free(server);
 		return NULL;
 	}
 	return server;
@@ -703,20 +427,8 @@ struct api_server *api_server_create(struct event_loop *loop,
 
 void api_server_destroy(struct api_server *server)
 {
-	struct stat info;
-
 	if (!server)
 		return;
-	if (server->daemon) {
-		event_loop_remove_source(server->loop, server);
-		/* Closes the listening socket and every connection. */
-		MHD_stop_daemon(server->daemon);
-	}
-	/* Only the file this server made: another may have replaced it. */
-	if (!stat(server->socket_path, &info) &&
-	    info.st_dev == server->socket_device &&
-	    info.st_ino == server->socket_inode)
-		unlink(server->socket_path);
-	free(server->socket_path);
+	http_server_destroy(server->http);
 	free(server);
 }

@@ -1,17 +1,20 @@
 /*
- * The control API's server: HTTP/1.1 over a Unix socket (libmicrohttpd),
- * JSON bodies (json-c), in the style of Cloud Hypervisor's and
- * Firecracker's APIs, so that `curl --unix-socket` drives it. docs/api.md
- * lists every request and its answer.
+ * The control API's server: HTTP/1.1 over a Unix socket (http-parser under
+ * vessel's own connection handling, vmm/http_server.h), JSON bodies
+ * (json-c), in the style of Cloud Hypervisor's and Firecracker's APIs, so
+ * that `curl --unix-socket` drives it. docs/api.md lists every request and
+ * its answer.
  *
- * Promise: the server runs on the event loop it is given, as a poll source
- * over libmicrohttpd's epoll descriptor with libmicrohttpd's own deadline,
+ * Promise: the server runs on the event loop it is given, which watches
+ * the listening socket, each connection and a timerfd for idle deadlines,
  * so every request is answered on the event thread, calling the
- * control_ops synchronously, and no client can block that thread: a client
- * that says nothing, or goes away mid-request, is dropped by a timeout or
- * on its hang-up while others are served. A request body is capped
- * (API_MAX_BODY_SIZE, 413 beyond), every body is checked before use, and
- * an error is a JSON object {"error": "one line"} with its HTTP status.
+ * control_ops synchronously, and no client can block that thread: a
+ * client that says nothing, or goes away mid-request, is dropped by a
+ * timeout or on its hang-up while others are served. An answer is written
+ * as soon as its request is handled, so it reaches the client even when
+ * the request stopped vessel. A request body is capped (API_MAX_BODY_SIZE,
+ * 413 beyond), every body is checked before use, and an error is a JSON
+ * object {"error": "one line"} with its HTTP status.
  */
 #ifndef VESSEL_VMM_API_H
 #define VESSEL_VMM_API_H
@@ -47,7 +50,8 @@ struct api_server *api_server_create(struct event_loop *loop,
 				     const struct control_ops *ops,
 				     void *opaque, char *err, size_t err_len);
 
-/* Drops every connection, removes the poll source and the socket file.
+/* Writes what it can of answers still going out, without waiting, then
+ * drops every connection and removes the socket file.
  * On the event thread, or with the loop no longer running. NULL is
  * allowed. */
 void api_server_destroy(struct api_server *server);

@@ -207,8 +207,8 @@ static void run_calls(void *opaque, uint32_t events)
 void event_loop_call(struct event_loop *loop, void (*function)(void *opaque),
 		     void *opaque)
 {
-	/* On the event thread, or with no loop running to race with. */
-	if (!atomic_load(&loop->running) ||
+	/* On the event thread itself, waiting would never end. */
+	if (atomic_load(&loop->running) &&
 	    pthread_equal(pthread_self(), loop->thread)) {
 		function(opaque);
 		return;
@@ -359,6 +359,8 @@ int event_loop_run(struct event_loop *loop)
 {
 	loop->thread = pthread_self();
 	atomic_store(&loop->running, true);
+	/* Calls queued before the loop ran go first. */
+	run_calls(loop, 0);
 	int result = run_until_stopped(loop);
 	atomic_store(&loop->running, false);
 	/* A caller that queued a call as the loop stopped is not left

@@ -42,8 +42,9 @@ int event_loop_add_source(struct event_loop *loop,
 int event_loop_remove_source(struct event_loop *loop, void *opaque);
 
 /* Runs function(opaque) on the event thread, between handlers, and returns
- * when it has run; on the event thread itself, or while no loop runs, it
- * runs at once. The caller must not hold anything a handler takes. */
+ * when it has run; on the event thread itself it runs at once. A call made
+ * before event_loop_run() waits for it. The caller must not hold anything
+ * a handler takes. */
 void event_loop_call(struct event_loop *loop, void (*function)(void *opaque),
 		     void *opaque);
 

@@ -152,7 +152,7 @@ int options_parse_disk_serial(const char *field, const char *text,
 			      size_t err_len)
 {
 	if (strlen(text) > OPTIONS_DISK_SERIAL_MAX) {
-		snprintf(err, err_len, "%s: serial '%s' is longer than %d bytes",
+		snprintf(err, err_len, "%s '%s' is longer than %d bytes",
 			 field, text, OPTIONS_DISK_SERIAL_MAX);
 		return -EINVAL;
 	}
@@ -201,7 +201,7 @@ static int parse_disk(char *text, struct disk_config *disk, char *err,
 		snprintf(err, err_len, "--disk: no path");
 		return -EINVAL;
 	}
-	snprintf(field, sizeof(field), "--disk %s", text);
+	snprintf(field, sizeof(field), "--disk %s: serial", text);
 	while (item && *item) {
 		char *next = strchr(item, ',');
 		if (next)
@@ -242,7 +242,7 @@ int options_parse_mac(const char *field, const char *text, uint8_t mac[6],
 	return 0;
 bad:
 	snprintf(err, err_len,
-		 "%s: mac '%s' is not a unicast MAC address like 02:00:00:00:00:01",
+		 "%s '%s' is not a unicast MAC address like 02:00:00:00:00:01",
 		 field, text);
 	return -EINVAL;
 }
@@ -268,7 +268,7 @@ int options_check_ifname(const char *field, const char *text, char *err,
 {
 	if (!*text || strlen(text) >= IFNAMSIZ || strchr(text, '/')) {
 		snprintf(err, err_len,
-			 "%s: ifname '%s' is not an interface name (1 to %d bytes)",
+			 "%s '%s' is not an interface name (1 to %d bytes)",
 			 field, text, IFNAMSIZ - 1);
 		return -EINVAL;
 	}
@@ -283,7 +283,7 @@ int options_parse_tap_fd(const char *field, const char *text, int *fd,
 	errno = 0;
 	long value = strtol(text, &end, 10);
 	if (errno || end == text || *end || value < 0 || value > INT32_MAX) {
-		snprintf(err, err_len, "%s: fd '%s' is not a descriptor number",
+		snprintf(err, err_len, "%s '%s' is not a descriptor number",
 			 field, text);
 		return -EINVAL;
 	}
@@ -328,7 +328,7 @@ static int parse_net_item(char *item, struct net_config *net, char *err,
 		goto unknown;
 	*value++ = '\0';
 	if (!strcmp(item, "mac"))
-		return options_parse_mac("--net", value, net->mac, err, err_len);
+		return options_parse_mac("--net: mac", value, net->mac, err, err_len);
 	if (user && !strcmp(item, "hostfwd"))
 		return options_add_hostfwd("--net", value, &net->user, err,
 					   err_len);
@@ -341,12 +341,12 @@ static int parse_net_item(char *item, struct net_config *net, char *err,
 		return 0;
 	}
 	if (!user && !strcmp(item, "ifname")) {
-		if (options_check_ifname("--net", value, err, err_len))
+		if (options_check_ifname("--net: ifname", value, err, err_len))
 			return -EINVAL;
 		return own_string(&net->tap_name, value, err, err_len);
 	}
 	if (!user && !strcmp(item, "fd"))
-		return options_parse_tap_fd("--net", value, &net->tap_fd, err,
+		return options_parse_tap_fd("--net: fd", value, &net->tap_fd, err,
 					    err_len);
 	value[-1] = '=';
 unknown:

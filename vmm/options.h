@@ -58,7 +58,7 @@ void options_net_defaults(unsigned int index, struct net_config *net);
 /*
  * One check per value, shared by the command line and vm_config_from_json():
  * each returns 0 or -EINVAL with one line in err that starts with field
- * ("--cpus", "--disk /img", "nets[1]") and quotes text.
+ * ("--cpus", "--disk /img: serial", "nets[1].mac") and quotes text.
  */
 int options_parse_memory(const char *field, const char *text,
 			 uint64_t *bytes, char *err, size_t err_len);

@@ -77,16 +77,13 @@ static void deadline_in(struct timespec *deadline, long milliseconds)
 	}
 }
 
-/* Tells every vCPU to run, and waits (bounded) for each to say so. */
+/* Tells every vCPU to run. Nothing waits for them to say so: once told,
+ * a vCPU runs guest code as soon as its thread gets a CPU, and the caller
+ * (a resume) has nothing to do that depends on it. */
 static void run_vcpus(struct vm *vm)
 {
-	struct timespec deadline;
-
 	for (unsigned int i = 0; i < vm->vcpu_count; i++)
 		vcpu_command(&vm->vcpus[i], VCPU_COMMAND_RUN);
-	deadline_in(&deadline, VM_PARK_TIMEOUT_MS);
-	for (unsigned int i = 0; i < vm->vcpu_count; i++)
-		vcpu_wait(&vm->vcpus[i], VCPU_RUNNING, &deadline);
 }
 
 static int park_vcpus(struct vm *vm, char *err, size_t err_len)

@@ -45,15 +45,17 @@ static int client(const char *command)
 static void start_guest(struct guest_session *session, const char *cpus,
 			const char *command)
 {
-	char cmdline[1024];
+	char cmdline[1024], kernel[4096], initrd[4096];
 
+	/* guest_artifact's answer lasts until its next call. */
+	snprintf(kernel, sizeof(kernel), "%s", guest_artifact("vmlinuz"));
+	snprintf(initrd, sizeof(initrd), "%s", guest_artifact("initramfs.cpio.gz"));
 	snprintf(socket_path, sizeof(socket_path), "/tmp/vessel-lifecycle-%d.sock",
 		 getpid());
 	snprintf(cmdline, sizeof(cmdline),
 		 "console=ttyS0 reboot=k panic=1 vessel.run=%s", command);
 	char *argv[] = { "vessel", "run",
-			 "--kernel", (char *)guest_artifact("vmlinuz"),
-			 "--initrd", (char *)guest_artifact("initramfs.cpio.gz"),
+			 "--kernel", kernel, "--initrd", initrd,
 			 "--memory", "512M", "--cpus", (char *)cpus,
 			 "--api-sock", socket_path, "--no-reboot",
 			 "--cmdline", cmdline, NULL };

@@ -1,8 +1,9 @@
-/* The control API over a real Unix socket and the real HTTP library, with
+/* The control API over a real Unix socket and the real HTTP server, with
  * a fake VM behind struct control_ops that records what it is asked: each
  * endpoint, each error status, requests that are malformed, truncated,
- * oversized or of the wrong method, and clients that idle or leave
- * mid-request while others are served. */
+ * oversized or of the wrong method, clients that idle, leave mid-request,
+ * pipeline requests or read their answers slowly while others are served,
+ * and one client too many. */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
@@ -10,6 +11,9 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -35,6 +39,15 @@ struct fake_vm {
 	struct vm_config *config; /* what describe reports */
 	char snapshot_dir[64]; /* the last snapshot's destination */
 	bool snapshot_resume;
+	/* When set, describe reports CONTROL_MAX_COUNTER_GROUPS groups of
+	 * this name: an answer larger than a socket's buffer. */
+	const char *group_name;
+	/* When >= 0, the second request looks whether the answer to the first
+	 * is already readable there. */
+	int client_fd;
+	bool first_answer_was_out;
+	/* Stop stops the event loop, as vessel's machine does. */
+	bool stop_ends_the_loop;
 };
 
 static struct fake_vm fake;
@@ -61,6 +74,13 @@ static void fake_describe(void *opaque, struct control_info *info)
 		.count = 2,
 		.counters = { { "exits_io", 7 }, { "exits_mmio", 1ULL << 40 } },
 	};
+	if (vm->group_name) {
+		info->group_count = CONTROL_MAX_COUNTER_GROUPS;
+		for (unsigned int i = 0; i < CONTROL_MAX_COUNTER_GROUPS; i++)
+			info->groups[i] = (struct control_counters){
+				.name = vm->group_name,
+			};
+	}
 }
 
 static int fake_answer(struct fake_vm *vm, char *err, size_t err_len)
@@ -96,8 +116,14 @@ static int fake_request(void *opaque, enum vm_request request, char *err,
 	struct fake_vm *vm = opaque;
 
 	pthread_mutex_lock(&vm->lock);
+	if (vm->call_count == 1 && vm->client_fd >= 0) {
+		struct pollfd wait = { .fd = vm->client_fd, .events = POLLIN };
+		vm->first_answer_was_out = poll(&wait, 1, 0) == 1;
+	}
 	if (vm->call_count < MAX_CALLS)
 		vm->calls[vm->call_count++] = request;
+	if (request == VM_REQUEST_STOP && vm->stop_ends_the_loop)
+		event_loop_stop(loop);
 	int result = fake_answer(vm, err, err_len);
 	pthread_mutex_unlock(&vm->lock);
 	return result;
@@ -168,7 +194,8 @@ static void start_server(void)
 
 	/* A server that closes first makes a write fail, not kill the test. */
 	signal(SIGPIPE, SIG_IGN);
-	fake = (struct fake_vm){ .lock = PTHREAD_MUTEX_INITIALIZER };
+	fake = (struct fake_vm){ .lock = PTHREAD_MUTEX_INITIALIZER,
+				 .client_fd = -1 };
 	snprintf(socket_path, sizeof(socket_path), "/tmp/vessel-test-api-%d.sock",
 		 getpid());
 	unlink(socket_path);
@@ -595,6 +622,152 @@ Test(api, keep_alive_serves_requests_in_turn)
 	cr_assert_eq(fake.calls[1], VM_REQUEST_RESUME);
 }
 
+Test(api, a_client_that_expects_100_continue_is_told_to_send)
+{
+	const char *headers = "PUT /api/v1/vm/config HTTP/1.1\r\nHost: x\r\n"
+			      "Connection: close\r\nEXPECT: 100-Continue\r\n"
+			      "Content-Length: 15\r\n\r\n";
+	const char *go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+	char text[64] = "";
+	struct response response;
+	int fd = connect_client();
+
+	/* The body waits for the 100, as curl's does (for 1 s). */
+	send_text(fd, headers, strlen(headers));
+	struct pollfd wait = { .fd = fd, .events = POLLIN };
+	cr_assert_eq(poll(&wait, 1, 500), 1, "no 100 Continue");
+	cr_assert_eq(read(fd, text, strlen(go_on)), (ssize_t)strlen(go_on));
+	cr_assert_str_eq(text, go_on);
+	send_text(fd, "{\"kernel\":\"/k\"}", 15);
+	read_response(fd, &response);
+	close(fd);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert_str_eq(fake.configured_kernel, "/k");
+}
+
+Test(api, a_pipelined_request_waits_for_the_answer_before_it)
+{
+	int fd = connect_client();
+	const char *both = "PUT /api/v1/vm/pause HTTP/1.1\r\nHost: x\r\n\r\n"
+			   "PUT /api/v1/vm/resume HTTP/1.1\r\nHost: x\r\n"
+			   "Connection: close\r\n\r\n";
+	struct response response;
+
+	/* Both in one write: the server has the second before it answers the
+	 * first. Nothing is read until both have run. */
+	fake.client_fd = fd;
+	send_text(fd, both, strlen(both));
+	for (int i = 0; i < 500 && calls_made() < 2; i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	read_response(fd, &response);
+	close(fd);
+	cr_assert_eq(calls_made(), 2);
+	cr_assert(fake.first_answer_was_out,
+		  "the second request ran before the first answer was written");
+	const char *second = strstr(response.body, "HTTP/1.1 204");
+	cr_assert_not_null(second, "two answers: %s", response.text);
+	cr_assert(strstr(second, "Connection: close"), "%s", response.text);
+}
+
+/* Everything fd sends until it closes, at most 5 s. */
+static char *read_all(int fd, size_t *size)
+{
+	size_t capacity = 1 << 16, used = 0;
+	char *text = malloc(capacity + 1);
+	struct pollfd wait = { .fd = fd, .events = POLLIN };
+
+	cr_assert_not_null(text);
+	for (;;) {
+		cr_assert_eq(poll(&wait, 1, 5000), 1, "no answer within 5 s");
+		if (used == capacity) {
+			capacity *= 2;
+			text = realloc(text, capacity + 1);
+			cr_assert_not_null(text);
+		}
+		ssize_t count = read(fd, text + used, capacity - used);
+		cr_assert_geq(count, 0);
+		if (count == 0)
+			break;
+		used += (size_t)count;
+	}
+	text[used] = '\0';
+	*size = used;
+	return text;
+}
+
+Test(api, an_answer_larger_than_the_socket_waits_for_its_reader)
+{
+	enum { NAME_SIZE = 16 * 1024 };
+	static char name[NAME_SIZE + 1];
+	const char *requests =
+		"GET /api/v1/vm HTTP/1.1\r\nHost: x\r\n\r\n"
+		"PUT /api/v1/vm/pause HTTP/1.1\r\nHost: x\r\n"
+		"Connection: close\r\n\r\n";
+	struct response response;
+	size_t size, length;
+
+	/* A 1 MiB answer, more than a Unix socket holds (208 KiB). */
+	memset(name, 'n', NAME_SIZE);
+	fake.group_name = name;
+	int slow = connect_client();
+	send_text(slow, requests, strlen(requests));
+
+	/* While it is not read, others are served, and the request after it
+	 * on its connection is not. */
+	nanosleep(&(struct timespec){ .tv_nsec = 200 * 1000 * 1000 }, NULL);
+	http("PUT", "/api/v1/vm/start", NULL, &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert_eq(calls_made(), 1);
+
+	char *text = read_all(slow, &size);
+	close(slow);
+	cr_assert_eq(sscanf(text, "HTTP/1.1 200 OK\r\nContent-Length: %zu",
+			    &length),
+		     1, "%.200s", text);
+	const char *body = strstr(text, "\r\n\r\n") + 4;
+	cr_assert_gt(length, CONTROL_MAX_COUNTER_GROUPS * NAME_SIZE);
+	cr_assert_geq(size, (size_t)(body - text) + length);
+	const char *second = body + length;
+	cr_assert(!strncmp(second, "HTTP/1.1 204", 12), "after the body: %.100s",
+		  second);
+	char saved = *second;
+	*(char *)second = '\0';
+	struct json_object *object = json_tokener_parse(body);
+	cr_assert_not_null(object, "the large answer is not whole JSON");
+	json_object_put(object);
+	*(char *)second = saved;
+	free(text);
+	cr_assert_eq(calls_made(), 2);
+	cr_assert_eq(fake.calls[1], VM_REQUEST_PAUSE);
+}
+
+Test(api, a_client_beyond_the_limit_is_closed_at_once)
+{
+	enum { LIMIT = 32 };
+	int idle[LIMIT];
+	struct response response;
+	char byte;
+
+	for (int i = 0; i < LIMIT; i++)
+		idle[i] = connect_client();
+	/* The 33rd is closed on arrival, long before the 1 s idle timeout. */
+	int extra = connect_client();
+	struct pollfd wait = { .fd = extra, .events = POLLIN };
+	cr_assert_eq(poll(&wait, 1, 500), 1, "the 33rd connection was kept");
+	cr_assert_eq(read(extra, &byte, 1), 0);
+	close(extra);
+
+	/* Once the idle timeout has closed the others, a client is served. */
+	for (int i = 0; i < LIMIT; i++) {
+		wait.fd = idle[i];
+		cr_assert_eq(poll(&wait, 1, 5000), 1, "idle client %d was kept", i);
+		cr_assert_eq(read(idle[i], &byte, 1), 0);
+		close(idle[i]);
+	}
+	http("GET", "/api/v1/vm", NULL, &response);
+	cr_assert_eq(response.status, 200, "%s", response.text);
+}
+
 Test(api, the_socket_is_the_owners_only)
 {
 	struct stat info;
@@ -809,4 +982,36 @@ Test(api, restore_takes_a_source_and_its_flags)
 		http("PUT", "/api/v1/vm/restore", bad[i], &response);
 		cr_assert_eq(response.status, 400, "%s: %s", bad[i], response.text);
 	}
+}
+
+Test(api_socket, the_answer_to_stop_is_written_before_the_loop_ends)
+{
+	char path[108], err[256];
+	const char *request = "PUT /api/v1/vm/stop HTTP/1.1\r\nHost: x\r\n"
+			      "Connection: close\r\n\r\n";
+	struct response response;
+
+	/* The loop runs here, and ends with the request's handler, as
+	 * vessel's does on a stop: the answer must already be written. */
+	fake = (struct fake_vm){ .lock = PTHREAD_MUTEX_INITIALIZER,
+				 .client_fd = -1,
+				 .stop_ends_the_loop = true };
+	loop = event_loop_create();
+	snprintf(socket_path, sizeof(socket_path),
+		 "/tmp/vessel-test-api-stop-%d", getpid());
+	snprintf(path, sizeof(path), "%s", socket_path);
+	unlink(path);
+	struct api_server *stopping = create_at(path, 0, err, sizeof(err));
+	cr_assert_not_null(stopping, "%s", err);
+	int fd = connect_client();
+	send_text(fd, request, strlen(request));
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert_eq(calls_made(), 1);
+	struct pollfd wait = { .fd = fd, .events = POLLIN };
+	cr_assert_eq(poll(&wait, 1, 0), 1, "no answer when the loop ended");
+	api_server_destroy(stopping);
+	read_response(fd, &response);
+	close(fd);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	event_loop_destroy(loop);
 }

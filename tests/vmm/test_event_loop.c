@@ -303,9 +303,27 @@ Test(event_loop, call_runs_the_function_on_the_event_thread)
 		  "the call ran on the thread running the loop");
 }
 
-Test(event_loop, call_runs_at_once_without_a_running_loop)
+static void call_on_the_loop_itself(void *opaque, uint32_t events)
 {
-	called_on = 0;
+	uint64_t value;
+
+	(void)events;
+	cr_assert_eq(read(*(int *)opaque, &value, sizeof(value)), sizeof(value));
+	/* From a handler: at once, since waiting would never end. */
 	event_loop_call(loop, record_thread, NULL);
 	cr_assert(pthread_equal(called_on, pthread_self()));
+	event_loop_stop(loop);
+}
+
+Test(event_loop, a_call_from_the_event_thread_runs_at_once)
+{
+	int fd = eventfd(1, EFD_NONBLOCK);
+
+	called_on = 0;
+	cr_assert_eq(event_loop_add(loop, fd, EPOLLIN, call_on_the_loop_itself,
+				    &fd), 0);
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert(pthread_equal(called_on, pthread_self()));
+	event_loop_remove(loop, fd);
+	close(fd);
 }

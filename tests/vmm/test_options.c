@@ -20,6 +20,16 @@ static int parse(struct vm_config *config, int argc, char **argv)
 	return options_parse_run(argc, argv, config, NULL, err, sizeof(err));
 }
 
+/* Every test parses into this one, released after it. */
+static struct vm_config config;
+
+static void release_config(void)
+{
+	vm_config_release(&config);
+}
+
+TestSuite(options, .fini = release_config);
+
 #define PARSE(config, ...)                                               \
 	({                                                               \
 		char *argv_[] = { "run", __VA_ARGS__ };                  \
@@ -28,7 +38,6 @@ static int parse(struct vm_config *config, int argc, char **argv)
 
 Test(options, defaults)
 {
-	struct vm_config config;
 
 	cr_assert_eq(PARSE(&config, "--kernel", "/k"), OPTIONS_OK);
 	cr_assert_str_eq(config.kernel_path, "/k");
@@ -42,7 +51,6 @@ Test(options, defaults)
 
 Test(options, every_option)
 {
-	struct vm_config config;
 
 	cr_assert_eq(PARSE(&config, "-k", "/k", "--initrd", "/i", "--cmdline",
 			   "console=ttyS0 quiet", "--memory", "2G", "--cpus", "4",
@@ -61,7 +69,6 @@ Test(options, every_option)
 
 Test(options, help_is_not_an_error)
 {
-	struct vm_config config;
 
 	cr_redirect_stdout();
 	cr_assert_eq(PARSE(&config, "--help"), OPTIONS_HELP);
@@ -69,7 +76,6 @@ Test(options, help_is_not_an_error)
 
 Test(options, kernel_is_required)
 {
-	struct vm_config config;
 
 	cr_assert_eq(PARSE(&config, "--memory", "1G"), -EINVAL);
 	cr_assert(strstr(err, "--kernel"), "%s", err);
@@ -79,7 +85,6 @@ Test(options, bad_memory_values)
 {
 	static const char *bad[] = { "", "0", "-1", "12Q", "1.5G", "M",
 				     "99999999999999999999", "16777216T", "1000" };
-	struct vm_config config;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(PARSE(&config, "-k", "/k", "--memory", (char *)bad[i]),
@@ -91,7 +96,6 @@ Test(options, bad_memory_values)
 Test(options, bad_cpu_counts)
 {
 	static const char *bad[] = { "0", "-2", "255", "four", "2x", "" };
-	struct vm_config config;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(PARSE(&config, "-k", "/k", "--cpus", (char *)bad[i]),
@@ -103,7 +107,6 @@ Test(options, bad_cpu_counts)
 
 Test(options, bad_cpu_features)
 {
-	struct vm_config config;
 
 	cr_assert_eq(PARSE(&config, "-k", "/k", "--cpu-features", "-nosuch"),
 		     -EINVAL);
@@ -117,7 +120,6 @@ Test(options, bad_cpu_features)
 
 Test(options, unknown_option_and_stray_argument)
 {
-	struct vm_config config;
 
 	cr_assert_eq(PARSE(&config, "-k", "/k", "--frobnicate"), -EINVAL);
 	cr_assert(strstr(err, "--frobnicate"), "%s", err);
@@ -131,7 +133,6 @@ Test(options, unknown_option_and_stray_argument)
  * as the argument before the group. */
 Test(options, unknown_option_in_a_group)
 {
-	struct vm_config config;
 
 	cr_assert_eq(PARSE(&config, "-xk", "/k"), -EINVAL);
 	cr_assert_str_eq(err, "unknown option '-x' (see vessel run --help)");
@@ -159,7 +160,6 @@ Test(options, sizes)
 
 Test(options, disks)
 {
-	struct vm_config config;
 	char first[] = "/images/root.img,readonly,serial=root-disk";
 	char second[] = "/dev/sdb,cache=none";
 
@@ -178,7 +178,6 @@ Test(options, disks)
 
 Test(options, bad_disks)
 {
-	struct vm_config config;
 	char empty[] = ",readonly";
 	char unknown[] = "/img,fast";
 	char long_serial[] = "/img,serial=this-serial-is-longer-than-20";
@@ -196,7 +195,6 @@ Test(options, bad_disks)
 
 Test(options, at_most_eight_disks)
 {
-	struct vm_config config;
 	char disks[9][8];
 	char *argv[21] = { "run", "-k", "/k" };
 	int argc = 3;
@@ -212,7 +210,6 @@ Test(options, at_most_eight_disks)
 
 Test(options, nics)
 {
-	struct vm_config config;
 	char user[] = "user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-10.0.2.15:53,restrict=on";
 	char tap[] = "tap,ifname=tap0,mac=52:54:00:ab:cd:ef";
 	char tap_fd[] = "tap,fd=5";
@@ -259,7 +256,6 @@ Test(options, bad_nics)
 		"user,restrict=maybe", "user,hostfwd=tcp:8080:80", "user,bogus",
 		"tap,ifname=tap0,hostfwd=tcp::1-:2",
 	};
-	struct vm_config config;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char text[128];
@@ -275,7 +271,6 @@ Test(options, bad_nics)
 
 Test(options, at_most_four_nics)
 {
-	struct vm_config config;
 	char nets[5][8];
 	char *argv[16] = { "run", "-k", "/k" };
 	int argc = 3;
@@ -309,7 +304,6 @@ static void remove_fifo(void)
 Test(options, a_fifo_as_initrd_is_refused_without_waiting, .timeout = 5,
      .init = make_fifo, .fini = remove_fifo)
 {
-	struct vm_config config;
 	char expected[128];
 
 	cr_assert_eq(PARSE(&config, "--kernel", fifo, "--initrd", fifo,
@@ -319,12 +313,12 @@ Test(options, a_fifo_as_initrd_is_refused_without_waiting, .timeout = 5,
 	snprintf(expected, sizeof(expected), "--initrd %s: not a regular file",
 		 fifo);
 	cr_assert_str_eq(err, expected);
+	vm_config_release(&config);
 }
 
 Test(options, a_fifo_as_kernel_is_refused_without_waiting, .timeout = 5,
      .init = make_fifo, .fini = remove_fifo)
 {
-	struct vm_config config;
 	char expected[128];
 
 	cr_assert_eq(PARSE(&config, "--kernel", fifo, "--memory", "64M"),
@@ -333,6 +327,7 @@ Test(options, a_fifo_as_kernel_is_refused_without_waiting, .timeout = 5,
 	snprintf(expected, sizeof(expected), "--kernel %s: not a regular file",
 		 fifo);
 	cr_assert_str_eq(err, expected);
+	vm_config_release(&config);
 }
 
 /* One image for two disks of the VM, one of them writable, is named as
@@ -340,7 +335,6 @@ Test(options, a_fifo_as_kernel_is_refused_without_waiting, .timeout = 5,
 Test(options, an_image_given_twice_is_named_so)
 {
 	char image[] = "/tmp/vessel-test-options-XXXXXX", expected[256];
-	struct vm_config config;
 	int fd = mkstemp(image);
 
 	cr_assert_geq(fd, 0);
@@ -357,4 +351,5 @@ Test(options, an_image_given_twice_is_named_so)
 		 "as %s)",
 		 image, image);
 	cr_assert_str_eq(err, expected);
+	vm_config_release(&config);
 }
