@@ -680,3 +680,56 @@ Test(snapshot, restore_needs_no_kernel_and_can_wait_paused,
 	cr_assert_eq(guest_session_wait(&restored, TIMEOUT), 0);
 	guest_session_close(&restored);
 }
+
+/* `timeout 1 vessel restore DIR`, its output dropped: its exit status. */
+static int restore_briefly(const char *directory)
+{
+	char *argv[] = { "timeout", "-s", "TERM", "1", getenv("VESSEL_BINARY"),
+			 "restore", (char *)directory, NULL };
+	posix_spawn_file_actions_t actions;
+	pid_t pid;
+	int status;
+
+	posix_spawn_file_actions_init(&actions);
+	posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+	cr_assert_eq(posix_spawnp(&pid, "timeout", &actions, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&actions);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Random damage to the state, its checksum made to match: restore
+ * refuses it (1), or runs what it got until the guest stops (0, 1) or the
+ * timeout ends it (124); it never crashes. */
+Test(snapshot, random_damage_to_the_state_never_crashes_restore,
+     .fini = remove_snapshot, .timeout = 240)
+{
+	struct guest_session session;
+	unsigned int refused = 0;
+
+	name_paths();
+	start_counting(&session, "64M");
+	snapshot_and_stop(&session);
+	guest_session_close(&session);
+	srand(19);
+	for (int round = 0; round < 25; round++) {
+		size_t size;
+		copy_snapshot();
+		uint8_t *state = read_whole("state.dtb", &size, 0);
+		for (int flips = 1 + rand() % 3; flips > 0; flips--)
+			state[(size_t)rand() % size] ^= (uint8_t)(1 + rand() % 255);
+		write_whole("state.dtb", state, size);
+		free(state);
+		fix_state_checksum();
+		int status = restore_briefly(damaged);
+		cr_assert(status == 0 || status == 1 || status == 124,
+			  "round %d: vessel restore ended with %d", round, status);
+		refused += status == 1;
+	}
+	cr_log_info("%u of 25 damaged states refused", refused);
+	char command[256];
+	snprintf(command, sizeof(command), "rm -rf %s", damaged);
+	cr_assert_eq(system(command), 0);
+}
