@@ -63,9 +63,14 @@ int vm_save(struct vm *vm, struct state_writer *writer, char *err,
 		snprintf(err, err_len, "KVM_GET_CLOCK: %s", strerror(errno));
 		return -errno;
 	}
+	int64_t realtime = vm->clock_frozen ? vm->paused_realtime_ns :
+					      vcpu_state_realtime_ns();
 	int result = state_writer_begin(writer, VM_NODE, VM_KVM_STATE_VERSION);
 	if (!result)
 		result = writer->base.put_u64(&writer->base, "clock", clock.clock);
+	if (!result)
+		result = writer->base.put_u64(&writer->base, "realtime-ns",
+					      (uint64_t)realtime);
 	if (result)
 		return write_failed(err, err_len, "the VM", result);
 	result = vm_kvm_state_save(vm->fd, writer, err, err_len);
@@ -144,6 +149,8 @@ int vm_check_state(const struct vm_config *config, struct state_reader *reader,
 
 	if (!result)
 		result = reader->base.get_u64(&reader->base, "clock", &clock);
+	if (!result)
+		result = reader->base.get_u64(&reader->base, "realtime-ns", &clock);
 	if (result) {
 		snprintf(err, err_len, "%s", reader->err);
 		return result;
@@ -160,20 +167,25 @@ int vm_check_state(const struct vm_config *config, struct state_reader *reader,
 int vm_restore_state(struct vm *vm, struct state_reader *reader, char *err,
 		     size_t err_len)
 {
-	uint64_t clock;
+	uint64_t clock, realtime;
 	char path[STATE_PATH_SIZE];
 	int result = state_reader_begin(reader, VM_NODE, VM_KVM_STATE_VERSION);
 
 	if (!result)
 		result = reader->base.get_u64(&reader->base, "clock", &clock);
+	if (!result)
+		result = reader->base.get_u64(&reader->base, "realtime-ns", &realtime);
 	if (result) {
 		snprintf(err, err_len, "%s", reader->err);
 		return result;
 	}
 	result = vm_kvm_state_restore(vm->fd, reader, err, err_len);
-	/* The guest's clock goes on from the snapshot when it runs
-	 * (vm_resume), as after a pause. */
-	vm->paused_clock = (struct kvm_clock_data){ .clock = clock };
+	/* The guest's clock goes on when it runs (vm_resume) from where it
+	 * was, moved on by the time that passed (vcpu_state.h). */
+	vm->paused_clock = (struct kvm_clock_data){
+		.clock = vcpu_state_clock_after(clock, (int64_t)realtime,
+						vcpu_state_realtime_ns()),
+	};
 	vm->clock_frozen = true;
 	if (!result)
 		result = restore_devices(vm, reader, err, err_len);
@@ -181,6 +193,9 @@ int vm_restore_state(struct vm *vm, struct state_reader *reader, char *err,
 		snprintf(path, sizeof(path), "/%s", vm->vcpus[i].name);
 		result = vcpu_state_restore(vm->fd, vm->vcpus[i].fd, reader, path,
 					    err, err_len);
+		/* EINVAL: the guest had not set up kvmclock on this vCPU. */
+		if (!result)
+			ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0);
 	}
 	return result;
 }

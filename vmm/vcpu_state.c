@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include <linux/kvm.h>
 
@@ -462,6 +463,25 @@ int vcpu_state_check(struct state_reader *reader, const char *path, char *err,
 	return result ? result : check_entries(reader, path, "msrs",
 					       sizeof(struct kvm_msr_entry),
 					       MAX_MSRS, err, err_len);
+}
+
+uint64_t vcpu_state_clock_after(uint64_t paused_clock_ns,
+				int64_t paused_realtime_ns,
+				int64_t now_realtime_ns)
+{
+	if (now_realtime_ns <= paused_realtime_ns)
+		return paused_clock_ns;
+	uint64_t passed = (uint64_t)now_realtime_ns - (uint64_t)paused_realtime_ns;
+	return passed > UINT64_MAX - paused_clock_ns ? UINT64_MAX :
+						       paused_clock_ns + passed;
+}
+
+int64_t vcpu_state_realtime_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
 /* The in-kernel irqchip's three chips, by KVM's ids. */

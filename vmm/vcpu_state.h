@@ -20,6 +20,7 @@
 #define VESSEL_VMM_VCPU_STATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "state_fdt.h"
 
@@ -37,6 +38,19 @@ int vcpu_state_restore(int vm_fd, int vcpu_fd, struct state_reader *reader,
  * and every part's size; before a VM is made. */
 int vcpu_state_check(struct state_reader *reader, const char *path, char *err,
 		     size_t err_len);
+
+/*
+ * The guest's kvmclock after a restore: the clock it had at the pause,
+ * moved on by the host's real time passed since (none if the host's clock
+ * went back), so the guest's wall clock is right again once it runs. The
+ * guest is told it was stopped (KVM_KVMCLOCK_CTRL), as after a pause, so
+ * its watchdogs take the jump for what it is.
+ */
+uint64_t vcpu_state_clock_after(uint64_t paused_clock_ns,
+				int64_t paused_realtime_ns,
+				int64_t now_realtime_ns);
+/* The host's CLOCK_REALTIME in ns. */
+int64_t vcpu_state_realtime_ns(void);
 
 /* The VM's PICs, IOAPIC and PIT, into the open node of writer (read from
  * the open node of reader). */

@@ -73,6 +73,9 @@ struct vm {
 	/* The guest's kvmclock when it was paused (vm_pause). */
 	struct kvm_clock_data paused_clock;
 	bool clock_frozen;
+	/* The host's CLOCK_REALTIME when it was, in ns: a snapshot keeps it,
+	 * so the restored guest's clock can catch up with the time passed. */
+	int64_t paused_realtime_ns;
 
 	pthread_mutex_t stop_lock;
 	bool stop_requested;

@@ -240,3 +240,18 @@ Test(vcpu_state, refuses_parts_of_the_wrong_size, .init = open_host)
 	free(blob);
 	destroy_vm(&vm);
 }
+
+Test(vcpu_state, the_guest_clock_catches_up_with_the_time_passed)
+{
+	/* Paused at guest time 5 s, restored 60 s of real time later. */
+	cr_assert_eq(vcpu_state_clock_after(5000000000ull, 1000000000000ll,
+					    1060000000000ll),
+		     65000000000ull);
+	/* The host's clock went back: the guest's does not. */
+	cr_assert_eq(vcpu_state_clock_after(5000000000ull, 1000000000000ll,
+					    900000000000ll),
+		     5000000000ull);
+	/* Nothing that passed overflows. */
+	cr_assert_eq(vcpu_state_clock_after(UINT64_MAX - 10, 0, INT64_MAX),
+		     UINT64_MAX);
+}
