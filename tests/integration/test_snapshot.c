@@ -147,7 +147,7 @@ static void restore_and_check(const char *const options[])
 	cr_assert_eq(guest_session_start(&second, argv), 0);
 	wait_for_socket();
 	/* 100 more lines after the restore. */
-	guest_session_collect(&second, 300);
+	guest_session_collect(&second, 1000);
 	cr_assert_eq(client("stop"), 0);
 	cr_assert_eq(guest_session_wait(&second, TIMEOUT), 0, "%s", second.output);
 
@@ -213,7 +213,7 @@ Test(snapshot, only_of_a_paused_vm_into_a_new_directory,
 	cr_assert_eq(vessel((char *[]){ "snapshot", "--api-sock", socket_path,
 					dir, "--resume", NULL }), 0);
 	size_t printed = session.output_len;
-	guest_session_collect(&session, 300);
+	guest_session_collect(&session, 1000);
 	cr_assert_gt(session.output_len, printed + 20, "the guest did not resume");
 	cr_assert_eq(client("stop"), 0);
 	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
@@ -461,7 +461,7 @@ Test(snapshot, suspend_releases_the_vm_and_resume_brings_it_back,
 	cr_assert_eq(vessel((char *[]){ "suspend", "--api-sock", socket_path,
 					dir, NULL }), 0);
 	cr_assert(!maps_guest_ram(session.pid), "guest memory is still mapped");
-	guest_session_collect(&session, 100);
+	guest_session_collect(&session, 500);
 	size_t printed = session.output_len;
 	guest_session_collect(&session, 300);
 	cr_assert_eq(session.output_len, printed, "a suspended guest printed");
@@ -469,7 +469,7 @@ Test(snapshot, suspend_releases_the_vm_and_resume_brings_it_back,
 	cr_assert_eq(vessel((char *[]){ "suspend", "--api-sock", socket_path,
 					"/tmp/vessel-snapshot-never", NULL }), 1);
 	cr_assert_eq(client("resume"), 0);
-	guest_session_collect(&session, 300);
+	guest_session_collect(&session, 1000);
 	cr_assert_gt(session.output_len, printed + 20, "the guest did not resume");
 	cr_assert_eq(client("stop"), 0);
 	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
@@ -511,7 +511,7 @@ Test(snapshot, a_full_disk_leaves_no_directory_and_the_vm_paused,
 	cr_assert_neq(stat(target, &info), 0, "the partial snapshot is left");
 	size_t printed = session.output_len;
 	cr_assert_eq(client("resume"), 0, "the VM is no longer paused");
-	guest_session_collect(&session, 300);
+	guest_session_collect(&session, 1000);
 	cr_assert_gt(session.output_len, printed + 20, "the guest did not resume");
 	cr_assert_eq(client("stop"), 0);
 	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
@@ -552,7 +552,7 @@ Test(snapshot, restore_takes_the_disk_only_as_it_was,
 	cr_assert_eq(guest_session_start(&restored, (char *[]){
 		"vessel", "restore", dir, "--api-sock", socket_path, NULL }), 0);
 	wait_for_socket();
-	guest_session_collect(&restored, 200);
+	guest_session_collect(&restored, 1000);
 	cr_assert_eq(client("stop"), 0);
 	cr_assert_eq(guest_session_wait(&restored, TIMEOUT), 0, "%s",
 		     restored.output);
@@ -618,7 +618,7 @@ Test(snapshot, restored_through_the_api_of_vessel_serve,
 		     "%s", answer);
 	cr_assert_eq(put("/api/v1/vm/restore", body, answer, sizeof(answer)), 409,
 		     "a second restore into a running VM: %s", answer);
-	guest_session_collect(&served, 300);
+	guest_session_collect(&served, 1000);
 	cr_assert_eq(client("stop"), 0);
 	cr_assert_eq(guest_session_wait(&served, TIMEOUT), 0);
 
@@ -674,7 +674,7 @@ Test(snapshot, restore_needs_no_kernel_and_can_wait_paused,
 	cr_assert_eq(restored.output_len, 0, "a paused restore printed: %s",
 		     restored.output);
 	cr_assert_eq(client("resume"), 0);
-	guest_session_collect(&restored, 300);
+	guest_session_collect(&restored, 1000);
 	cr_assert_gt(restored.output_len, 20, "the guest did not resume");
 	cr_assert_eq(client("stop"), 0);
 	cr_assert_eq(guest_session_wait(&restored, TIMEOUT), 0);
