@@ -171,12 +171,14 @@ static void restore_and_check(const char *const options[])
 	guest_session_close(&second);
 }
 
+/* The snapshot and any damaged copy of it, even after a failed test. */
 static void remove_snapshot(void)
 {
-	char command[256];
+	char command[320];
 
-	snprintf(command, sizeof(command), "rm -rf %s", dir);
+	snprintf(command, sizeof(command), "rm -rf %s %s-damaged", dir, dir);
 	cr_assert_eq(system(command), 0);
+	unlink(socket_path);
 }
 
 Test(snapshot, a_restored_guest_counts_on_from_the_next_number,
