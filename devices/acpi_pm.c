@@ -8,6 +8,9 @@
  */
 #include "acpi_pm.h"
 
+#include "array.h"
+#include "device_state.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -210,4 +213,55 @@ int acpi_pm_attach(struct acpi_pm *pm, struct bus *pio_bus,
 	if (ret)
 		bus_unregister(pio_bus, event_base);
 	return ret;
+}
+
+static int acpi_pm_save(void *opaque, struct device_state_writer *writer)
+{
+	struct acpi_pm *pm = opaque;
+
+	pthread_mutex_lock(&pm->lock);
+	const struct device_register registers[] = {
+		DEVICE_REGISTER("status", pm->status),
+		DEVICE_REGISTER("enable", pm->enable),
+		DEVICE_REGISTER("control", pm->control),
+	};
+	int result = device_save_registers(writer, registers,
+					   ARRAY_SIZE(registers));
+	pthread_mutex_unlock(&pm->lock);
+	return result;
+}
+
+static int acpi_pm_restore(void *opaque, struct device_state_reader *reader)
+{
+	struct acpi_pm *pm = opaque;
+	uint16_t status, enable, control;
+	const struct device_register registers[] = {
+		DEVICE_REGISTER("status", status),
+		DEVICE_REGISTER("enable", enable),
+		DEVICE_REGISTER("control", control),
+	};
+	int result = device_restore_registers(reader, registers,
+					      ARRAY_SIZE(registers));
+
+	if (result)
+		return result;
+	pthread_mutex_lock(&pm->lock);
+	pm->status = status;
+	pm->enable = enable;
+	pm->control = control;
+	pthread_mutex_unlock(&pm->lock);
+	acpi_pm_update_sci(pm);
+	return 0;
+}
+
+static const struct device_ops acpi_pm_record_ops = {
+	.save = acpi_pm_save,
+	.restore = acpi_pm_restore,
+	.state_version = 1,
+};
+
+struct device_record acpi_pm_record(struct acpi_pm *pm, const char *name)
+{
+	return (struct device_record){ .name = name, .ops = &acpi_pm_record_ops,
+				       .opaque = pm };
 }

@@ -35,4 +35,8 @@ void acpi_pm_destroy(struct acpi_pm *pm);
 int acpi_pm_attach(struct acpi_pm *pm, struct bus *pio_bus,
 		   uint16_t event_base, uint16_t control_base);
 
+/* The PM registers' device record (device.h): their state saved and
+ * restored. */
+struct device_record acpi_pm_record(struct acpi_pm *pm, const char *name);
+
 #endif

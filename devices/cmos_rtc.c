@@ -10,6 +10,11 @@
  */
 #include "cmos_rtc.h"
 
+#include "array.h"
+#include "device_state.h"
+
+#include <string.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -379,4 +384,71 @@ int cmos_rtc_attach(struct cmos_rtc *rtc, struct bus *pio_bus)
 {
 	return bus_register(pio_bus, CMOS_RTC_INDEX_PORT, RTC_PORT_COUNT,
 			    &cmos_rtc_ops, rtc, "cmos_rtc");
+}
+
+/* The battery-backed RAM and registers A and B, and the guest's clock as
+ * an offset from the host's: a restored guest's clock runs on from the
+ * host's time as it did before, so it is right after a restore. */
+static int cmos_rtc_save(void *opaque, struct device_state_writer *writer)
+{
+	struct cmos_rtc *rtc = opaque;
+
+	pthread_mutex_lock(&rtc->lock);
+	struct tm frozen = rtc->frozen;
+	uint64_t frozen_time = (uint64_t)timegm(&frozen);
+	uint8_t ram[RTC_RAM_SIZE];
+	memcpy(ram, rtc->ram, sizeof(ram));
+	const struct device_register registers[] = {
+		DEVICE_REGISTER("index", rtc->index),
+		DEVICE_REGISTER("offset", rtc->offset),
+		DEVICE_REGISTER("frozen-time", frozen_time),
+	};
+	int result = device_save_registers(writer, registers,
+					   ARRAY_SIZE(registers));
+	pthread_mutex_unlock(&rtc->lock);
+	return result ? result : writer->put_bytes(writer, "ram", ram, sizeof(ram));
+}
+
+static int cmos_rtc_restore(void *opaque, struct device_state_reader *reader)
+{
+	struct cmos_rtc *rtc = opaque;
+	uint8_t index;
+	int64_t offset;
+	uint64_t frozen_time;
+	uint8_t ram[RTC_RAM_SIZE];
+	struct tm frozen;
+	const struct device_register registers[] = {
+		DEVICE_REGISTER("index", index),
+		DEVICE_REGISTER("offset", offset),
+		DEVICE_REGISTER("frozen-time", frozen_time),
+	};
+	int result = device_restore_registers(reader, registers,
+					      ARRAY_SIZE(registers));
+
+	if (!result)
+		result = reader->get_bytes(reader, "ram", ram, sizeof(ram));
+	if (result)
+		return result;
+	time_t frozen_seconds = (time_t)frozen_time;
+	if (!gmtime_r(&frozen_seconds, &frozen))
+		return -EINVAL;
+	pthread_mutex_lock(&rtc->lock);
+	rtc->index = index;
+	rtc->offset = offset;
+	rtc->frozen = frozen;
+	memcpy(rtc->ram, ram, sizeof(ram));
+	pthread_mutex_unlock(&rtc->lock);
+	return 0;
+}
+
+static const struct device_ops cmos_rtc_record_ops = {
+	.save = cmos_rtc_save,
+	.restore = cmos_rtc_restore,
+	.state_version = 1,
+};
+
+struct device_record cmos_rtc_record(struct cmos_rtc *rtc, const char *name)
+{
+	return (struct device_record){ .name = name, .ops = &cmos_rtc_record_ops,
+				       .opaque = rtc };
 }

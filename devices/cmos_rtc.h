@@ -34,4 +34,7 @@ void cmos_rtc_destroy(struct cmos_rtc *rtc);
 /* Claims ports 0x70 and 0x71. */
 int cmos_rtc_attach(struct cmos_rtc *rtc, struct bus *pio_bus);
 
+/* The RTC's device record (device.h): its state saved and restored. */
+struct device_record cmos_rtc_record(struct cmos_rtc *rtc, const char *name);
+
 #endif

@@ -41,6 +41,9 @@ struct device_state_reader {
 		       uint64_t *value);
 	int (*get_bytes)(struct device_state_reader *reader, const char *name,
 			 void *data, size_t size);
+	/* The size of a value of variable length, for get_bytes. */
+	int (*get_size)(struct device_state_reader *reader, const char *name,
+			size_t *size);
 };
 
 struct device_ops {
@@ -58,6 +61,9 @@ struct device_ops {
 	 * device without state). */
 	int (*save)(void *opaque, struct device_state_writer *writer);
 	int (*restore)(void *opaque, struct device_state_reader *reader);
+	/* The layout save writes: restore reads only this one. -EOPNOTSUPP
+	 * from save means the device is in a state it cannot save yet. */
+	uint32_t state_version;
 };
 
 struct device_record {

@@ -12,6 +12,11 @@
  */
 #include "i8042.h"
 
+#include "array.h"
+#include "device_state.h"
+
+#include <string.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -459,4 +464,90 @@ int i8042_attach(struct i8042 *controller, struct bus *pio_bus)
 	if (ret)
 		bus_unregister(pio_bus, I8042_DATA_PORT);
 	return ret;
+}
+
+/* The controller's registers and its output queue, oldest byte first. */
+static int i8042_save(void *opaque, struct device_state_writer *writer)
+{
+	struct i8042 *controller = opaque;
+	uint8_t queue[2 * OUTPUT_QUEUE_SIZE] = { 0 };
+
+	pthread_mutex_lock(&controller->lock);
+	const struct device_register registers[] = {
+		DEVICE_REGISTER("ctr", controller->ctr),
+		DEVICE_REGISTER("output-port", controller->output_port),
+		DEVICE_REGISTER("status-flags", controller->status_flags),
+		DEVICE_REGISTER("pending-command", controller->pending_command),
+		DEVICE_REGISTER("keyboard-pending", controller->keyboard_pending),
+		DEVICE_REGISTER("scancode-set", controller->scancode_set),
+		DEVICE_REGISTER("last-output", controller->last_output),
+		DEVICE_REGISTER("output-count", controller->queue_count),
+	};
+	for (unsigned int i = 0; i < controller->queue_count; i++) {
+		const struct i8042_output *output = &controller->queue[
+			(controller->queue_head + i) % OUTPUT_QUEUE_SIZE];
+		queue[2 * i] = output->data;
+		queue[2 * i + 1] = output->status;
+	}
+	int result = device_save_registers(writer, registers,
+					   ARRAY_SIZE(registers));
+	pthread_mutex_unlock(&controller->lock);
+	return result ? result : writer->put_bytes(writer, "output", queue,
+						   sizeof(queue));
+}
+
+static int i8042_restore(void *opaque, struct device_state_reader *reader)
+{
+	struct i8042 *controller = opaque;
+	uint8_t ctr, output_port, status_flags, pending_command,
+		keyboard_pending, scancode_set, last_output;
+	unsigned int count;
+	uint8_t queue[2 * OUTPUT_QUEUE_SIZE];
+	const struct device_register registers[] = {
+		DEVICE_REGISTER("ctr", ctr),
+		DEVICE_REGISTER("output-port", output_port),
+		DEVICE_REGISTER("status-flags", status_flags),
+		DEVICE_REGISTER("pending-command", pending_command),
+		DEVICE_REGISTER("keyboard-pending", keyboard_pending),
+		DEVICE_REGISTER("scancode-set", scancode_set),
+		DEVICE_REGISTER("last-output", last_output),
+		DEVICE_REGISTER("output-count", count),
+	};
+	int result = device_restore_registers(reader, registers,
+					      ARRAY_SIZE(registers));
+	if (!result)
+		result = reader->get_bytes(reader, "output", queue, sizeof(queue));
+	if (result)
+		return result;
+	if (count > OUTPUT_QUEUE_SIZE)
+		return -EINVAL;
+	pthread_mutex_lock(&controller->lock);
+	controller->ctr = ctr;
+	controller->output_port = output_port;
+	controller->status_flags = status_flags;
+	controller->pending_command = pending_command;
+	controller->keyboard_pending = keyboard_pending;
+	controller->scancode_set = scancode_set;
+	controller->last_output = last_output;
+	controller->queue_head = 0;
+	controller->queue_count = count;
+	for (unsigned int i = 0; i < count; i++)
+		controller->queue[i] = (struct i8042_output){
+			.data = queue[2 * i], .status = queue[2 * i + 1] };
+	pthread_mutex_unlock(&controller->lock);
+	/* The lines to the levels the state calls for. */
+	i8042_update_irqs(controller, false);
+	return 0;
+}
+
+static const struct device_ops i8042_record_ops = {
+	.save = i8042_save,
+	.restore = i8042_restore,
+	.state_version = 1,
+};
+
+struct device_record i8042_record(struct i8042 *controller, const char *name)
+{
+	return (struct device_record){ .name = name, .ops = &i8042_record_ops,
+				       .opaque = controller };
 }

@@ -29,4 +29,8 @@ void i8042_destroy(struct i8042 *controller);
 /* Claims the data and command ports on the port-I/O bus. */
 int i8042_attach(struct i8042 *controller, struct bus *pio_bus);
 
+/* The controller's device record (device.h): its state saved and
+ * restored. */
+struct device_record i8042_record(struct i8042 *controller, const char *name);
+
 #endif

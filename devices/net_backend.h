@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "device.h"
+
 /* struct virtio_net_hdr_v1 (§5.1.6), little-endian; num_buffers is the
  * device's to fill on receive (mergeable buffers) and ignored on transmit. */
 struct virtio_net_hdr {
@@ -102,6 +104,15 @@ struct net_backend_ops {
 	int (*set_receive_offloads)(struct net_backend *backend,
 				    uint32_t offloads);
 	void (*destroy)(struct net_backend *backend);
+	/* Optional: the backend's state for a snapshot (names begin with
+	 * the backend: "slirp-state"), saved while the device is quiesced,
+	 * and restored into a backend of the same configuration. A backend
+	 * without them has no state of its own (TAP: reattached by name).
+	 * 0 or -errno. */
+	int (*save)(struct net_backend *backend,
+		    struct device_state_writer *writer);
+	int (*restore)(struct net_backend *backend,
+		       struct device_state_reader *reader);
 };
 
 struct net_backend {

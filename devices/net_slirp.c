@@ -453,12 +453,105 @@ static void net_slirp_destroy(struct net_backend *backend)
 	net_slirp_free(net);
 }
 
+/* --- snapshots ----------------------------------------------------------- */
+
+/* libslirp's state stream, gathered into one buffer. */
+struct slirp_stream {
+	uint8_t *data;
+	size_t size, capacity, position;
+	bool failed;
+};
+
+static ssize_t stream_write(const void *buf, size_t len, void *opaque)
+{
+	struct slirp_stream *stream = opaque;
+
+	if (stream->size + len > stream->capacity) {
+		size_t capacity = (stream->size + len) * 2;
+		uint8_t *grown = realloc(stream->data, capacity);
+		if (!grown) {
+			stream->failed = true;
+			return -1;
+		}
+		stream->data = grown;
+		stream->capacity = capacity;
+	}
+	memcpy(stream->data + stream->size, buf, len);
+	stream->size += len;
+	return (ssize_t)len;
+}
+
+/* Never past the saved bytes, whatever libslirp asks for. */
+static ssize_t stream_read(void *buf, size_t len, void *opaque)
+{
+	struct slirp_stream *stream = opaque;
+
+	if (len > stream->size - stream->position) {
+		stream->failed = true;
+		return -1;
+	}
+	memcpy(buf, stream->data + stream->position, len);
+	stream->position += len;
+	return (ssize_t)len;
+}
+
+/*
+ * libslirp's own state (its ARP and DHCP tables, so the guest keeps its
+ * lease, and its sockets), in libslirp's format and version. Frames held
+ * for a quiesced device are not saved: the guest sees them lost, as on
+ * a congested link.
+ */
+static int net_slirp_save(struct net_backend *backend,
+			  struct device_state_writer *writer)
+{
+	struct net_slirp *net = net_slirp_of(backend);
+	struct slirp_stream stream = { 0 };
+
+	slirp_state_save(net->slirp, stream_write, &stream);
+	int result = stream.failed ? -ENOMEM :
+		writer->put_u64(writer, "slirp-version",
+				(uint64_t)slirp_state_version());
+	if (!result)
+		result = writer->put_bytes(writer, "slirp-state", stream.data,
+					   stream.size);
+	free(stream.data);
+	return result;
+}
+
+static int net_slirp_restore(struct net_backend *backend,
+			     struct device_state_reader *reader)
+{
+	struct net_slirp *net = net_slirp_of(backend);
+	struct slirp_stream stream = { 0 };
+	uint64_t version;
+	int result = reader->get_u64(reader, "slirp-version", &version);
+
+	if (!result)
+		result = reader->get_size(reader, "slirp-state", &stream.size);
+	if (result)
+		return result;
+	if (version > INT_MAX)
+		return -EINVAL;
+	stream.data = malloc(stream.size ? stream.size : 1);
+	if (!stream.data)
+		return -ENOMEM;
+	result = reader->get_bytes(reader, "slirp-state", stream.data,
+				   stream.size);
+	if (!result && (slirp_state_load(net->slirp, (int)version, stream_read,
+					 &stream) < 0 || stream.failed))
+		result = -EINVAL;
+	free(stream.data);
+	return result;
+}
+
 static const struct net_backend_ops net_slirp_ops = {
 	.attach = net_slirp_attach,
 	.transmit = net_slirp_transmit,
 	.receive_ready = net_slirp_receive_ready,
 	.set_receive_offloads = net_slirp_set_receive_offloads,
 	.destroy = net_slirp_destroy,
+	.save = net_slirp_save,
+	.restore = net_slirp_restore,
 };
 
 /* --- hostfwd= ------------------------------------------------------------- */

@@ -207,6 +207,91 @@ struct pci_bar_change {
 	bool mapped;
 };
 
+/* The BARs whose mapping the registers changed, now recorded. The caller
+ * holds device->lock. */
+static unsigned int pci_device_bar_changes(struct pci_device *device,
+					   struct pci_bar_change *changes)
+{
+	unsigned int change_count = 0;
+
+	for (unsigned int bar = 0; bar < PCI_BAR_COUNT; bar++) {
+		struct pci_bar *state = &device->bars[bar];
+		uint64_t address;
+		bool mapped;
+
+		if (!state->size)
+			continue;
+		pci_device_bar_state(device, bar, &address, &mapped);
+		if (mapped == state->mapped &&
+		    (!mapped || address == state->address))
+			continue;
+		state->mapped = mapped;
+		state->address = address;
+		changes[change_count++] = (struct pci_bar_change){
+			.bar = bar, .address = address, .mapped = mapped
+		};
+	}
+	return change_count;
+}
+
+/* Without the lock: the hook moves the device's range on the bus. */
+static void pci_device_report_bar_changes(struct pci_device *device,
+					  const struct pci_bar_change *changes,
+					  unsigned int change_count)
+{
+	if (!device->ops || !device->ops->bar_mapping_changed)
+		return;
+	for (unsigned int i = 0; i < change_count; i++)
+		device->ops->bar_mapping_changed(device->opaque, changes[i].bar,
+						 changes[i].address,
+						 changes[i].mapped);
+}
+
+int pci_device_save(struct pci_device *device, struct device_state_writer *writer)
+{
+	uint8_t config[PCI_CONFIG_SPACE_SIZE];
+	uint64_t sizing = 0;
+
+	pthread_mutex_lock(&device->lock);
+	memcpy(config, device->config, sizeof(config));
+	for (unsigned int bar = 0; bar < PCI_BAR_COUNT; bar++)
+		sizing |= (uint64_t)device->bar_sizing[bar] << bar;
+	pthread_mutex_unlock(&device->lock);
+	int result = writer->put_bytes(writer, "pci-config", config, sizeof(config));
+	return result ? result : writer->put_u64(writer, "pci-bar-sizing", sizing);
+}
+
+int pci_device_restore(struct pci_device *device,
+		       struct device_state_reader *reader)
+{
+	struct pci_bar_change changes[PCI_BAR_COUNT];
+	uint8_t config[PCI_CONFIG_SPACE_SIZE];
+	uint64_t sizing;
+	int result = reader->get_bytes(reader, "pci-config", config, sizeof(config));
+
+	if (!result)
+		result = reader->get_u64(reader, "pci-bar-sizing", &sizing);
+	if (result)
+		return result;
+	if (sizing >> PCI_BAR_COUNT)
+		return -EINVAL;
+	pthread_mutex_lock(&device->write_lock);
+	pthread_mutex_lock(&device->lock);
+	for (unsigned int i = 0; i < PCI_CONFIG_SPACE_SIZE; i++)
+		if ((config[i] ^ device->config[i]) & ~device->write_mask[i])
+			result = -EINVAL;
+	if (!result) {
+		memcpy(device->config, config, sizeof(config));
+		for (unsigned int bar = 0; bar < PCI_BAR_COUNT; bar++)
+			device->bar_sizing[bar] = (sizing >> bar) & 1;
+	}
+	unsigned int change_count = result ? 0 : pci_device_bar_changes(device, changes);
+	pthread_mutex_unlock(&device->lock);
+	pci_device_report_bar_changes(device, changes, change_count);
+	pthread_mutex_unlock(&device->write_lock);
+	return result;
+}
+
 static void pci_device_config_read(struct pci_device *device, uint32_t offset,
 				   uint8_t *data, uint32_t size)
 {
@@ -222,7 +307,7 @@ static void pci_device_config_write(struct pci_device *device, uint32_t offset,
 				    const uint8_t *data, uint32_t size)
 {
 	struct pci_bar_change changes[PCI_BAR_COUNT];
-	unsigned int change_count = 0;
+	unsigned int change_count;
 
 	pthread_mutex_lock(&device->write_lock);
 	pthread_mutex_lock(&device->lock);
@@ -242,32 +327,9 @@ static void pci_device_config_write(struct pci_device *device, uint32_t offset,
 		device->bar_sizing[reg] = offset == reg_offset && size == 4 &&
 					  get_le32(data) == 0xffffffffu;
 	}
-	for (unsigned int bar = 0; bar < PCI_BAR_COUNT; bar++) {
-		struct pci_bar *state = &device->bars[bar];
-		uint64_t address;
-		bool mapped;
-
-		if (!state->size)
-			continue;
-		pci_device_bar_state(device, bar, &address, &mapped);
-		if (mapped == state->mapped &&
-		    (!mapped || address == state->address))
-			continue;
-		state->mapped = mapped;
-		state->address = address;
-		changes[change_count++] = (struct pci_bar_change){
-			.bar = bar, .address = address, .mapped = mapped
-		};
-	}
+	change_count = pci_device_bar_changes(device, changes);
 	pthread_mutex_unlock(&device->lock);
-
-	if (device->ops && device->ops->bar_mapping_changed) {
-		for (unsigned int i = 0; i < change_count; i++)
-			device->ops->bar_mapping_changed(device->opaque,
-							 changes[i].bar,
-							 changes[i].address,
-							 changes[i].mapped);
-	}
+	pci_device_report_bar_changes(device, changes, change_count);
 	if (device->ops && device->ops->config_write)
 		device->ops->config_write(device->opaque, offset, data, size);
 	pthread_mutex_unlock(&device->write_lock);
@@ -405,4 +467,43 @@ int pci_bus_attach(struct pci_bus *bus, struct bus *pio_bus)
 {
 	return bus_register(pio_bus, PCI_CONFIG_ADDRESS_PORT,
 			    PCI_CONFIG_PORT_COUNT, &pci_bus_ops, bus, "pci");
+}
+
+static int pci_bus_save(void *opaque, struct device_state_writer *writer)
+{
+	struct pci_bus *bus = opaque;
+
+	pthread_mutex_lock(&bus->lock);
+	uint32_t address = bus->config_address;
+	pthread_mutex_unlock(&bus->lock);
+	int result = writer->put_u64(writer, "config-address", address);
+	return result ? result : pci_device_save(&bus->host_bridge, writer);
+}
+
+static int pci_bus_restore(void *opaque, struct device_state_reader *reader)
+{
+	struct pci_bus *bus = opaque;
+	uint64_t address;
+	int result = reader->get_u64(reader, "config-address", &address);
+
+	if (result)
+		return result;
+	if (address > UINT32_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&bus->lock);
+	bus->config_address = (uint32_t)address;
+	pthread_mutex_unlock(&bus->lock);
+	return pci_device_restore(&bus->host_bridge, reader);
+}
+
+static const struct device_ops pci_bus_record_ops = {
+	.save = pci_bus_save,
+	.restore = pci_bus_restore,
+	.state_version = 1,
+};
+
+struct device_record pci_bus_record(struct pci_bus *bus, const char *name)
+{
+	return (struct device_record){ .name = name, .ops = &pci_bus_record_ops,
+				       .opaque = bus };
 }

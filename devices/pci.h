@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "device.h"
 
 #define PCI_CONFIG_ADDRESS_PORT 0xcf8
 #define PCI_CONFIG_DATA_PORT 0xcfc
@@ -154,6 +155,19 @@ void pci_bus_destroy(struct pci_bus *bus);
 
 /* Claims the configuration ports 0xcf8-0xcff. */
 int pci_bus_attach(struct pci_bus *bus, struct bus *pio_bus);
+
+/* The guest-visible state of a function: its configuration space and
+ * which BARs the guest is sizing. Restore takes only the bits the guest
+ * may write (a read-only bit that differs is -EINVAL: another device),
+ * and reports the BAR mappings the restored registers call for through
+ * bar_mapping_changed. The function's own hooks are not called. */
+int pci_device_save(struct pci_device *device, struct device_state_writer *writer);
+int pci_device_restore(struct pci_device *device,
+		       struct device_state_reader *reader);
+
+/* The bus's device record (device.h): the address register and the host
+ * bridge's configuration space; the functions save their own. */
+struct device_record pci_bus_record(struct pci_bus *bus, const char *name);
 
 /* Puts device, function 0, in the next free slot. 0, -ENOSPC. */
 int pci_bus_add_device(struct pci_bus *bus, struct pci_device *device);

@@ -7,9 +7,14 @@
  */
 #include "serial.h"
 
+#include "array.h"
+#include "device_state.h"
+
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Register offsets from the base port. */
 #define REG_DATA 0 /* RBR (read), THR (write); DLL when LCR.DLAB */
@@ -446,8 +451,91 @@ static unsigned int serial_counters(void *opaque, struct device_counter *out,
 	return count;
 }
 
+/* The registers, and the unread input in order, oldest first. */
+static int serial_save(void *opaque, struct device_state_writer *writer)
+{
+	struct serial *serial = opaque;
+	uint8_t input[RX_FIFO_SIZE] = { 0 };
+
+	pthread_mutex_lock(&serial->lock);
+	uint8_t thr_empty = serial->thr_empty_interrupt;
+	const struct device_register registers[] = {
+		DEVICE_REGISTER("ier", serial->ier),
+		DEVICE_REGISTER("lcr", serial->lcr),
+		DEVICE_REGISTER("mcr", serial->mcr),
+		DEVICE_REGISTER("fcr", serial->fcr),
+		DEVICE_REGISTER("scr", serial->scr),
+		DEVICE_REGISTER("dll", serial->dll),
+		DEVICE_REGISTER("dlm", serial->dlm),
+		DEVICE_REGISTER("line-status", serial->line_status),
+		DEVICE_REGISTER("modem-deltas", serial->modem_deltas),
+		DEVICE_REGISTER("thr-empty-interrupt", thr_empty),
+		DEVICE_REGISTER("input-count", serial->rx_count),
+	};
+	for (unsigned int i = 0; i < serial->rx_count; i++)
+		input[i] = serial->rx_fifo[(serial->rx_head + i) % RX_FIFO_SIZE];
+	int result = device_save_registers(writer, registers,
+					   ARRAY_SIZE(registers));
+	pthread_mutex_unlock(&serial->lock);
+	return result ? result : writer->put_bytes(writer, "input", input,
+						   sizeof(input));
+}
+
+static int serial_restore(void *opaque, struct device_state_reader *reader)
+{
+	struct serial *serial = opaque;
+	uint8_t thr_empty;
+	unsigned int count;
+	struct serial saved = { 0 };
+	const struct device_register registers[] = {
+		DEVICE_REGISTER("ier", saved.ier),
+		DEVICE_REGISTER("lcr", saved.lcr),
+		DEVICE_REGISTER("mcr", saved.mcr),
+		DEVICE_REGISTER("fcr", saved.fcr),
+		DEVICE_REGISTER("scr", saved.scr),
+		DEVICE_REGISTER("dll", saved.dll),
+		DEVICE_REGISTER("dlm", saved.dlm),
+		DEVICE_REGISTER("line-status", saved.line_status),
+		DEVICE_REGISTER("modem-deltas", saved.modem_deltas),
+		DEVICE_REGISTER("thr-empty-interrupt", thr_empty),
+		DEVICE_REGISTER("input-count", count),
+	};
+	int result = device_restore_registers(reader, registers,
+					      ARRAY_SIZE(registers));
+	if (!result)
+		result = reader->get_bytes(reader, "input", saved.rx_fifo,
+					   sizeof(saved.rx_fifo));
+	if (result)
+		return result;
+	if (count > serial_rx_capacity(&saved) || thr_empty > 1 || saved.ier & ~IER_MASK ||
+	    saved.mcr & ~MCR_MASK || saved.fcr & ~FCR_STORED_MASK)
+		return -EINVAL;
+	pthread_mutex_lock(&serial->lock);
+	serial->ier = saved.ier;
+	serial->lcr = saved.lcr;
+	serial->mcr = saved.mcr;
+	serial->fcr = saved.fcr;
+	serial->scr = saved.scr;
+	serial->dll = saved.dll;
+	serial->dlm = saved.dlm;
+	serial->line_status = saved.line_status;
+	serial->modem_deltas = saved.modem_deltas;
+	serial->thr_empty_interrupt = thr_empty;
+	memcpy(serial->rx_fifo, saved.rx_fifo, sizeof(serial->rx_fifo));
+	serial->rx_head = 0;
+	serial->rx_count = count;
+	pthread_mutex_unlock(&serial->lock);
+	/* The line to the level the registers call for: the irqchip's
+	 * state came back, the line's source did not. */
+	serial_update_irq(serial);
+	return 0;
+}
+
 static const struct device_ops serial_record_ops = {
 	.counters = serial_counters,
+	.save = serial_save,
+	.restore = serial_restore,
+	.state_version = 1,
 };
 
 struct device_record serial_record(struct serial *serial, const char *name)

@@ -216,6 +216,99 @@ static struct reply handle_vm_request(struct api_server *server,
 	return (struct reply){ .status = HTTP_STATUS_NO_CONTENT };
 }
 
+/* {"destination": DIR, "resume": false}: a snapshot of the paused VM; or,
+ * for suspend, {"destination": DIR}. */
+static struct reply handle_snapshot(struct api_server *server,
+				    const struct route *route,
+				    const struct http_request *request)
+{
+	char err[512] = "";
+	struct json_object *destination, *resume = NULL;
+	bool suspend = route->vm_request == VM_REQUEST_SUSPEND;
+
+	struct json_object *object = request->body_size ?
+		parse_body(request, err, sizeof(err)) : NULL;
+	if (!object)
+		return error_reply(HTTP_STATUS_BAD_REQUEST, request->body_size ? err :
+				   "the body must be {\"destination\": DIR}");
+	bool valid = json_object_is_type(object, json_type_object) &&
+		     json_object_object_get_ex(object, "destination", &destination) &&
+		     json_object_is_type(destination, json_type_string) &&
+		     json_object_get_string_len(destination) > 0;
+	if (valid) {
+		json_object_object_foreach(object, key, value) {
+			if (!suspend && !strcmp(key, "resume") &&
+			    json_object_is_type(value, json_type_boolean))
+				resume = value;
+			else if (strcmp(key, "destination"))
+				valid = false;
+		}
+	}
+	if (!valid) {
+		json_object_put(object);
+		return error_reply(HTTP_STATUS_BAD_REQUEST, suspend ?
+				   "the body must be {\"destination\": DIR}" :
+				   "the body must be {\"destination\": DIR} with "
+				   "an optional \"resume\": true or false");
+	}
+	const char *dir = json_object_get_string(destination);
+	int result = suspend ?
+		server->ops->suspend(server->opaque, dir, err, sizeof(err)) :
+		server->ops->snapshot(server->opaque, dir,
+				      resume && json_object_get_boolean(resume),
+				      err, sizeof(err));
+	json_object_put(object);
+	if (result)
+		return op_error_reply(result, err);
+	return (struct reply){ .status = HTTP_STATUS_NO_CONTENT };
+}
+
+/* {"source": DIR, "paused": false, "eager": false}: the VM of a snapshot,
+ * into an inactive VM (vessel serve). */
+static struct reply handle_restore(struct api_server *server,
+				   const struct route *route,
+				   const struct http_request *request)
+{
+	char err[512] = "";
+	struct json_object *source = NULL;
+	bool paused = false, eager = false;
+
+	(void)route;
+	struct json_object *object = request->body_size ?
+		parse_body(request, err, sizeof(err)) : NULL;
+	if (!object)
+		return error_reply(HTTP_STATUS_BAD_REQUEST, request->body_size ? err :
+				   "the body must be {\"source\": DIR}");
+	bool valid = json_object_is_type(object, json_type_object);
+	if (valid) {
+		json_object_object_foreach(object, key, value) {
+			bool flag = json_object_is_type(value, json_type_boolean);
+			if (!strcmp(key, "source") &&
+			    json_object_is_type(value, json_type_string))
+				source = value;
+			else if (!strcmp(key, "paused") && flag)
+				paused = json_object_get_boolean(value);
+			else if (!strcmp(key, "eager") && flag)
+				eager = json_object_get_boolean(value);
+			else
+				valid = false;
+		}
+	}
+	if (!valid || !source || !json_object_get_string_len(source)) {
+		json_object_put(object);
+		return error_reply(HTTP_STATUS_BAD_REQUEST, "the body must be "
+				   "{\"source\": DIR} with optional \"paused\" "
+				   "and \"eager\": true or false");
+	}
+	int result = server->ops->restore(server->opaque,
+					  json_object_get_string(source), paused,
+					  eager, err, sizeof(err));
+	json_object_put(object);
+	if (result)
+		return op_error_reply(result, err);
+	return (struct reply){ .status = HTTP_STATUS_NO_CONTENT };
+}
+
 static const struct route routes[] = {
 	{ "/api/v1/vm", "GET", handle_describe, VM_REQUEST_COUNT },
 	{ "/api/v1/vm/config", "PUT", handle_configure,
@@ -230,6 +323,9 @@ static const struct route routes[] = {
 	  VM_REQUEST_POWER_BUTTON },
 	{ "/api/v1/vm/stop", "PUT", handle_vm_request,
 	  VM_REQUEST_STOP },
+	{ "/api/v1/vm/snapshot", "PUT", handle_snapshot, VM_REQUEST_COUNT },
+	{ "/api/v1/vm/suspend", "PUT", handle_snapshot, VM_REQUEST_SUSPEND },
+	{ "/api/v1/vm/restore", "PUT", handle_restore, VM_REQUEST_START },
 	{ NULL, NULL, NULL, VM_REQUEST_COUNT },
 };
 

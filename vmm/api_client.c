@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /*
  * libcurl is loaded by the client subcommands only: linked into vessel, it
@@ -324,6 +325,111 @@ int api_client_command(int argc, char **argv)
 	} else if (status) {
 		result = print_status(answer.body);
 	}
+	api_answer_release(&answer);
+	return result;
+}
+
+static void print_snapshot_usage(bool suspend)
+{
+	if (suspend)
+		printf("Usage: vessel suspend --api-sock PATH DIR\n"
+		       "\n"
+		       "Write the VM into the new directory DIR as a snapshot\n"
+		       "(docs/snapshot.md) and release its memory; the VM reads\n"
+		       "suspended until vessel resume brings it back from DIR,\n"
+		       "which must stay.\n");
+	else
+		printf("Usage: vessel snapshot --api-sock PATH DIR [--resume]\n"
+		       "\n"
+		       "Write the paused VM's state and memory into the new directory\n"
+		       "DIR (docs/snapshot.md); vessel restore DIR runs it again. The VM\n"
+		       "stays paused, unless --resume.\n");
+	printf("\n"
+	       "Options:\n"
+	       "  -s, --api-sock PATH  the API socket of the vessel to ask\n"
+	       "%s"
+	       "  -h, --help           show this help\n",
+	       suspend ? "" : "      --resume         resume the VM once the "
+			      "snapshot is written\n");
+}
+
+int api_client_snapshot_command(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "api-sock", required_argument, NULL, 's' },
+		{ "resume", no_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *command = argv[0];
+	bool suspend = !strcmp(command, "suspend");
+	const char *socket_path = NULL;
+	bool resume = false;
+
+	optind = 0;
+	opterr = 0;
+	for (int option; (option = getopt_long(argc, argv, ":s:h", options,
+						NULL)) != -1;) {
+		switch (option) {
+		case 's':
+			socket_path = optarg;
+			break;
+		case 'r':
+			resume = !suspend;
+			if (suspend) {
+				fprintf(stderr, "vessel suspend: unknown option "
+					"'--resume'\n");
+				return 2;
+			}
+			break;
+		case 'h':
+			print_snapshot_usage(suspend);
+			return 0;
+		case ':':
+			fprintf(stderr, "vessel %s: %s needs a value\n", command,
+				argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "vessel %s: unknown option '%s' (see "
+				"vessel %s --help)\n", command, argv[optind - 1],
+				command);
+			return 2;
+		}
+	}
+	if (!socket_path || optind != argc - 1) {
+		fprintf(stderr, "vessel %s: --api-sock and one directory are "
+			"required (see vessel %s --help)\n", command, command);
+		return 2;
+	}
+	/* The server has its own working directory: send an absolute path. */
+	char cwd[4096] = "";
+	const char *dir = argv[optind];
+	if (dir[0] != '/' && !getcwd(cwd, sizeof(cwd))) {
+		fprintf(stderr, "vessel %s: the working directory: %s\n",
+			command, strerror(errno));
+		return 1;
+	}
+	struct json_object *body = json_object_new_object();
+	char path[sizeof(cwd) + 2];
+	snprintf(path, sizeof(path), "%s%s%s", cwd, cwd[0] ? "/" : "", dir);
+	json_object_object_add(body, "destination", json_object_new_string(path));
+	if (!suspend)
+		json_object_object_add(body, "resume",
+				       json_object_new_boolean(resume));
+	struct api_answer answer;
+	char err[512], url[64];
+	snprintf(url, sizeof(url), "/api/v1/vm/%s", command);
+	int result = api_client_request(socket_path, "PUT", url,
+					json_object_to_json_string(body), &answer,
+					err, sizeof(err));
+	json_object_put(body);
+	if (result) {
+		fprintf(stderr, "vessel %s: %s\n", command, err);
+		return 1;
+	}
+	result = answer.status < 200 || answer.status > 299;
+	if (result)
+		print_failure(command, &answer);
 	api_answer_release(&answer);
 	return result;
 }

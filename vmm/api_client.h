@@ -32,5 +32,8 @@ void api_answer_release(struct api_answer *answer);
 /* A client subcommand; argv[0] is its name ("status", "pause", ...).
  * Returns the process's exit status. */
 int api_client_command(int argc, char **argv);
+/* vessel snapshot --api-sock PATH DIR [--resume], and vessel suspend
+ * --api-sock PATH DIR. */
+int api_client_snapshot_command(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@
 #ifndef VESSEL_VMM_CONTROL_H
 #define VESSEL_VMM_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,17 @@ struct control_ops {
 	/* VM_REQUEST_START, _PAUSE, _RESUME, _POWER_BUTTON, _STOP. */
 	int (*request)(void *opaque, enum vm_request request, char *err,
 		       size_t err_len);
+	/* A snapshot of the paused VM into the new directory dir, resumed
+	 * after when resume. */
+	int (*snapshot)(void *opaque, const char *dir, bool resume, char *err,
+			size_t err_len);
+	/* The VM into the new directory dir, its memory released; resume
+	 * brings it back. */
+	int (*suspend)(void *opaque, const char *dir, char *err, size_t err_len);
+	/* While inactive: the VM of the snapshot in dir, running or paused,
+	 * its memory read in at once when eager. */
+	int (*restore)(void *opaque, const char *dir, bool paused, bool eager,
+		       char *err, size_t err_len);
 };
 
 #endif

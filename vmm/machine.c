@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "snapshot.h"
 #include "vm.h"
 
 #define MESSAGE_SIZE 512
@@ -30,6 +31,7 @@ struct machine {
 	int exit_status;
 	/* Set by machine_stop: the status a user's stop ends with. */
 	int requested_status;
+	char *suspended_dir; /* the snapshot a suspended VM is in */
 };
 
 /* The VM's stop hook: any thread. */
@@ -150,6 +152,7 @@ void machine_destroy(struct machine *machine)
 		close(machine->stop_fd);
 	}
 	vm_config_free(machine->config);
+	free(machine->suspended_dir);
 	free(machine);
 }
 
@@ -179,6 +182,9 @@ static int refuse(struct machine *machine, enum vm_request request,
 	return -EBUSY;
 }
 
+static int resume_suspended(struct machine *machine, char *err,
+			    size_t err_len);
+
 int machine_request(struct machine *machine, enum vm_request request,
 		    char *err, size_t err_len)
 {
@@ -204,7 +210,9 @@ int machine_request(struct machine *machine, enum vm_request request,
 		result = vm_pause(machine->vm, err, err_len);
 		break;
 	case VM_REQUEST_RESUME:
-		result = vm_resume(machine->vm, err, err_len);
+		result = machine->state == VM_STATE_SUSPENDED ?
+			resume_suspended(machine, err, err_len) :
+			vm_resume(machine->vm, err, err_len);
 		break;
 	case VM_REQUEST_POWER_BUTTON:
 		vm_press_power_button(machine->vm);
@@ -252,6 +260,157 @@ void machine_power_button(struct machine *machine)
 		fprintf(stderr, "\r\nvessel: %s\r\n", err);
 }
 
+/* --- snapshots ------------------------------------------------------------ */
+
+int machine_snapshot(struct machine *machine, const char *dir, bool resume,
+		     char *err, size_t err_len)
+{
+	if (machine->state != VM_STATE_PAUSED) {
+		snprintf(err, err_len, "cannot snapshot: the VM is %s (a "
+			 "snapshot is taken of a paused VM)",
+			 vm_state_name(machine->state));
+		return -EBUSY;
+	}
+	/* A failed snapshot leaves no directory and the VM paused. */
+	int result = snapshot_write(machine->vm, machine->config, dir, err,
+				    err_len);
+	if (!result && resume)
+		result = machine_request(machine, VM_REQUEST_RESUME, err, err_len);
+	return result;
+}
+
+/* Builds the VM from an opened snapshot, and runs it unless paused. */
+static int build_from_snapshot(struct machine *machine,
+			       struct snapshot *snapshot, bool paused,
+			       bool eager, char *err, size_t err_len)
+{
+	const struct vm_owner owner = { .stop_requested = vm_stop_requested,
+					.opaque = machine };
+	const struct vm_image image = { .state = &snapshot->reader,
+					.memory_fd = snapshot->memory_fd,
+					.eager = eager };
+
+	snapshot->memory_fd = -1; /* vm_restore takes it */
+	machine->vm = vm_restore(machine->config, machine->host, machine->loop,
+				 machine->console, &owner, &image, err, err_len);
+	if (!machine->vm)
+		return -EINVAL;
+	int result = vm_start(machine->vm, true, err, err_len);
+	if (!result && !paused)
+		result = vm_resume(machine->vm, err, err_len);
+	if (result) {
+		vm_destroy(machine->vm);
+		machine->vm = NULL;
+	}
+	return result;
+}
+
+int machine_restore(struct machine *machine, struct snapshot *snapshot,
+		    bool paused, bool eager, char *err, size_t err_len)
+{
+	enum vm_request request = paused ? VM_REQUEST_START_PAUSED :
+					   VM_REQUEST_START;
+	enum vm_state next;
+
+	if (lifecycle_next(machine->state, request, &next))
+		return refuse(machine, request, err, err_len);
+	int result = machine_configure(machine, snapshot->config, err, err_len);
+	if (result)
+		return result;
+	snapshot->config = NULL; /* the machine's now */
+	result = build_from_snapshot(machine, snapshot, paused, eager, err,
+				     err_len);
+	if (result)
+		return result;
+	clock_gettime(CLOCK_MONOTONIC, &machine->started);
+	enter_state(machine, next);
+	return 0;
+}
+
+int machine_suspend(struct machine *machine, const char *dir, char *err,
+		    size_t err_len)
+{
+	enum vm_state next;
+
+	if (lifecycle_next(machine->state, VM_REQUEST_SUSPEND, &next))
+		return refuse(machine, VM_REQUEST_SUSPEND, err, err_len);
+	char *kept = strdup(dir);
+	if (!kept) {
+		snprintf(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
+	bool was_active = machine->state == VM_STATE_ACTIVE;
+	int result = was_active ? vm_pause(machine->vm, err, err_len) : 0;
+	if (!result) {
+		result = snapshot_write(machine->vm, machine->config, dir, err,
+					err_len);
+		/* Failed: the VM goes on as it was. */
+		char ignored[8];
+		if (result && was_active)
+			vm_resume(machine->vm, ignored, sizeof(ignored));
+	}
+	if (result) {
+		free(kept);
+		return result;
+	}
+	/* Guest memory, the vCPUs and the devices go: what is left is
+	 * vessel's own footprint and the snapshot on disk. */
+	vm_destroy(machine->vm);
+	machine->vm = NULL;
+	free(machine->suspended_dir);
+	machine->suspended_dir = kept;
+	enter_state(machine, next);
+	return 0;
+}
+
+/* The suspended VM from its snapshot, in this process. */
+static int resume_suspended(struct machine *machine, char *err,
+			    size_t err_len)
+{
+	struct snapshot snapshot;
+	int result = snapshot_open(machine->suspended_dir, &snapshot, err,
+				   err_len);
+
+	if (!result)
+		result = build_from_snapshot(machine, &snapshot, false, false, err,
+					     err_len);
+	snapshot_close(&snapshot);
+	return result;
+}
+
+static int snapshot_op(void *opaque, const char *dir, bool resume, char *err,
+		       size_t err_len)
+{
+	return machine_snapshot(opaque, dir, resume, err, err_len);
+}
+
+static int suspend_op(void *opaque, const char *dir, char *err, size_t err_len)
+{
+	return machine_suspend(opaque, dir, err, err_len);
+}
+
+static int restore_op(void *opaque, const char *dir, bool paused, bool eager,
+		      char *err, size_t err_len)
+{
+	struct machine *machine = opaque;
+	struct snapshot snapshot;
+	enum vm_state next;
+
+	/* Refused before the snapshot is read: nothing to check it for. */
+	if (lifecycle_next(machine->state, VM_REQUEST_START, &next))
+		return refuse(machine, VM_REQUEST_START, err, err_len);
+	/* A snapshot that cannot be read is a request that is wrong in
+	 * itself (control.h). */
+	if (snapshot_open(dir, &snapshot, err, err_len))
+		return -EINVAL;
+	int result = snapshot_check_new_process(&snapshot, err, err_len);
+	if (!result)
+		result = machine_restore(machine, &snapshot, paused, eager, err,
+					 err_len);
+	snapshot_close(&snapshot);
+	return result;
+}
+
 static void describe(void *opaque, struct control_info *info)
 {
 	struct machine *machine = opaque;
@@ -285,6 +444,9 @@ const struct control_ops machine_control_ops = {
 	.describe = describe,
 	.configure = configure,
 	.request = request,
+	.snapshot = snapshot_op,
+	.suspend = suspend_op,
+	.restore = restore_op,
 };
 
 /*

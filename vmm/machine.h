@@ -15,6 +15,7 @@
 #ifndef VESSEL_VMM_MACHINE_H
 #define VESSEL_VMM_MACHINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "console.h"
@@ -45,6 +46,27 @@ void machine_stop(struct machine *machine, const char *message,
 		  int exit_status);
 /* Asks the guest to power off (the ACPI power button), when it runs. */
 void machine_power_button(struct machine *machine);
+
+/* Writes the paused VM into the new directory dir (snapshot.h), and
+ * resumes it after when resume. A failure leaves the VM paused and no
+ * directory. 0 or -errno with err. */
+int machine_snapshot(struct machine *machine, const char *dir, bool resume,
+		     char *err, size_t err_len);
+/* While inactive: takes the opened snapshot's configuration and memory,
+ * and builds the VM from it without booting; it runs, or stays paused
+ * when paused. eager reads guest memory in at once instead of mapping it.
+ * 0 or -errno with err. */
+struct snapshot;
+int machine_restore(struct machine *machine, struct snapshot *snapshot,
+		    bool paused, bool eager, char *err, size_t err_len);
+
+/* Active or paused: writes the VM into the new directory dir as a
+ * snapshot and releases it (guest memory, vCPUs, devices); the state
+ * reads suspended, and resume builds it again from dir, in this process
+ * (dir must stay until then, and after, while guest memory is mapped from
+ * it). A failure leaves the VM as it was. */
+int machine_suspend(struct machine *machine, const char *dir, char *err,
+		    size_t err_len);
 
 int machine_run(struct machine *machine);
 

@@ -23,6 +23,7 @@
 #include "kvm.h"
 #include "machine.h"
 #include "options.h"
+#include "snapshot.h"
 #include "vcpu.h"
 
 #define ERROR_TEXT_SIZE 512
@@ -89,7 +90,8 @@ static int watch_termination_signals(struct event_loop *loop,
  * waits for one through the API. Runs until the VM is stopped.
  */
 static int serve_machine(const char *command, struct vm_config *config,
-			 const struct run_options *run)
+			 const struct run_options *run,
+			 struct snapshot *snapshot, bool eager)
 {
 	struct kvm_host host = { .fd = -1 };
 	struct session session = { .signal_fd = -1 };
@@ -159,6 +161,12 @@ static int serve_machine(const char *command, struct vm_config *config,
 		fprintf(stderr, "vessel: %s\n", err);
 		goto out;
 	}
+	if (snapshot &&
+	    machine_restore(session.machine, snapshot, run->paused, eager, err,
+			    sizeof(err))) {
+		fprintf(stderr, "vessel restore: %s\n", err);
+		goto out;
+	}
 	status = machine_run(session.machine);
 out:
 	api_server_destroy(api);
@@ -190,7 +198,7 @@ static int run_command(int argc, char **argv)
 		fprintf(stderr, "vessel run: %s\n", err);
 		return 2;
 	}
-	return serve_machine("run", config, &run);
+	return serve_machine("run", config, &run, NULL, false);
 }
 
 static void print_serve_usage(void)
@@ -252,7 +260,84 @@ static int serve_command(int argc, char **argv)
 			"the VM is configured and started\n");
 		return 2;
 	}
-	return serve_machine("serve", NULL, &run);
+	return serve_machine("serve", NULL, &run, NULL, false);
+}
+
+static void print_restore_usage(void)
+{
+	printf("Usage: vessel restore DIR [--api-sock PATH] [--paused] [--eager]\n"
+	       "\n"
+	       "Run the VM of the snapshot in DIR (vessel snapshot) in this\n"
+	       "process, from where it was: nothing is booted, and the kernel\n"
+	       "file need not exist. A damaged or mismatched snapshot is\n"
+	       "refused before any VM is made.\n"
+	       "\n"
+	       "Options:\n"
+	       "      --api-sock PATH  serve the control API on PATH\n"
+	       "      --paused         restore it paused (resume through the API)\n"
+	       "      --eager          read guest memory in at once, rather than\n"
+	       "                       as the guest touches it\n"
+	       "  -h, --help           show this help\n");
+}
+
+static int restore_command(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "api-sock", required_argument, NULL, 's' },
+		{ "paused", no_argument, NULL, 'p' },
+		{ "eager", no_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct run_options run = { 0 };
+	struct snapshot snapshot;
+	bool eager = false;
+	char err[ERROR_TEXT_SIZE];
+
+	optind = 0;
+	opterr = 0;
+	for (int option; (option = getopt_long(argc, argv, ":h", options,
+						NULL)) != -1;) {
+		switch (option) {
+		case 's':
+			run.api_socket = optarg;
+			break;
+		case 'p':
+			run.paused = true;
+			break;
+		case 'e':
+			eager = true;
+			break;
+		case 'h':
+			print_restore_usage();
+			return 0;
+		case ':':
+			fprintf(stderr, "vessel restore: %s needs a value\n",
+				argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "vessel restore: unknown option '%s' (see "
+				"vessel restore --help)\n", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "vessel restore: one snapshot directory is "
+			"required (see vessel restore --help)\n");
+		return 2;
+	}
+	if (snapshot_open(argv[optind], &snapshot, err, sizeof(err))) {
+		fprintf(stderr, "vessel restore: %s: %s\n", argv[optind], err);
+		return 1;
+	}
+	if (snapshot_check_new_process(&snapshot, err, sizeof(err))) {
+		fprintf(stderr, "vessel restore: %s: %s\n", argv[optind], err);
+		snapshot_close(&snapshot);
+		return 1;
+	}
+	int status = serve_machine("restore", NULL, &run, &snapshot, eager);
+	snapshot_close(&snapshot);
+	return status;
 }
 
 static int help_command(int argc, char **argv);
@@ -277,10 +362,16 @@ static const struct command {
 	{ "status", api_client_command,
 	  "show a running VM's state and counters (--api-sock)" },
 	{ "pause", api_client_command, "pause a running VM (--api-sock)" },
-	{ "resume", api_client_command, "resume a paused VM (--api-sock)" },
+	{ "resume", api_client_command,
+	  "resume a paused or suspended VM (--api-sock)" },
 	{ "power-button", api_client_command,
 	  "ask the guest to power off (--api-sock)" },
 	{ "stop", api_client_command, "stop a VM at once (--api-sock)" },
+	{ "snapshot", api_client_snapshot_command,
+	  "write a paused VM into a directory (--api-sock)" },
+	{ "restore", restore_command, "run a VM from a snapshot directory" },
+	{ "suspend", api_client_snapshot_command,
+	  "write a VM to a directory and release it (--api-sock)" },
 	{ "help", help_command, "show this help" },
 	{ "version", version_command, "show vessel's version" },
 	{ "--help", help_command, NULL },

@@ -1,6 +1,9 @@
 #include "memory.h"
 
+#include <endian.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -9,30 +12,17 @@
 #include <unistd.h>
 
 #include <linux/kvm.h>
+#include <xxhash.h>
 
 #include "../firmware/layout.h"
 
-int vm_memory_create(struct vm_memory *memory, uint64_t size, char *err,
-		     size_t err_len)
+/* Maps memory->fd as the guest's regions: below the PCI hole, and above
+ * 4 GiB what does not fit below; the file holds them in that order. */
+static int map_regions(struct vm_memory *memory, uint64_t size, int share,
+		       char *err, size_t err_len)
 {
 	uint64_t low_size = size < LAYOUT_PCI_HOLE_START ? size : LAYOUT_PCI_HOLE_START;
 	uint64_t high_size = size - low_size;
-
-	*memory = (struct vm_memory){ .fd = -1 };
-	memory->fd = memfd_create("vessel-guest-ram", MFD_CLOEXEC);
-	if (memory->fd < 0) {
-		int saved = errno;
-		snprintf(err, err_len, "memfd_create for guest RAM: %s",
-			 strerror(saved));
-		return -saved;
-	}
-	if (ftruncate(memory->fd, (off_t)size)) {
-		int saved = errno;
-		snprintf(err, err_len, "sizing guest RAM to %llu bytes: %s",
-			 (unsigned long long)size, strerror(saved));
-		vm_memory_destroy(memory);
-		return -saved;
-	}
 	const struct {
 		uint64_t guest_phys_addr, size, file_offset;
 	} layout[] = {
@@ -43,7 +33,7 @@ int vm_memory_create(struct vm_memory *memory, uint64_t size, char *err,
 		/* MAP_NORESERVE: the guest touches RAM lazily; the host
 		 * commits a page only when it is first written. */
 		void *host = mmap(NULL, layout[i].size, PROT_READ | PROT_WRITE,
-				  MAP_SHARED | MAP_NORESERVE, memory->fd,
+				  share | MAP_NORESERVE, memory->fd,
 				  (off_t)layout[i].file_offset);
 		if (host == MAP_FAILED) {
 			int saved = errno;
@@ -68,6 +58,27 @@ int vm_memory_create(struct vm_memory *memory, uint64_t size, char *err,
 		memory->guest.region_count = i + 1;
 	}
 	return 0;
+}
+
+int vm_memory_create(struct vm_memory *memory, uint64_t size, char *err,
+		     size_t err_len)
+{
+	*memory = (struct vm_memory){ .fd = -1 };
+	memory->fd = memfd_create("vessel-guest-ram", MFD_CLOEXEC);
+	if (memory->fd < 0) {
+		int saved = errno;
+		snprintf(err, err_len, "memfd_create for guest RAM: %s",
+			 strerror(saved));
+		return -saved;
+	}
+	if (ftruncate(memory->fd, (off_t)size)) {
+		int saved = errno;
+		snprintf(err, err_len, "sizing guest RAM to %llu bytes: %s",
+			 (unsigned long long)size, strerror(saved));
+		vm_memory_destroy(memory);
+		return -saved;
+	}
+	return map_regions(memory, size, MAP_SHARED, err, err_len);
 }
 
 int vm_memory_register(const struct vm_memory *memory, int vm_fd, char *err,
@@ -110,4 +121,263 @@ uint64_t vm_memory_host_total(void)
 	if (sysinfo(&info))
 		return 0;
 	return (uint64_t)info.totalram * info.mem_unit;
+}
+
+/* The image's offset of each byte of region i: the regions in order. */
+static uint64_t region_offset(const struct vm_memory *memory, unsigned int i)
+{
+	uint64_t offset = 0;
+
+	while (i-- > 0)
+		offset += memory->guest.regions[i].size;
+	return offset;
+}
+
+static uint64_t total_size(const struct vm_memory *memory)
+{
+	return region_offset(memory, memory->guest.region_count);
+}
+
+static bool page_is_zero(const uint8_t *page)
+{
+	const uint64_t *words = (const uint64_t *)page;
+
+	for (size_t i = 0; i < VM_MEMORY_PAGE_SIZE / sizeof(*words); i++)
+		if (words[i])
+			return false;
+	return true;
+}
+
+/* One page into the checksum: its number, then its bytes. */
+static void checksum_page(XXH3_state_t *state, uint64_t number,
+			  const uint8_t *page)
+{
+	uint64_t little_endian = htole64(number);
+
+	XXH3_64bits_update(state, &little_endian, sizeof(little_endian));
+	XXH3_64bits_update(state, page, VM_MEMORY_PAGE_SIZE);
+}
+
+/* The next range at or after *start (below end) that may hold data: the
+ * memfd's allocated extents, found with SEEK_DATA/SEEK_HOLE (an untouched
+ * page of a memfd is a hole, and reading it would allocate it); all of a
+ * private image mapping, whose written pages the file does not show. */
+static bool next_data(const struct vm_memory *memory, uint64_t *start,
+		      uint64_t *stop, uint64_t end)
+{
+	if (*start >= end)
+		return false;
+	if (memory->private_image) {
+		*stop = end;
+		return true;
+	}
+	off_t data = lseek(memory->fd, (off_t)*start, SEEK_DATA);
+	if (data < 0 || (uint64_t)data >= end)
+		return false;
+	off_t hole = lseek(memory->fd, data, SEEK_HOLE);
+	*start = (uint64_t)data & ~(uint64_t)(VM_MEMORY_PAGE_SIZE - 1);
+	*stop = hole < 0 || (uint64_t)hole > end ? end : (uint64_t)hole;
+	return true;
+}
+
+static int write_all(int fd, const uint8_t *data, size_t size, uint64_t offset)
+{
+	while (size) {
+		ssize_t written = pwrite(fd, data, size, (off_t)offset);
+		if (written < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		data += written;
+		size -= (size_t)written;
+		offset += (uint64_t)written;
+	}
+	return 0;
+}
+
+int vm_memory_save(const struct vm_memory *memory, int fd, uint64_t *checksum,
+		   char *err, size_t err_len)
+{
+	XXH3_state_t *state = XXH3_createState();
+	int result = 0;
+
+	if (!state) {
+		snprintf(err, err_len, "out of memory for the checksum");
+		return -ENOMEM;
+	}
+	XXH3_64bits_reset(state);
+	/* The file's size first: what is not written stays a hole. */
+	if (ftruncate(fd, (off_t)total_size(memory))) {
+		result = -errno;
+		goto out;
+	}
+	for (unsigned int i = 0; i < memory->guest.region_count && !result; i++) {
+		const struct guest_region *region = &memory->guest.regions[i];
+		uint64_t base = region_offset(memory, i);
+		uint64_t start = base, stop, end = base + region->size;
+
+		for (; !result && next_data(memory, &start, &stop, end); start = stop) {
+			const uint8_t *host = region->host_addr;
+			uint64_t run = start; /* first page of a non-zero run */
+			for (uint64_t page = start; page <= stop && !result;
+			     page += VM_MEMORY_PAGE_SIZE) {
+				bool zero = page == stop ||
+					    page_is_zero(host + (page - base));
+				if (!zero)
+					checksum_page(state, page / VM_MEMORY_PAGE_SIZE,
+						      host + (page - base));
+				if (zero && run < page)
+					result = write_all(fd, host + (run - base),
+							   page - run, run);
+				if (zero)
+					run = page + VM_MEMORY_PAGE_SIZE;
+			}
+		}
+	}
+out:
+	if (result)
+		snprintf(err, err_len, "writing guest memory: %s",
+			 strerror(-result));
+	*checksum = XXH3_64bits_digest(state);
+	XXH3_freeState(state);
+	return result;
+}
+
+/* Calls visit for each run of pages of the image fd that may hold data
+ * (SEEK_DATA/SEEK_HOLE), page-aligned, up to size. */
+static int for_each_data_run(int fd, uint64_t size,
+			     int (*visit)(void *opaque, uint64_t start,
+					  uint64_t stop),
+			     void *opaque)
+{
+	for (uint64_t start = 0; start < size;) {
+		off_t data = lseek(fd, (off_t)start, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		uint64_t first = (uint64_t)data & ~(uint64_t)(VM_MEMORY_PAGE_SIZE - 1);
+		uint64_t stop = (uint64_t)hole < size ? (uint64_t)hole : size;
+		int result = visit(opaque, first, stop);
+		if (result)
+			return result;
+		start = stop > (uint64_t)data ? stop : (uint64_t)data + 1;
+	}
+	return 0;
+}
+
+#define READ_CHUNK (1u << 20)
+
+struct checksum_walk {
+	int fd;
+	XXH3_state_t *state;
+	uint8_t *buffer;
+};
+
+static int read_all(int fd, uint8_t *buffer, size_t size, uint64_t offset)
+{
+	while (size) {
+		ssize_t got = pread(fd, buffer, size, (off_t)offset);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		buffer += got;
+		size -= (size_t)got;
+		offset += (uint64_t)got;
+	}
+	return 0;
+}
+
+static int checksum_run(void *opaque, uint64_t start, uint64_t stop)
+{
+	struct checksum_walk *walk = opaque;
+
+	while (start < stop) {
+		size_t chunk = stop - start < READ_CHUNK ? (size_t)(stop - start) : READ_CHUNK;
+		/* A run's end may fall inside the image's last page only if
+		 * the file is not a whole number of pages: refused before. */
+		int result = read_all(walk->fd, walk->buffer, chunk, start);
+		if (result)
+			return result;
+		for (size_t page = 0; page + VM_MEMORY_PAGE_SIZE <= chunk;
+		     page += VM_MEMORY_PAGE_SIZE)
+			if (!page_is_zero(walk->buffer + page))
+				checksum_page(walk->state,
+					      (start + page) / VM_MEMORY_PAGE_SIZE,
+					      walk->buffer + page);
+		start += chunk;
+	}
+	return 0;
+}
+
+int vm_memory_image_checksum(int fd, uint64_t size, uint64_t *checksum)
+{
+	struct checksum_walk walk = {
+		.fd = fd,
+		.state = XXH3_createState(),
+		.buffer = malloc(READ_CHUNK),
+	};
+	int result = walk.state && walk.buffer ? 0 : -ENOMEM;
+
+	if (!result) {
+		XXH3_64bits_reset(walk.state);
+		result = for_each_data_run(fd, size, checksum_run, &walk);
+		*checksum = XXH3_64bits_digest(walk.state);
+	}
+	XXH3_freeState(walk.state);
+	free(walk.buffer);
+	return result;
+}
+
+struct load_walk {
+	const struct vm_memory *memory;
+	int fd;
+};
+
+/* Reads the image's run into the regions it covers. */
+static int load_run(void *opaque, uint64_t start, uint64_t stop)
+{
+	struct load_walk *walk = opaque;
+
+	for (unsigned int i = 0; i < walk->memory->guest.region_count; i++) {
+		const struct guest_region *region = &walk->memory->guest.regions[i];
+		uint64_t base = region_offset(walk->memory, i);
+		uint64_t from = start > base ? start : base;
+		uint64_t to = stop < base + region->size ? stop : base + region->size;
+		if (from >= to)
+			continue;
+		int result = read_all(walk->fd, (uint8_t *)region->host_addr +
+					  (from - base), to - from, from);
+		if (result)
+			return result;
+	}
+	return 0;
+}
+
+int vm_memory_open_image(struct vm_memory *memory, uint64_t size, int image_fd,
+			 bool eager, char *err, size_t err_len)
+{
+	if (!eager) {
+		/* Pages come in from the file as the guest touches them;
+		 * its writes stay in this process (copy on write). */
+		*memory = (struct vm_memory){ .fd = image_fd, .private_image = true };
+		return map_regions(memory, size, MAP_PRIVATE, err, err_len);
+	}
+	int result = vm_memory_create(memory, size, err, err_len);
+	if (result) {
+		close(image_fd);
+		return result;
+	}
+	struct load_walk walk = { .memory = memory, .fd = image_fd };
+	result = for_each_data_run(image_fd, size, load_run, &walk);
+	close(image_fd);
+	if (result) {
+		snprintf(err, err_len, "reading the memory image: %s",
+			 strerror(-result));
+		vm_memory_destroy(memory);
+	}
+	return result;
 }

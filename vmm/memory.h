@@ -12,13 +12,17 @@
 #ifndef VESSEL_VMM_MEMORY_H
 #define VESSEL_VMM_MEMORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../devices/guest_memory.h"
 
 struct vm_memory {
-	int fd; /* memfd holding all of guest RAM */
+	/* memfd holding all of guest RAM, or the image file a lazy restore
+	 * maps privately (private_image) */
+	int fd;
+	bool private_image;
 	struct guest_memory guest;
 };
 
@@ -28,6 +32,27 @@ int vm_memory_create(struct vm_memory *memory, uint64_t size, char *err,
 int vm_memory_register(const struct vm_memory *memory, int vm_fd, char *err,
 		       size_t err_len);
 void vm_memory_destroy(struct vm_memory *memory);
+
+/*
+ * The memory image of a snapshot: guest RAM as one file, its regions in
+ * guest-physical order (the order of the memfd), so restore can map it.
+ * Pages of zeros are not written (the file is sparse there) and are left
+ * out of the checksum, which is XXH3-64 over each non-zero 4 KiB page's
+ * number (64 bits, little-endian) and bytes, in order: the same from the
+ * guest's memory and from the file, at the cost of its data alone.
+ */
+#define VM_MEMORY_PAGE_SIZE 4096u
+
+/* Writes the image into fd (empty, for writing). 0 or -errno with err. */
+int vm_memory_save(const struct vm_memory *memory, int fd, uint64_t *checksum,
+		   char *err, size_t err_len);
+/* The checksum of an image file of size bytes, read from fd. 0 or -errno. */
+int vm_memory_image_checksum(int fd, uint64_t size, uint64_t *checksum);
+/* Guest RAM of size bytes from the image image_fd (checked by the caller,
+ * and taken: closed or kept): mapped privately, pages read as the guest
+ * touches them, or with eager read at once into a new memfd. */
+int vm_memory_open_image(struct vm_memory *memory, uint64_t size, int image_fd,
+			 bool eager, char *err, size_t err_len);
 
 /* The host's physical RAM in bytes (the ceiling for --memory). */
 uint64_t vm_memory_host_total(void);

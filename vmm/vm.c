@@ -26,10 +26,6 @@
 #define KVM_TSS_ADDRESS 0xfffbd000ULL
 #define KVM_IDENTITY_MAP_ADDRESS 0xfffbc000ULL
 
-/* Devices whose state lives in their registers alone: listed in the walk
- * (and, later, saved) with nothing to quiesce. */
-static const struct device_ops register_only_ops = { 0 };
-
 /* Adds a device to the ordered list; name is copied. */
 static void add_record(struct vm *vm, struct device_record record)
 {
@@ -42,14 +38,6 @@ static void add_record(struct vm *vm, struct device_record record)
 		 record.name);
 	record.name = vm->device_names[index];
 	vm->devices[index] = record;
-}
-
-static void add_register_only_device(struct vm *vm, const char *name,
-				     void *device)
-{
-	add_record(vm, (struct device_record){ .name = name,
-					       .ops = &register_only_ops,
-					       .opaque = device });
 }
 
 /* Legacy (ISA) interrupt lines go through KVM_IRQ_LINE to the in-kernel
@@ -384,10 +372,10 @@ static int create_devices(struct vm *vm, char *err, size_t err_len)
 		return result;
 	}
 	add_record(vm, serial_record(vm->serial, "serial0"));
-	add_register_only_device(vm, "i8042", vm->i8042);
-	add_register_only_device(vm, "cmos-rtc", vm->rtc);
-	add_register_only_device(vm, "pci-host", vm->pci);
-	add_register_only_device(vm, "acpi-pm", vm->acpi_pm);
+	add_record(vm, i8042_record(vm->i8042, "i8042"));
+	add_record(vm, cmos_rtc_record(vm->rtc, "cmos-rtc"));
+	add_record(vm, pci_bus_record(vm->pci, "pci-host"));
+	add_record(vm, acpi_pm_record(vm->acpi_pm, "acpi-pm"));
 	return 0;
 }
 
@@ -451,6 +439,8 @@ static int load_guest(struct vm *vm, struct boot_entry *entry, char *err,
 	return result;
 }
 
+/* The vCPUs, the boot vCPU at the kernel's entry; with no entry (a
+ * restore) their registers are left for the snapshot to set. */
 static int create_vcpus(struct vm *vm, const struct boot_entry *entry,
 			char *err, size_t err_len)
 {
@@ -489,7 +479,7 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry,
 		vm->vcpu_count++;
 	}
 	free(cpuid);
-	if (result)
+	if (result || !entry)
 		return result;
 
 	/* The boot vCPU starts at the kernel's entry; the others wait in
@@ -513,15 +503,20 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry,
 	return 0;
 }
 
-struct vm *vm_create(const struct vm_config *config,
-		     const struct kvm_host *host, struct event_loop *loop,
-		     struct console *console, const struct vm_owner *owner,
-		     char *err, size_t err_len)
+/* Builds the machine of config: booted from its kernel, or (image)
+ * restored from a snapshot with no kernel loaded and no boot registers. */
+static struct vm *assemble(const struct vm_config *config,
+			   const struct kvm_host *host, struct event_loop *loop,
+			   struct console *console, const struct vm_owner *owner,
+			   const struct vm_image *image, char *err,
+			   size_t err_len)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	struct boot_entry entry;
 
 	if (!vm) {
+		if (image)
+			close(image->memory_fd);
 		snprintf(err, err_len, "out of memory for the VM");
 		return NULL;
 	}
@@ -535,17 +530,43 @@ struct vm *vm_create(const struct vm_config *config,
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	interrupts_init(&vm->interrupts, -1);
 
-	if (create_kvm_vm(vm, err, err_len) ||
-	    vm_memory_create(&vm->memory, config->memory_size, err, err_len) ||
+	int result = create_kvm_vm(vm, err, err_len);
+	if (image && result)
+		close(image->memory_fd);
+	else if (image)
+		result = vm_memory_open_image(&vm->memory, config->memory_size,
+					      image->memory_fd, image->eager,
+					      err, err_len);
+	else
+		result = vm_memory_create(&vm->memory, config->memory_size, err,
+					  err_len);
+	if (result ||
 	    vm_memory_register(&vm->memory, vm->fd, err, err_len) ||
 	    create_devices(vm, err, err_len) ||
 	    create_virtio_devices(vm, err, err_len) ||
-	    load_guest(vm, &entry, err, err_len) ||
-	    create_vcpus(vm, &entry, err, err_len)) {
+	    (!image && load_guest(vm, &entry, err, err_len)) ||
+	    create_vcpus(vm, image ? NULL : &entry, err, err_len) ||
+	    (image && vm_restore_state(vm, image->state, err, err_len))) {
 		vm_destroy(vm);
 		return NULL;
 	}
 	return vm;
+}
+
+struct vm *vm_create(const struct vm_config *config,
+		     const struct kvm_host *host, struct event_loop *loop,
+		     struct console *console, const struct vm_owner *owner,
+		     char *err, size_t err_len)
+{
+	return assemble(config, host, loop, console, owner, NULL, err, err_len);
+}
+
+struct vm *vm_restore(const struct vm_config *config,
+		      const struct kvm_host *host, struct event_loop *loop,
+		      struct console *console, const struct vm_owner *owner,
+		      const struct vm_image *image, char *err, size_t err_len)
+{
+	return assemble(config, host, loop, console, owner, image, err, err_len);
 }
 
 void vm_destroy(struct vm *vm)

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "console.h"
 #include "control.h"
@@ -75,6 +76,37 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason,
  * message when there is one; only after the stop hook was called. */
 enum vm_stop_reason vm_stop_reason(struct vm *vm, char *message,
 				   size_t message_len);
+
+/*
+ * Snapshots (snapshot_vm.c). vm_save writes a paused machine's state (the
+ * VM's KVM state and clock, each device by its record, each vCPU) into
+ * writer; a device that cannot be saved fails it with one line naming the
+ * device. vm_save_memory writes guest RAM as an image (memory.h).
+ * vm_restore builds the machine of config without booting it (no kernel
+ * is loaded) on the memory image memory_fd (taken), restores it from
+ * state, and leaves it paused with its vCPU threads not started: vm_start
+ * it parked, and vm_resume it to run.
+ */
+struct state_writer;
+struct state_reader;
+int vm_save(struct vm *vm, struct state_writer *writer, char *err,
+	    size_t err_len);
+int vm_save_memory(struct vm *vm, int fd, uint64_t *checksum, char *err,
+		   size_t err_len);
+struct vm_image {
+	struct state_reader *state;
+	int memory_fd;
+	bool eager; /* read the image in at once rather than map it */
+};
+/* What vm_restore checks of state that needs no machine (the VM's and
+ * each vCPU's parts, their versions and sizes), for a refusal before
+ * anything is made. */
+int vm_check_state(const struct vm_config *config, struct state_reader *reader,
+		   char *err, size_t err_len);
+struct vm *vm_restore(const struct vm_config *config,
+		      const struct kvm_host *host, struct event_loop *loop,
+		      struct console *console, const struct vm_owner *owner,
+		      const struct vm_image *image, char *err, size_t err_len);
 
 /* Appends the devices' and the vCPUs' counters to info->groups. */
 void vm_describe(struct vm *vm, struct control_info *info);

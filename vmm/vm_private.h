@@ -1,7 +1,7 @@
 /*
  * The machine's parts, shared by the files that make up vm.h's promise:
- * vm.c (assembly) and vm_run.c (running, pausing, stopping). Nothing else
- * includes it.
+ * vm.c (assembly), vm_run.c (running, pausing, stopping) and
+ * snapshot_vm.c (saving and restoring). Nothing else includes it.
  */
 #ifndef VESSEL_VMM_VM_PRIVATE_H
 #define VESSEL_VMM_VM_PRIVATE_H
@@ -22,6 +22,7 @@
 #include "../devices/virtio/pci.h"
 #include "interrupts.h"
 #include "memory.h"
+#include "state_fdt.h"
 #include "vcpu.h"
 #include "vm.h"
 
@@ -72,11 +73,19 @@ struct vm {
 	/* The guest's kvmclock when it was paused (vm_pause). */
 	struct kvm_clock_data paused_clock;
 	bool clock_frozen;
+	/* The host's CLOCK_REALTIME when it was, in ns: a snapshot keeps it,
+	 * so the restored guest's clock can catch up with the time passed. */
+	int64_t paused_realtime_ns;
 
 	pthread_mutex_t stop_lock;
 	bool stop_requested;
 	enum vm_stop_reason stop_reason;
 	char stop_message[256];
 };
+
+/* Restores a machine vm.c assembled without booting it: the VM's KVM
+ * state, the devices and the vCPUs from reader. snapshot_vm.c. */
+int vm_restore_state(struct vm *vm, struct state_reader *reader, char *err,
+		     size_t err_len);
 
 #endif

@@ -5,6 +5,8 @@
  */
 #include "vm_private.h"
 
+#include "vcpu_state.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -131,6 +133,7 @@ static void freeze_guest_clock(struct vm *vm)
 		ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0);
 	}
 	vm->clock_frozen = ioctl(vm->fd, KVM_GET_CLOCK, &vm->paused_clock) == 0;
+	vm->paused_realtime_ns = vcpu_state_realtime_ns();
 }
 
 static void thaw_guest_clock(struct vm *vm)

@@ -573,6 +573,11 @@ struct virtio_blk *virtio_blk_create(struct disk *disk,
 		.queue_count = 1,
 		.ops = &blk_ops,
 		.context = *context,
+		/* Its configuration is read-only and quiesce drains the disk
+		 * and hands back every completion with its interrupt: the
+		 * queues are all its state. The disk's contents are the
+		 * snapshot's to check (vmm/snapshot.c). */
+		.saved_by_transport = true,
 	};
 	blk->device.queues[0].memory = context->memory;
 	virtqueue_reset(&blk->device.queues[0]);

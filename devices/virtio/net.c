@@ -718,6 +718,41 @@ static unsigned int net_counters(struct virtio_device *device,
 
 /* Every field is read-only for a VERSION_1 driver (§5.1.4): no
  * write_config. */
+/* The link status, and the backend's own state (libslirp's). Quiesced:
+ * sent chains are handed back and received frames refused, so the rings
+ * hold all the rest. */
+static int net_save(struct virtio_device *device,
+		    struct device_state_writer *writer)
+{
+	struct virtio_net *net = net_of(device);
+
+	pthread_mutex_lock(&net->config_lock);
+	uint16_t status = net->status;
+	pthread_mutex_unlock(&net->config_lock);
+	int result = writer->put_u64(writer, "net-status", status);
+	if (!result && net->backend->ops->save)
+		result = net->backend->ops->save(net->backend, writer);
+	return result;
+}
+
+static int net_restore(struct virtio_device *device,
+		       struct device_state_reader *reader)
+{
+	struct virtio_net *net = net_of(device);
+	uint64_t status;
+	int result = reader->get_u64(reader, "net-status", &status);
+
+	if (result)
+		return result;
+	if (status & ~(uint64_t)(VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE))
+		return -EINVAL;
+	pthread_mutex_lock(&net->config_lock);
+	net->status = (uint16_t)status;
+	pthread_mutex_unlock(&net->config_lock);
+	return net->backend->ops->restore ?
+		net->backend->ops->restore(net->backend, reader) : 0;
+}
+
 static const struct virtio_device_ops net_ops = {
 	.features_acceptable = net_features_acceptable,
 	.read_config = net_read_config,
@@ -726,6 +761,8 @@ static const struct virtio_device_ops net_ops = {
 	.queue_notify = net_queue_notify,
 	.quiesce = net_quiesce,
 	.resume = net_resume,
+	.save = net_save,
+	.restore = net_restore,
 	.counters = net_counters,
 };
 

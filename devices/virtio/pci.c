@@ -1,5 +1,9 @@
 #include "pci.h"
 
+#include "../array.h"
+#include "../device_state.h"
+
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -1026,10 +1030,248 @@ static unsigned int record_counters(void *opaque, struct device_counter *out,
 	return device->ops->counters ? device->ops->counters(device, out, max) : 0;
 }
 
+/*
+ * The transport's state, saved while quiesced (no request in flight, kicks
+ * and status writes held): the registers, the negotiated features, each
+ * queue's addresses and positions, the MSI-X table, pending bits and
+ * vector assignments, and the PCI configuration space, then the device
+ * type's own state through its save op. A device type with state of its
+ * own and no save op cannot be saved once the driver has begun to set it
+ * up: -EOPNOTSUPP.
+ */
+
+/* A queue's saved fields, as u64 cells in this order. */
+#define QUEUE_FIELDS 8
+
+static void queue_fields(const struct virtqueue *queue, uint64_t out[QUEUE_FIELDS])
+{
+	out[0] = queue->size;
+	out[1] = queue->ready;
+	out[2] = queue->desc_addr;
+	out[3] = queue->avail_addr;
+	out[4] = queue->used_addr;
+	out[5] = queue->last_avail_idx;
+	out[6] = queue->used_idx;
+	out[7] = (uint64_t)queue->signalled_used |
+		 (uint64_t)queue->signalled_used_valid << 16;
+}
+
+static int record_save(void *opaque, struct device_state_writer *writer)
+{
+	struct virtio_pci *function = opaque;
+	struct virtio_device *device = function->device;
+	uint64_t queues[VIRTIO_MAX_QUEUES][QUEUE_FIELDS] = { { 0 } };
+	uint8_t table[MSIX_MAX_VECTORS * MSIX_ENTRY_SIZE] = { 0 };
+	uint16_t vectors[VIRTIO_MAX_QUEUES + 1];
+
+	pthread_mutex_lock(&function->lock);
+	pthread_mutex_lock(&function->msix_lock);
+	uint8_t status = function->status;
+	uint8_t isr = function->isr;
+	uint64_t pending = function->pending;
+	vectors[0] = function->config_vector;
+	memcpy(vectors + 1, function->queue_vector, sizeof(function->queue_vector));
+	for (unsigned int vector = 0; vector < MSIX_MAX_VECTORS; vector++) {
+		const struct msix_entry *entry = &function->table[vector];
+		store_le(table + vector * MSIX_ENTRY_SIZE, 8, entry->address);
+		store_le(table + vector * MSIX_ENTRY_SIZE + 8, 4, entry->data);
+		store_le(table + vector * MSIX_ENTRY_SIZE + 12, 4, entry->control);
+	}
+	pthread_mutex_unlock(&function->msix_lock);
+	bool set_up = status || function->active || function->activate_pending;
+	bool savable = device->saved_by_transport || device->ops->save;
+	int result = set_up && !savable ? -EOPNOTSUPP : 0;
+	uint8_t flags = (uint8_t)(function->active | function->reset_pending << 1 |
+				  function->activate_pending << 2);
+	const struct device_register registers[] = {
+		DEVICE_REGISTER("device-feature-select",
+				function->device_feature_select),
+		DEVICE_REGISTER("driver-feature-select",
+				function->driver_feature_select),
+		DEVICE_REGISTER("queue-select", function->queue_select),
+		DEVICE_REGISTER("status", status),
+		DEVICE_REGISTER("isr", isr),
+		DEVICE_REGISTER("flags", flags),
+		DEVICE_REGISTER("held-queues", function->held_queues),
+		DEVICE_REGISTER("config-generation", function->config_generation),
+		DEVICE_REGISTER("driver-features", device->driver_features),
+		DEVICE_REGISTER("msix-pending", pending),
+	};
+	for (unsigned int queue = 0; queue < device->queue_count; queue++)
+		queue_fields(&device->queues[queue], queues[queue]);
+	pthread_mutex_unlock(&function->lock);
+	for (unsigned int queue = 0; queue < VIRTIO_MAX_QUEUES; queue++)
+		for (unsigned int field = 0; field < QUEUE_FIELDS; field++)
+			queues[queue][field] = htobe64(queues[queue][field]);
+	if (!result)
+		result = device_save_registers(writer, registers,
+					       ARRAY_SIZE(registers));
+	if (!result)
+		result = writer->put_bytes(writer, "queues", queues, sizeof(queues));
+	if (!result)
+		result = writer->put_bytes(writer, "msix-table", table, sizeof(table));
+	if (!result)
+		result = writer->put_bytes(writer, "msix-vectors", vectors,
+					   sizeof(vectors));
+	if (!result && device->ops->save)
+		result = device->ops->save(device, writer);
+	return result ? result : pci_device_save(&function->pci, writer);
+}
+
+/* The saved queues into the device's, checked: a size the transport
+ * would not take, or a ring the device could not use, is -EINVAL. */
+static int restore_queues(struct virtio_pci *function,
+			  const uint64_t saved[VIRTIO_MAX_QUEUES][QUEUE_FIELDS])
+{
+	struct virtio_device *device = function->device;
+
+	for (unsigned int queue = 0; queue < VIRTIO_MAX_QUEUES; queue++) {
+		uint64_t field[QUEUE_FIELDS];
+		for (unsigned int i = 0; i < QUEUE_FIELDS; i++)
+			field[i] = be64toh(saved[queue][i]);
+		if (queue >= device->queue_count) {
+			if (field[1])
+				return -EINVAL;
+			continue;
+		}
+		struct virtqueue *ring = &device->queues[queue];
+		if (!field[0] || field[0] > VIRTQUEUE_MAX_SIZE ||
+		    (field[0] & (field[0] - 1)) || field[1] > 1 ||
+		    field[5] > UINT16_MAX || field[6] > UINT16_MAX ||
+		    field[7] >> 17)
+			return -EINVAL;
+		ring->size = (uint16_t)field[0];
+		ring->ready = field[1];
+		ring->desc_addr = field[2];
+		ring->avail_addr = field[3];
+		ring->used_addr = field[4];
+		ring->last_avail_idx = (uint16_t)field[5];
+		ring->used_idx = (uint16_t)field[6];
+		ring->signalled_used = (uint16_t)field[7];
+		ring->signalled_used_valid = field[7] >> 16;
+		ring->event_idx = virtio_has_feature(device, VIRTIO_F_EVENT_IDX);
+		ring->indirect = virtio_has_feature(device, VIRTIO_F_INDIRECT_DESC);
+		if (ring->ready && virtqueue_validate(ring))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int restore_msix(struct virtio_pci *function, const uint8_t *table,
+			const uint16_t *vectors, uint64_t pending)
+{
+	if (pending >> function->vector_count)
+		return -EINVAL;
+	pthread_mutex_lock(&function->msix_lock);
+	for (unsigned int vector = 0; vector < MSIX_MAX_VECTORS; vector++) {
+		const uint8_t *entry = table + vector * MSIX_ENTRY_SIZE;
+		function->table[vector] = (struct msix_entry){
+			.address = load_le(entry, 8),
+			.data = (uint32_t)load_le(entry + 8, 4),
+			.control = (uint32_t)load_le(entry + 12, 4),
+		};
+	}
+	function->pending = pending;
+	function->config_vector = vectors[0];
+	memcpy(function->queue_vector, vectors + 1, sizeof(function->queue_vector));
+	/* Enable and function mask live in the restored configuration
+	 * space's MSI-X control word. */
+	uint32_t control_offset = function->msix_offset + 2u;
+	uint16_t control = (uint16_t)load_le(function->pci.config + control_offset, 2);
+	function->msix_enabled = control & MSIX_CONTROL_ENABLE;
+	function->msix_function_masked = control & MSIX_CONTROL_FUNCTION_MASK;
+	pthread_mutex_unlock(&function->msix_lock);
+	/* Routes and irqfds are the host's, not state: made again. */
+	msix_refresh(function);
+	return 0;
+}
+
+static int record_restore(void *opaque, struct device_state_reader *reader)
+{
+	struct virtio_pci *function = opaque;
+	struct virtio_device *device = function->device;
+	uint32_t device_feature_select, driver_feature_select, held_queues;
+	uint16_t queue_select;
+	uint8_t status, isr, flags, config_generation;
+	uint64_t driver_features, pending;
+	uint64_t queues[VIRTIO_MAX_QUEUES][QUEUE_FIELDS];
+	uint8_t table[MSIX_MAX_VECTORS * MSIX_ENTRY_SIZE];
+	uint16_t vectors[VIRTIO_MAX_QUEUES + 1];
+	const struct device_register registers[] = {
+		DEVICE_REGISTER("device-feature-select", device_feature_select),
+		DEVICE_REGISTER("driver-feature-select", driver_feature_select),
+		DEVICE_REGISTER("queue-select", queue_select),
+		DEVICE_REGISTER("status", status),
+		DEVICE_REGISTER("isr", isr),
+		DEVICE_REGISTER("flags", flags),
+		DEVICE_REGISTER("held-queues", held_queues),
+		DEVICE_REGISTER("config-generation", config_generation),
+		DEVICE_REGISTER("driver-features", driver_features),
+		DEVICE_REGISTER("msix-pending", pending),
+	};
+	int result = device_restore_registers(reader, registers,
+					      ARRAY_SIZE(registers));
+
+	if (!result)
+		result = reader->get_bytes(reader, "queues", queues, sizeof(queues));
+	if (!result)
+		result = reader->get_bytes(reader, "msix-table", table, sizeof(table));
+	if (!result)
+		result = reader->get_bytes(reader, "msix-vectors", vectors,
+					   sizeof(vectors));
+	if (result)
+		return result;
+	bool active = flags & 1;
+	if (flags > 7 || driver_features & ~device->device_features ||
+	    held_queues >> device->queue_count ||
+	    ((status || active) && !device->saved_by_transport &&
+	     !device->ops->restore))
+		return -EINVAL;
+	/* The configuration space first: BAR 0 maps (with its notify
+	 * ioeventfds) as the restored registers say, outside our lock. */
+	result = pci_device_restore(&function->pci, reader);
+	if (result)
+		return result;
+	pthread_mutex_lock(&function->lock);
+	device->driver_features = driver_features;
+	result = restore_queues(function, queues);
+	if (!result) {
+		function->device_feature_select = device_feature_select;
+		function->driver_feature_select = driver_feature_select;
+		function->queue_select = queue_select;
+		function->status = status;
+		function->isr = isr;
+		function->config_generation = config_generation;
+		function->reset_pending = flags & 2;
+		function->activate_pending = flags & 4;
+		/* The machine is restored paused: the device is quiesced,
+		 * and resume serves every ready queue, as after activation,
+		 * besides what was held. */
+		function->quiesced = true;
+		function->held_queues = held_queues;
+		for (unsigned int queue = 0; queue < device->queue_count; queue++)
+			if (active && device->queues[queue].ready)
+				function->held_queues |= UINT32_C(1) << queue;
+	}
+	if (!result && active) {
+		result = device->ops->activate(device);
+		if (!result && device->ops->quiesce)
+			result = device->ops->quiesce(device);
+		function->active = result == 0;
+	}
+	pthread_mutex_unlock(&function->lock);
+	if (!result && device->ops->restore)
+		result = device->ops->restore(device, reader);
+	return result ? result : restore_msix(function, table, vectors, pending);
+}
+
 static const struct device_ops record_ops = {
 	.quiesce = record_quiesce,
 	.resume = record_resume,
 	.counters = record_counters,
+	.save = record_save,
+	.restore = record_restore,
+	.state_version = 2,
 };
 
 struct device_record virtio_pci_record(struct virtio_pci *function,

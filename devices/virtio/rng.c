@@ -176,6 +176,9 @@ struct virtio_rng *virtio_rng_create(const struct device_context *context)
 		.queue_count = RNG_QUEUE_COUNT,
 		.ops = &rng_ops,
 		.context = *context,
+		/* Each request is served whole: quiesced, nothing is left
+		 * but the queues. */
+		.saved_by_transport = true,
 	};
 	for (unsigned int i = 0; i < RNG_QUEUE_COUNT; i++) {
 		rng->device.queues[i].memory = context->memory;

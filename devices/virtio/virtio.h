@@ -82,6 +82,14 @@ struct virtio_device_ops {
 	 * meanwhile. 0 or -errno. */
 	int (*quiesce)(struct virtio_device *device);
 	void (*resume)(struct virtio_device *device);
+	/* Optional: the device type's own state beyond what the transport
+	 * saves, while quiesced, into the transport's node (names begin
+	 * with the type: "net-status"); restore comes after the transport
+	 * has restored and activated it. 0 or -errno. */
+	int (*save)(struct virtio_device *device,
+		    struct device_state_writer *writer);
+	int (*restore)(struct virtio_device *device,
+		       struct device_state_reader *reader);
 	/* Optional: the device's counters for the control API. */
 	unsigned int (*counters)(struct virtio_device *device,
 				 struct device_counter *out, unsigned int max);
@@ -96,6 +104,11 @@ struct virtio_device {
 	unsigned int queue_count;
 	const struct virtio_device_ops *ops;
 	struct device_context context;
+	/* The device type keeps no state of its own beyond what the transport
+	 * saves (features and queues) once quiesced, so a snapshot may take
+	 * it while the driver uses it (virtio-rng, virtio-blk); a type with
+	 * state of its own has save and restore ops instead. */
+	bool saved_by_transport;
 
 	/* Kept by the transport. */
 	uint64_t driver_features; /* accepted by the driver */

@@ -14,6 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <slirp/libslirp.h>
+
+#include "vmm/state_fdt.h"
 #include "devices/net_slirp.h"
 
 #define GUEST_IP "10.0.2.15"
@@ -783,4 +786,73 @@ Test(net_slirp, full_poll_set_is_reported_once_and_not_fatal,
 	}
 	fflush(stderr);
 	cr_assert_stderr_eq_str("vessel: net user: the event loop has no room for more sockets; some connections stall until others close\n");
+}
+
+/* --- snapshots ----------------------------------------------------------- */
+
+/* backend's state saved through the snapshot's state tree, and opened. */
+static void save_backend(struct net_backend *from, struct state_writer *writer,
+			 struct state_reader *reader)
+{
+	const void *blob;
+	size_t size;
+
+	cr_assert_eq(state_writer_init(writer), 0);
+	cr_assert_eq(state_writer_begin(writer, "/devices/virtio-net0", 1), 0);
+	cr_assert_eq(from->ops->save(from, &writer->base), 0);
+	cr_assert_eq(state_writer_finish(writer, &blob, &size), 0);
+	cr_assert_eq(state_reader_open(reader, blob, size), 0);
+	cr_assert_eq(state_reader_begin(reader, "/devices/virtio-net0", 1), 0);
+}
+
+Test(net_slirp, state_saved_and_restored_into_a_fresh_backend_saves_the_same)
+{
+	uint8_t frame[600];
+	size_t length = build_dhcp_discover(frame);
+	struct iovec iov = { .iov_base = frame, .iov_len = length };
+	struct state_writer writer, again_writer;
+	struct state_reader reader, again_reader;
+	size_t size, again_size;
+
+	create_ready(&(struct net_slirp_options){ 0 });
+	cr_assert_eq(backend->ops->transmit(backend, &no_offload, &iov, 1), 0);
+	save_backend(backend, &writer, &reader);
+	teardown();
+	create_ready(&(struct net_slirp_options){ 0 });
+	cr_assert_eq(backend->ops->restore(backend, &reader.base), 0);
+	save_backend(backend, &again_writer, &again_reader);
+	cr_assert_eq(reader.base.get_size(&reader.base, "slirp-state", &size), 0);
+	cr_assert_eq(again_reader.base.get_size(&again_reader.base, "slirp-state",
+						&again_size), 0);
+	cr_assert_eq(size, again_size);
+	uint8_t *first = malloc(size), *second = malloc(size);
+	reader.base.get_bytes(&reader.base, "slirp-state", first, size);
+	again_reader.base.get_bytes(&again_reader.base, "slirp-state", second, size);
+	cr_assert_arr_eq(first, second, size);
+	free(first);
+	free(second);
+	state_writer_release(&writer);
+	state_writer_release(&again_writer);
+}
+
+Test(net_slirp, damaged_state_is_refused)
+{
+	struct state_writer writer;
+	struct state_reader reader;
+	const void *blob;
+	size_t size;
+	static const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+	create_ready(&(struct net_slirp_options){ 0 });
+	cr_assert_eq(state_writer_init(&writer), 0);
+	cr_assert_eq(state_writer_begin(&writer, "/d", 1), 0);
+	cr_assert_eq(writer.base.put_u64(&writer.base, "slirp-version",
+					 (uint64_t)slirp_state_version()), 0);
+	cr_assert_eq(writer.base.put_bytes(&writer.base, "slirp-state", garbage,
+					   sizeof(garbage)), 0);
+	cr_assert_eq(state_writer_finish(&writer, &blob, &size), 0);
+	cr_assert_eq(state_reader_open(&reader, blob, size), 0);
+	cr_assert_eq(state_reader_begin(&reader, "/d", 1), 0);
+	cr_assert_eq(backend->ops->restore(backend, &reader.base), -EINVAL);
+	state_writer_release(&writer);
 }

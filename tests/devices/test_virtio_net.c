@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 
+#include "vmm/state_fdt.h"
 #include "devices/virtio/net.h"
 #include "fakes.h"
 
@@ -1307,4 +1308,34 @@ Test(virtio_net, reset_stops_the_device_until_it_is_activated_again)
 	completion_timer_expires();
 	cr_assert_eq(used_idx(VIRTIO_NET_TRANSMITQ), 1,
 		     "only the chain sent after the reset");
+}
+
+/* --- snapshots ----------------------------------------------------------- */
+
+Test(virtio_net, its_link_status_is_saved_and_restored)
+{
+	struct state_writer writer;
+	struct state_reader reader;
+	const void *blob;
+	size_t size;
+	uint8_t status[2];
+
+	cr_assert_eq(device->ops->quiesce(device), 0);
+	cr_assert_eq(state_writer_init(&writer), 0);
+	cr_assert_eq(state_writer_begin(&writer, "/d", 1), 0);
+	cr_assert_eq(device->ops->save(device, &writer.base), 0);
+	/* A status with a bit the device does not define. */
+	cr_assert_eq(state_writer_begin(&writer, "/e", 1), 0);
+	cr_assert_eq(writer.base.put_u64(&writer.base, "net-status", 0x100), 0);
+	cr_assert_eq(state_writer_finish(&writer, &blob, &size), 0);
+	cr_assert_eq(state_reader_open(&reader, blob, size), 0);
+	cr_assert_eq(state_reader_begin(&reader, "/d", 1), 0);
+	destroy_device();
+	create_device(ALL_OFFLOADS);
+	cr_assert_eq(device->ops->restore(device, &reader.base), 0);
+	device->ops->read_config(device, 6, status, sizeof(status));
+	cr_assert_eq(status[0] | status[1] << 8, VIRTIO_NET_S_LINK_UP);
+	cr_assert_eq(state_reader_begin(&reader, "/e", 1), 0);
+	cr_assert_eq(device->ops->restore(device, &reader.base), -EINVAL);
+	state_writer_release(&writer);
 }

@@ -5,6 +5,7 @@
  * delivery with masking.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -12,6 +13,7 @@
 
 #include "devices/pci.h"
 #include "devices/virtio/pci.h"
+#include "vmm/state_fdt.h"
 #include "fakes.h"
 
 #define BAR_ADDRESS 0xc0000000ull
@@ -634,4 +636,95 @@ Test(virtio_pci, the_record_reports_the_device_counters)
 					  DEVICE_MAX_COUNTERS), 1);
 	cr_assert_str_eq(counters[0].name, "kicks");
 	cr_assert_eq(counters[0].value, 2);
+}
+
+/* --- snapshots ----------------------------------------------------------- */
+
+static struct state_writer snapshot_writer;
+static struct state_reader snapshot_reader;
+
+static int save_function(void)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+	const void *blob;
+	size_t size;
+
+	cr_assert_eq(state_writer_init(&snapshot_writer), 0);
+	cr_assert_eq(state_writer_begin(&snapshot_writer, "/devices/virtio-fake0",
+					record.ops->state_version), 0);
+	int result = record.ops->save(record.opaque, &snapshot_writer.base);
+	cr_assert_eq(state_writer_finish(&snapshot_writer, &blob, &size), 0);
+	cr_assert_eq(state_reader_open(&snapshot_reader, blob, size), 0);
+	cr_assert_eq(state_reader_begin(&snapshot_reader, "/devices/virtio-fake0",
+					record.ops->state_version), 0);
+	return result;
+}
+
+Test(virtio_pci, a_driven_device_is_saved_only_when_the_transport_holds_its_state)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	cr_assert_eq(record.ops->quiesce(record.opaque), 0);
+	cr_assert_eq(save_function(), -EOPNOTSUPP);
+	state_writer_release(&snapshot_writer);
+}
+
+Test(virtio_pci, a_driven_device_restored_into_a_fresh_transport_goes_on)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+
+	device.virtio.saved_by_transport = true;
+	set_up_msix(false);
+	device.virtio.queues[0].last_avail_idx = 5;
+	device.virtio.queues[0].used_idx = 5;
+	bar_write(0x16, 2, 1); /* queue 1 selected */
+	cr_assert_eq(record.ops->quiesce(record.opaque), 0);
+	cr_assert_eq(save_function(), 0);
+
+	teardown();
+	setup();
+	device.virtio.saved_by_transport = true;
+	record = virtio_pci_record(function, "virtio-fake0");
+	cr_assert_eq(record.ops->restore(record.opaque, &snapshot_reader.base), 0);
+	state_writer_release(&snapshot_writer);
+	cr_assert_eq(device.activations, 1, "the device type is active again");
+	cr_assert_eq(device.quiesces, 1, "and quiesced, as the machine is paused");
+	cr_assert_eq(bar_read(0x14, 1), VIRTIO_STATUS_ACKNOWLEDGE |
+					VIRTIO_STATUS_DRIVER |
+					VIRTIO_STATUS_FEATURES_OK |
+					VIRTIO_STATUS_DRIVER_OK);
+	cr_assert_eq(bar_read(0x16, 2), 1);
+	bar_write(0x16, 2, 0);
+	cr_assert_eq(bar_read(0x20, 4), 0x10000);
+	cr_assert_eq(bar_read(0x1a, 2), 0, "queue 0's MSI-X vector");
+	cr_assert_eq(device.virtio.queues[0].last_avail_idx, 5);
+	cr_assert_eq(device.virtio.queues[0].used_idx, 5);
+	cr_assert_eq(bar_read(0x4000, 8), 0xfee00000, "the MSI-X table");
+	cr_assert_eq(routes[0], 1, "the vector's route is made again");
+	cr_assert_gt(ioeventfds_assigned, 0, "kicks go to eventfds again");
+	record.ops->resume(record.opaque);
+	run_event_thread();
+	cr_assert_eq(device.notifies[0], 1, "the queues are looked at on resume");
+	make_queue_zero_notifiable();
+	device.virtio.notify_queue(&device.virtio, 0);
+	cr_assert_eq(signals[0], 1, "and interrupt the guest as before");
+}
+
+Test(virtio_pci, restore_refuses_a_queue_the_device_cannot_use)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+
+	device.virtio.saved_by_transport = true;
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	device.virtio.queues[1].size = 3; /* not a power of two */
+	cr_assert_eq(record.ops->quiesce(record.opaque), 0);
+	cr_assert_eq(save_function(), 0);
+	teardown();
+	setup();
+	device.virtio.saved_by_transport = true;
+	record = virtio_pci_record(function, "virtio-fake0");
+	cr_assert_eq(record.ops->restore(record.opaque, &snapshot_reader.base),
+		     -EINVAL);
+	state_writer_release(&snapshot_writer);
 }

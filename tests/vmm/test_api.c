@@ -37,6 +37,8 @@ struct fake_vm {
 	int next_result;
 	const char *next_error;
 	struct vm_config *config; /* what describe reports */
+	char snapshot_dir[64]; /* the last snapshot's destination */
+	bool snapshot_resume;
 	/* When set, describe reports CONTROL_MAX_COUNTER_GROUPS groups of
 	 * this name: an answer larger than a socket's buffer. */
 	const char *group_name;
@@ -127,10 +129,39 @@ static int fake_request(void *opaque, enum vm_request request, char *err,
 	return result;
 }
 
+static int fake_snapshot(void *opaque, const char *dir, bool resume,
+			 char *err, size_t err_len)
+{
+	struct fake_vm *vm = opaque;
+
+	pthread_mutex_lock(&vm->lock);
+	int result = fake_answer(vm, err, err_len);
+	snprintf(vm->snapshot_dir, sizeof(vm->snapshot_dir), "%s", dir);
+	vm->snapshot_resume = resume;
+	pthread_mutex_unlock(&vm->lock);
+	return result;
+}
+
+static int fake_suspend(void *opaque, const char *dir, char *err,
+			size_t err_len)
+{
+	return fake_snapshot(opaque, dir, false, err, err_len);
+}
+
+static int fake_restore(void *opaque, const char *dir, bool paused,
+			bool eager, char *err, size_t err_len)
+{
+	(void)eager;
+	return fake_snapshot(opaque, dir, paused, err, err_len);
+}
+
 static const struct control_ops fake_ops = {
 	.describe = fake_describe,
 	.configure = fake_configure,
 	.request = fake_request,
+	.snapshot = fake_snapshot,
+	.suspend = fake_suspend,
+	.restore = fake_restore,
 };
 
 static void fake_will_fail(int result, const char *message)
@@ -888,6 +919,69 @@ Test(api_socket, stale_live_and_foreign_files)
 	cr_assert_null(create_at(long_path, 0, err, sizeof(err)));
 	cr_assert(strstr(err, "longer than"), "%s", err);
 	event_loop_destroy(loop);
+}
+
+Test(api, snapshot_takes_a_destination_and_resume)
+{
+	struct response response;
+
+	http("PUT", "/api/v1/vm/snapshot", "{\"destination\": \"/tmp/s1\"}",
+	     &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert_str_eq(fake.snapshot_dir, "/tmp/s1");
+	cr_assert(!fake.snapshot_resume);
+	http("PUT", "/api/v1/vm/snapshot",
+	     "{\"destination\": \"/tmp/s2\", \"resume\": true}", &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert(fake.snapshot_resume);
+	fake_will_fail(-EBUSY, "cannot snapshot: the VM is active");
+	http("PUT", "/api/v1/vm/snapshot", "{\"destination\": \"/tmp/s3\"}",
+	     &response);
+	cr_assert_eq(response.status, 409, "%s", response.text);
+	cr_assert(strstr(response.body, "the VM is active"));
+	const char *bad[] = { "", "{}", "{\"destination\": 3}",
+			      "{\"destination\": \"\"}",
+			      "{\"destination\": \"/tmp/x\", \"resume\": 1}",
+			      "{\"destination\": \"/tmp/x\", \"other\": 1}",
+			      "[]" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		http("PUT", "/api/v1/vm/snapshot", bad[i][0] ? bad[i] : NULL,
+		     &response);
+		cr_assert_eq(response.status, 400, "%s: %s", bad[i], response.text);
+	}
+}
+
+Test(api, suspend_takes_a_destination_only)
+{
+	struct response response;
+
+	http("PUT", "/api/v1/vm/suspend", "{\"destination\": \"/tmp/s4\"}",
+	     &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert_str_eq(fake.snapshot_dir, "/tmp/s4");
+	http("PUT", "/api/v1/vm/suspend",
+	     "{\"destination\": \"/tmp/s5\", \"resume\": true}", &response);
+	cr_assert_eq(response.status, 400, "%s", response.text);
+	cr_assert_str_eq(fake.snapshot_dir, "/tmp/s4");
+}
+
+Test(api, restore_takes_a_source_and_its_flags)
+{
+	struct response response;
+
+	http("PUT", "/api/v1/vm/restore",
+	     "{\"source\": \"/tmp/s6\", \"paused\": true, \"eager\": false}",
+	     &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert_str_eq(fake.snapshot_dir, "/tmp/s6");
+	cr_assert(fake.snapshot_resume, "paused reaches the VM");
+	const char *bad[] = { "{}", "{\"source\": 1}", "{\"source\": \"\"}",
+			      "{\"source\": \"/x\", \"eager\": 1}",
+			      "{\"source\": \"/x\", \"resume\": true}" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		http("PUT", "/api/v1/vm/restore", bad[i], &response);
+		cr_assert_eq(response.status, 400, "%s: %s", bad[i], response.text);
+	}
 }
 
 Test(api_socket, the_answer_to_stop_is_written_before_the_loop_ends)

@@ -3,6 +3,8 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../firmware/layout.h"
@@ -86,4 +88,99 @@ Test(memory, large_guest_continues_above_the_pci_hole)
 	assert_advised_huge(&memory.guest.regions[0]);
 	assert_advised_huge(&memory.guest.regions[1]);
 	vm_memory_destroy(&memory);
+}
+
+/* A file for an image, in the test's temporary directory. */
+static int image_file(void)
+{
+	char path[] = "/tmp/vessel-test-image-XXXXXX";
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	return fd;
+}
+
+/* 16 MiB of guest RAM with three pages written, one of them the last. */
+static void write_pages(struct vm_memory *memory)
+{
+	char err[256];
+	uint8_t *ram;
+
+	cr_assert_eq(vm_memory_create(memory, 16u << 20, err, sizeof(err)), 0,
+		     "%s", err);
+	ram = memory->guest.regions[0].host_addr;
+	memset(ram + 0x1000, 0xaa, 4096);
+	ram[0x5123] = 1;
+	ram[(16u << 20) - 1] = 2;
+}
+
+Test(memory_image, is_sparse_and_reads_back_lazily_and_eagerly)
+{
+	struct vm_memory memory, lazy, eager;
+	uint64_t saved, read;
+	struct stat info;
+	char err[256];
+	int fd = image_file();
+
+	write_pages(&memory);
+	cr_assert_eq(vm_memory_save(&memory, fd, &saved, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(fstat(fd, &info), 0);
+	cr_assert_eq(info.st_size, 16 << 20);
+	cr_assert_leq(info.st_blocks * 512, 64 << 10, "%lld bytes allocated",
+		      (long long)info.st_blocks * 512);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(read, saved);
+
+	cr_assert_eq(vm_memory_open_image(&eager, 16u << 20, dup(fd), true, err,
+					  sizeof(err)), 0, "%s", err);
+	cr_assert_eq(vm_memory_open_image(&lazy, 16u << 20, dup(fd), false, err,
+					  sizeof(err)), 0, "%s", err);
+	cr_assert(lazy.private_image);
+	cr_assert(!eager.private_image);
+	cr_assert_arr_eq(lazy.guest.regions[0].host_addr,
+			 memory.guest.regions[0].host_addr, 16u << 20);
+	cr_assert_arr_eq(eager.guest.regions[0].host_addr,
+			 memory.guest.regions[0].host_addr, 16u << 20);
+
+	/* The guest's writes to a lazily restored image stay in memory. */
+	((uint8_t *)lazy.guest.regions[0].host_addr)[0x9000] = 3;
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(read, saved);
+	/* And a snapshot of it has them. */
+	int again = image_file();
+	uint64_t changed;
+	cr_assert_eq(vm_memory_save(&lazy, again, &changed, err, sizeof(err)), 0);
+	cr_assert_neq(changed, saved);
+	cr_assert_eq(vm_memory_image_checksum(again, 16u << 20, &read), 0);
+	cr_assert_eq(read, changed);
+	vm_memory_destroy(&lazy);
+	vm_memory_destroy(&eager);
+	vm_memory_destroy(&memory);
+	close(again);
+	close(fd);
+}
+
+Test(memory_image, checksum_sees_a_changed_byte)
+{
+	struct vm_memory memory;
+	uint64_t saved, read;
+	char err[256];
+	int fd = image_file();
+
+	write_pages(&memory);
+	cr_assert_eq(vm_memory_save(&memory, fd, &saved, err, sizeof(err)), 0);
+	cr_assert_eq(pwrite(fd, "x", 1, 0x1800), 1);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_neq(read, saved);
+	/* A byte written into a hole too. */
+	cr_assert_eq(pwrite(fd, "\xaa", 1, 0x1800), 1);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(read, saved);
+	cr_assert_eq(pwrite(fd, "y", 1, 0x800000), 1);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_neq(read, saved);
+	vm_memory_destroy(&memory);
+	close(fd);
 }
