@@ -10,8 +10,9 @@
  * Input: a byte picking the disk, the features and queue set-up
  * (fuzz_transport_start), then operations, a byte each: 0 or 1 mod 4, a
  * driver operation (fuzz_driver_operate); 2, a kick; 3, an event-loop
- * turn (waiting up to 5 ms for a completion when bit 7 is set) or a
- * read of the configuration space.
+ * turn, every request in flight completed (disk_drain, which runs their
+ * completions as the event thread would), or a read of the configuration
+ * space.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -91,8 +92,8 @@ static void read_config(struct virtio_device *device, struct fuzz_input *input)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_input input = { data, size };
-	struct virtio_device *device =
-		virtio_blk_device(devices[fuzz_take_u8(&input) % DISK_COUNT]);
+	unsigned int disk = fuzz_take_u8(&input) % DISK_COUNT;
+	struct virtio_device *device = virtio_blk_device(devices[disk]);
 
 	fuzz_driver_clear(&driver);
 	if (fuzz_transport_start(device, &driver, &input) == 0) {
@@ -107,8 +108,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			case 3:
 				if (op & 0x40)
 					read_config(device, &input);
+				else if (op & 0x80)
+					disk_drain(disks[disk]);
 				else
-					fuzz_events_run(op & 0x80 ? 5 : 0);
+					fuzz_events_run(0);
 				break;
 			default:
 				fuzz_driver_operate(&driver, &device->queues[0],
