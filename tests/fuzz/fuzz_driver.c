@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
 
 #include "tests/devices/fakes.h"
 
@@ -239,15 +241,36 @@ struct device_context fuzz_event_context(const struct guest_memory *memory)
 	};
 }
 
-void fuzz_events_run(int timeout_ms)
+/* Sleeps out the longest time left on an armed timerfd being watched
+ * (timerfd_gettime fails on other descriptors). */
+static void expire_timers(void)
+{
+	struct timespec longest = { 0 };
+
+	for (unsigned int i = 0; i < watch_count; i++) {
+		struct itimerspec left;
+
+		if (timerfd_gettime(watches[i].fd, &left) == 0 &&
+		    (left.it_value.tv_sec > longest.tv_sec ||
+		     (left.it_value.tv_sec == longest.tv_sec &&
+		      left.it_value.tv_nsec > longest.tv_nsec)))
+			longest = left.it_value;
+	}
+	if (longest.tv_sec || longest.tv_nsec)
+		nanosleep(&longest, NULL);
+}
+
+void fuzz_events_run(bool expire)
 {
 	struct pollfd fds[MAX_WATCHES];
 	unsigned int count = watch_count;
 
+	if (expire)
+		expire_timers();
 	for (unsigned int i = 0; i < count; i++)
 		fds[i] = (struct pollfd){ .fd = watches[i].fd,
 					  .events = watches[i].events };
-	if (poll(fds, count, timeout_ms) <= 0)
+	if (poll(fds, count, 0) <= 0)
 		return;
 	for (unsigned int i = 0; i < count; i++) {
 		/* A handler may have unwatched what follows it. */

@@ -59,9 +59,10 @@ void fuzz_driver_operate(struct fuzz_driver *driver,
 /* The event thread: a device_context whose watch_fd, modify_fd and
  * unwatch_fd record the descriptors, over memory. */
 struct device_context fuzz_event_context(const struct guest_memory *memory);
-/* One turn of the event loop: waits up to timeout_ms for a watched
- * descriptor, then runs the handler of each one that is ready. */
-void fuzz_events_run(int timeout_ms);
+/* One turn of the event loop: runs the handler of each watched
+ * descriptor that is ready; with expire_timers, first sleeps until every
+ * armed timerfd among them has expired (a device's delayed work). */
+void fuzz_events_run(bool expire_timers);
 
 /* The transport's side of device: interrupts as virtqueue_should_notify
  * decides, queues to serve again, needs_reset recorded. */

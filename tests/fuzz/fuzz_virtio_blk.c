@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				else if (op & 0x80)
 					disk_drain(disks[disk]);
 				else
-					fuzz_events_run(0);
+					fuzz_events_run(false);
 				break;
 			default:
 				fuzz_driver_operate(&driver, &device->queues[0],

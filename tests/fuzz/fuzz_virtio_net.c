@@ -168,7 +168,7 @@ static void other(struct virtio_device *device, uint8_t op,
 
 	switch ((op >> 2) % 8) {
 	case 0:
-		fuzz_events_run(op & 0x80 ? 1 : 0);
+		fuzz_events_run(op & 0x80);
 		fuzz_transport_serve_later(device);
 		break;
 	case 1:

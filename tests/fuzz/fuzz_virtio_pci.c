@@ -206,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (op & 7) {
 		case 4:
 		case 5:
-			fuzz_events_run(0);
+			fuzz_events_run(false);
 			break;
 		case 6:
 		case 7:
