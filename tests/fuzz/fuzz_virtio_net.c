@@ -11,11 +11,11 @@
  * reset.
  *
  * Input: features and queue set-up (fuzz_transport_start), then
- * operations, a byte each: 0 mod 4, a driver operation (fuzz_driver_
- * operate) on queue (op >> 2) % 3; 1, a kick of that queue; 2, a frame
- * from the network (header, length, split); 3, the rest (event-loop
- * turn, burst begin or end, the backend's transmit result, link,
- * announce, configuration read).
+ * operations, a byte each: 0 mod 4, a driver operation
+ * (fuzz_driver_operate) on queue (op >> 2) % 3; 1, a kick of that queue;
+ * 2, a frame from the network (header, length, split); 3, the rest
+ * (event-loop turn, burst begin or end, the backend's transmit result,
+ * link, announce, configuration read).
  */
 #include <errno.h>
 #include <stdlib.h>
