@@ -191,6 +191,10 @@ int snapshot_write(struct vm *vm, const struct vm_config *config,
 	uint64_t memory_checksum;
 	char checksums[128];
 
+	if (!dir || !*dir) {
+		snprintf(err, err_len, "no directory to write the snapshot to");
+		return -EINVAL;
+	}
 	if (mkdir(dir, 0700)) {
 		int saved = errno;
 		snprintf(err, err_len, "%s: %s", dir, saved == EEXIST ?

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,13 +86,18 @@ static int reset_fpu(int vcpu_fd)
  */
 static int set_firmware_msrs(int vcpu_fd)
 {
-	struct {
-		struct kvm_msrs header;
+	/* struct kvm_msrs with its entries: a struct that ends in a flexible
+	 * array cannot be the head of another in ISO C. */
+	struct firmware_msrs {
+		uint32_t nmsrs, pad;
 		struct kvm_msr_entry entries[2];
 	} msrs = {
-		.header.nmsrs = 1,
+		.nmsrs = 1,
 		.entries = { { .index = MSR_IA32_MISC_ENABLE } },
 	};
+	_Static_assert(offsetof(struct firmware_msrs, entries) ==
+			       offsetof(struct kvm_msrs, entries),
+		       "the entries follow the header as in struct kvm_msrs");
 
 	if (ioctl(vcpu_fd, KVM_GET_MSRS, &msrs) != 1)
 		return -EIO;
@@ -100,7 +106,7 @@ static int set_firmware_msrs(int vcpu_fd)
 		.index = MSR_MTRR_DEF_TYPE,
 		.data = MTRR_DEF_TYPE_ENABLE | MTRR_TYPE_WRITE_BACK,
 	};
-	msrs.header.nmsrs = 2;
+	msrs.nmsrs = 2;
 	/* KVM_SET_MSRS stops at the first MSR it refuses. */
 	return ioctl(vcpu_fd, KVM_SET_MSRS, &msrs) == 2 ? 0 : -EIO;
 }

@@ -182,18 +182,18 @@ static void remove_snapshot(void)
 }
 
 Test(snapshot, a_restored_guest_counts_on_from_the_next_number,
-     .fini = remove_snapshot, .timeout = 120)
+     .fini = remove_snapshot)
 {
 	restore_and_check((const char *[]){ NULL });
 }
 
-Test(snapshot, eagerly_restored_too, .fini = remove_snapshot, .timeout = 120)
+Test(snapshot, eagerly_restored_too, .fini = remove_snapshot)
 {
 	restore_and_check((const char *[]){ "--eager", NULL });
 }
 
 Test(snapshot, only_of_a_paused_vm_into_a_new_directory,
-     .fini = remove_snapshot, .timeout = 120)
+     .fini = remove_snapshot)
 {
 	struct guest_session session;
 	struct stat info;
@@ -370,8 +370,7 @@ static void bad_config(void *fdt)
 					"json", "{\"memory\": \"lots\"}"), 0);
 }
 
-Test(snapshot, restore_refuses_each_kind_of_damage, .fini = remove_snapshot,
-     .timeout = 180)
+Test(snapshot, restore_refuses_each_kind_of_damage, .fini = remove_snapshot)
 {
 	struct guest_session session;
 
@@ -453,7 +452,7 @@ static bool maps_guest_ram(pid_t pid)
 }
 
 Test(snapshot, suspend_releases_the_vm_and_resume_brings_it_back,
-     .fini = remove_snapshot, .timeout = 120)
+     .fini = remove_snapshot)
 {
 	struct guest_session session;
 
@@ -491,7 +490,7 @@ static void unmount_full(void)
 }
 
 Test(snapshot, a_full_disk_leaves_no_directory_and_the_vm_paused,
-     .fini = unmount_full, .timeout = 120)
+     .fini = unmount_full)
 {
 	struct guest_session session;
 	char target[192];
@@ -529,7 +528,7 @@ static void remove_image_and_snapshot(void)
 }
 
 Test(snapshot, restore_takes_the_disk_only_as_it_was,
-     .fini = remove_image_and_snapshot, .timeout = 120)
+     .fini = remove_image_and_snapshot)
 {
 	struct guest_session session, restored;
 
@@ -597,7 +596,7 @@ static int put(const char *path, const char *body, char *answer, size_t size)
 }
 
 Test(snapshot, restored_through_the_api_of_vessel_serve,
-     .fini = remove_snapshot, .timeout = 120)
+     .fini = remove_snapshot)
 {
 	struct guest_session session, served;
 	char body[256], answer[2048];
@@ -647,7 +646,7 @@ static void remove_kernel_and_snapshot(void)
 /* Restore loads no kernel: the file may be gone. Restored paused, the
  * guest prints nothing until resumed. */
 Test(snapshot, restore_needs_no_kernel_and_can_wait_paused,
-     .fini = remove_kernel_and_snapshot, .timeout = 120)
+     .fini = remove_kernel_and_snapshot)
 {
 	struct guest_session session, restored;
 	char command[512];
@@ -706,7 +705,7 @@ static int restore_briefly(const char *directory)
  * refuses it (1), or runs what it got until the guest stops (0, 1) or the
  * timeout ends it (124); it never crashes. */
 Test(snapshot, random_damage_to_the_state_never_crashes_restore,
-     .fini = remove_snapshot, .timeout = 240)
+     .fini = remove_snapshot)
 {
 	struct guest_session session;
 	unsigned int refused = 0;

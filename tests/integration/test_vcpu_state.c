@@ -110,16 +110,21 @@ static void make_distinct(const struct test_vm *vm)
 /* The MSRs of a and b, all equal but the TSC. */
 static void assert_same_msrs(const void *a, const void *b, int size)
 {
-	const struct kvm_msr_entry *first = a, *second = b;
+	const uint8_t *bytes_a = a, *bytes_b = b;
 
-	for (size_t i = 0; i < (size_t)size / sizeof(*first); i++) {
-		cr_assert_eq(first[i].index, second[i].index);
-		if (first[i].index == MSR_IA32_TSC)
+	/* A property's data is aligned to 4 bytes only: copy each entry. */
+	for (size_t i = 0; i < (size_t)size / sizeof(struct kvm_msr_entry); i++) {
+		struct kvm_msr_entry first, second;
+
+		memcpy(&first, bytes_a + i * sizeof(first), sizeof(first));
+		memcpy(&second, bytes_b + i * sizeof(second), sizeof(second));
+		cr_assert_eq(first.index, second.index);
+		if (first.index == MSR_IA32_TSC)
 			continue;
-		cr_expect_eq(first[i].data, second[i].data,
-			     "MSR 0x%x: 0x%llx, then 0x%llx", first[i].index,
-			     (unsigned long long)first[i].data,
-			     (unsigned long long)second[i].data);
+		cr_expect_eq(first.data, second.data,
+			     "MSR 0x%x: 0x%llx, then 0x%llx", first.index,
+			     (unsigned long long)first.data,
+			     (unsigned long long)second.data);
 	}
 }
 
