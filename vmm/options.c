@@ -67,6 +67,12 @@ void options_print_run_usage(void)
 	       "                           a virtio-net NIC on an existing TAP device\n"
 	       "                           (with offloads); repeatable: eth0, eth1, ...\n"
 	       "      --no-reboot          exit (status 0) when the guest reboots\n"
+	       "      --display none|sdl[,width=W][,height=H][,depth=16|24|32]\n"
+	       "                           the guest's screen in an SDL window: a VESA\n"
+	       "                           linear framebuffer (default 1024x768x32) and\n"
+	       "                           a PS/2 keyboard and mouse (default: none)\n"
+	       "      --name NAME          the VM's name, in the window title\n"
+	       "                           (default: " OPTIONS_DEFAULT_NAME ")\n"
 	       "  -h, --help               show this help\n"
 	       "\n"
 	       "Exit status: 0 when the guest powers off (or reboots with --no-reboot,\n"
@@ -77,7 +83,8 @@ void options_print_run_usage(void)
 	cpuid_print_feature_names();
 }
 
-enum { OPTION_CPU_FEATURES = 256, OPTION_NO_REBOOT, OPTION_DISK, OPTION_NET };
+enum { OPTION_CPU_FEATURES = 256, OPTION_NO_REBOOT, OPTION_DISK, OPTION_NET,
+       OPTION_DISPLAY, OPTION_NAME };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, 'k' },
@@ -89,6 +96,8 @@ static const struct option run_options[] = {
 	{ "no-reboot", no_argument, NULL, OPTION_NO_REBOOT },
 	{ "disk", required_argument, NULL, OPTION_DISK },
 	{ "net", required_argument, NULL, OPTION_NET },
+	{ "display", required_argument, NULL, OPTION_DISPLAY },
+	{ "name", required_argument, NULL, OPTION_NAME },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -291,6 +300,7 @@ int options_parse_run(int argc, char **argv, struct vm_config *config,
 		.cmdline = OPTIONS_DEFAULT_CMDLINE,
 		.memory_size = OPTIONS_DEFAULT_MEMORY,
 		.cpu_count = 1,
+		.name = OPTIONS_DEFAULT_NAME,
 	};
 	/* getopt keeps state between calls; tests parse many command lines. */
 	optind = 0;
@@ -361,6 +371,14 @@ int options_parse_run(int argc, char **argv, struct vm_config *config,
 				      err_len))
 				return -EINVAL;
 			config->nic_count++;
+			break;
+		case OPTION_DISPLAY:
+			if (display_parse_option(optarg, &config->display, err,
+						 err_len))
+				return -EINVAL;
+			break;
+		case OPTION_NAME:
+			config->name = optarg;
 			break;
 		case 'h':
 			options_print_run_usage();

@@ -15,8 +15,10 @@
 
 #include "../devices/net_slirp.h"
 #include "cpuid.h"
+#include "display.h"
 
 #define OPTIONS_DEFAULT_MEMORY (512ULL << 20)
+#define OPTIONS_DEFAULT_NAME "vessel"
 #define OPTIONS_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
 #define OPTIONS_MAX_CPUS 254 /* APIC IDs 0-253; the IOAPIC takes the next */
 
@@ -59,6 +61,8 @@ struct vm_config {
 	unsigned int disk_count;
 	struct net_config nics[OPTIONS_MAX_NICS];
 	unsigned int nic_count;
+	struct display_config display; /* zeroed: --display none */
+	const char *name; /* --name, for the window title */
 };
 
 enum options_result {

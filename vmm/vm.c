@@ -28,6 +28,7 @@
 #include "../firmware/boot.h"
 #include "../firmware/layout.h"
 #include "config.h"
+#include "display.h"
 #include "interrupts.h"
 #include "memory.h"
 #include "vcpu.h"
@@ -69,6 +70,7 @@ struct vm {
 	} nics[OPTIONS_MAX_NICS];
 	struct vcpu *vcpus;
 	unsigned int vcpu_count; /* created so far */
+	struct display *display; /* NULL with --display none */
 
 	pthread_mutex_t stop_lock;
 	bool stop_requested;
@@ -425,6 +427,18 @@ static int create_devices(struct vm *vm, char *err, size_t err_len)
 	return result;
 }
 
+/* The screen, keyboard and mouse of --display (vmm/display.h). */
+static int create_display(struct vm *vm, char *err, size_t err_len)
+{
+	const struct display_machine machine = {
+		.vm_fd = vm->fd,
+		.name = vm->config->name,
+	};
+
+	return display_create(&vm->display, &vm->config->display, &machine,
+			      err, err_len);
+}
+
 /* Maps a file read-only for the duration of the load. */
 static int map_file(const char *path, const uint8_t **data, size_t *size,
 		    char *err, size_t err_len)
@@ -482,6 +496,7 @@ static int load_guest(struct vm *vm, struct boot_entry *entry, char *err,
 		.initrd_size = initrd_size,
 		.cmdline = vm->config->cmdline,
 		.cpu_count = vm->config->cpu_count,
+		.framebuffer = display_boot_framebuffer(vm->display),
 	};
 	result = boot_load(&request, &vm->memory.guest, entry, err, err_len);
 	if (initrd_size)
@@ -577,6 +592,7 @@ struct vm *vm_create(const struct vm_config *config,
 	    vm_memory_register(&vm->memory, vm->fd, err, err_len) ||
 	    create_devices(vm, err, err_len) ||
 	    create_virtio_devices(vm, err, err_len) ||
+	    create_display(vm, err, err_len) ||
 	    load_guest(vm, &entry, err, err_len) ||
 	    create_vcpus(vm, &entry, err, err_len)) {
 		vm_destroy(vm);
@@ -594,6 +610,7 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(&vm->vcpus[i]);
 	}
 	free(vm->vcpus);
+	display_destroy(vm->display);
 	virtio_pci_destroy(vm->rng_function);
 	virtio_rng_destroy(vm->rng);
 	for (unsigned int i = 0; i < OPTIONS_MAX_NICS; i++)
