@@ -8,6 +8,7 @@
 
 #include <linux/kvm.h>
 
+#include "../devices/display_sdl.h"
 #include "../devices/framebuffer.h"
 #include "../devices/guest_memory.h"
 #include "../firmware/layout.h"
@@ -19,6 +20,9 @@ struct display {
 	int vm_fd;
 	struct framebuffer framebuffer;
 	struct boot_framebuffer boot;
+	struct display_sdl *window;
+	void (*window_closed)(void *opaque);
+	void *opaque;
 };
 
 /* VALUE of KEY=VALUE as a number from 1 to 65535. */
@@ -136,6 +140,27 @@ static int register_slot(const struct display *display, char *err,
 	return 0;
 }
 
+/* The pages of the framebuffer the guest wrote since the last call; KVM
+ * clears the log and write-protects them again (KVM API,
+ * KVM_GET_DIRTY_LOG). Called on the display thread. */
+static int fetch_dirty(void *opaque, uint64_t *bitmap)
+{
+	struct display *display = opaque;
+	struct kvm_dirty_log log = {
+		.slot = FRAMEBUFFER_SLOT,
+		.dirty_bitmap = bitmap,
+	};
+
+	return ioctl(display->vm_fd, KVM_GET_DIRTY_LOG, &log) ? -errno : 0;
+}
+
+static void window_closed(void *opaque)
+{
+	struct display *display = opaque;
+
+	display->window_closed(display->opaque);
+}
+
 int display_create(struct display **result,
 		   const struct display_config *config,
 		   const struct display_machine *machine, char *err,
@@ -160,6 +185,8 @@ int display_create(struct display **result,
 		return -ENOMEM;
 	}
 	display->vm_fd = machine->vm_fd;
+	display->window_closed = machine->window_closed;
+	display->opaque = machine->opaque;
 	ret = framebuffer_create(&display->framebuffer, &mode);
 	if (ret) {
 		snprintf(err, err_len, "framebuffer of %u bytes: %s", mode.size,
@@ -168,6 +195,17 @@ int display_create(struct display **result,
 		return ret;
 	}
 	ret = register_slot(display, err, err_len);
+	if (!ret) {
+		const struct display_sdl_options options = {
+			.framebuffer = &display->framebuffer,
+			.name = machine->name,
+			.fetch_dirty = fetch_dirty,
+			.close_requested = window_closed,
+			.opaque = display,
+		};
+		ret = display_sdl_create(&display->window, &options, err,
+					 err_len);
+	}
 	if (ret) {
 		display_destroy(display);
 		return ret;
@@ -192,6 +230,7 @@ void display_destroy(struct display *display)
 {
 	if (!display)
 		return;
+	display_sdl_destroy(display->window);
 	framebuffer_destroy(&display->framebuffer);
 	free(display);
 }

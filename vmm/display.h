@@ -43,6 +43,9 @@ struct display;
 struct display_machine {
 	int vm_fd;
 	const char *name; /* the VM's name, for the window title */
+	/* The user closed the window; called on the display thread. */
+	void (*window_closed)(void *opaque);
+	void *opaque;
 };
 
 /* *display is NULL for --display none. 0, or -errno with one line in err. */

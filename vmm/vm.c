@@ -427,12 +427,22 @@ static int create_devices(struct vm *vm, char *err, size_t err_len)
 	return result;
 }
 
+/* Closing the display's window. Until the machine has a power button to
+ * press, it stops the VM. */
+static void on_display_window_closed(void *opaque)
+{
+	vm_request_stop(opaque, VM_STOP_REQUESTED,
+			"the display window was closed");
+}
+
 /* The screen, keyboard and mouse of --display (vmm/display.h). */
 static int create_display(struct vm *vm, char *err, size_t err_len)
 {
 	const struct display_machine machine = {
 		.vm_fd = vm->fd,
 		.name = vm->config->name,
+		.window_closed = on_display_window_closed,
+		.opaque = vm,
 	};
 
 	return display_create(&vm->display, &vm->config->display, &machine,

@@ -1,0 +1,43 @@
+/*
+ * The SDL2 backend of the display: one thread that owns an SDL window
+ * showing a framebuffer, scaled to the window with its aspect kept, and
+ * pumps the window's events.
+ *
+ * Promise: the thread uploads only the rectangles the dirty log names, at
+ * no more than the display's refresh rate, and sleeps in SDL's event wait
+ * between refreshes (one dirty-log fetch per refresh, nothing else, while
+ * the guest draws nothing). Every SDL call happens on the display thread.
+ * Closing the window is reported through close_requested, never acted on
+ * here.
+ */
+#ifndef VESSEL_DEVICES_DISPLAY_SDL_H
+#define VESSEL_DEVICES_DISPLAY_SDL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "framebuffer.h"
+
+struct display_sdl_options {
+	const struct framebuffer *framebuffer;
+	const char *name; /* the VM's name, for the title */
+	/* Fills bitmap (one bit per page of the framebuffer, in
+	 * framebuffer_dirty_rects' layout) with the pages written since the
+	 * last call, and clears the log: 0 or -errno. */
+	int (*fetch_dirty)(void *opaque, uint64_t *bitmap);
+	/* The user closed the window. */
+	void (*close_requested)(void *opaque);
+	void *opaque;
+};
+
+struct display_sdl;
+
+/* Opens the window and starts the thread: 0, or -errno with one line in
+ * err (no X display, for instance). */
+int display_sdl_create(struct display_sdl **display,
+		       const struct display_sdl_options *options, char *err,
+		       size_t err_len);
+/* Stops the thread and closes the window. */
+void display_sdl_destroy(struct display_sdl *display);
+
+#endif
