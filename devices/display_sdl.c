@@ -168,13 +168,40 @@ static void refresh(struct display_sdl *display)
 	display->needs_present = false;
 }
 
+/* SDL's scancodes are the USB HID keyboard usages the keyboard takes;
+ * SDL repeats a held key with repeat set, which the guest sees as the
+ * keyboard's typematic repeat. */
 static void handle_key(struct display_sdl *display, const SDL_KeyboardEvent *key)
 {
 	if (key->type == SDL_KEYDOWN && key->keysym.scancode == GRAB_KEY &&
 	    (key->keysym.mod & KMOD_CTRL) && (key->keysym.mod & KMOD_ALT)) {
 		if (!key->repeat)
 			set_grab(display, !display->grabbed);
+		return;
 	}
+	display->options.key(display->options.opaque,
+			     (uint16_t)key->keysym.scancode,
+			     key->type == SDL_KEYDOWN);
+}
+
+static uint8_t ps2_buttons(Uint32 state)
+{
+	return (state & SDL_BUTTON_LMASK ? 0x01 : 0) |
+	       (state & SDL_BUTTON_RMASK ? 0x02 : 0) |
+	       (state & SDL_BUTTON_MMASK ? 0x04 : 0);
+}
+
+/* Motion and buttons go to the guest only while the pointer is grabbed:
+ * a relative PS/2 mouse cannot follow an absolute host pointer. SDL's y
+ * grows downwards and its wheel y away from the user; PS/2's y grows
+ * upwards and its wheel counts towards the user. */
+static void send_pointer(struct display_sdl *display, int32_t dx, int32_t dy,
+			 int32_t wheel_away)
+{
+	if (!display->grabbed)
+		return;
+	display->options.pointer(display->options.opaque, dx, -dy, -wheel_away,
+				 ps2_buttons(SDL_GetMouseState(NULL, NULL)));
 }
 
 static void handle_event(struct display_sdl *display, const SDL_Event *event)
@@ -195,10 +222,22 @@ static void handle_event(struct display_sdl *display, const SDL_Event *event)
 	case SDL_KEYUP:
 		handle_key(display, &event->key);
 		break;
+	case SDL_MOUSEMOTION:
+		send_pointer(display, event->motion.xrel, event->motion.yrel, 0);
+		break;
+	case SDL_MOUSEWHEEL:
+		send_pointer(display, 0, 0, event->wheel.y);
+		break;
 	case SDL_MOUSEBUTTONDOWN:
-		/* A click in the window takes the pointer, as in QEMU. */
+		/* A click in the window takes the pointer, as in QEMU; the
+		 * click itself stays with the host. */
 		if (!display->grabbed)
 			set_grab(display, true);
+		else
+			send_pointer(display, 0, 0, 0);
+		break;
+	case SDL_MOUSEBUTTONUP:
+		send_pointer(display, 0, 0, 0);
 		break;
 	default:
 		break;

@@ -11,6 +11,7 @@
 #include "../devices/display_sdl.h"
 #include "../devices/framebuffer.h"
 #include "../devices/guest_memory.h"
+#include "../devices/i8042.h"
 #include "../firmware/layout.h"
 
 /* RAM takes slots 0 to GUEST_MEMORY_MAX_REGIONS - 1 (vmm/memory.c). */
@@ -21,6 +22,7 @@ struct display {
 	struct framebuffer framebuffer;
 	struct boot_framebuffer boot;
 	struct display_sdl *window;
+	struct i8042 *input;
 	void (*window_closed)(void *opaque);
 	void *opaque;
 };
@@ -161,6 +163,21 @@ static void window_closed(void *opaque)
 	display->window_closed(display->opaque);
 }
 
+static void key(void *opaque, uint16_t usage, bool pressed)
+{
+	struct display *display = opaque;
+
+	i8042_key_event(display->input, usage, pressed);
+}
+
+static void pointer(void *opaque, int32_t dx, int32_t dy, int32_t dz,
+		    uint8_t buttons)
+{
+	struct display *display = opaque;
+
+	i8042_mouse_event(display->input, dx, dy, dz, buttons);
+}
+
 int display_create(struct display **result,
 		   const struct display_config *config,
 		   const struct display_machine *machine, char *err,
@@ -185,6 +202,7 @@ int display_create(struct display **result,
 		return -ENOMEM;
 	}
 	display->vm_fd = machine->vm_fd;
+	display->input = machine->input;
 	display->window_closed = machine->window_closed;
 	display->opaque = machine->opaque;
 	ret = framebuffer_create(&display->framebuffer, &mode);
@@ -201,6 +219,8 @@ int display_create(struct display **result,
 			.name = machine->name,
 			.fetch_dirty = fetch_dirty,
 			.close_requested = window_closed,
+			.key = key,
+			.pointer = pointer,
 			.opaque = display,
 		};
 		ret = display_sdl_create(&display->window, &options, err,

@@ -38,10 +38,12 @@ int display_parse_option(const char *text, struct display_config *config,
 			 char *err, size_t err_len);
 
 struct display;
+struct i8042;
 
 /* What the display is wired to in its VM. */
 struct display_machine {
 	int vm_fd;
+	struct i8042 *input; /* the keyboard and mouse's controller */
 	const char *name; /* the VM's name, for the window title */
 	/* The user closed the window; called on the display thread. */
 	void (*window_closed)(void *opaque);

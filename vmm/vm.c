@@ -440,6 +440,7 @@ static int create_display(struct vm *vm, char *err, size_t err_len)
 {
 	const struct display_machine machine = {
 		.vm_fd = vm->fd,
+		.input = vm->i8042,
 		.name = vm->config->name,
 		.window_closed = on_display_window_closed,
 		.opaque = vm,
