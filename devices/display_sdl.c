@@ -36,6 +36,7 @@ struct display_sdl {
 	uint64_t *dirty_bitmap;
 	bool grabbed;
 	bool needs_present; /* the window must be drawn again (exposed) */
+	bool fetch_failed; /* said once until a fetch works again */
 };
 
 static Uint32 texture_format(const struct framebuffer_format *format)
@@ -153,11 +154,17 @@ static void refresh(struct display_sdl *display)
 	struct framebuffer_rect rects[MAX_DIRTY_RECTS];
 	unsigned int count = 0;
 
-	if (display->options.fetch_dirty(display->options.opaque,
-					 display->dirty_bitmap) == 0)
+	int ret = display->options.fetch_dirty(display->options.opaque,
+					       display->dirty_bitmap);
+
+	if (ret == 0)
 		count = framebuffer_dirty_rects(mode, display->dirty_bitmap,
 						mode->size / FRAMEBUFFER_PAGE_SIZE,
 						rects, MAX_DIRTY_RECTS);
+	else if (!display->fetch_failed)
+		fprintf(stderr, "vessel: display: reading the framebuffer's dirty log: %s\n",
+			strerror(-ret));
+	display->fetch_failed = ret != 0;
 	for (unsigned int i = 0; i < count; i++)
 		upload(display, &rects[i]);
 	if (count == 0 && !display->needs_present)
@@ -316,6 +323,7 @@ int display_sdl_create(struct display_sdl **result,
 			 strerror(ret));
 		display->start_result = -ret;
 	} else {
+		pthread_setname_np(display->thread, "display");
 		pthread_mutex_lock(&display->lock);
 		while (!display->start_done)
 			pthread_cond_wait(&display->started, &display->lock);
