@@ -35,6 +35,7 @@ struct display_sdl {
 	SDL_Texture *texture;
 	uint64_t *dirty_bitmap;
 	bool grabbed;
+	bool pressed[SDL_NUM_SCANCODES]; /* keys the guest was told are down */
 	bool needs_present; /* the window must be drawn again (exposed) */
 	bool fetch_failed; /* said once until a fetch works again */
 };
@@ -186,9 +187,26 @@ static void handle_key(struct display_sdl *display, const SDL_KeyboardEvent *key
 			set_grab(display, !display->grabbed);
 		return;
 	}
-	display->options.key(display->options.opaque,
-			     (uint16_t)key->keysym.scancode,
+	SDL_Scancode code = key->keysym.scancode;
+	if (code <= SDL_SCANCODE_UNKNOWN || code >= SDL_NUM_SCANCODES)
+		return;
+	display->pressed[code] = key->type == SDL_KEYDOWN;
+	display->options.key(display->options.opaque, (uint16_t)code,
 			     key->type == SDL_KEYDOWN);
+}
+
+/* Keys still held when the window loses the focus are released for the
+ * guest, which would otherwise see them down until they are pressed
+ * again (Alt after Alt+Tab, say). */
+static void release_keys(struct display_sdl *display)
+{
+	for (int code = 0; code < SDL_NUM_SCANCODES; code++) {
+		if (display->pressed[code]) {
+			display->pressed[code] = false;
+			display->options.key(display->options.opaque,
+					     (uint16_t)code, false);
+		}
+	}
 }
 
 static uint8_t ps2_buttons(Uint32 state)
@@ -221,9 +239,11 @@ static void handle_event(struct display_sdl *display, const SDL_Event *event)
 		if (event->window.event == SDL_WINDOWEVENT_EXPOSED ||
 		    event->window.event == SDL_WINDOWEVENT_SIZE_CHANGED)
 			display->needs_present = true;
-		else if (event->window.event == SDL_WINDOWEVENT_FOCUS_LOST &&
-			 display->grabbed)
-			set_grab(display, false);
+		else if (event->window.event == SDL_WINDOWEVENT_FOCUS_LOST) {
+			release_keys(display);
+			if (display->grabbed)
+				set_grab(display, false);
+		}
 		break;
 	case SDL_KEYDOWN:
 	case SDL_KEYUP:
