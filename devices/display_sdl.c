@@ -190,6 +190,10 @@ static void handle_key(struct display_sdl *display, const SDL_KeyboardEvent *key
 	SDL_Scancode code = key->keysym.scancode;
 	if (code <= SDL_SCANCODE_UNKNOWN || code >= SDL_NUM_SCANCODES)
 		return;
+	/* No break for a key the guest never saw go down: the hotkey's G,
+	 * or a key held as the window got the focus. */
+	if (key->type == SDL_KEYUP && !display->pressed[code])
+		return;
 	display->pressed[code] = key->type == SDL_KEYDOWN;
 	display->options.key(display->options.opaque, (uint16_t)code,
 			     key->type == SDL_KEYDOWN);

@@ -10,8 +10,10 @@ comes back on the serial console.
 
 test_display.py selftest (on this machine's own /dev/kvm): the selftest
 guest draws a rectangle into the framebuffer and prints the i8042's
-keyboard bytes: the window shows exactly the rectangle (the dirty log and
-the upload), and keys typed into the window arrive as set-1 scancodes.
+keyboard and mouse bytes: the window shows exactly the rectangle (the dirty
+log and the upload), a click grabs the pointer and the buttons reach the
+guest as mouse packets, Ctrl+Alt+G releases it, and keys typed into the
+window arrive as set-1 scancodes.
 
 Environment: VESSEL_BINARY, VESSEL_GUEST_DIR, VESSEL_SELFTEST_GUEST;
 VESSEL_DISPLAY_SCREENSHOT, when set, names a PNG file to write the Linux
@@ -153,6 +155,14 @@ def capture(window, name):
     return read_ppm(f"/tmp/{name}.ppm")
 
 
+def keep_picture(name):
+    """Copies a capture's PNG where VESSEL_DISPLAY_SCREENSHOT says, if it
+    says: the window as the test saw it."""
+    screenshot = os.environ.get("VESSEL_DISPLAY_SCREENSHOT")
+    if screenshot:
+        shutil.copyfile(f"/tmp/{name}.png", screenshot)
+
+
 def x_env():
     return dict(os.environ, DISPLAY=X_DISPLAY)
 
@@ -250,10 +260,12 @@ def test_linux():
         width, pixels, match = wait_for_text(window, font, MARKER, 60)
         if not any(lit(pixels, width, x, y) for y in range(0, 768, 2)
                    for x in range(0, 1024, 2)):
+            keep_picture("display-boot")
             fail("the window is blank")
         print(f"test_display: marker glyphs match {match:.1%} of their pixels",
               flush=True)
         if match < 0.98:
+            keep_picture("display-boot")
             fail("the window does not show the guest's tty1 text")
 
         # Type into the window: keys go through the i8042 to tty1, where
@@ -269,11 +281,9 @@ def test_linux():
         # The typed line is echoed on tty1 below the marker and the prompt.
         echoed = any(text_matches(pixels, width, font, TYPED, column, row) > 0.98
                      for row in range(1, 6) for column in range(0, 40))
+        keep_picture("display-typed")
         if not echoed:
             fail("the typed command is not echoed on the window")
-        screenshot = os.environ.get("VESSEL_DISPLAY_SCREENSHOT")
-        if screenshot:
-            shutil.copyfile("/tmp/display-typed.png", screenshot)
         print("test_display: PASS", flush=True)
     finally:
         vessel.stop()
@@ -307,12 +317,39 @@ def test_selftest():
         if outside:
             fail(f"the window has pixels the guest did not draw, at {outside[:3]}")
 
+        if not vessel.expect("selftest: mouse 0xfa", 10):
+            fail("the mouse did not acknowledge enable data reporting")
         xdotool("windowfocus", "--sync", window)
+        # A click grabs the pointer and stays with the host; then the mouse
+        # reports motion and buttons. Y grows upwards for PS/2.
+        xdotool("mousemove", "--window", window, "500", "400")
+        xdotool("click", "1")
+        title = xdotool("getwindowname", window)
+        if "releases the pointer" not in title:
+            fail(f"a click did not grab the pointer (title '{title}')")
+        xdotool("mousedown", "3")
+        # First byte: always-one bit 0x08 and the right button 0x02.
+        if not vessel.expect("selftest: mouse 0x0a", 10):
+            fail("the guest saw no packet with the right button down")
+        xdotool("mouseup", "3")
+        if not vessel.expect("selftest: mouse 0x08", 10):
+            fail("the guest saw no packet with the buttons up")
+        xdotool("key", "ctrl+alt+g")
+        title = xdotool("getwindowname", window)
+        if "grabs the pointer" not in title:
+            fail(f"Ctrl+Alt+G did not release the pointer (title '{title}')")
         xdotool("type", "--delay", "100", "a")
         xdotool("key", "Right")
         xdotool("key", "q")
+        # The hotkey's Ctrl and Alt reach the guest, its G does not: then
         # a: make 0x1e, break 0x9e; Right: 0xe0 0x4d, 0xe0 0xcd; q: 0x10.
-        for code in ("0x1e", "0x9e", "0xe0", "0x4d", "0xe0", "0xcd", "0x10"):
+        if not vessel.expect("selftest: key 0xb8", 10):
+            fail("the guest did not see the hotkey's Alt go up")
+        if not vessel.expect("selftest: key 0x1e", 10):
+            fail("the guest did not read scancode 0x1e")
+        if b"key 0x22" in vessel.output or b"key 0xa2" in vessel.output:
+            fail("the hotkey's G reached the guest")
+        for code in ("0x9e", "0xe0", "0x4d", "0xe0", "0xcd", "0x10"):
             if not vessel.expect("selftest: key " + code, 20):
                 fail("the guest did not read scancode " + code)
         if not vessel.expect("selftest: display done", 10):
