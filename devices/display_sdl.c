@@ -85,6 +85,15 @@ static int open_window(struct display_sdl *display)
 			 "SDL: %s", SDL_GetError());
 		return -ENODEV;
 	}
+	/* With no display to show it on, SDL falls back to a window nobody
+	 * sees; unless the user chose such a driver, that is an error. */
+	const char *driver = SDL_GetCurrentVideoDriver();
+	if (!getenv("SDL_VIDEODRIVER") &&
+	    (!strcmp(driver, "offscreen") || !strcmp(driver, "dummy"))) {
+		snprintf(display->start_error, sizeof(display->start_error),
+			 "SDL: no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset or unreachable)");
+		return -ENODEV;
+	}
 	display->wake_event = SDL_RegisterEvents(1);
 	display->window = SDL_CreateWindow("vessel", SDL_WINDOWPOS_UNDEFINED,
 					   SDL_WINDOWPOS_UNDEFINED,
