@@ -1,14 +1,15 @@
 /*
  * The controller follows the IBM PS/2 Technical Reference (keyboard/auxiliary
- * device controller: status register, commands 0x20-0xFF) and the keyboard
- * the IBM PS/2 keyboard command set.
+ * device controller: status register, commands 0x20-0xFF).
  *
- * Model: a keyboard is attached (it answers its commands, sends no keys yet)
- * and the auxiliary port exists with no mouse plugged in. Bytes for the
- * guest wait in one output queue; its head is the output buffer the status
- * register describes. A byte sent to the absent mouse is answered like real
- * hardware does: 0xFE with the timeout bit, so a mouse driver gives up at
- * its first command instead of waiting for its timeouts.
+ * Model: a keyboard (devices/ps2_keyboard.h) on the keyboard port and a
+ * wheel mouse (devices/ps2_mouse.h) on the auxiliary port, each with its
+ * own buffer. The controller has a one-byte output buffer, which the
+ * status register describes; when the guest empties it, the controller
+ * fills it from its own replies first, then from the keyboard, then from
+ * the mouse, each port only while its interface is enabled in the command
+ * byte. Keyboard bytes pass through the set 2 to set 1 translation when
+ * the command byte asks for it, as the 8042 does.
  */
 #include "i8042.h"
 
@@ -17,6 +18,9 @@
 
 #include <string.h>
 #include <errno.h>
+#include "ps2_keyboard.h"
+#include "ps2_mouse.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -26,7 +30,6 @@
 #define STATUS_LAST_WAS_COMMAND 0x08
 #define STATUS_NOT_INHIBITED 0x10 /* keylock off */
 #define STATUS_AUX_DATA 0x20
-#define STATUS_TIMEOUT 0x40
 
 #define CTR_KEYBOARD_INTERRUPT 0x01
 #define CTR_AUX_INTERRUPT 0x02
@@ -34,7 +37,8 @@
 #define CTR_KEYBOARD_DISABLED 0x10
 #define CTR_AUX_DISABLED 0x20
 #define CTR_TRANSLATE 0x40
-/* What a PC BIOS leaves behind with no mouse in use. */
+/* What a PC BIOS leaves behind: the mouse is the operating system's
+ * to enable. */
 #define CTR_DEFAULT (CTR_KEYBOARD_INTERRUPT | CTR_SYSTEM_FLAG | \
 		     CTR_AUX_DISABLED | CTR_TRANSLATE)
 
@@ -62,43 +66,54 @@
 #define SELF_TEST_PASSED 0x55
 #define INTERFACE_TEST_PASSED 0x00
 
-/* Keyboard commands (port 0x60). */
-#define KBD_SET_LEDS 0xed
-#define KBD_ECHO 0xee
-#define KBD_SCANCODE_SET 0xf0
-#define KBD_IDENTIFY 0xf2
-#define KBD_TYPEMATIC 0xf3
-#define KBD_RESET 0xff
+#define CONTROLLER_QUEUE_SIZE 16
 
-#define KBD_ACK 0xfa
-#define KBD_SELF_TEST_PASSED 0xaa
-#define KBD_ID_FIRST 0xab
-#define KBD_ID_SECOND 0x83
-#define KBD_ID_SECOND_TRANSLATED 0x41
-#define KBD_DEFAULT_SCANCODE_SET 2
-
-/* What the controller reports for a byte sent to an absent mouse. */
-#define AUX_NO_DEVICE 0xfe
-
-#define OUTPUT_QUEUE_SIZE 16
+/* The 8042's translation of scancode set 2 to set 1 (IBM PS/2 Technical
+ * Reference, "Scan Code Translation"), for set-2 bytes 0x00-0x84; every
+ * other byte (0xe0, 0xe1, the keyboard's replies) passes unchanged, and
+ * 0xf0, the break prefix, is swallowed and sets bit 7 of the next byte. */
+static const uint8_t set2_to_set1[0x85] = {
+	0xff, 0x43, 0x41, 0x3f, 0x3d, 0x3b, 0x3c, 0x58,
+	0x64, 0x44, 0x42, 0x40, 0x3e, 0x0f, 0x29, 0x59,
+	0x65, 0x38, 0x2a, 0x70, 0x1d, 0x10, 0x02, 0x5a,
+	0x66, 0x71, 0x2c, 0x1f, 0x1e, 0x11, 0x03, 0x5b,
+	0x67, 0x2e, 0x2d, 0x20, 0x12, 0x05, 0x04, 0x5c,
+	0x68, 0x39, 0x2f, 0x21, 0x14, 0x13, 0x06, 0x5d,
+	0x69, 0x31, 0x30, 0x23, 0x22, 0x15, 0x07, 0x5e,
+	0x6a, 0x72, 0x32, 0x24, 0x16, 0x08, 0x09, 0x5f,
+	0x6b, 0x33, 0x25, 0x17, 0x18, 0x0b, 0x0a, 0x60,
+	0x6c, 0x34, 0x35, 0x26, 0x27, 0x19, 0x0c, 0x61,
+	0x6d, 0x73, 0x28, 0x74, 0x1a, 0x0d, 0x62, 0x6e,
+	0x3a, 0x36, 0x1c, 0x1b, 0x75, 0x2b, 0x63, 0x76,
+	0x55, 0x56, 0x77, 0x78, 0x79, 0x7a, 0x0e, 0x7b,
+	0x7c, 0x4f, 0x7d, 0x4b, 0x47, 0x7e, 0x7f, 0x6f,
+	0x52, 0x53, 0x50, 0x4c, 0x4d, 0x48, 0x01, 0x45,
+	0x57, 0x4e, 0x51, 0x4a, 0x37, 0x49, 0x46, 0x54,
+	0x80, 0x81, 0x82, 0x41, 0x54,
+};
+#define SET2_BREAK 0xf0
 
 struct i8042_output {
 	uint8_t data;
-	uint8_t status; /* STATUS_AUX_DATA and STATUS_TIMEOUT for this byte */
+	uint8_t status; /* STATUS_AUX_DATA for a byte from the mouse port */
 };
 
 struct i8042 {
-	pthread_mutex_t lock; /* everything down to the output queue */
+	pthread_mutex_t lock; /* everything down to the mouse */
 	uint8_t ctr; /* controller command byte */
 	uint8_t output_port;
 	uint8_t status_flags; /* STATUS_LAST_WAS_COMMAND */
 	uint8_t pending_command; /* controller command awaiting its data byte */
-	uint8_t keyboard_pending; /* keyboard command awaiting its argument */
-	uint8_t scancode_set;
 	uint8_t last_output; /* what the data port reads when nothing waits */
-	struct i8042_output queue[OUTPUT_QUEUE_SIZE];
+	bool output_full;
+	struct i8042_output output; /* the output buffer */
+	bool translated_break; /* a set-2 0xf0 was swallowed */
+	/* The controller's own replies, ahead of the devices' bytes. */
+	struct i8042_output queue[CONTROLLER_QUEUE_SIZE];
 	unsigned int queue_head;
 	unsigned int queue_count;
+	struct ps2_keyboard keyboard;
+	struct ps2_mouse mouse;
 
 	/* Serialises applying output levels (see i8042_update_irqs). */
 	pthread_mutex_t irq_lock;
@@ -130,7 +145,8 @@ struct i8042 *i8042_create(struct irq_line keyboard_irq,
 	}
 	controller->ctr = CTR_DEFAULT;
 	controller->output_port = OUTPUT_PORT_DEFAULT;
-	controller->scancode_set = KBD_DEFAULT_SCANCODE_SET;
+	ps2_keyboard_init(&controller->keyboard);
+	ps2_mouse_init(&controller->mouse);
 	controller->keyboard_irq = keyboard_irq;
 	controller->mouse_irq = mouse_irq;
 	controller->reset_requested = reset_requested;
@@ -147,25 +163,77 @@ void i8042_destroy(struct i8042 *controller)
 	free(controller);
 }
 
-/* Queues a byte for the guest; status carries STATUS_AUX_DATA for bytes
- * from the auxiliary port. A full queue drops the byte, as a keyboard
- * whose own buffer overflows does. */
+/* Queues a reply of the controller itself; status carries STATUS_AUX_DATA
+ * for bytes it presents as coming from the auxiliary port. The guest
+ * reads each reply before its next command, so the queue cannot fill up
+ * unless the guest ignores replies; then the newest is dropped. */
 static void i8042_queue(struct i8042 *controller, uint8_t data, uint8_t status)
 {
-	if (controller->queue_count == OUTPUT_QUEUE_SIZE)
+	if (controller->queue_count == CONTROLLER_QUEUE_SIZE)
 		return;
 	unsigned int tail = (controller->queue_head + controller->queue_count) %
-			    OUTPUT_QUEUE_SIZE;
+			    CONTROLLER_QUEUE_SIZE;
 
 	controller->queue[tail] = (struct i8042_output){ data, status };
 	controller->queue_count++;
 }
 
-/* Bytes from the keyboard and the controller's own replies share the
- * keyboard's interrupt line. */
+/* The controller's replies share the keyboard's interrupt line. */
 static void i8042_queue_keyboard(struct i8042 *controller, uint8_t data)
 {
 	i8042_queue(controller, data, 0);
+}
+
+/* The next keyboard byte as the guest sees it: translated to set 1 when
+ * the command byte asks for it. */
+static bool i8042_next_keyboard_byte(struct i8042 *controller, uint8_t *data)
+{
+	uint8_t byte;
+
+	while (ps2_keyboard_read(&controller->keyboard, &byte)) {
+		if (!(controller->ctr & CTR_TRANSLATE)) {
+			*data = byte;
+			return true;
+		}
+		if (byte == SET2_BREAK) {
+			controller->translated_break = true;
+			continue;
+		}
+		if (byte < sizeof(set2_to_set1))
+			byte = set2_to_set1[byte];
+		if (controller->translated_break)
+			byte |= 0x80;
+		controller->translated_break = false;
+		*data = byte;
+		return true;
+	}
+	return false;
+}
+
+/* Fills an empty output buffer: the controller's replies first, then the
+ * keyboard, then the mouse, each port only with its interface enabled. */
+static void i8042_fill_output(struct i8042 *controller)
+{
+	uint8_t byte;
+
+	if (controller->output_full)
+		return;
+	if (controller->queue_count > 0) {
+		controller->output = controller->queue[controller->queue_head];
+		controller->queue_head =
+			(controller->queue_head + 1) % CONTROLLER_QUEUE_SIZE;
+		controller->queue_count--;
+		controller->output_full = true;
+	} else if (!(controller->ctr & CTR_KEYBOARD_DISABLED) &&
+		   i8042_next_keyboard_byte(controller, &byte)) {
+		controller->output = (struct i8042_output){ byte, 0 };
+		controller->output_full = true;
+	} else if (!(controller->ctr & CTR_AUX_DISABLED) &&
+		   ps2_mouse_read(&controller->mouse, &byte)) {
+		controller->output = (struct i8042_output){ byte,
+							    STATUS_AUX_DATA };
+		controller->output_full = true;
+	}
 }
 
 /* The levels each line should have: the output buffer holds a byte from
@@ -175,9 +243,9 @@ static void i8042_levels(const struct i8042 *controller, bool *keyboard,
 {
 	*keyboard = false;
 	*mouse = false;
-	if (controller->queue_count == 0)
+	if (!controller->output_full)
 		return;
-	if (controller->queue[controller->queue_head].status & STATUS_AUX_DATA)
+	if (controller->output.status & STATUS_AUX_DATA)
 		*mouse = controller->ctr & CTR_AUX_INTERRUPT;
 	else
 		*keyboard = controller->ctr & CTR_KEYBOARD_INTERRUPT;
@@ -204,6 +272,7 @@ static void i8042_update_irqs(struct i8042 *controller, bool consumed)
 
 	pthread_mutex_lock(&controller->irq_lock);
 	pthread_mutex_lock(&controller->lock);
+	i8042_fill_output(controller);
 	i8042_levels(controller, &keyboard, &mouse);
 	pthread_mutex_unlock(&controller->lock);
 
@@ -226,20 +295,16 @@ static uint8_t i8042_read_status(const struct i8042 *controller)
 
 	if (controller->ctr & CTR_SYSTEM_FLAG)
 		status |= STATUS_SYSTEM_FLAG;
-	if (controller->queue_count > 0)
-		status |= STATUS_OUTPUT_FULL |
-			  controller->queue[controller->queue_head].status;
+	if (controller->output_full)
+		status |= STATUS_OUTPUT_FULL | controller->output.status;
 	return status;
 }
 
 static uint8_t i8042_read_data(struct i8042 *controller)
 {
-	if (controller->queue_count > 0) {
-		controller->last_output =
-			controller->queue[controller->queue_head].data;
-		controller->queue_head =
-			(controller->queue_head + 1) % OUTPUT_QUEUE_SIZE;
-		controller->queue_count--;
+	if (controller->output_full) {
+		controller->last_output = controller->output.data;
+		controller->output_full = false;
 	}
 	return controller->last_output;
 }
@@ -293,62 +358,6 @@ static bool i8042_write_command(struct i8042 *controller, uint8_t command)
 	return false;
 }
 
-/* A byte for the keyboard itself. */
-static void i8042_keyboard_write(struct i8042 *controller, uint8_t data)
-{
-	uint8_t command = controller->keyboard_pending;
-
-	controller->keyboard_pending = 0;
-	if (command == KBD_SCANCODE_SET) {
-		/* Argument 0 asks which set is in use; 1-3 select one. */
-		i8042_queue_keyboard(controller, KBD_ACK);
-		if (data == 0)
-			i8042_queue_keyboard(controller,
-					     controller->scancode_set);
-		else if (data <= 3)
-			controller->scancode_set = data;
-		return;
-	}
-	if (command != 0) {
-		/* The argument of set LEDs or typematic rate: there are no
-		 * LEDs to light and no keys to repeat yet. */
-		i8042_queue_keyboard(controller, KBD_ACK);
-		return;
-	}
-
-	switch (data) {
-	case KBD_RESET:
-		controller->scancode_set = KBD_DEFAULT_SCANCODE_SET;
-		i8042_queue_keyboard(controller, KBD_ACK);
-		i8042_queue_keyboard(controller, KBD_SELF_TEST_PASSED);
-		break;
-	case KBD_IDENTIFY:
-		/* An MF2 keyboard; the controller translates the second ID
-		 * byte when translation is on (Linux accepts both forms). */
-		i8042_queue_keyboard(controller, KBD_ACK);
-		i8042_queue_keyboard(controller, KBD_ID_FIRST);
-		i8042_queue_keyboard(controller,
-				     (controller->ctr & CTR_TRANSLATE) ?
-					     KBD_ID_SECOND_TRANSLATED :
-					     KBD_ID_SECOND);
-		break;
-	case KBD_ECHO:
-		i8042_queue_keyboard(controller, KBD_ECHO);
-		break;
-	case KBD_SET_LEDS:
-	case KBD_SCANCODE_SET:
-	case KBD_TYPEMATIC:
-		controller->keyboard_pending = data;
-		i8042_queue_keyboard(controller, KBD_ACK);
-		break;
-	default:
-		/* Enable/disable scanning, defaults and the rest: with no
-		 * keys to send, acknowledging them is all there is to do. */
-		i8042_queue_keyboard(controller, KBD_ACK);
-		break;
-	}
-}
-
 /* Returns true when the byte asks for a CPU reset. */
 static bool i8042_write_data(struct i8042 *controller, uint8_t data)
 {
@@ -371,12 +380,10 @@ static bool i8042_write_data(struct i8042 *controller, uint8_t data)
 		i8042_queue(controller, data, STATUS_AUX_DATA);
 		return false;
 	case CMD_WRITE_AUX_DEVICE:
-		/* No mouse answers: the controller reports a timeout. */
-		i8042_queue(controller, AUX_NO_DEVICE,
-			    STATUS_AUX_DATA | STATUS_TIMEOUT);
+		ps2_mouse_write(&controller->mouse, data);
 		return false;
 	default:
-		i8042_keyboard_write(controller, data);
+		ps2_keyboard_write(&controller->keyboard, data);
 		return false;
 	}
 }
@@ -389,7 +396,7 @@ static void i8042_data_read(void *opaque, uint64_t offset, uint8_t *data,
 	(void)offset;
 	(void)size; /* the range is one port wide: size is 1 */
 	pthread_mutex_lock(&controller->lock);
-	bool consumed = controller->queue_count > 0;
+	bool consumed = controller->output_full;
 
 	data[0] = i8042_read_data(controller);
 	pthread_mutex_unlock(&controller->lock);
@@ -442,6 +449,31 @@ static void i8042_command_write(void *opaque, uint64_t offset,
 		controller->reset_requested(controller->opaque);
 }
 
+void i8042_key_event(struct i8042 *controller, uint16_t usage, bool pressed)
+{
+	pthread_mutex_lock(&controller->lock);
+	ps2_keyboard_key(&controller->keyboard, usage, pressed);
+	pthread_mutex_unlock(&controller->lock);
+	i8042_update_irqs(controller, false);
+}
+
+void i8042_mouse_event(struct i8042 *controller, int32_t dx, int32_t dy,
+		       int32_t dz, uint8_t buttons)
+{
+	pthread_mutex_lock(&controller->lock);
+	ps2_mouse_event(&controller->mouse, dx, dy, dz, buttons);
+	pthread_mutex_unlock(&controller->lock);
+	i8042_update_irqs(controller, false);
+}
+
+uint8_t i8042_keyboard_leds(struct i8042 *controller)
+{
+	pthread_mutex_lock(&controller->lock);
+	uint8_t leds = controller->keyboard.leds;
+	pthread_mutex_unlock(&controller->lock);
+	return leds;
+}
+
 static const struct bus_device_ops i8042_data_ops = {
 	.read = i8042_data_read,
 	.write = i8042_data_write,
@@ -466,74 +498,186 @@ int i8042_attach(struct i8042 *controller, struct bus *pio_bus)
 	return ret;
 }
 
-/* The controller's registers and its output queue, oldest byte first. */
+/*
+ * Saved: the controller's registers, its output register and its own
+ * queue, then the keyboard's and the mouse's state with their buffers,
+ * each queue oldest byte first. Everything read back is checked (queue
+ * lengths against their limits, the mouse's settings against their
+ * ranges) before any of it is applied.
+ */
+struct i8042_saved_queue {
+	uint8_t bytes[PS2_QUEUE_CAPACITY];
+	unsigned int count;
+};
+
+static void save_ps2_queue(const struct ps2_queue *queue,
+			   struct i8042_saved_queue *saved)
+{
+	saved->count = queue->count;
+	for (unsigned int i = 0; i < queue->count; i++)
+		saved->bytes[i] = queue->bytes[(queue->head + i) %
+					       PS2_QUEUE_CAPACITY];
+}
+
+static void restore_ps2_queue(struct ps2_queue *queue,
+			      const struct i8042_saved_queue *saved)
+{
+	queue->head = 0;
+	queue->count = saved->count;
+	memcpy(queue->bytes, saved->bytes, saved->count);
+}
+
+/* The fields of the state, bound to where they are saved from or read
+ * into; the same table serves both ways. */
+struct i8042_fields {
+	uint8_t ctr, output_port, status_flags, pending_command, last_output;
+	bool output_full, translated_break;
+	uint8_t output_data, output_status;
+	unsigned int controller_count;
+	uint8_t controller_queue[2 * CONTROLLER_QUEUE_SIZE];
+	struct ps2_keyboard keyboard;
+	struct i8042_saved_queue keyboard_queue;
+	struct ps2_mouse mouse;
+	struct i8042_saved_queue mouse_queue;
+	uint32_t motion[3]; /* the mouse's dx, dy, dz as 32-bit patterns */
+};
+
+#define I8042_REGISTERS(f)                                                   \
+	{                                                                     \
+		DEVICE_REGISTER("ctr", (f)->ctr),                             \
+		DEVICE_REGISTER("output-port", (f)->output_port),             \
+		DEVICE_REGISTER("status-flags", (f)->status_flags),           \
+		DEVICE_REGISTER("pending-command", (f)->pending_command),     \
+		DEVICE_REGISTER("last-output", (f)->last_output),             \
+		DEVICE_REGISTER("output-full", (f)->output_full),             \
+		DEVICE_REGISTER("translated-break", (f)->translated_break),   \
+		DEVICE_REGISTER("output-data", (f)->output_data),             \
+		DEVICE_REGISTER("output-status", (f)->output_status),         \
+		DEVICE_REGISTER("queue-count", (f)->controller_count),        \
+		DEVICE_REGISTER("keyboard-pending", (f)->keyboard.pending_command), \
+		DEVICE_REGISTER("keyboard-scanning", (f)->keyboard.scanning), \
+		DEVICE_REGISTER("keyboard-leds", (f)->keyboard.leds),         \
+		DEVICE_REGISTER("keyboard-typematic", (f)->keyboard.typematic), \
+		DEVICE_REGISTER("keyboard-last-sent", (f)->keyboard.last_sent), \
+		DEVICE_REGISTER("keyboard-count", (f)->keyboard_queue.count), \
+		DEVICE_REGISTER("mouse-pending", (f)->mouse.pending_command), \
+		DEVICE_REGISTER("mouse-id", (f)->mouse.id),                   \
+		DEVICE_REGISTER("mouse-reporting", (f)->mouse.reporting),     \
+		DEVICE_REGISTER("mouse-remote", (f)->mouse.remote),           \
+		DEVICE_REGISTER("mouse-wrap", (f)->mouse.wrap),               \
+		DEVICE_REGISTER("mouse-scaling", (f)->mouse.scaling_2_to_1),  \
+		DEVICE_REGISTER("mouse-resolution", (f)->mouse.resolution),   \
+		DEVICE_REGISTER("mouse-sample-rate", (f)->mouse.sample_rate), \
+		DEVICE_REGISTER("mouse-buttons", (f)->mouse.buttons),         \
+		DEVICE_REGISTER("mouse-changed", (f)->mouse.changed),         \
+		DEVICE_REGISTER("mouse-last-sent", (f)->mouse.last_sent),     \
+		DEVICE_REGISTER("mouse-dx", (f)->motion[0]),                  \
+		DEVICE_REGISTER("mouse-dy", (f)->motion[1]),                  \
+		DEVICE_REGISTER("mouse-dz", (f)->motion[2]),                  \
+		DEVICE_REGISTER("mouse-count", (f)->mouse_queue.count),       \
+	}
+
 static int i8042_save(void *opaque, struct device_state_writer *writer)
 {
 	struct i8042 *controller = opaque;
-	uint8_t queue[2 * OUTPUT_QUEUE_SIZE] = { 0 };
+	struct i8042_fields fields = { 0 };
+	const struct device_register registers[] = I8042_REGISTERS(&fields);
 
 	pthread_mutex_lock(&controller->lock);
-	const struct device_register registers[] = {
-		DEVICE_REGISTER("ctr", controller->ctr),
-		DEVICE_REGISTER("output-port", controller->output_port),
-		DEVICE_REGISTER("status-flags", controller->status_flags),
-		DEVICE_REGISTER("pending-command", controller->pending_command),
-		DEVICE_REGISTER("keyboard-pending", controller->keyboard_pending),
-		DEVICE_REGISTER("scancode-set", controller->scancode_set),
-		DEVICE_REGISTER("last-output", controller->last_output),
-		DEVICE_REGISTER("output-count", controller->queue_count),
-	};
+	fields.ctr = controller->ctr;
+	fields.output_port = controller->output_port;
+	fields.status_flags = controller->status_flags;
+	fields.pending_command = controller->pending_command;
+	fields.last_output = controller->last_output;
+	fields.output_full = controller->output_full;
+	fields.translated_break = controller->translated_break;
+	fields.output_data = controller->output.data;
+	fields.output_status = controller->output.status;
+	fields.controller_count = controller->queue_count;
 	for (unsigned int i = 0; i < controller->queue_count; i++) {
 		const struct i8042_output *output = &controller->queue[
-			(controller->queue_head + i) % OUTPUT_QUEUE_SIZE];
-		queue[2 * i] = output->data;
-		queue[2 * i + 1] = output->status;
+			(controller->queue_head + i) % CONTROLLER_QUEUE_SIZE];
+		fields.controller_queue[2 * i] = output->data;
+		fields.controller_queue[2 * i + 1] = output->status;
 	}
+	fields.keyboard = controller->keyboard;
+	save_ps2_queue(&controller->keyboard.queue, &fields.keyboard_queue);
+	fields.mouse = controller->mouse;
+	save_ps2_queue(&controller->mouse.queue, &fields.mouse_queue);
+	memcpy(&fields.motion[0], &controller->mouse.dx, sizeof(uint32_t));
+	memcpy(&fields.motion[1], &controller->mouse.dy, sizeof(uint32_t));
+	memcpy(&fields.motion[2], &controller->mouse.dz, sizeof(uint32_t));
+	pthread_mutex_unlock(&controller->lock);
+
 	int result = device_save_registers(writer, registers,
 					   ARRAY_SIZE(registers));
-	pthread_mutex_unlock(&controller->lock);
-	return result ? result : writer->put_bytes(writer, "output", queue,
-						   sizeof(queue));
+	if (!result)
+		result = writer->put_bytes(writer, "queue", fields.controller_queue,
+					   sizeof(fields.controller_queue));
+	if (!result)
+		result = writer->put_bytes(writer, "keyboard-queue",
+					   fields.keyboard_queue.bytes,
+					   PS2_QUEUE_CAPACITY);
+	if (!result)
+		result = writer->put_bytes(writer, "mouse-queue",
+					   fields.mouse_queue.bytes,
+					   PS2_QUEUE_CAPACITY);
+	return result;
 }
 
 static int i8042_restore(void *opaque, struct device_state_reader *reader)
 {
 	struct i8042 *controller = opaque;
-	uint8_t ctr, output_port, status_flags, pending_command,
-		keyboard_pending, scancode_set, last_output;
-	unsigned int count;
-	uint8_t queue[2 * OUTPUT_QUEUE_SIZE];
-	const struct device_register registers[] = {
-		DEVICE_REGISTER("ctr", ctr),
-		DEVICE_REGISTER("output-port", output_port),
-		DEVICE_REGISTER("status-flags", status_flags),
-		DEVICE_REGISTER("pending-command", pending_command),
-		DEVICE_REGISTER("keyboard-pending", keyboard_pending),
-		DEVICE_REGISTER("scancode-set", scancode_set),
-		DEVICE_REGISTER("last-output", last_output),
-		DEVICE_REGISTER("output-count", count),
-	};
+	struct i8042_fields fields = { 0 };
+	const struct device_register registers[] = I8042_REGISTERS(&fields);
+
+	/* The parts no register names keep their power-on values. */
+	ps2_keyboard_init(&fields.keyboard);
+	ps2_mouse_init(&fields.mouse);
 	int result = device_restore_registers(reader, registers,
 					      ARRAY_SIZE(registers));
 	if (!result)
-		result = reader->get_bytes(reader, "output", queue, sizeof(queue));
+		result = reader->get_bytes(reader, "queue", fields.controller_queue,
+					   sizeof(fields.controller_queue));
+	if (!result)
+		result = reader->get_bytes(reader, "keyboard-queue",
+					   fields.keyboard_queue.bytes,
+					   PS2_QUEUE_CAPACITY);
+	if (!result)
+		result = reader->get_bytes(reader, "mouse-queue",
+					   fields.mouse_queue.bytes,
+					   PS2_QUEUE_CAPACITY);
 	if (result)
 		return result;
-	if (count > OUTPUT_QUEUE_SIZE)
+	if (fields.controller_count > CONTROLLER_QUEUE_SIZE ||
+	    fields.keyboard_queue.count > fields.keyboard.queue.limit ||
+	    fields.mouse_queue.count > fields.mouse.queue.limit ||
+	    fields.mouse.resolution > 3)
 		return -EINVAL;
+
 	pthread_mutex_lock(&controller->lock);
-	controller->ctr = ctr;
-	controller->output_port = output_port;
-	controller->status_flags = status_flags;
-	controller->pending_command = pending_command;
-	controller->keyboard_pending = keyboard_pending;
-	controller->scancode_set = scancode_set;
-	controller->last_output = last_output;
+	controller->ctr = fields.ctr;
+	controller->output_port = fields.output_port;
+	controller->status_flags = fields.status_flags;
+	controller->pending_command = fields.pending_command;
+	controller->last_output = fields.last_output;
+	controller->output_full = fields.output_full;
+	controller->translated_break = fields.translated_break;
+	controller->output = (struct i8042_output){ .data = fields.output_data,
+						    .status = fields.output_status };
 	controller->queue_head = 0;
-	controller->queue_count = count;
-	for (unsigned int i = 0; i < count; i++)
+	controller->queue_count = fields.controller_count;
+	for (unsigned int i = 0; i < fields.controller_count; i++)
 		controller->queue[i] = (struct i8042_output){
-			.data = queue[2 * i], .status = queue[2 * i + 1] };
+			.data = fields.controller_queue[2 * i],
+			.status = fields.controller_queue[2 * i + 1] };
+	controller->keyboard = fields.keyboard;
+	restore_ps2_queue(&controller->keyboard.queue, &fields.keyboard_queue);
+	controller->mouse = fields.mouse;
+	restore_ps2_queue(&controller->mouse.queue, &fields.mouse_queue);
+	memcpy(&controller->mouse.dx, &fields.motion[0], sizeof(uint32_t));
+	memcpy(&controller->mouse.dy, &fields.motion[1], sizeof(uint32_t));
+	memcpy(&controller->mouse.dz, &fields.motion[2], sizeof(uint32_t));
 	pthread_mutex_unlock(&controller->lock);
 	/* The lines to the levels the state calls for. */
 	i8042_update_irqs(controller, false);
@@ -543,7 +687,7 @@ static int i8042_restore(void *opaque, struct device_state_reader *reader)
 static const struct device_ops i8042_record_ops = {
 	.save = i8042_save,
 	.restore = i8042_restore,
-	.state_version = 1,
+	.state_version = 2,
 };
 
 struct device_record i8042_record(struct i8042 *controller, const char *name)

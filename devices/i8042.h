@@ -1,15 +1,21 @@
 /*
- * The i8042 PS/2 controller, as much as a guest without a keyboard or mouse
- * attached needs: the status and command ports, the controller command byte,
- * self-test and interface tests, output port reads and writes, and the
- * CPU reset line (command 0xFE, or clearing bit 0 of the output port).
- * Keyboard and mouse input arrive with the display issue.
+ * The i8042 PS/2 controller with a keyboard and a wheel mouse attached: the
+ * status and command ports, the controller command byte, self-test and
+ * interface tests, output port reads and writes, the CPU reset line
+ * (command 0xFE, or clearing bit 0 of the output port), set 2 to set 1
+ * translation, IRQ 1 for keyboard bytes and IRQ 12 for mouse bytes. Input
+ * comes from the host's display through i8042_key_event() and
+ * i8042_mouse_event().
  *
  * Promise: a reset request is reported through the hook, never acted on
- * inside the device; all state is locked inside the device.
+ * inside the device; all state is locked inside the device, so input may
+ * come from any thread.
  */
 #ifndef VESSEL_DEVICES_I8042_H
 #define VESSEL_DEVICES_I8042_H
+
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "bus.h"
 #include "irq_line.h"
@@ -32,5 +38,17 @@ int i8042_attach(struct i8042 *controller, struct bus *pio_bus);
 /* The controller's device record (device.h): its state saved and
  * restored. */
 struct device_record i8042_record(struct i8042 *controller, const char *name);
+
+/* A key of the given USB HID usage (keyboard page; SDL's scancodes) went
+ * down, repeated, or went up (devices/ps2_keyboard.h). */
+void i8042_key_event(struct i8042 *controller, uint16_t usage, bool pressed);
+
+/* The mouse moved (dx right, dy up, dz wheel towards the user) and holds
+ * buttons (PS2_MOUSE_LEFT, _RIGHT, _MIDDLE of devices/ps2_mouse.h). */
+void i8042_mouse_event(struct i8042 *controller, int32_t dx, int32_t dy,
+		       int32_t dz, uint8_t buttons);
+
+/* The keyboard's LEDs as the guest last set them (PS2_LED_*). */
+uint8_t i8042_keyboard_leds(struct i8042 *controller);
 
 #endif

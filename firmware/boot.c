@@ -246,6 +246,7 @@ int boot_load(const struct boot_request *request,
 		.cmdline_address = LAYOUT_CMDLINE,
 		.initrd_size = request->initrd_size,
 		.e820 = &e820,
+		.framebuffer = request->framebuffer,
 	};
 	int ret;
 

@@ -26,6 +26,7 @@
 #include <linux/kvm.h>
 
 #include "../devices/guest_memory.h"
+#include "screen_info.h"
 
 enum kernel_format {
 	KERNEL_FORMAT_BZIMAGE,
@@ -60,6 +61,10 @@ struct boot_request {
 	size_t initrd_size;
 	const char *cmdline; /* never NULL; may be "" */
 	unsigned int cpu_count;
+	/* A linear framebuffer to announce, or NULL without a display. Only
+	 * a bzImage learns of it (boot_params.screen_info): PVH start info
+	 * has no field for a screen. */
+	const struct boot_framebuffer *framebuffer;
 };
 
 /* Register state of the boot vCPU at the kernel's entry. */

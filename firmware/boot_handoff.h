@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "e820.h"
+#include "screen_info.h"
 
 struct boot_handoff {
 	uint64_t cmdline_address;
@@ -18,6 +19,7 @@ struct boot_handoff {
 	uint64_t initrd_size;
 	uint64_t rsdp_address;
 	const struct e820_table *e820;
+	const struct boot_framebuffer *framebuffer; /* NULL without one */
 };
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "layout.h"
 #include "little_endian.h"
+#include "screen_info.h"
 
 /* Setup header fields: offsets in the file and, for the copy of the header,
  * in boot_params (Documentation/arch/x86/boot.rst, "The Real-Mode Kernel
@@ -48,6 +49,7 @@
 
 /* boot_params beyond the setup header (Documentation/arch/x86/zero-page.rst). */
 #define ZERO_PAGE_SIZE 0x1000
+#define BP_SCREEN_INFO 0x000
 #define BP_ACPI_RSDP_ADDR 0x070
 #define BP_EXT_RAMDISK_IMAGE 0x0c0
 #define BP_EXT_RAMDISK_SIZE 0x0c4
@@ -226,6 +228,10 @@ int bzimage_load(const struct kernel_image *image,
 	if (image->boot_protocol_version >= PROTOCOL_ACPI_RSDP)
 		le64_store(zero_page + BP_ACPI_RSDP_ADDR,
 			   handoff->rsdp_address);
+
+	if (handoff->framebuffer)
+		screen_info_write(zero_page + BP_SCREEN_INFO,
+				  handoff->framebuffer);
 
 	const struct e820_table *e820 = handoff->e820;
 	zero_page[BP_E820_ENTRIES] = (uint8_t)e820->count;

@@ -26,12 +26,19 @@
 #define LAYOUT_IOAPIC_ADDRESS 0xfec00000ULL
 #define LAYOUT_LAPIC_ADDRESS 0xfee00000ULL
 
+/* The linear framebuffer of --display (devices/framebuffer.h): its own
+ * memory, up to 16 MiB (2560x1600 at 32 bits per pixel), in the PCI hole
+ * just below the I/O APIC. Not RAM: the e820 map leaves it out. */
+#define LAYOUT_FRAMEBUFFER_ADDRESS 0xfd000000ULL
+#define LAYOUT_FRAMEBUFFER_MAX_SIZE 0x1000000ULL
+
 /* The 32-bit window the PCI root bridge decodes for memory BARs (the DSDT's
- * _CRS): the PCI hole up to the I/O APIC. Above it lie the I/O APIC, the
- * local APIC and the pages KVM keeps for its TSS and identity map from
- * 0xfffbc000 (vmm/vm.c), none of which a BAR may overlap. End exclusive. */
+ * _CRS): the PCI hole up to the framebuffer. Above it lie the framebuffer,
+ * the I/O APIC, the local APIC and the pages KVM keeps for its TSS and
+ * identity map from 0xfffbc000 (vmm/vm.c), none of which a BAR may
+ * overlap. End exclusive. */
 #define LAYOUT_PCI_MMIO_START LAYOUT_PCI_HOLE_START
-#define LAYOUT_PCI_MMIO_END LAYOUT_IOAPIC_ADDRESS
+#define LAYOUT_PCI_MMIO_END LAYOUT_FRAMEBUFFER_ADDRESS
 
 /* Ports of the ACPI fixed hardware (devices/acpi_pm.h). */
 #define LAYOUT_ACPI_PM1_EVENT_PORT 0x600

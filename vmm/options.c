@@ -73,6 +73,12 @@ void options_print_run_usage(void)
 	       "      --api-sock-mode MODE the socket's permissions, octal (0660)\n"
 	       "      --paused             build the VM with its vCPUs parked: it\n"
 	       "                           runs on `vessel resume` (or the API)\n"
+	       "      --display none|sdl[,width=W][,height=H][,depth=16|24|32]\n"
+	       "                           the guest's screen in an SDL window: a VESA\n"
+	       "                           linear framebuffer (default 1024x768x32) and\n"
+	       "                           a PS/2 keyboard and mouse (default: none)\n"
+	       "      --name NAME          the VM's name, in the window title\n"
+	       "                           (default: " OPTIONS_DEFAULT_NAME ")\n"
 	       "  -h, --help               show this help\n"
 	       "\n"
 	       "Exit status: 0 when the guest powers off (or reboots with --no-reboot,\n"
@@ -92,6 +98,8 @@ enum {
 	OPTION_API_SOCK,
 	OPTION_API_SOCK_MODE,
 	OPTION_PAUSED,
+	OPTION_DISPLAY,
+	OPTION_NAME,
 };
 
 static const struct option run_options[] = {
@@ -107,6 +115,8 @@ static const struct option run_options[] = {
 	{ "api-sock", required_argument, NULL, OPTION_API_SOCK },
 	{ "api-sock-mode", required_argument, NULL, OPTION_API_SOCK_MODE },
 	{ "paused", no_argument, NULL, OPTION_PAUSED },
+	{ "display", required_argument, NULL, OPTION_DISPLAY },
+	{ "name", required_argument, NULL, OPTION_NAME },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -417,8 +427,10 @@ int options_config_defaults(struct vm_config *config, char *err,
 		.memory_size = OPTIONS_DEFAULT_MEMORY,
 		.cpu_count = 1,
 	};
-	return own_string(&config->cmdline, OPTIONS_DEFAULT_CMDLINE, err,
-			  err_len);
+	int result = own_string(&config->cmdline, OPTIONS_DEFAULT_CMDLINE, err,
+				err_len);
+	return result ? result : own_string(&config->name, OPTIONS_DEFAULT_NAME,
+					    err, err_len);
 }
 
 static int parse_run(int argc, char **argv, struct vm_config *config,
@@ -501,6 +513,13 @@ static int parse_run(int argc, char **argv, struct vm_config *config,
 			break;
 		case OPTION_PAUSED:
 			run->paused = true;
+			break;
+		case OPTION_DISPLAY:
+			result = display_parse_option(optarg, &config->display,
+						      err, err_len);
+			break;
+		case OPTION_NAME:
+			result = own_string(&config->name, optarg, err, err_len);
 			break;
 		case 'h':
 			options_print_run_usage();

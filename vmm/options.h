@@ -19,6 +19,7 @@
 #include "vm_config.h"
 
 #define OPTIONS_DEFAULT_MEMORY (512ULL << 20)
+#define OPTIONS_DEFAULT_NAME "vessel"
 #define OPTIONS_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
 
 enum options_result {

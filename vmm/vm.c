@@ -19,6 +19,7 @@
 #include "../firmware/boot.h"
 #include "../firmware/layout.h"
 #include "config.h"
+#include "display.h"
 
 /* Where KVM may put the pages it needs for real-mode emulation on Intel
  * hosts: just below the BIOS ROM, inside the PCI hole (KVM API,
@@ -379,6 +380,36 @@ static int create_devices(struct vm *vm, char *err, size_t err_len)
 	return 0;
 }
 
+/* Closing the display's window asks the guest to power off, as the ACPI
+ * power button does; closing it again, before the guest has, stops the VM
+ * at once. Display thread. */
+static void on_display_window_closed(void *opaque)
+{
+	struct vm *vm = opaque;
+
+	if (!atomic_exchange(&vm->window_closed_once, true)) {
+		acpi_pm_press_power_button(vm->acpi_pm);
+		return;
+	}
+	vm_request_stop(vm, VM_STOP_REQUESTED,
+			"the display window was closed twice");
+}
+
+/* The screen, keyboard and mouse of --display (vmm/display.h). */
+static int create_display(struct vm *vm, char *err, size_t err_len)
+{
+	const struct display_machine machine = {
+		.vm_fd = vm->fd,
+		.input = vm->i8042,
+		.name = vm->config->name,
+		.window_closed = on_display_window_closed,
+		.opaque = vm,
+	};
+
+	return display_create(&vm->display, &vm->config->display, &machine,
+			      err, err_len);
+}
+
 /* Maps a file read-only for the duration of the load. */
 static int map_file(const char *path, const uint8_t **data, size_t *size,
 		    char *err, size_t err_len)
@@ -431,6 +462,7 @@ static int load_guest(struct vm *vm, struct boot_entry *entry, char *err,
 		.initrd_size = initrd_size,
 		.cmdline = vm->config->cmdline,
 		.cpu_count = vm->config->cpu_count,
+		.framebuffer = display_boot_framebuffer(vm->display),
 	};
 	result = boot_load(&request, &vm->memory.guest, entry, err, err_len);
 	if (initrd_size)
@@ -544,6 +576,7 @@ static struct vm *assemble(const struct vm_config *config,
 	    vm_memory_register(&vm->memory, vm->fd, err, err_len) ||
 	    create_devices(vm, err, err_len) ||
 	    create_virtio_devices(vm, err, err_len) ||
+	    create_display(vm, err, err_len) ||
 	    (!image && load_guest(vm, &entry, err, err_len)) ||
 	    create_vcpus(vm, image ? NULL : &entry, err, err_len) ||
 	    (image && vm_restore_state(vm, image->state, err, err_len))) {
@@ -578,6 +611,7 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(&vm->vcpus[i]);
 	}
 	free(vm->vcpus);
+	display_destroy(vm->display);
 	virtio_pci_destroy(vm->rng_function);
 	virtio_rng_destroy(vm->rng);
 	for (unsigned int i = 0; i < OPTIONS_MAX_NICS; i++)

@@ -14,6 +14,7 @@ void vm_config_release(struct vm_config *config)
 	free(config->kernel_path);
 	free(config->initrd_path);
 	free(config->cmdline);
+	free(config->name);
 	for (unsigned int i = 0; i < config->disk_count; i++)
 		free(config->disks[i].path);
 	for (unsigned int i = 0; i < config->nic_count; i++)
@@ -49,6 +50,7 @@ struct vm_config *vm_config_copy(const struct vm_config *config)
 	bool ok = copy_string(&copy->kernel_path);
 	ok = copy_string(&copy->initrd_path) && ok;
 	ok = copy_string(&copy->cmdline) && ok;
+	ok = copy_string(&copy->name) && ok;
 	for (unsigned int i = 0; i < copy->disk_count; i++)
 		ok = copy_string(&copy->disks[i].path) && ok;
 	for (unsigned int i = 0; i < copy->nic_count; i++)
@@ -196,6 +198,18 @@ static bool devices_to_json(struct json_object *object,
 	return true;
 }
 
+/* --display's own syntax, which parse_display reads back. */
+static struct json_object *display_to_json(const struct display_config *display)
+{
+	char text[64];
+
+	if (display->kind == DISPLAY_NONE)
+		return json_object_new_string("none");
+	snprintf(text, sizeof(text), "sdl,width=%u,height=%u,depth=%u",
+		 display->width, display->height, display->depth);
+	return json_object_new_string(text);
+}
+
 struct json_object *vm_config_to_json(const struct vm_config *config)
 {
 	struct json_object *object = json_object_new_object();
@@ -217,6 +231,8 @@ struct json_object *vm_config_to_json(const struct vm_config *config)
 	     put(object, "cpu_features", json_object_get(features)) &&
 	     put(object, "no_reboot",
 		 json_object_new_boolean(config->no_reboot)) &&
+	     put(object, "name", json_object_new_string(config->name)) &&
+	     put(object, "display", display_to_json(&config->display)) &&
 	     devices_to_json(object, config);
 	json_object_put(features);
 	if (ok)
@@ -379,6 +395,31 @@ static int parse_cmdline(struct json_object *value, const char *field,
 {
 	return set_string(value, field, &((struct vm_config *)target)->cmdline,
 			  err, err_len);
+}
+
+static int parse_name(struct json_object *value, const char *field,
+		      void *target, char *err, size_t err_len)
+{
+	return set_string(value, field, &((struct vm_config *)target)->name,
+			  err, err_len);
+}
+
+/* As --display takes it: "none", "sdl,width=1280,height=800". */
+static int parse_display(struct json_object *value, const char *field,
+			 void *target, char *err, size_t err_len)
+{
+	const char *text;
+	char reason[256];
+	int result = get_string(value, field, &text, err, err_len);
+
+	if (result)
+		return result;
+	if (display_parse_option(text, &((struct vm_config *)target)->display,
+				 reason, sizeof(reason))) {
+		snprintf(err, err_len, "%s: %s", field, reason);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* Bytes as an integer, or a size as the command line writes it ("2G"). */
@@ -688,6 +729,8 @@ static const struct field_handler config_fields[] = {
 	{ "cpus", parse_cpus },
 	{ "cpu_features", parse_cpu_features },
 	{ "no_reboot", parse_no_reboot },
+	{ "name", parse_name },
+	{ "display", parse_display },
 	{ "disks", parse_disks },
 	{ "nets", parse_nets },
 	{ NULL, NULL },

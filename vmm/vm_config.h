@@ -20,6 +20,7 @@
 
 #include "../devices/net_slirp.h"
 #include "cpuid.h"
+#include "display.h"
 
 /* The JSON form's version: a reader refuses any other. */
 #define VM_CONFIG_VERSION 1
@@ -65,6 +66,8 @@ struct vm_config {
 	unsigned int disk_count;
 	struct net_config nics[OPTIONS_MAX_NICS];
 	unsigned int nic_count;
+	struct display_config display; /* zeroed: --display none */
+	char *name; /* --name: the window title's */
 };
 
 struct json_object;

@@ -7,6 +7,7 @@
 #define VESSEL_VMM_VM_PRIVATE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <linux/kvm.h>
@@ -69,6 +70,8 @@ struct vm {
 
 	struct vcpu *vcpus;
 	unsigned int vcpu_count; /* created so far */
+	struct display *display; /* NULL with --display none */
+	atomic_bool window_closed_once; /* the power button was pressed */
 	bool started;
 	/* The guest's kvmclock when it was paused (vm_pause). */
 	struct kvm_clock_data paused_clock;

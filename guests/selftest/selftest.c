@@ -20,6 +20,11 @@
  *                  second), then power off: a paused guest prints
  *                  nothing, and after resume it goes on with the next
  *                  number
+ *   mode=display   draw a white rectangle (x 100-399, y 100-199) on a
+ *                  1024x768x32 framebuffer at 0xfd000000 (what vessel's
+ *                  --display sdl gives), turn the mouse's reporting on,
+ *                  then print every byte the i8042 delivers, in hex, as
+ *                  "key" or "mouse", until Q's make code
  *
  * CPL0 only sets up long mode, the IDT, a TSS and the syscall MSRs, then
  * iretq's to CPL3 with IOPL 3: on a PVM host CPL0 code is emulated, while
@@ -408,6 +413,46 @@ static void run_echo(void)
 	print("\nselftest: echo done\n");
 }
 
+#define FRAMEBUFFER ((volatile uint32_t *)0xfd000000)
+#define FRAMEBUFFER_WIDTH 1024
+#define I8042_DATA_PORT 0x60
+#define I8042_STATUS_OUTPUT_FULL 0x01
+#define I8042_STATUS_AUX_DATA 0x20
+#define SET1_Q_MAKE 0x10
+#define I8042_AUX_ENABLE 0xa8
+#define I8042_WRITE_AUX 0xd4
+#define MOUSE_ENABLE_REPORTING 0xf4
+
+static void run_display(void)
+{
+	for (int y = 100; y < 200; y++)
+		for (int x = 100; x < 400; x++)
+			FRAMEBUFFER[y * FRAMEBUFFER_WIDTH + x] = 0x00ffffff;
+	/* The mouse's first byte is the acknowledgement of this. */
+	outb(I8042_COMMAND_PORT, I8042_AUX_ENABLE);
+	outb(I8042_COMMAND_PORT, I8042_WRITE_AUX);
+	outb(I8042_DATA_PORT, MOUSE_ENABLE_REPORTING);
+	print("selftest: drew, type into the window, q quits\n");
+	for (;;) {
+		uint8_t status = inb(I8042_COMMAND_PORT);
+		if (!(status & I8042_STATUS_OUTPUT_FULL))
+			continue;
+		uint8_t byte = inb(I8042_DATA_PORT);
+		if (status & I8042_STATUS_AUX_DATA) {
+			print("selftest: mouse ");
+			print_hex(byte, 2);
+			print("\n");
+			continue;
+		}
+		print("selftest: key ");
+		print_hex(byte, 2);
+		print("\n");
+		if (byte == SET1_Q_MAKE)
+			break;
+	}
+	print("selftest: display done\n");
+}
+
 static void run_reset(void)
 {
 	print("selftest: resetting through the i8042\n");
@@ -543,6 +588,8 @@ static __attribute__((noreturn)) void user_main(void)
 		run_rtc();
 	else if (word_is(mode, "count"))
 		run_count(mode);
+	else if (word_is(mode, "display"))
+		run_display();
 	else
 		print("selftest: unknown mode\n");
 	power_off();

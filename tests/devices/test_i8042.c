@@ -181,20 +181,33 @@ Test(i8042, keyboard_commands_with_arguments)
 	cr_assert_eq(read_reply(), 0xfa);
 	assert_empty();
 
+	cr_assert_eq(i8042_keyboard_leds(controller), 0x07);
+
 	port_write8(bus, DATA, 0xf0); /* get scancode set */
 	cr_assert_eq(read_reply(), 0xfa);
 	port_write8(bus, DATA, 0x00);
 	cr_assert_eq(read_reply(), 0xfa);
-	cr_assert_eq(read_reply(), 0x02);
-	port_write8(bus, DATA, 0xf0); /* select set 1 */
-	cr_assert_eq(read_reply(), 0xfa);
-	port_write8(bus, DATA, 0x01);
-	cr_assert_eq(read_reply(), 0xfa);
+	/* The 8042 translates the reply too: set 2 reads as 0x41. */
+	cr_assert_eq(read_reply(), 0x41);
+	write_ctr(CTR_KBDINT);
 	port_write8(bus, DATA, 0xf0);
 	read_reply();
 	port_write8(bus, DATA, 0x00);
 	read_reply();
-	cr_assert_eq(read_reply(), 0x01);
+	cr_assert_eq(read_reply(), 0x02, "untranslated");
+	port_write8(bus, DATA, 0xf0); /* select set 2 */
+	cr_assert_eq(read_reply(), 0xfa);
+	port_write8(bus, DATA, 0x02);
+	cr_assert_eq(read_reply(), 0xfa);
+	port_write8(bus, DATA, 0xf0); /* select set 1: not offered */
+	cr_assert_eq(read_reply(), 0xfa);
+	port_write8(bus, DATA, 0x01);
+	cr_assert_eq(read_reply(), 0xfe);
+
+	port_write8(bus, DATA, 0xf3); /* typematic rate */
+	cr_assert_eq(read_reply(), 0xfa);
+	port_write8(bus, DATA, 0x20);
+	cr_assert_eq(read_reply(), 0xfa);
 
 	port_write8(bus, DATA, 0xf4); /* enable scanning */
 	cr_assert_eq(read_reply(), 0xfa);
@@ -264,7 +277,7 @@ Test(i8042, keyboard_output_buffer_write)
 	cr_assert_eq(read_reply(), 0x1c);
 }
 
-Test(i8042, a_byte_for_the_absent_mouse_times_out_at_once)
+Test(i8042, the_mouse_answers_on_the_aux_port_with_irq_12)
 {
 	write_ctr(CTR_KBDINT | CTR_AUXINT);
 	port_write8(bus, COMMAND, 0xd4);
@@ -272,10 +285,14 @@ Test(i8042, a_byte_for_the_absent_mouse_times_out_at_once)
 	uint8_t status = port_read8(bus, COMMAND);
 
 	cr_assert_eq(status & (STATUS_OBF | STATUS_AUX | STATUS_TIMEOUT),
-		     STATUS_OBF | STATUS_AUX | STATUS_TIMEOUT);
+		     STATUS_OBF | STATUS_AUX);
 	cr_assert(mouse_irq.level);
-	cr_assert_eq(port_read8(bus, DATA), 0xfe);
-	cr_assert_eq(port_read8(bus, COMMAND) & STATUS_TIMEOUT, 0);
+	cr_assert_eq(mouse_irq.last_gsi, I8042_MOUSE_GSI);
+	cr_assert_eq(port_read8(bus, DATA), 0xfa);
+	cr_assert(port_read8(bus, COMMAND) & STATUS_AUX);
+	cr_assert_eq(port_read8(bus, DATA), 0x00, "a standard mouse");
+	cr_assert_not(mouse_irq.level);
+	cr_assert_eq(keyboard_irq.calls, 0);
 }
 
 /* Linux's i8042_check_aux() and i8042_set_mux_mode() probing

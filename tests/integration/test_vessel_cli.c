@@ -129,6 +129,20 @@ Test(cli, disk_in_use_is_refused)
 	unlink(image);
 }
 
+/* --display sdl with no X server or Wayland compositor to reach: SDL
+ * would fall back to a window nobody sees. */
+Test(cli, display_without_a_display_is_refused)
+{
+	char *argv[] = { "vessel", "run", "--kernel", (char *)selftest(),
+			 "--display", "sdl", NULL };
+
+	setenv("DISPLAY", ":999", 1);
+	unsetenv("WAYLAND_DISPLAY");
+	/* libwayland says on stderr when it has no runtime directory. */
+	setenv("XDG_RUNTIME_DIR", "/tmp", 1);
+	expect_refusal(argv, "no display to open a window on");
+}
+
 Test(cli, unknown_option)
 {
 	char *argv[] = { "vessel", "run", "--kernel", (char *)selftest(),
@@ -153,7 +167,8 @@ Test(cli, help_lists_every_option)
 	static const char *const commands[] = { "run", NULL };
 	static const char *const options[] = {
 		"--kernel", "--initrd", "--cmdline", "--memory", "--cpus",
-		"--cpu-features", "--disk", "--no-reboot", "--help", "xsave", NULL
+		"--cpu-features", "--disk", "--no-reboot", "--display", "--name",
+		"--help", "xsave", NULL
 	};
 	char *top[] = { "vessel", "--help", NULL };
 	char *run[] = { "vessel", "run", "--help", NULL };

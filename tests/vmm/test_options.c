@@ -353,3 +353,50 @@ Test(options, an_image_given_twice_is_named_so)
 	cr_assert_str_eq(err, expected);
 	vm_config_release(&config);
 }
+
+Test(options, display)
+{
+	cr_assert_eq(PARSE(&config, "--kernel", "/k"), OPTIONS_OK);
+	cr_expect_eq(config.display.kind, DISPLAY_NONE, "none by default");
+	cr_expect_str_eq(config.name, OPTIONS_DEFAULT_NAME);
+
+	vm_config_release(&config);
+	cr_assert_eq(PARSE(&config, "--kernel", "/k", "--display", "sdl",
+			   "--name", "web1"), OPTIONS_OK, "%s", err);
+	cr_expect_eq(config.display.kind, DISPLAY_SDL);
+	cr_expect_eq(config.display.width, 1024);
+	cr_expect_eq(config.display.height, 768);
+	cr_expect_eq(config.display.depth, 32);
+	cr_expect_str_eq(config.name, "web1");
+
+	vm_config_release(&config);
+	cr_assert_eq(PARSE(&config, "--kernel", "/k", "--display",
+			   "sdl,width=800,height=600,depth=16"), OPTIONS_OK,
+		     "%s", err);
+	cr_expect_eq(config.display.width, 800);
+	cr_expect_eq(config.display.height, 600);
+	cr_expect_eq(config.display.depth, 16);
+
+	vm_config_release(&config);
+	cr_assert_eq(PARSE(&config, "--kernel", "/k", "--display", "sdl",
+			   "--display", "none"), OPTIONS_OK);
+	cr_expect_eq(config.display.kind, DISPLAY_NONE, "the last one counts");
+}
+
+Test(options, bad_display_values)
+{
+	cr_expect_eq(PARSE(&config, "--kernel", "/k", "--display", "vnc"), -EINVAL);
+	cr_expect(strstr(err, "'vnc'"), "%s", err);
+	cr_expect_eq(PARSE(&config, "--kernel", "/k", "--display", "sdl,depth=8"),
+		     -EINVAL);
+	cr_expect(strstr(err, "depth"), "%s", err);
+	cr_expect_eq(PARSE(&config, "--kernel", "/k", "--display",
+			   "sdl,width=9000"), -EINVAL);
+	cr_expect_eq(PARSE(&config, "--kernel", "/k", "--display",
+			   "sdl,width=-1024"), -EINVAL);
+	cr_expect_eq(PARSE(&config, "--kernel", "/k", "--display",
+			   "sdl,zoom=2"), -EINVAL);
+	cr_expect(strstr(err, "zoom"), "%s", err);
+	cr_expect_eq(PARSE(&config, "--kernel", "/k", "--display", "none,width=1"),
+		     -EINVAL);
+}

@@ -1,0 +1,393 @@
+#include "display_sdl.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <SDL.h>
+
+/* Without a refresh rate from the display (Xvfb reports none). */
+#define DEFAULT_REFRESH_HZ 60
+#define MAX_DIRTY_RECTS 16
+/* The grab hotkey is Ctrl+Alt+G, as in QEMU's SDL display. */
+#define GRAB_KEY SDL_SCANCODE_G
+
+struct display_sdl {
+	struct display_sdl_options options;
+	pthread_t thread;
+	atomic_bool stopping;
+	Uint32 wake_event; /* an SDL user event that ends a wait */
+
+	/* Start-up handshake: the thread reports whether the window opened. */
+	pthread_mutex_t lock;
+	pthread_cond_t started;
+	bool start_done;
+	int start_result;
+	char start_error[160];
+
+	/* Owned by the display thread from here on. */
+	SDL_Window *window;
+	SDL_Renderer *renderer;
+	SDL_Texture *texture;
+	uint64_t *dirty_bitmap;
+	bool grabbed;
+	bool pressed[SDL_NUM_SCANCODES]; /* keys the guest was told are down */
+	bool needs_present; /* the window must be drawn again (exposed) */
+	bool fetch_failed; /* said once until a fetch works again */
+};
+
+static Uint32 texture_format(const struct framebuffer_format *format)
+{
+	switch (format->depth) {
+	case 16:
+		return SDL_PIXELFORMAT_RGB565;
+	case 24:
+		/* Little-endian r8g8b8: bytes B, G, R. */
+		return SDL_PIXELFORMAT_BGR24;
+	default:
+		return SDL_PIXELFORMAT_RGB888; /* x8r8g8b8 */
+	}
+}
+
+static void update_title(struct display_sdl *display)
+{
+	char title[256];
+
+	snprintf(title, sizeof(title), "%s - vessel (%s)",
+		 display->options.name,
+		 display->grabbed ? "Ctrl+Alt+G releases the pointer" :
+				    "Ctrl+Alt+G grabs the pointer");
+	SDL_SetWindowTitle(display->window, title);
+}
+
+static void set_grab(struct display_sdl *display, bool grabbed)
+{
+	display->grabbed = grabbed;
+	/* Relative mode hides the host pointer and reports motion beyond the
+	 * window's edges, which a PS/2 mouse (relative) wants. */
+	SDL_SetRelativeMouseMode(grabbed ? SDL_TRUE : SDL_FALSE);
+	SDL_SetWindowGrab(display->window, grabbed ? SDL_TRUE : SDL_FALSE);
+	update_title(display);
+}
+
+static int open_window(struct display_sdl *display)
+{
+	const struct framebuffer_mode *mode = &display->options.framebuffer->mode;
+
+	/* vessel handles SIGINT and SIGTERM itself (a signalfd). */
+	SDL_SetHint(SDL_HINT_NO_SIGNAL_HANDLERS, "1");
+	if (SDL_Init(SDL_INIT_VIDEO)) {
+		snprintf(display->start_error, sizeof(display->start_error),
+			 "SDL: %s", SDL_GetError());
+		return -ENODEV;
+	}
+	/* With no display to show it on, SDL falls back to a window nobody
+	 * sees; unless the user chose such a driver, that is an error. */
+	const char *driver = SDL_GetCurrentVideoDriver();
+	if (!getenv("SDL_VIDEODRIVER") &&
+	    (!strcmp(driver, "offscreen") || !strcmp(driver, "dummy"))) {
+		snprintf(display->start_error, sizeof(display->start_error),
+			 "SDL: no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset or unreachable)");
+		return -ENODEV;
+	}
+	display->wake_event = SDL_RegisterEvents(1);
+	display->window = SDL_CreateWindow("vessel", SDL_WINDOWPOS_UNDEFINED,
+					   SDL_WINDOWPOS_UNDEFINED,
+					   (int)mode->width, (int)mode->height,
+					   SDL_WINDOW_RESIZABLE);
+	if (display->window)
+		display->renderer = SDL_CreateRenderer(display->window, -1, 0);
+	if (display->renderer &&
+	    SDL_RenderSetLogicalSize(display->renderer, (int)mode->width,
+				     (int)mode->height) == 0)
+		display->texture = SDL_CreateTexture(
+			display->renderer, texture_format(&mode->format),
+			SDL_TEXTUREACCESS_STREAMING, (int)mode->width,
+			(int)mode->height);
+	if (!display->texture || display->wake_event == (Uint32)-1) {
+		snprintf(display->start_error, sizeof(display->start_error),
+			 "SDL window of %ux%u: %s", mode->width, mode->height,
+			 SDL_GetError());
+		return -ENODEV;
+	}
+	update_title(display);
+	return 0;
+}
+
+static void close_window(struct display_sdl *display)
+{
+	if (display->texture)
+		SDL_DestroyTexture(display->texture);
+	if (display->renderer)
+		SDL_DestroyRenderer(display->renderer);
+	if (display->window)
+		SDL_DestroyWindow(display->window);
+	SDL_Quit();
+}
+
+/* Milliseconds between refreshes: the display's rate, or 60 Hz. */
+static Uint32 refresh_interval(struct display_sdl *display)
+{
+	SDL_DisplayMode mode;
+	int index = SDL_GetWindowDisplayIndex(display->window);
+
+	if (index < 0 || SDL_GetCurrentDisplayMode(index, &mode) ||
+	    mode.refresh_rate <= 0)
+		return 1000 / DEFAULT_REFRESH_HZ;
+	return 1000 / (Uint32)mode.refresh_rate;
+}
+
+static void upload(struct display_sdl *display,
+		   const struct framebuffer_rect *rect)
+{
+	const struct framebuffer *framebuffer = display->options.framebuffer;
+	const struct framebuffer_mode *mode = &framebuffer->mode;
+	SDL_Rect area = { (int)rect->x, (int)rect->y, (int)rect->width,
+			  (int)rect->height };
+	const uint8_t *pixels = framebuffer->pixels +
+				(size_t)rect->y * mode->line_length +
+				(size_t)rect->x * (mode->format.depth / 8);
+
+	SDL_UpdateTexture(display->texture, &area, pixels,
+			  (int)mode->line_length);
+}
+
+/* One refresh: what the guest drew since the last one goes to the
+ * texture, and the window is drawn again if anything changed. */
+static void refresh(struct display_sdl *display)
+{
+	const struct framebuffer_mode *mode = &display->options.framebuffer->mode;
+	struct framebuffer_rect rects[MAX_DIRTY_RECTS];
+	unsigned int count = 0;
+
+	int ret = display->options.fetch_dirty(display->options.opaque,
+					       display->dirty_bitmap);
+
+	if (ret == 0)
+		count = framebuffer_dirty_rects(mode, display->dirty_bitmap,
+						mode->size / FRAMEBUFFER_PAGE_SIZE,
+						rects, MAX_DIRTY_RECTS);
+	else if (!display->fetch_failed)
+		fprintf(stderr, "vessel: display: reading the framebuffer's dirty log: %s\n",
+			strerror(-ret));
+	display->fetch_failed = ret != 0;
+	for (unsigned int i = 0; i < count; i++)
+		upload(display, &rects[i]);
+	if (count == 0 && !display->needs_present)
+		return;
+	SDL_RenderClear(display->renderer);
+	SDL_RenderCopy(display->renderer, display->texture, NULL, NULL);
+	SDL_RenderPresent(display->renderer);
+	display->needs_present = false;
+}
+
+/* SDL's scancodes are the USB HID keyboard usages the keyboard takes;
+ * SDL repeats a held key with repeat set, which the guest sees as the
+ * keyboard's typematic repeat. */
+static void handle_key(struct display_sdl *display, const SDL_KeyboardEvent *key)
+{
+	if (key->type == SDL_KEYDOWN && key->keysym.scancode == GRAB_KEY &&
+	    (key->keysym.mod & KMOD_CTRL) && (key->keysym.mod & KMOD_ALT)) {
+		if (!key->repeat)
+			set_grab(display, !display->grabbed);
+		return;
+	}
+	SDL_Scancode code = key->keysym.scancode;
+	if (code <= SDL_SCANCODE_UNKNOWN || code >= SDL_NUM_SCANCODES)
+		return;
+	/* No break for a key the guest never saw go down: the hotkey's G,
+	 * or a key held as the window got the focus. */
+	if (key->type == SDL_KEYUP && !display->pressed[code])
+		return;
+	display->pressed[code] = key->type == SDL_KEYDOWN;
+	display->options.key(display->options.opaque, (uint16_t)code,
+			     key->type == SDL_KEYDOWN);
+}
+
+/* Keys still held when the window loses the focus are released for the
+ * guest, which would otherwise see them down until they are pressed
+ * again (Alt after Alt+Tab, say). */
+static void release_keys(struct display_sdl *display)
+{
+	for (int code = 0; code < SDL_NUM_SCANCODES; code++) {
+		if (display->pressed[code]) {
+			display->pressed[code] = false;
+			display->options.key(display->options.opaque,
+					     (uint16_t)code, false);
+		}
+	}
+}
+
+static uint8_t ps2_buttons(Uint32 state)
+{
+	return (state & SDL_BUTTON_LMASK ? 0x01 : 0) |
+	       (state & SDL_BUTTON_RMASK ? 0x02 : 0) |
+	       (state & SDL_BUTTON_MMASK ? 0x04 : 0);
+}
+
+/* Motion and buttons go to the guest only while the pointer is grabbed:
+ * a relative PS/2 mouse cannot follow an absolute host pointer. SDL's y
+ * grows downwards and its wheel y away from the user; PS/2's y grows
+ * upwards and its wheel counts towards the user. */
+static void send_pointer(struct display_sdl *display, int32_t dx, int32_t dy,
+			 int32_t wheel_away)
+{
+	if (!display->grabbed)
+		return;
+	display->options.pointer(display->options.opaque, dx, -dy, -wheel_away,
+				 ps2_buttons(SDL_GetMouseState(NULL, NULL)));
+}
+
+static void handle_event(struct display_sdl *display, const SDL_Event *event)
+{
+	switch (event->type) {
+	case SDL_QUIT:
+		display->options.close_requested(display->options.opaque);
+		break;
+	case SDL_WINDOWEVENT:
+		if (event->window.event == SDL_WINDOWEVENT_EXPOSED ||
+		    event->window.event == SDL_WINDOWEVENT_SIZE_CHANGED)
+			display->needs_present = true;
+		else if (event->window.event == SDL_WINDOWEVENT_FOCUS_LOST) {
+			release_keys(display);
+			if (display->grabbed)
+				set_grab(display, false);
+		}
+		break;
+	case SDL_KEYDOWN:
+	case SDL_KEYUP:
+		handle_key(display, &event->key);
+		break;
+	case SDL_MOUSEMOTION:
+		send_pointer(display, event->motion.xrel, event->motion.yrel, 0);
+		break;
+	case SDL_MOUSEWHEEL:
+		send_pointer(display, 0, 0, event->wheel.y);
+		break;
+	case SDL_MOUSEBUTTONDOWN:
+		/* A click in the window takes the pointer, as in QEMU; the
+		 * click itself stays with the host. */
+		if (!display->grabbed)
+			set_grab(display, true);
+		else
+			send_pointer(display, 0, 0, 0);
+		break;
+	case SDL_MOUSEBUTTONUP:
+		send_pointer(display, 0, 0, 0);
+		break;
+	default:
+		break;
+	}
+}
+
+static void report_start(struct display_sdl *display, int result)
+{
+	pthread_mutex_lock(&display->lock);
+	display->start_result = result;
+	display->start_done = true;
+	pthread_cond_signal(&display->started);
+	pthread_mutex_unlock(&display->lock);
+}
+
+static void *display_thread(void *opaque)
+{
+	struct display_sdl *display = opaque;
+	int result = open_window(display);
+
+	if (result) {
+		close_window(display);
+		report_start(display, result);
+		return NULL;
+	}
+	report_start(display, 0);
+
+	Uint32 interval = refresh_interval(display);
+	Uint64 next_refresh = SDL_GetTicks64();
+	display->needs_present = true;
+	while (!atomic_load(&display->stopping)) {
+		Uint64 now = SDL_GetTicks64();
+		SDL_Event event;
+
+		if (SDL_WaitEventTimeout(&event, next_refresh > now ?
+						 (int)(next_refresh - now) : 0)) {
+			do
+				handle_event(display, &event);
+			while (SDL_PollEvent(&event));
+		}
+		now = SDL_GetTicks64();
+		if (now >= next_refresh) {
+			refresh(display);
+			next_refresh = now + interval;
+		}
+	}
+	close_window(display);
+	return NULL;
+}
+
+int display_sdl_create(struct display_sdl **result,
+		       const struct display_sdl_options *options, char *err,
+		       size_t err_len)
+{
+	const struct framebuffer_mode *mode = &options->framebuffer->mode;
+	struct display_sdl *display = calloc(1, sizeof(*display));
+	size_t pages = mode->size / FRAMEBUFFER_PAGE_SIZE;
+
+	*result = NULL;
+	if (!display) {
+		snprintf(err, err_len, "out of memory for the display");
+		return -ENOMEM;
+	}
+	display->options = *options;
+	display->dirty_bitmap = calloc((pages + 63) / 64, sizeof(uint64_t));
+	if (!display->dirty_bitmap) {
+		free(display);
+		snprintf(err, err_len, "out of memory for the display");
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&display->lock, NULL);
+	pthread_cond_init(&display->started, NULL);
+	int ret = pthread_create(&display->thread, NULL, display_thread, display);
+	if (ret) {
+		snprintf(err, err_len, "starting the display thread: %s",
+			 strerror(ret));
+		display->start_result = -ret;
+	} else {
+		pthread_setname_np(display->thread, "display");
+		pthread_mutex_lock(&display->lock);
+		while (!display->start_done)
+			pthread_cond_wait(&display->started, &display->lock);
+		pthread_mutex_unlock(&display->lock);
+		if (display->start_result) {
+			pthread_join(display->thread, NULL);
+			snprintf(err, err_len, "%s", display->start_error);
+		}
+	}
+	if (display->start_result) {
+		ret = display->start_result;
+		pthread_cond_destroy(&display->started);
+		pthread_mutex_destroy(&display->lock);
+		free(display->dirty_bitmap);
+		free(display);
+		return ret;
+	}
+	*result = display;
+	return 0;
+}
+
+void display_sdl_destroy(struct display_sdl *display)
+{
+	if (!display)
+		return;
+	atomic_store(&display->stopping, true);
+	SDL_Event wake = { .type = display->wake_event };
+	SDL_PushEvent(&wake);
+	pthread_join(display->thread, NULL);
+	pthread_cond_destroy(&display->started);
+	pthread_mutex_destroy(&display->lock);
+	free(display->dirty_bitmap);
+	free(display);
+}

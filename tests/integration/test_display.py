@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""The SDL display under a real X server (Xvfb, started here).
+
+test_display.py linux (inside the emulated AMD-V host, as root): boots the
+default guest with --display sdl and checks what a user would: the window
+shows the guest's text console (a line the guest writes on tty1, compared
+glyph by glyph with the VGA 8x16 font the kernel draws it in), and what is
+typed into the window reaches a shell on tty1, whose command's output
+comes back on the serial console.
+
+test_display.py selftest (on this machine's own /dev/kvm): the selftest
+guest draws a rectangle into the framebuffer and prints the i8042's
+keyboard and mouse bytes: the window shows exactly the rectangle (the dirty
+log and the upload), a click grabs the pointer and the buttons reach the
+guest as mouse packets, Ctrl+Alt+G releases it, keys typed into the
+window arrive as set-1 scancodes, and closing the window presses the
+guest's power button, closing it again stops the VM.
+
+Environment: VESSEL_BINARY, VESSEL_GUEST_DIR, VESSEL_SELFTEST_GUEST;
+VESSEL_DISPLAY_SCREENSHOT, when set, names a PNG file to write the Linux
+guest's window to (the one in docs/).
+"""
+import base64
+import gzip
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+X_DISPLAY = None  # set by start_x_server()
+NAME = "display-test"
+MARKER = "VESSEL DISPLAY TEST"
+FONT = "/usr/share/consolefonts/Uni2-VGA16.psf.gz"
+# tty1 is set up by the guest and its shell reads from it; the marker
+# sits on the top line, the prompt under it.
+GUEST_COMMAND = (
+    "printf '\\033[H\\033[2J%s\\n' '" + MARKER + "' > /dev/tty1; "
+    "echo display-test: marker on tty1; "
+    "exec sh -i < /dev/tty1 > /dev/tty1 2>&1")
+TYPED = "echo typed-$((6*7)) > /dev/ttyS0"
+TYPED_RESULT = "typed-42"
+
+
+def fail(message):
+    print("test_display: FAIL: " + message, flush=True)
+    sys.exit(1)
+
+
+class Vessel:
+    """vessel run with its console output collected as it comes."""
+
+    def __init__(self, argv, env):
+        self.process = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT)
+        self.output = b""
+        self.search_from = 0
+
+    def expect(self, text, timeout):
+        """Waits for text after the previous match."""
+        deadline = time.monotonic() + timeout
+        want = text.encode()
+        while want not in self.output[self.search_from:]:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.process.poll() is not None:
+                return False
+            ready, _, _ = select.select([self.process.stdout], [], [],
+                                        min(left, 1.0))
+            if ready:
+                chunk = os.read(self.process.stdout.fileno(), 65536)
+                if not chunk:
+                    return False
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                self.output += chunk
+        self.search_from = self.output.index(want, self.search_from) + len(want)
+        return True
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def read_psf_font(path):
+    """{character code: 16 rows of 8 pixels} from a PSF 1 or 2 font, for
+    the ASCII range, where the glyph index is the character code."""
+    data = gzip.open(path).read()
+    if data[:2] == b"\x36\x04":
+        height, offset = data[3], 4
+    elif data[:4] == b"\x72\xb5\x4a\x86":
+        offset = int.from_bytes(data[8:12], "little")
+        height = int.from_bytes(data[24:28], "little")
+    else:
+        fail(f"{path}: not a PSF font")
+    if height != 16:
+        fail(f"{path}: glyphs are {height} rows high, not 16")
+    return {code: data[offset + code * 16:offset + code * 16 + 16]
+            for code in range(32, 127)}
+
+
+def read_ppm(path):
+    """(width, height, RGB bytes) of a binary PPM (P6, 8 bits)."""
+    data = open(path, "rb").read()
+    fields, position = [], 0
+    while len(fields) < 4:
+        while data[position:position + 1].isspace():
+            position += 1
+        if data[position:position + 1] == b"#":
+            position = data.index(b"\n", position)
+            continue
+        end = position
+        while not data[end:end + 1].isspace():
+            end += 1
+        fields.append(data[position:end])
+        position = end
+    if fields[0] != b"P6" or fields[3] != b"255":
+        fail(f"{path}: not an 8-bit binary PPM")
+    return int(fields[1]), int(fields[2]), data[position + 1:]
+
+
+def lit(pixels, width, x, y):
+    offset = (y * width + x) * 3
+    return max(pixels[offset:offset + 3]) > 0x40
+
+
+def text_matches(pixels, width, font, text, column, row):
+    """Fraction of the pixels of text, drawn in font at the given cell,
+    that the picture has lit or dark as the glyphs say."""
+    same = total = 0
+    for index, character in enumerate(text):
+        glyph = font[ord(character)]
+        for y in range(16):
+            for x in range(8):
+                want = bool(glyph[y] & (0x80 >> x))
+                got = lit(pixels, width, (column + index) * 8 + x, row * 16 + y)
+                same += want == got
+                total += 1
+    return same / total
+
+
+def capture(window, name):
+    """The window's picture: a PPM to read and a PNG to look at."""
+    xwd = f"/tmp/{name}.xwd"
+    subprocess.run(["xwd", "-silent", "-id", window, "-out", xwd], check=True,
+                   env=x_env())
+    subprocess.run(["/usr/bin/convert", xwd, f"/tmp/{name}.ppm"], check=True)
+    subprocess.run(["/usr/bin/convert", xwd, f"/tmp/{name}.png"], check=True)
+    return read_ppm(f"/tmp/{name}.ppm")
+
+
+def close_window(window):
+    """Asks the window to close as a window manager's close button does:
+    a WM_DELETE_WINDOW client message (ICCCM 4.2.8.1), sent with Xlib
+    through ctypes, since xdotool can only destroy a window."""
+    import ctypes
+    import ctypes.util
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong),
+                    ("send_event", ctypes.c_int),
+                    ("display", ctypes.c_void_p), ("window", ctypes.c_ulong),
+                    ("message_type", ctypes.c_ulong), ("format", ctypes.c_int),
+                    ("data", ctypes.c_long * 5)]
+
+    class Event(ctypes.Union):
+        _fields_ = [("client", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+    xlib = ctypes.CDLL(ctypes.util.find_library("X11"))
+    xlib.XOpenDisplay.restype = ctypes.c_void_p
+    xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    xlib.XInternAtom.restype = ctypes.c_ulong
+    xlib.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    xlib.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int,
+                                ctypes.c_long, ctypes.c_void_p]
+    xlib.XFlush.argtypes = [ctypes.c_void_p]
+    xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = xlib.XOpenDisplay(X_DISPLAY.encode())
+    if not display:
+        fail("cannot open " + X_DISPLAY)
+    event = Event()
+    event.client.type = 33  # ClientMessage
+    event.client.window = int(window)
+    event.client.message_type = xlib.XInternAtom(display, b"WM_PROTOCOLS", 0)
+    event.client.format = 32
+    event.client.data[0] = xlib.XInternAtom(display, b"WM_DELETE_WINDOW", 0)
+    xlib.XSendEvent(display, int(window), 0, 0, ctypes.byref(event))
+    xlib.XFlush(display)
+    xlib.XCloseDisplay(display)
+
+
+def keep_picture(name):
+    """Copies a capture's PNG where VESSEL_DISPLAY_SCREENSHOT says, if it
+    says: the window as the test saw it."""
+    screenshot = os.environ.get("VESSEL_DISPLAY_SCREENSHOT")
+    if screenshot:
+        shutil.copyfile(f"/tmp/{name}.png", screenshot)
+
+
+def x_env():
+    return dict(os.environ, DISPLAY=X_DISPLAY)
+
+
+def xdotool(*args):
+    return subprocess.run(["xdotool", *args], check=True, env=x_env(),
+                          stdout=subprocess.PIPE, text=True).stdout.strip()
+
+
+def start_x_server():
+    # The root is read-only inside the emulated host: Xvfb writes its
+    # compiled keymap to /var/lib/xkb.
+    if not os.access("/var/lib/xkb", os.W_OK):
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/var/lib/xkb"],
+                       check=True)
+    # Xvfb picks a free display number and writes it to the pipe once it
+    # accepts connections.
+    global X_DISPLAY
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-br",
+                               "-nolisten", "tcp", "-screen", "0",
+                               "1280x1024x24"],
+                              pass_fds=[write_end], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    # It writes the number and the newline apart: read up to the newline,
+    # so that it never writes into a closed pipe (and dies of SIGPIPE).
+    number = b""
+    deadline = time.monotonic() + 60
+    while not number.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([read_end], [], [], 1)
+        if ready:
+            chunk = os.read(read_end, 16)
+            if not chunk:
+                break
+            number += chunk
+    os.close(read_end)
+    number = number.decode().strip()
+    if not number.isdigit():
+        server.kill()
+        fail("Xvfb did not start")
+    X_DISPLAY = ":" + number
+    return server
+
+
+def find_window(timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = subprocess.run(["xdotool", "search", "--name", NAME],
+                               env=x_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+        if found.returncode == 0 and found.stdout.split():
+            return found.stdout.split()[0]
+        time.sleep(0.5)
+    fail("no window named " + NAME)
+
+
+def wait_for_text(window, font, text, timeout):
+    """Captures the window until text shows on its top line: how well the
+    last picture matched."""
+    deadline = time.monotonic() + timeout
+    while True:
+        width, height, pixels = capture(window, "display-boot")
+        if (width, height) != (1024, 768):
+            fail(f"the window's picture is {width}x{height}")
+        match = text_matches(pixels, width, font, text, 0, 0)
+        if match >= 0.98 or time.monotonic() > deadline:
+            return width, pixels, match
+        time.sleep(3)
+
+
+def test_linux():
+    guests = os.environ["VESSEL_GUEST_DIR"]
+    font = read_psf_font(FONT)
+    server = start_x_server()
+    command = base64.b64encode(GUEST_COMMAND.encode()).decode()
+    vessel = Vessel([os.environ["VESSEL_BINARY"], "run",
+                     "--kernel", os.path.join(guests, "vmlinuz"),
+                     "--initrd", os.path.join(guests, "initramfs.cpio.gz"),
+                     "--display", "sdl", "--name", NAME,
+                     "--cmdline", "console=ttyS0 reboot=k panic=1 "
+                     "vessel.run64=" + command], x_env())
+    try:
+        window = find_window(60)
+        title = xdotool("getwindowname", window)
+        if not title.startswith(NAME) or "Ctrl+Alt+G" not in title:
+            fail(f"window title '{title}' lacks the VM's name or the hotkey")
+        geometry = xdotool("getwindowgeometry", window)
+        if "1024x768" not in geometry:
+            fail("window is not the framebuffer's 1024x768: " + geometry)
+        if not vessel.expect("display-test: marker on tty1", 300):
+            fail("the guest did not write its marker on tty1")
+        # The display thread picks it up at its next refresh; under TCG
+        # (and a software GL renderer) that may take a while.
+        width, pixels, match = wait_for_text(window, font, MARKER, 60)
+        if not any(lit(pixels, width, x, y) for y in range(0, 768, 2)
+                   for x in range(0, 1024, 2)):
+            keep_picture("display-boot")
+            fail("the window is blank")
+        print(f"test_display: marker glyphs match {match:.1%} of their pixels",
+              flush=True)
+        if match < 0.98:
+            keep_picture("display-boot")
+            fail("the window does not show the guest's tty1 text")
+
+        # Type into the window: keys go through the i8042 to tty1, where
+        # the guest's shell runs the command.
+        xdotool("windowfocus", "--sync", window)
+        time.sleep(1)
+        xdotool("type", "--delay", "120", TYPED)
+        xdotool("key", "Return")
+        if not vessel.expect(TYPED_RESULT, 120):
+            fail("the command typed into the window did not run")
+        time.sleep(2)
+        width, height, pixels = capture(window, "display-typed")
+        # The typed line is echoed on tty1 below the marker, after the
+        # prompt: look for its first word first, then the whole line.
+        echoed = any(text_matches(pixels, width, font, TYPED[:5], column, row) > 0.98
+                     and text_matches(pixels, width, font, TYPED, column, row) > 0.98
+                     for row in range(1, 6) for column in range(0, 40))
+        keep_picture("display-typed")
+        if not echoed:
+            fail("the typed command is not echoed on the window")
+        print("test_display: PASS", flush=True)
+    finally:
+        vessel.stop()
+        server.terminate()
+        server.wait()
+
+
+def test_selftest():
+    server = start_x_server()
+    vessel = Vessel([os.environ["VESSEL_BINARY"], "run",
+                     "--kernel", os.environ["VESSEL_SELFTEST_GUEST"],
+                     "--cmdline", "mode=display",
+                     "--display", "sdl", "--name", NAME], x_env())
+    try:
+        window = find_window(30)
+        if not vessel.expect("selftest: drew", 30):
+            fail("the selftest guest did not draw")
+        deadline = time.monotonic() + 30
+        while True:
+            width, height, pixels = capture(window, "display-selftest")
+            inside = all(lit(pixels, width, x, y) for y in range(100, 200)
+                         for x in range(100, 400))
+            if inside or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        if not inside:
+            fail("the rectangle the guest drew is not in the window")
+        outside = [(x, y) for y in range(0, height, 2) for x in range(0, width, 2)
+                   if not (100 <= x < 400 and 100 <= y < 200)
+                   and lit(pixels, width, x, y)]
+        if outside:
+            fail(f"the window has pixels the guest did not draw, at {outside[:3]}")
+
+        if not vessel.expect("selftest: mouse 0xfa", 10):
+            fail("the mouse did not acknowledge enable data reporting")
+        xdotool("windowfocus", "--sync", window)
+        # A click grabs the pointer and stays with the host; then the mouse
+        # reports motion and buttons. Y grows upwards for PS/2.
+        xdotool("mousemove", "--window", window, "500", "400")
+        xdotool("click", "1")
+        title = xdotool("getwindowname", window)
+        if "releases the pointer" not in title:
+            fail(f"a click did not grab the pointer (title '{title}')")
+        xdotool("mousedown", "3")
+        # First byte: always-one bit 0x08 and the right button 0x02.
+        if not vessel.expect("selftest: mouse 0x0a", 10):
+            fail("the guest saw no packet with the right button down")
+        xdotool("mouseup", "3")
+        if not vessel.expect("selftest: mouse 0x08", 10):
+            fail("the guest saw no packet with the buttons up")
+        xdotool("key", "ctrl+alt+g")
+        title = xdotool("getwindowname", window)
+        if "grabs the pointer" not in title:
+            fail(f"Ctrl+Alt+G did not release the pointer (title '{title}')")
+        xdotool("type", "--delay", "100", "a")
+        xdotool("key", "Right")
+        # The hotkey's Ctrl and Alt reach the guest, its G does not: then
+        # a: make 0x1e, break 0x9e; Right: 0xe0 0x4d, 0xe0 0xcd.
+        if not vessel.expect("selftest: key 0xb8", 10):
+            fail("the guest did not see the hotkey's Alt go up")
+        if not vessel.expect("selftest: key 0x1e", 10):
+            fail("the guest did not read scancode 0x1e")
+        if b"key 0x22" in vessel.output or b"key 0xa2" in vessel.output:
+            fail("the hotkey's G reached the guest")
+        for code in ("0x9e", "0xe0", "0x4d", "0xe0", "0xcd"):
+            if not vessel.expect("selftest: key " + code, 20):
+                fail("the guest did not read scancode " + code)
+        # Closing the window presses the power button, which this guest
+        # does not act on; closing it again stops the VM.
+        close_window(window)
+        time.sleep(1)
+        if vessel.process.poll() is not None:
+            fail("the first close stopped the VM instead of asking the guest")
+        close_window(window)
+        if not vessel.expect("the display window was closed twice", 20):
+            fail("closing the window twice did not stop the VM")
+        status = vessel.process.wait(20)
+        if status != 0:
+            fail(f"vessel ended with status {status} after the window closed")
+        print("test_display: PASS", flush=True)
+    finally:
+        vessel.stop()
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["linux"]:
+        test_linux()
+    elif sys.argv[1:] == ["selftest"]:
+        test_selftest()
+    else:
+        sys.exit(__doc__)
