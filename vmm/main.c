@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -146,6 +147,14 @@ static int run_command(int argc, char **argv)
 		fprintf(stderr, "vessel run: %s\n", err);
 		return 1;
 	}
+	/* Before the long silence of a kernel booting emulated; a guest
+	 * that runs at CPL3 (VESSEL_CPL3_GUEST set) is not slowed. */
+	if (!getenv("VESSEL_CPL3_GUEST") && kvm_host_emulates_cpl0())
+		fprintf(stderr, "vessel run: this /dev/kvm has no VMX or SVM (see "
+				"/proc/cpuinfo) and runs a kernel's own code emulated: "
+				"Linux takes minutes to boot or stops; use "
+				"tools/boot-default or the emulated host, "
+				"tools/emuhost/run\n");
 	if (config_check_host(&config, &host, err, sizeof(err))) {
 		fprintf(stderr, "vessel run: %s\n", err);
 		kvm_host_close(&host);
