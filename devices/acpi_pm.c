@@ -15,6 +15,7 @@
 #define PM1_STATUS_OFFSET 0
 #define PM1_ENABLE_OFFSET 2
 
+#define PM1_STATUS_POWER_BUTTON 0x0100 /* PWRBTN_STS, and PWRBTN_EN */
 #define PM1_STATUS_WAKE 0x8000 /* WAK_STS */
 
 #define PM1_CONTROL_SCI_ENABLE 0x0001 /* SCI_EN */
@@ -31,11 +32,15 @@ struct acpi_pm {
 	uint16_t enable;
 	uint16_t control;
 	uint8_t s5_sleep_type;
+	struct irq_line sci;
+	/* Serialises applying the SCI's level with the state it follows. */
+	pthread_mutex_t sci_lock;
+	bool sci_level;
 	void (*power_off)(void *opaque);
 	void *opaque;
 };
 
-struct acpi_pm *acpi_pm_create(uint8_t s5_sleep_type,
+struct acpi_pm *acpi_pm_create(uint8_t s5_sleep_type, struct irq_line sci,
 			       void (*power_off)(void *opaque), void *opaque)
 {
 	struct acpi_pm *pm = calloc(1, sizeof(*pm));
@@ -46,6 +51,8 @@ struct acpi_pm *acpi_pm_create(uint8_t s5_sleep_type,
 		free(pm);
 		return NULL;
 	}
+	pthread_mutex_init(&pm->sci_lock, NULL);
+	pm->sci = sci;
 	pm->s5_sleep_type = s5_sleep_type;
 	pm->power_off = power_off;
 	pm->opaque = opaque;
@@ -56,8 +63,32 @@ void acpi_pm_destroy(struct acpi_pm *pm)
 {
 	if (!pm)
 		return;
+	pthread_mutex_destroy(&pm->sci_lock);
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
+}
+
+/* The SCI is a level: high while an event's status and enable bits are
+ * both set (§4.8.3.1); the guest lowers it by clearing the status. */
+static void acpi_pm_update_sci(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->sci_lock);
+	pthread_mutex_lock(&pm->lock);
+	bool level = (pm->status & pm->enable & PM1_STATUS_POWER_BUTTON) != 0;
+	pthread_mutex_unlock(&pm->lock);
+	if (level != pm->sci_level) {
+		pm->sci_level = level;
+		irq_line_set(&pm->sci, level);
+	}
+	pthread_mutex_unlock(&pm->sci_lock);
+}
+
+void acpi_pm_press_power_button(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	pm->status |= PM1_STATUS_POWER_BUTTON;
+	pthread_mutex_unlock(&pm->lock);
+	acpi_pm_update_sci(pm);
 }
 
 /* The bytes of an access as a little-endian value and a mask of the bytes
@@ -113,6 +144,7 @@ static void acpi_pm_event_write(void *opaque, uint64_t offset,
 	pm->status &= ~status_cleared; /* status bits are write-1-to-clear */
 	pm->enable = (pm->enable & ~enable_mask) | (enable_value & enable_mask);
 	pthread_mutex_unlock(&pm->lock);
+	acpi_pm_update_sci(pm);
 }
 
 static void acpi_pm_control_read(void *opaque, uint64_t offset, uint8_t *data,

@@ -398,6 +398,18 @@ static int probe(struct disk *disk, const char *path, char *err,
 	return 0;
 }
 
+static int make_blocking(struct disk *disk, const char *path, char *err,
+			 size_t err_len)
+{
+	int flags = fcntl(disk->fd, F_GETFL);
+
+	if (flags < 0 || fcntl(disk->fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 /* An open file description lock (fcntl(2), F_OFD_SETLK): it belongs to
  * this open of the image, so a second open conflicts even in the same
  * process, and it goes away with the descriptor. */
@@ -420,10 +432,16 @@ static int lock_image(struct disk *disk, const char *path, char *err,
 	return -errno;
 }
 
+/* Opens without waiting: a FIFO given as a read-only image would hold the
+ * open until a writer came. probe() then refuses anything but a regular
+ * file or a block device, and make_blocking() clears O_NONBLOCK again
+ * before the engine starts (io_uring fails a non-blocking file's reads
+ * with EAGAIN rather than wait). */
 static int open_image(struct disk *disk, const struct disk_options *options,
 		      char *err, size_t err_len)
 {
-	int flags = (options->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	int flags = (options->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC |
+		    O_NONBLOCK;
 
 	if (options->cache == DISK_CACHE_NONE)
 		flags |= O_DIRECT;
@@ -536,6 +554,8 @@ int disk_open(struct disk **out, const struct disk_options *options,
 	ret = open_image(disk, options, err, err_len);
 	if (ret == 0)
 		ret = probe(disk, options->path, err, err_len);
+	if (ret == 0)
+		ret = make_blocking(disk, options->path, err, err_len);
 	if (ret == 0)
 		ret = lock_image(disk, options->path, err, err_len);
 	if (ret == 0)

@@ -346,24 +346,34 @@ static int open_interface(const char *ifname, char *err, size_t err_len)
 }
 
 /* Checks that an inherited descriptor is a TAP queue that frames can be
- * read from as this backend expects, and finds its interface's name. */
-static int check_inherited(int fd, char name[IFNAMSIZ], char *err,
-			   size_t err_len)
+ * read from as this backend expects, and takes a copy of it (the number
+ * the user gave, inherited, must outlive this backend for the next one
+ * after a reboot): the copy, with its interface's name, or -errno.
+ * Messages name the descriptor as the user gave it. */
+static int take_inherited(int inherited, char name[IFNAMSIZ], char *err,
+			  size_t err_len)
 {
 	const short needed = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	struct ifreq request = { 0 };
+	int fd;
 
-	if (ioctl(fd, TUNGETIFF, &request) < 0 ||
+	if (ioctl(inherited, TUNGETIFF, &request) < 0 ||
 	    (request.ifr_flags & (IFF_TUN | needed)) != needed) {
 		snprintf(err, err_len,
 			 "tap: fd %d is not a TAP device with IFF_NO_PI and "
 			 "IFF_VNET_HDR",
-			 fd);
+			 inherited);
 		return -EINVAL;
+	}
+	fd = fcntl(inherited, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, err_len, "tap: fd %d: %s", inherited,
+			 strerror(errno));
+		return -errno;
 	}
 	memcpy(name, request.ifr_name, IFNAMSIZ);
 	name[IFNAMSIZ - 1] = '\0';
-	return 0;
+	return fd;
 }
 
 /* 12-byte headers, and the offloads the kernel can take, all switched off
@@ -399,12 +409,11 @@ struct net_backend *net_tap_create(const struct device_context *context,
 {
 	char name[IFNAMSIZ];
 	uint32_t offloads = 0;
-	int fd = options->fd;
+	int fd;
 
-	if (options->ifname && fd >= 0) {
+	if (options->ifname && options->fd >= 0) {
 		snprintf(err, err_len,
 			 "tap: give an interface name or a descriptor, not both");
-		close(fd);
 		return NULL;
 	}
 	if (options->ifname) {
@@ -412,13 +421,14 @@ struct net_backend *net_tap_create(const struct device_context *context,
 		if (fd < 0)
 			return NULL;
 		snprintf(name, sizeof(name), "%s", options->ifname);
-	} else if (fd < 0) {
+	} else if (options->fd < 0) {
 		snprintf(err, err_len,
 			 "tap: an interface name or a descriptor is needed");
 		return NULL;
-	} else if (check_inherited(fd, name, err, err_len) < 0) {
-		close(fd);
-		return NULL;
+	} else {
+		fd = take_inherited(options->fd, name, err, err_len);
+		if (fd < 0)
+			return NULL;
 	}
 	if (set_up_queue(fd, name, &offloads, err, err_len) < 0) {
 		close(fd);

@@ -25,8 +25,8 @@
 
 struct net_tap_options {
 	const char *ifname; /* open this existing interface, or */
-	int fd; /* use this TAP descriptor (taken over, closed on failure
-		 * too): -1 when ifname */
+	int fd; /* use a copy of this TAP descriptor (it stays the
+		 * caller's): -1 when ifname */
 };
 
 /* Sets the interface or descriptor up (IFF_TAP, IFF_NO_PI, IFF_VNET_HDR,

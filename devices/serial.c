@@ -94,6 +94,7 @@ struct serial {
 	struct irq_line irq;
 
 	struct serial_backend backend;
+	uint64_t transmitted_bytes, received_bytes; /* under lock */
 };
 
 struct serial *serial_create(struct irq_line irq, struct serial_backend backend)
@@ -378,6 +379,7 @@ static void serial_io_write(void *opaque, uint64_t offset, const uint8_t *data,
 				      &effects);
 	bool room_appeared = was_full && !serial_rx_full(serial);
 	bool transmit = effects.transmitted_count > 0 && serial->backend.write;
+	serial->transmitted_bytes += effects.transmitted_count;
 	if (transmit)
 		pthread_mutex_lock(&serial->transmit_lock);
 	pthread_mutex_unlock(&serial->lock);
@@ -418,10 +420,38 @@ size_t serial_receive(struct serial *serial, const uint8_t *data, size_t len)
 	} else {
 		while (taken < len && serial_rx_push(serial, data[taken]))
 			taken++;
+		serial->received_bytes += taken;
 	}
 	pthread_mutex_unlock(&serial->lock);
 
 	if (taken > 0)
 		serial_update_irq(serial);
 	return taken;
+}
+
+static unsigned int serial_counters(void *opaque, struct device_counter *out,
+				    unsigned int max)
+{
+	struct serial *serial = opaque;
+	unsigned int count = 0;
+
+	pthread_mutex_lock(&serial->lock);
+	if (count < max)
+		out[count++] = (struct device_counter){
+			"transmitted_bytes", serial->transmitted_bytes };
+	if (count < max)
+		out[count++] = (struct device_counter){
+			"received_bytes", serial->received_bytes };
+	pthread_mutex_unlock(&serial->lock);
+	return count;
+}
+
+static const struct device_ops serial_record_ops = {
+	.counters = serial_counters,
+};
+
+struct device_record serial_record(struct serial *serial, const char *name)
+{
+	return (struct device_record){ .name = name, .ops = &serial_record_ops,
+				       .opaque = serial };
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "device.h"
 #include "irq_line.h"
 
 #define SERIAL_COM1_PORT 0x3f8
@@ -40,6 +41,10 @@ void serial_destroy(struct serial *serial);
 
 /* Claims SERIAL_PORT_COUNT ports from base on the port-I/O bus. */
 int serial_attach(struct serial *serial, struct bus *pio_bus, uint16_t base);
+
+/* The UART's device record (device.h): its byte counters. The vCPUs
+ * being parked is all a pause needs of it. */
+struct device_record serial_record(struct serial *serial, const char *name);
 
 /* Host input for the guest. Returns how many bytes the receive FIFO took
  * (possibly 0); the rest must wait for the rx_ready hook. */

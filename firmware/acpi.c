@@ -50,11 +50,11 @@
 #define IAPC_LEGACY_DEVICES (1u << 0)
 #define IAPC_8042 (1u << 1)
 
-/* Fixed feature flags (§5.2.9, Table 5.10): WBINVD works; the power and
- * sleep buttons, if any, are not fixed hardware; RTC wake status is not in
- * the PM1 registers. HW_REDUCED_ACPI (bit 20) stays clear. */
+/* Fixed feature flags (§5.2.9, Table 5.10): WBINVD works; the power
+ * button is fixed hardware (PWR_BUTTON clear: PWRBTN_STS in PM1, as
+ * devices/acpi_pm.c has it); there is no sleep button; RTC wake status is
+ * not in the PM1 registers. HW_REDUCED_ACPI (bit 20) stays clear. */
 #define FADT_FLAG_WBINVD (1u << 0)
-#define FADT_FLAG_PWR_BUTTON (1u << 4)
 #define FADT_FLAG_SLP_BUTTON (1u << 5)
 #define FADT_FLAG_FIX_RTC (1u << 6)
 
@@ -173,8 +173,7 @@ static void fadt_fill(uint8_t *fadt, uint32_t facs, uint32_t dsdt)
 	le32_store(fadt + FADT_PM_TMR_BLK, 0);
 
 	le16_store(fadt + FADT_IAPC_BOOT_ARCH, IAPC_LEGACY_DEVICES | IAPC_8042);
-	le32_store(fadt + FADT_FLAGS, FADT_FLAG_WBINVD | FADT_FLAG_PWR_BUTTON |
-					      FADT_FLAG_SLP_BUTTON |
+	le32_store(fadt + FADT_FLAGS, FADT_FLAG_WBINVD | FADT_FLAG_SLP_BUTTON |
 					      FADT_FLAG_FIX_RTC);
 	fadt[FADT_MINOR_VERSION] = FADT_MINOR_REVISION;
 	acpi_finish(fadt, FADT_SIZE);

@@ -55,6 +55,28 @@ int kernel_image_parse(const char *path, uint8_t *data, size_t size,
 	return parse_image(path, data, size, 0, image, err, err_len);
 }
 
+int boot_file_open(const char *path, struct stat *info, char *err,
+		   size_t err_len)
+{
+	/* O_NONBLOCK changes nothing for a regular file's reads (open(2)). */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int ret;
+
+	if (fd < 0 || fstat(fd, info) < 0) {
+		ret = -errno;
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	if (!S_ISREG(info->st_mode)) {
+		snprintf(err, err_len, "%s: not a regular file", path);
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
 int kernel_image_open(const char *path, struct kernel_image *image, char *err,
 		      size_t err_len)
 {
@@ -64,22 +86,9 @@ int kernel_image_open(const char *path, struct kernel_image *image, char *err,
 	int fd, ret;
 
 	memset(image, 0, sizeof(*image));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
-		return ret;
-	}
-	if (fstat(fd, &status) < 0) {
-		ret = -errno;
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(status.st_mode)) {
-		ret = -EINVAL;
-		snprintf(err, err_len, "%s: not a regular file", path);
-		goto fail;
-	}
+	fd = boot_file_open(path, &status, err, err_len);
+	if (fd < 0)
+		return fd;
 	/* A kernel must fit in guest RAM below the PCI hole. */
 	if ((uint64_t)status.st_size > LAYOUT_PCI_HOLE_START) {
 		ret = -EFBIG;

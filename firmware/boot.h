@@ -72,6 +72,14 @@ struct boot_entry {
 	uint64_t cr3;
 };
 
+/* Opens path, a kernel or an initrd, for reading: a descriptor, with
+ * *info filled in, or -errno. Anything but a regular file is refused
+ * ("<path>: not a regular file"), and the open itself does not wait: a
+ * FIFO with no writer would hold vessel before any check. */
+struct stat;
+int boot_file_open(const char *path, struct stat *info, char *err,
+		   size_t err_len);
+
 int kernel_image_open(const char *path, struct kernel_image *image, char *err,
 		      size_t err_len);
 /* Parse an image already in memory; takes ownership of data (free()d by

@@ -14,20 +14,14 @@ static int initrd_size(const char *path, uint64_t *size, char *err,
 		       size_t err_len)
 {
 	struct stat info;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char reason[256];
+	int fd = boot_file_open(path, &info, reason, sizeof(reason));
 
-	if (fd < 0 || fstat(fd, &info)) {
-		int saved = errno;
-		snprintf(err, err_len, "--initrd %s: %s", path, strerror(saved));
-		if (fd >= 0)
-			close(fd);
-		return -saved;
+	if (fd < 0) {
+		snprintf(err, err_len, "--initrd %s", reason);
+		return fd;
 	}
 	close(fd);
-	if (!S_ISREG(info.st_mode)) {
-		snprintf(err, err_len, "--initrd %s: not a regular file", path);
-		return -EINVAL;
-	}
 	*size = (uint64_t)info.st_size;
 	return 0;
 }
@@ -42,6 +36,35 @@ struct disk_options config_disk_options(const struct disk_config *disk)
 	};
 }
 
+/* An image given to two disks of this VM, one of them writable, would be
+ * refused by the second disk's lock as if another process held it: say
+ * what is wrong instead. Paths are compared as the files they name. */
+static int check_image_given_twice(const struct vm_config *config,
+				   unsigned int index, char *err,
+				   size_t err_len)
+{
+	const struct disk_config *disk = &config->disks[index];
+	struct stat image, earlier;
+
+	if (stat(disk->path, &image))
+		return 0; /* disk_open says why */
+	for (unsigned int i = 0; i < index; i++) {
+		const struct disk_config *other = &config->disks[i];
+
+		if (stat(other->path, &earlier) == 0 &&
+		    earlier.st_dev == image.st_dev &&
+		    earlier.st_ino == image.st_ino &&
+		    !(disk->read_only && other->read_only)) {
+			snprintf(err, err_len,
+				 "--disk %s: the image is given twice (already "
+				 "used by this VM as %s)",
+				 disk->path, other->path);
+			return -EBUSY;
+		}
+	}
+	return 0;
+}
+
 /* Opens (and locks) each disk once, so a missing image, a bad cache mode
  * or an image another vessel is using is refused before any VM exists. */
 static int check_disks(const struct vm_config *config, char *err,
@@ -52,8 +75,11 @@ static int check_disks(const struct vm_config *config, char *err,
 			config_disk_options(&config->disks[i]);
 		struct disk *disk;
 		char reason[256];
-		int result = disk_open(&disk, &options, reason, sizeof(reason));
+		int result = check_image_given_twice(config, i, err, err_len);
 
+		if (result)
+			return result;
+		result = disk_open(&disk, &options, reason, sizeof(reason));
 		if (result) {
 			snprintf(err, err_len, "--disk: %s", reason);
 			return result;
@@ -87,9 +113,13 @@ int config_check_files(const struct vm_config *config, char *err,
 	result = check_disks(config, err, err_len);
 	if (result)
 		return result;
-	result = kernel_image_open(config->kernel_path, &kernel, err, err_len);
-	if (result)
+	char reason[256];
+	result = kernel_image_open(config->kernel_path, &kernel, reason,
+				   sizeof(reason));
+	if (result) {
+		snprintf(err, err_len, "--kernel %s", reason);
 		return result;
+	}
 	struct boot_request request = {
 		.kernel = &kernel,
 		.initrd_size = initrd_bytes,

@@ -22,8 +22,7 @@ struct console {
 	bool is_terminal;
 	bool input_open; /* until end of input */
 	bool escape_pending; /* the last input byte was Ctrl-A */
-	void (*quit)(void *opaque);
-	void *quit_opaque;
+	struct console_hooks hooks;
 	struct serial *serial;
 	uint8_t pending[INPUT_BUFFER_SIZE]; /* read, not yet taken by the UART */
 	size_t pending_start, pending_end;
@@ -103,7 +102,8 @@ static void print_escape_help(void)
 {
 	static const char help[] =
 		"\r\nvessel console escapes:\r\n"
-		"  Ctrl-A x    quit vessel\r\n"
+		"  Ctrl-A x    quit vessel at once (the plug pulled)\r\n"
+		"  Ctrl-A p    press the power button: the guest shuts down\r\n"
 		"  Ctrl-A h    show this help\r\n"
 		"  Ctrl-A Ctrl-A  send Ctrl-A to the guest\r\n";
 	if (write(STDERR_FILENO, help, sizeof(help) - 1) < 0) {
@@ -130,6 +130,10 @@ static bool take_terminal_byte(struct console *console, uint8_t byte)
 	case 'h':
 	case 'H':
 		print_escape_help();
+		break;
+	case 'p':
+	case 'P':
+		console->hooks.power_button(console->hooks.opaque);
 		break;
 	case ESCAPE_CHARACTER:
 		console->pending[console->pending_end++] = byte;
@@ -161,7 +165,7 @@ static void on_input(void *opaque, uint32_t events)
 		if (!console->is_terminal) {
 			console->pending[console->pending_end++] = buffer[i];
 		} else if (!take_terminal_byte(console, buffer[i])) {
-			console->quit(console->quit_opaque);
+			console->hooks.quit(console->hooks.opaque);
 			return;
 		}
 	}
@@ -209,8 +213,8 @@ static void serial_rx_ready(void *opaque)
 }
 
 struct console *console_create(struct event_loop *loop, int input_fd,
-			       int output_fd, void (*quit)(void *opaque),
-			       void *opaque, char *err, size_t err_len)
+			       int output_fd, const struct console_hooks *hooks,
+			       char *err, size_t err_len)
 {
 	struct console *console = calloc(1, sizeof(*console));
 	int result;
@@ -223,8 +227,7 @@ struct console *console_create(struct event_loop *loop, int input_fd,
 		.loop = loop,
 		.input_fd = input_fd,
 		.output_fd = output_fd,
-		.quit = quit,
-		.quit_opaque = opaque,
+		.hooks = *hooks,
 		.is_terminal = isatty(input_fd),
 		.input_open = true,
 	};

@@ -4,7 +4,8 @@
  *
  * Promise: when the input is a terminal it is put in raw mode and restored
  * on every way out of vessel (normal exit, error, fatal signal); Ctrl-A x
- * quits, Ctrl-A h prints the escapes, Ctrl-A Ctrl-A sends one Ctrl-A. When
+ * quits at once, Ctrl-A p presses the guest's power button, Ctrl-A h
+ * prints the escapes, Ctrl-A Ctrl-A sends one Ctrl-A. When
  * the input is not a terminal (a pipe, a file), bytes pass through
  * untouched and end of input leaves the guest running. Input is read only
  * as fast as the UART accepts it.
@@ -19,9 +20,16 @@
 
 struct console;
 
+/* What the escapes of a terminal ask for; event thread. */
+struct console_hooks {
+	void (*quit)(void *opaque); /* Ctrl-A x */
+	void (*power_button)(void *opaque); /* Ctrl-A p */
+	void *opaque;
+};
+
 struct console *console_create(struct event_loop *loop, int input_fd,
-			       int output_fd, void (*quit)(void *opaque),
-			       void *opaque, char *err, size_t err_len);
+			       int output_fd, const struct console_hooks *hooks,
+			       char *err, size_t err_len);
 /* Restores the terminal. */
 void console_destroy(struct console *console);
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -9,13 +10,24 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define EVENT_LOOP_MAX_WATCHES 64
 #define EVENT_LOOP_MAX_SOURCES 8
 
+/* Each watch is allocated on its own, since epoll hands its address back:
+ * a removed one is retired, not freed, until the batch of events that may
+ * still name it is done. */
 struct watch {
-	int fd; /* -1: free slot */
+	int fd; /* -1 once removed */
 	event_handler_fn handler;
 	void *opaque;
+	struct watch *next_retired;
+};
+
+/* A function another thread wants run on the event thread. */
+struct call {
+	void (*function)(void *opaque);
+	void *opaque;
+	bool done;
+	struct call *next;
 };
 
 struct source {
@@ -30,12 +42,24 @@ struct event_loop {
 	/* Set with the write, so that the loop also sees a stop requested by
 	 * a poll source's dispatch before its next wait. */
 	atomic_bool stopping;
-	struct watch watches[EVENT_LOOP_MAX_WATCHES];
+	struct watch **watches; /* the watched descriptors, any order */
+	unsigned int watch_count, watch_capacity;
+	struct watch *retired;
+	/* event_loop_call: calls queued under call_lock, call_fd wakes the
+	 * loop, call_done wakes the callers. */
+	int call_fd;
+	pthread_mutex_t call_lock;
+	pthread_cond_t call_done;
+	struct call *calls;
+	pthread_t thread; /* the thread in event_loop_run, while running */
+	atomic_bool running;
 	struct source sources[EVENT_LOOP_MAX_SOURCES];
 	/* For a wait with sources: the epoll descriptor first, then each
 	 * source's descriptors. */
 	struct pollfd poll_fds[1 + EVENT_LOOP_MAX_POLL_FDS];
 };
+
+static void run_calls(void *opaque, uint32_t events);
 
 struct event_loop *event_loop_create(void)
 {
@@ -43,19 +67,31 @@ struct event_loop *event_loop_create(void)
 
 	if (!loop)
 		return NULL;
-	for (int i = 0; i < EVENT_LOOP_MAX_WATCHES; i++)
-		loop->watches[i].fd = -1;
+	pthread_mutex_init(&loop->call_lock, NULL);
+	pthread_cond_init(&loop->call_done, NULL);
 	loop->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	loop->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (loop->epoll_fd < 0 || loop->stop_fd < 0)
+	loop->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->epoll_fd < 0 || loop->stop_fd < 0 || loop->call_fd < 0)
 		goto fail;
 	struct epoll_event event = { .events = EPOLLIN, .data.ptr = NULL };
-	if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, loop->stop_fd, &event))
+	if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, loop->stop_fd, &event) ||
+	    event_loop_add(loop, loop->call_fd, EPOLLIN, run_calls, loop))
 		goto fail;
 	return loop;
 fail:
 	event_loop_destroy(loop);
 	return NULL;
+}
+
+static void free_retired(struct event_loop *loop)
+{
+	while (loop->retired) {
+		struct watch *watch = loop->retired;
+
+		loop->retired = watch->next_retired;
+		free(watch);
+	}
 }
 
 void event_loop_destroy(struct event_loop *loop)
@@ -66,14 +102,27 @@ void event_loop_destroy(struct event_loop *loop)
 		close(loop->epoll_fd);
 	if (loop->stop_fd >= 0)
 		close(loop->stop_fd);
+	if (loop->call_fd >= 0)
+		close(loop->call_fd);
+	for (unsigned int i = 0; i < loop->watch_count; i++)
+		free(loop->watches[i]);
+	free(loop->watches);
+	free_retired(loop);
+	pthread_cond_destroy(&loop->call_done);
+	pthread_mutex_destroy(&loop->call_lock);
 	free(loop);
 }
 
-static struct watch *find_watch(struct event_loop *loop, int fd)
+/* The watch of fd and its index in watches, or NULL. */
+static struct watch *find_watch(struct event_loop *loop, int fd,
+				unsigned int *index)
 {
-	for (int i = 0; i < EVENT_LOOP_MAX_WATCHES; i++) {
-		if (loop->watches[i].fd == fd)
-			return &loop->watches[i];
+	for (unsigned int i = 0; i < loop->watch_count; i++) {
+		if (loop->watches[i]->fd == fd) {
+			if (index)
+				*index = i;
+			return loop->watches[i];
+		}
 	}
 	return NULL;
 }
@@ -81,21 +130,35 @@ static struct watch *find_watch(struct event_loop *loop, int fd)
 int event_loop_add(struct event_loop *loop, int fd, uint32_t events,
 		   event_handler_fn handler, void *opaque)
 {
-	if (fd < 0 || find_watch(loop, fd))
+	if (fd < 0 || find_watch(loop, fd, NULL))
 		return -EINVAL;
-	struct watch *watch = find_watch(loop, -1);
+	if (loop->watch_count == loop->watch_capacity) {
+		unsigned int capacity = loop->watch_capacity ?
+						2 * loop->watch_capacity : 32;
+		struct watch **grown = realloc(loop->watches,
+					       capacity * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		loop->watches = grown;
+		loop->watch_capacity = capacity;
+	}
+	struct watch *watch = malloc(sizeof(*watch));
 	if (!watch)
-		return -ENOSPC;
-	struct epoll_event event = { .events = events, .data.ptr = watch };
-	if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, fd, &event))
-		return -errno;
+		return -ENOMEM;
 	*watch = (struct watch){ .fd = fd, .handler = handler, .opaque = opaque };
+	struct epoll_event event = { .events = events, .data.ptr = watch };
+	if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, fd, &event)) {
+		int saved = errno;
+		free(watch);
+		return -saved;
+	}
+	loop->watches[loop->watch_count++] = watch;
 	return 0;
 }
 
 int event_loop_modify(struct event_loop *loop, int fd, uint32_t events)
 {
-	struct watch *watch = find_watch(loop, fd);
+	struct watch *watch = find_watch(loop, fd, NULL);
 
 	if (fd < 0 || !watch)
 		return -ENOENT;
@@ -105,13 +168,63 @@ int event_loop_modify(struct event_loop *loop, int fd, uint32_t events)
 
 int event_loop_remove(struct event_loop *loop, int fd)
 {
-	struct watch *watch = find_watch(loop, fd);
+	unsigned int index;
+	struct watch *watch = find_watch(loop, fd, &index);
 
 	if (fd < 0 || !watch)
 		return -ENOENT;
 	epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
 	watch->fd = -1;
+	loop->watches[index] = loop->watches[--loop->watch_count];
+	watch->next_retired = loop->retired;
+	loop->retired = watch;
 	return 0;
+}
+
+static void run_calls(void *opaque, uint32_t events)
+{
+	struct event_loop *loop = opaque;
+	uint64_t count;
+
+	(void)events;
+	if (read(loop->call_fd, &count, sizeof(count)) < 0) {
+		/* Drained by an earlier round: the calls below are all. */
+	}
+	pthread_mutex_lock(&loop->call_lock);
+	while (loop->calls) {
+		struct call *call = loop->calls;
+
+		loop->calls = call->next;
+		pthread_mutex_unlock(&loop->call_lock);
+		call->function(call->opaque);
+		pthread_mutex_lock(&loop->call_lock);
+		call->done = true;
+	}
+	pthread_cond_broadcast(&loop->call_done);
+	pthread_mutex_unlock(&loop->call_lock);
+}
+
+void event_loop_call(struct event_loop *loop, void (*function)(void *opaque),
+		     void *opaque)
+{
+	/* On the event thread itself, waiting would never end. */
+	if (atomic_load(&loop->running) &&
+	    pthread_equal(pthread_self(), loop->thread)) {
+		function(opaque);
+		return;
+	}
+	struct call call = { .function = function, .opaque = opaque };
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&loop->call_lock);
+	call.next = loop->calls;
+	loop->calls = &call;
+	if (write(loop->call_fd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow from single increments. */
+	}
+	while (!call.done)
+		pthread_cond_wait(&loop->call_done, &loop->call_lock);
+	pthread_mutex_unlock(&loop->call_lock);
 }
 
 int event_loop_add_source(struct event_loop *loop,
@@ -202,13 +315,15 @@ static bool take_stop(struct event_loop *loop)
 	return atomic_exchange(&loop->stopping, false);
 }
 
-int event_loop_run(struct event_loop *loop)
+static int run_until_stopped(struct event_loop *loop)
 {
 	struct epoll_event events[16];
 
 	for (;;) {
 		int timeout_ms = -1;
 
+		/* No event of the last batch names a retired watch now. */
+		free_retired(loop);
 		if (has_sources(loop)) {
 			int ready = wait_with_sources(loop);
 			if (ready < 0)
@@ -238,6 +353,20 @@ int event_loop_run(struct event_loop *loop)
 				watch->handler(watch->opaque, events[i].events);
 		}
 	}
+}
+
+int event_loop_run(struct event_loop *loop)
+{
+	loop->thread = pthread_self();
+	atomic_store(&loop->running, true);
+	/* Calls queued before the loop ran go first. */
+	run_calls(loop, 0);
+	int result = run_until_stopped(loop);
+	atomic_store(&loop->running, false);
+	/* A caller that queued a call as the loop stopped is not left
+	 * waiting: its call runs here, on the thread that ran the loop. */
+	run_calls(loop, 0);
+	return result;
 }
 
 void event_loop_stop(struct event_loop *loop)

@@ -6,7 +6,10 @@
  * Promise: handlers run one at a time on the thread that called
  * event_loop_run(); event_loop_stop() may be called from any thread and makes
  * event_loop_run() return after the handler in progress. Poll sources (see
- * devices/device_context.h) run on the same thread, between waits.
+ * devices/device_context.h) run on the same thread, between waits. There is
+ * no fixed limit on watched descriptors, and a handler may remove any watch,
+ * its own included. event_loop_call() runs a function on the event thread
+ * from any other thread and waits for it.
  */
 #ifndef VESSEL_VMM_EVENT_LOOP_H
 #define VESSEL_VMM_EVENT_LOOP_H
@@ -37,6 +40,13 @@ int event_loop_remove(struct event_loop *loop, int fd);
 int event_loop_add_source(struct event_loop *loop,
 			  const struct poll_source *source, void *opaque);
 int event_loop_remove_source(struct event_loop *loop, void *opaque);
+
+/* Runs function(opaque) on the event thread, between handlers, and returns
+ * when it has run; on the event thread itself it runs at once. A call made
+ * before event_loop_run() waits for it. The caller must not hold anything
+ * a handler takes. */
+void event_loop_call(struct event_loop *loop, void (*function)(void *opaque),
+		     void *opaque);
 
 /* Runs handlers until event_loop_stop(). 0 or -errno from epoll. */
 int event_loop_run(struct event_loop *loop);

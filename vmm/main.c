@@ -1,53 +1,51 @@
 /*
- * vessel's entry point: git-style subcommands. `vessel run` builds a machine
- * from the command line and runs it with its serial console on this
- * terminal until the guest powers off.
+ * vessel's entry point: git-style subcommands, one table. `vessel run`
+ * builds a machine from the command line and runs it with its serial
+ * console on this terminal until the guest powers off; status, pause,
+ * resume, power-button and stop are the control API's client
+ * (api_client.h).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "api.h"
+#include "api_client.h"
 #include "config.h"
 #include "console.h"
 #include "event_loop.h"
 #include "kvm.h"
+#include "machine.h"
 #include "options.h"
 #include "vcpu.h"
-#include "vm.h"
 
 #define ERROR_TEXT_SIZE 512
 
-static void print_usage(void)
-{
-	printf("Usage: vessel COMMAND [options]\n"
-	       "\n"
-	       "Commands:\n"
-	       "  run        boot a kernel in a new virtual machine\n"
-	       "  help       show this help\n"
-	       "  version    show vessel's version\n"
-	       "\n"
-	       "vessel COMMAND --help shows a command's options.\n");
-}
 
 /* What the event loop's signal and console handlers act on. */
 struct session {
-	struct vm *vm; /* the machine now running, if any */
+	struct machine *machine;
 	int signal_fd;
-	int exit_signal; /* the signal that ended the session, or 0 */
 };
 
 static void on_console_quit(void *opaque)
 {
 	struct session *session = opaque;
 
-	if (session->vm)
-		vm_request_stop(session->vm, VM_STOP_REQUESTED,
-				"quit from the console (Ctrl-A x)");
+	machine_stop(session->machine, "quit from the console (Ctrl-A x)", 0);
+}
+
+static void on_console_power_button(void *opaque)
+{
+	struct session *session = opaque;
+
+	machine_power_button(session->machine);
 }
 
 static void on_signal(void *opaque, uint32_t events)
@@ -59,11 +57,9 @@ static void on_signal(void *opaque, uint32_t events)
 	(void)events;
 	if (read(session->signal_fd, &info, sizeof(info)) != sizeof(info))
 		return;
-	session->exit_signal = (int)info.ssi_signo;
 	snprintf(message, sizeof(message), "terminating on signal %s",
 		 strsignal((int)info.ssi_signo));
-	if (session->vm)
-		vm_request_stop(session->vm, VM_STOP_REQUESTED, message);
+	machine_stop(session->machine, message, 128 + (int)info.ssi_signo);
 }
 
 /* SIGINT, SIGTERM and SIGHUP end the session through the event loop, so the
@@ -86,111 +82,237 @@ static int watch_termination_signals(struct event_loop *loop,
 			      session);
 }
 
-/* Boots the machine, and boots it again after each guest reset. */
-static int run_machine(const struct vm_config *config,
-		       const struct kvm_host *host, struct event_loop *loop,
-		       struct console *console, struct session *session)
+/*
+ * The process around a machine: signals, the console on this terminal,
+ * the machine, and the control API when asked for. With a configuration
+ * it starts the VM (parked with --paused); without one (vessel serve) it
+ * waits for one through the API. Runs until the VM is stopped.
+ */
+static int serve_machine(const char *command, struct vm_config *config,
+			 const struct run_options *run)
 {
-	char message[ERROR_TEXT_SIZE];
-
-	for (;;) {
-		session->vm = vm_create(config, host, loop, console, message,
-					sizeof(message));
-		if (!session->vm) {
-			fprintf(stderr, "vessel: %s\n", message);
-			return 1;
-		}
-		enum vm_stop_reason reason =
-			vm_run(session->vm, message, sizeof(message));
-		vm_destroy(session->vm);
-		session->vm = NULL;
-		switch (reason) {
-		case VM_STOP_POWER_OFF:
-			return 0;
-		case VM_STOP_RESET:
-			if (message[0])
-				fprintf(stderr, "\r\nvessel: %s\r\n", message);
-			if (config->no_reboot)
-				return 0;
-			continue;
-		case VM_STOP_REQUESTED:
-			fprintf(stderr, "\r\nvessel: %s\r\n", message);
-			return session->exit_signal ? 128 + session->exit_signal : 0;
-		case VM_STOP_ERROR:
-		default:
-			fprintf(stderr, "\r\nvessel: %s\r\n", message);
-			return 1;
-		}
-	}
-}
-
-static int run_command(int argc, char **argv)
-{
-	struct vm_config config;
-	struct kvm_host host;
+	struct kvm_host host = { .fd = -1 };
 	struct session session = { .signal_fd = -1 };
+	struct event_loop *loop = NULL;
+	struct console *console = NULL;
+	struct api_server *api = NULL;
 	char err[ERROR_TEXT_SIZE];
 	int status = 1;
 
-	int parsed = options_parse_run(argc, argv, &config, err, sizeof(err));
-	if (parsed < 0) {
-		fprintf(stderr, "vessel run: %s\n", err);
-		return 2;
-	}
-	if (parsed == OPTIONS_HELP)
-		return 0;
-	if (config_check_files(&config, err, sizeof(err))) {
-		fprintf(stderr, "vessel run: %s\n", err);
-		return 1;
-	}
-	if (kvm_host_open(&host, err, sizeof(err))) {
-		fprintf(stderr, "vessel run: %s\n", err);
-		return 1;
+	if ((config && config_check_files(config, err, sizeof(err))) ||
+	    kvm_host_open(&host, err, sizeof(err))) {
+		fprintf(stderr, "vessel %s: %s\n", command, err);
+		goto out;
 	}
 	/* Before the long silence of a kernel booting emulated; a guest
 	 * that runs at CPL3 (VESSEL_CPL3_GUEST set) is not slowed. */
 	if (!getenv("VESSEL_CPL3_GUEST") && kvm_host_emulates_cpl0())
-		fprintf(stderr, "vessel run: this /dev/kvm has no VMX or SVM (see "
+		fprintf(stderr, "vessel %s: this /dev/kvm has no VMX or SVM (see "
 				"/proc/cpuinfo) and runs a kernel's own code emulated: "
 				"Linux takes minutes to boot or stops; use "
 				"tools/boot-default or the emulated host, "
-				"tools/emuhost/run\n");
-	if (config_check_host(&config, &host, err, sizeof(err))) {
-		fprintf(stderr, "vessel run: %s\n", err);
-		kvm_host_close(&host);
-		return 1;
-	}
+				"tools/emuhost/run\n", command);
 	/* A guest console whose reader has gone must not kill vessel. */
 	signal(SIGPIPE, SIG_IGN);
 
-	struct event_loop *loop = event_loop_create();
-	struct console *console = NULL;
+	loop = event_loop_create();
 	if (!loop) {
-		fprintf(stderr, "vessel run: cannot create the event loop\n");
+		fprintf(stderr, "vessel %s: cannot create the event loop\n", command);
 		goto out;
 	}
 	int result = watch_termination_signals(loop, &session);
 	if (!result)
 		result = vcpu_install_kick_signal();
 	if (result) {
-		fprintf(stderr, "vessel run: setting up signals: %s\n",
+		fprintf(stderr, "vessel %s: setting up signals: %s\n", command,
 			strerror(-result));
 		goto out;
 	}
-	console = console_create(loop, STDIN_FILENO, STDOUT_FILENO,
-				 on_console_quit, &session, err, sizeof(err));
-	if (!console) {
-		fprintf(stderr, "vessel run: %s\n", err);
+	const struct console_hooks hooks = {
+		.quit = on_console_quit,
+		.power_button = on_console_power_button,
+		.opaque = &session,
+	};
+	console = console_create(loop, STDIN_FILENO, STDOUT_FILENO, &hooks, err,
+				 sizeof(err));
+	session.machine = console ? machine_create(&host, loop, console) : NULL;
+	if (!session.machine) {
+		fprintf(stderr, "vessel %s: %s\n", command,
+			console ? "out of memory for the machine" : err);
 		goto out;
 	}
-	status = run_machine(&config, &host, loop, console, &session);
+	if (config) {
+		if (machine_configure(session.machine, config, err, sizeof(err))) {
+			fprintf(stderr, "vessel %s: %s\n", command, err);
+			goto out;
+		}
+		config = NULL; /* the machine's now */
+	}
+	if (run->api_socket) {
+		const struct api_server_options options = {
+			.socket_path = run->api_socket,
+			.socket_mode = run->api_socket_mode,
+		};
+		api = api_server_create(loop, &options, &machine_control_ops,
+					session.machine, err, sizeof(err));
+		if (!api) {
+			fprintf(stderr, "vessel %s: %s\n", command, err);
+			goto out;
+		}
+	}
+	if (!strcmp(command, "run") &&
+	    machine_request(session.machine,
+			    run->paused ? VM_REQUEST_START_PAUSED : VM_REQUEST_START,
+			    err, sizeof(err))) {
+		fprintf(stderr, "vessel: %s\n", err);
+		goto out;
+	}
+	status = machine_run(session.machine);
 out:
+	api_server_destroy(api);
+	machine_destroy(session.machine);
 	console_destroy(console);
 	if (session.signal_fd >= 0)
 		close(session.signal_fd);
 	event_loop_destroy(loop);
 	kvm_host_close(&host);
+	vm_config_free(config);
 	return status;
+}
+
+static int run_command(int argc, char **argv)
+{
+	struct vm_config *config = calloc(1, sizeof(*config));
+	struct run_options run;
+	char err[ERROR_TEXT_SIZE];
+
+	if (!config) {
+		fprintf(stderr, "vessel run: out of memory\n");
+		return 1;
+	}
+	int parsed = options_parse_run(argc, argv, config, &run, err, sizeof(err));
+	if (parsed != OPTIONS_OK) {
+		free(config); /* options_parse_run released what it held */
+		if (parsed == OPTIONS_HELP)
+			return 0;
+		fprintf(stderr, "vessel run: %s\n", err);
+		return 2;
+	}
+	return serve_machine("run", config, &run);
+}
+
+static void print_serve_usage(void)
+{
+	printf("Usage: vessel serve --api-sock PATH [--api-sock-mode MODE]\n"
+	       "\n"
+	       "Start vessel with no VM yet: the control API on PATH takes its\n"
+	       "configuration (PUT /api/v1/vm/config) and starts it\n"
+	       "(PUT /api/v1/vm/start); see docs/api.md. The VM's serial console\n"
+	       "is this terminal, as with vessel run.\n");
+}
+
+static int serve_command(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "api-sock", required_argument, NULL, 's' },
+		{ "api-sock-mode", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct run_options run = { 0 };
+	char err[ERROR_TEXT_SIZE];
+
+	optind = 0;
+	opterr = 0;
+	for (int option; (option = getopt_long(argc, argv, ":h", options,
+						NULL)) != -1;) {
+		switch (option) {
+		case 's':
+			run.api_socket = optarg;
+			break;
+		case 'm':
+			if (options_parse_socket_mode(optarg, &run.api_socket_mode,
+						      err, sizeof(err))) {
+				fprintf(stderr, "vessel serve: %s\n", err);
+				return 2;
+			}
+			break;
+		case 'h':
+			print_serve_usage();
+			return 0;
+		case ':':
+			fprintf(stderr, "vessel serve: %s needs a value\n",
+				argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "vessel serve: unknown option '%s' (see "
+				"vessel serve --help)\n", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vessel serve: unexpected argument '%s'\n",
+			argv[optind]);
+		return 2;
+	}
+	if (!run.api_socket) {
+		fprintf(stderr, "vessel serve: --api-sock is required: it is how "
+			"the VM is configured and started\n");
+		return 2;
+	}
+	return serve_machine("serve", NULL, &run);
+}
+
+static int help_command(int argc, char **argv);
+
+static int version_command(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	printf("vessel %s\n", VESSEL_VERSION);
+	return 0;
+}
+
+/* Each subcommand gets argv from its own name on and returns the exit
+ * status. */
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "run", run_command, "boot a kernel in a new virtual machine" },
+	{ "serve", serve_command,
+	  "start with no VM: configure and start it through the API" },
+	{ "status", api_client_command,
+	  "show a running VM's state and counters (--api-sock)" },
+	{ "pause", api_client_command, "pause a running VM (--api-sock)" },
+	{ "resume", api_client_command, "resume a paused VM (--api-sock)" },
+	{ "power-button", api_client_command,
+	  "ask the guest to power off (--api-sock)" },
+	{ "stop", api_client_command, "stop a VM at once (--api-sock)" },
+	{ "help", help_command, "show this help" },
+	{ "version", version_command, "show vessel's version" },
+	{ "--help", help_command, NULL },
+	{ "-h", help_command, NULL },
+	{ "--version", version_command, NULL },
+};
+
+#define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
+
+static void print_usage(void)
+{
+	printf("Usage: vessel COMMAND [options]\n\nCommands:\n");
+	for (size_t i = 0; i < COMMAND_COUNT; i++)
+		if (commands[i].summary)
+			printf("  %-14s %s\n", commands[i].name,
+			       commands[i].summary);
+	printf("\nvessel COMMAND --help shows a command's options.\n");
+}
+
+static int help_command(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	print_usage();
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -199,19 +321,10 @@ int main(int argc, char **argv)
 		print_usage();
 		return 2;
 	}
-	const char *command = argv[1];
-	if (!strcmp(command, "run"))
-		return run_command(argc - 1, argv + 1);
-	if (!strcmp(command, "help") || !strcmp(command, "--help") ||
-	    !strcmp(command, "-h")) {
-		print_usage();
-		return 0;
-	}
-	if (!strcmp(command, "version") || !strcmp(command, "--version")) {
-		printf("vessel %s\n", VESSEL_VERSION);
-		return 0;
-	}
+	for (size_t i = 0; i < COMMAND_COUNT; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
 	fprintf(stderr, "vessel: unknown command '%s' (see vessel --help)\n",
-		command);
+		argv[1]);
 	return 2;
 }

@@ -67,17 +67,32 @@ void options_print_run_usage(void)
 	       "                           a virtio-net NIC on an existing TAP device\n"
 	       "                           (with offloads); repeatable: eth0, eth1, ...\n"
 	       "      --no-reboot          exit (status 0) when the guest reboots\n"
+	       "      --api-sock PATH      serve the control API on this Unix socket\n"
+	       "                           (docs/api.md; mode 0600 unless\n"
+	       "                           --api-sock-mode says otherwise)\n"
+	       "      --api-sock-mode MODE the socket's permissions, octal (0660)\n"
+	       "      --paused             build the VM with its vCPUs parked: it\n"
+	       "                           runs on `vessel resume` (or the API)\n"
 	       "  -h, --help               show this help\n"
 	       "\n"
 	       "Exit status: 0 when the guest powers off (or reboots with --no-reboot,\n"
-	       "or Ctrl-A x), 1 on an error.\n"
+	       "or Ctrl-A x, or a stop through the API), 1 on an error, 2 for a bad\n"
+	       "command line, 128+N when ended by signal N.\n"
 	       "\n"
 	       "CPU feature names (as /proc/cpuinfo spells them):\n",
 	       OPTIONS_MAX_CPUS);
 	cpuid_print_feature_names();
 }
 
-enum { OPTION_CPU_FEATURES = 256, OPTION_NO_REBOOT, OPTION_DISK, OPTION_NET };
+enum {
+	OPTION_CPU_FEATURES = 256,
+	OPTION_NO_REBOOT,
+	OPTION_DISK,
+	OPTION_NET,
+	OPTION_API_SOCK,
+	OPTION_API_SOCK_MODE,
+	OPTION_PAUSED,
+};
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, 'k' },
@@ -89,9 +104,87 @@ static const struct option run_options[] = {
 	{ "no-reboot", no_argument, NULL, OPTION_NO_REBOOT },
 	{ "disk", required_argument, NULL, OPTION_DISK },
 	{ "net", required_argument, NULL, OPTION_NET },
+	{ "api-sock", required_argument, NULL, OPTION_API_SOCK },
+	{ "api-sock-mode", required_argument, NULL, OPTION_API_SOCK_MODE },
+	{ "paused", no_argument, NULL, OPTION_PAUSED },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
+
+int options_parse_socket_mode(const char *text, mode_t *mode, char *err,
+			      size_t err_len)
+{
+	char *end;
+	unsigned long value;
+
+	errno = 0;
+	value = strtoul(text, &end, 8);
+	if (!*text || *end || errno || value > 0777 || value == 0) {
+		snprintf(err, err_len,
+			 "--api-sock-mode '%s': not permission bits in octal, "
+			 "such as 0600 or 0660", text);
+		return -EINVAL;
+	}
+	*mode = (mode_t)value;
+	return 0;
+}
+
+int options_parse_memory(const char *field, const char *text,
+			 uint64_t *bytes, char *err, size_t err_len)
+{
+	if (options_parse_size(text, bytes) || *bytes == 0) {
+		snprintf(err, err_len,
+			 "%s: '%s' is not a size (examples: 512M, 2G)", field,
+			 text);
+		return -EINVAL;
+	}
+	/* KVM memory slots are made of whole pages. */
+	if (*bytes % 4096) {
+		snprintf(err, err_len, "%s: '%s' is not a multiple of 4K", field,
+			 text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int options_parse_disk_serial(const char *field, const char *text,
+			      struct disk_config *disk, char *err,
+			      size_t err_len)
+{
+	if (strlen(text) > OPTIONS_DISK_SERIAL_MAX) {
+		snprintf(err, err_len, "%s '%s' is longer than %d bytes",
+			 field, text, OPTIONS_DISK_SERIAL_MAX);
+		return -EINVAL;
+	}
+	strcpy(disk->serial, text);
+	return 0;
+}
+
+int options_parse_disk_cache(const char *text, struct disk_config *disk)
+{
+	if (!strcmp(text, "writeback"))
+		disk->direct = false;
+	else if (!strcmp(text, "none"))
+		disk->direct = true;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Points *slot at a copy of text (freeing what it held): 0 or -ENOMEM. */
+static int own_string(char **slot, const char *text, char *err,
+		      size_t err_len)
+{
+	char *copy = strdup(text);
+
+	if (!copy) {
+		snprintf(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
 
 /* PATH[,readonly][,serial=ID][,cache=writeback|none]; text is modified
  * (the path is cut at the first comma). */
@@ -99,14 +192,16 @@ static int parse_disk(char *text, struct disk_config *disk, char *err,
 		      size_t err_len)
 {
 	char *item = strchr(text, ',');
+	char field[256];
 
-	*disk = (struct disk_config){ .path = text };
+	*disk = (struct disk_config){ .path = NULL };
 	if (item)
 		*item++ = '\0';
 	if (!*text) {
 		snprintf(err, err_len, "--disk: no path");
 		return -EINVAL;
 	}
+	snprintf(field, sizeof(field), "--disk %s: serial", text);
 	while (item && *item) {
 		char *next = strchr(item, ',');
 		if (next)
@@ -114,29 +209,23 @@ static int parse_disk(char *text, struct disk_config *disk, char *err,
 		if (!strcmp(item, "readonly") || !strcmp(item, "readonly=on")) {
 			disk->read_only = true;
 		} else if (!strncmp(item, "serial=", 7)) {
-			if (strlen(item + 7) > OPTIONS_DISK_SERIAL_MAX) {
-				snprintf(err, err_len,
-					 "--disk %s: serial '%s' is longer than %d bytes",
-					 text, item + 7, OPTIONS_DISK_SERIAL_MAX);
+			if (options_parse_disk_serial(field, item + 7, disk, err,
+						      err_len))
 				return -EINVAL;
-			}
-			strcpy(disk->serial, item + 7);
-		} else if (!strcmp(item, "cache=writeback")) {
-			disk->direct = false;
-		} else if (!strcmp(item, "cache=none")) {
-			disk->direct = true;
-		} else {
+		} else if (strncmp(item, "cache=", 6) ||
+			   options_parse_disk_cache(item + 6, disk)) {
 			snprintf(err, err_len, "--disk %s: unknown option '%s'", text,
 				 item);
 			return -EINVAL;
 		}
 		item = next;
 	}
-	return 0;
+	return own_string(&disk->path, text, err, err_len);
 }
 
 /* xx:xx:xx:xx:xx:xx, a unicast address other than all zeros. */
-static int parse_mac(const char *text, uint8_t mac[6])
+int options_parse_mac(const char *field, const char *text, uint8_t mac[6],
+		      char *err, size_t err_len)
 {
 	unsigned int octets[6];
 	int consumed = 0;
@@ -144,12 +233,74 @@ static int parse_mac(const char *text, uint8_t mac[6])
 	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%n", &octets[0], &octets[1],
 		   &octets[2], &octets[3], &octets[4], &octets[5],
 		   &consumed) != 6 || text[consumed] || strlen(text) != 17)
-		return -EINVAL;
+		goto bad;
 	for (int i = 0; i < 6; i++)
 		mac[i] = (uint8_t)octets[i];
 	/* The group bit marks multicast addresses, which no NIC may own. */
 	if ((mac[0] & 1) || !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+		goto bad;
+	return 0;
+bad:
+	snprintf(err, err_len,
+		 "%s '%s' is not a unicast MAC address like 02:00:00:00:00:01",
+		 field, text);
+	return -EINVAL;
+}
+
+int options_add_hostfwd(const char *field, const char *text,
+			struct net_slirp_options *user, char *err,
+			size_t err_len)
+{
+	if (user->hostfwd_count == NET_SLIRP_MAX_HOSTFWD) {
+		snprintf(err, err_len, "%s: more than %d hostfwd rules", field,
+			 NET_SLIRP_MAX_HOSTFWD);
 		return -EINVAL;
+	}
+	if (net_hostfwd_parse(text, &user->hostfwd[user->hostfwd_count], err,
+			      err_len))
+		return -EINVAL;
+	user->hostfwd_count++;
+	return 0;
+}
+
+int options_check_ifname(const char *field, const char *text, char *err,
+			 size_t err_len)
+{
+	if (!*text || strlen(text) >= IFNAMSIZ || strchr(text, '/')) {
+		snprintf(err, err_len,
+			 "%s '%s' is not an interface name (1 to %d bytes)",
+			 field, text, IFNAMSIZ - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int options_parse_tap_fd(const char *field, const char *text, int *fd,
+			 char *err, size_t err_len)
+{
+	char *end;
+
+	errno = 0;
+	long value = strtol(text, &end, 10);
+	if (errno || end == text || *end || value < 0 || value > INT32_MAX) {
+		snprintf(err, err_len, "%s '%s' is not a descriptor number",
+			 field, text);
+		return -EINVAL;
+	}
+	*fd = (int)value;
+	return 0;
+}
+
+int options_check_net(const char *field, const struct net_config *net,
+		      char *err, size_t err_len)
+{
+	bool has_name = net->tap_name != NULL, has_fd = net->tap_fd >= 0;
+
+	if (net->backend == NET_BACKEND_TAP && has_name == has_fd) {
+		snprintf(err, err_len, "%s needs one of ifname=NAME or fd=N",
+			 field);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -176,58 +327,40 @@ static int parse_net_item(char *item, struct net_config *net, char *err,
 	if (!value)
 		goto unknown;
 	*value++ = '\0';
-	if (!strcmp(item, "mac")) {
-		if (parse_mac(value, net->mac)) {
-			snprintf(err, err_len,
-				 "--net: mac '%s' is not a unicast MAC address like 02:00:00:00:00:01",
-				 value);
-			return -EINVAL;
-		}
-	} else if (user && !strcmp(item, "hostfwd")) {
-		struct net_slirp_options *options = &net->user;
-
-		if (options->hostfwd_count == NET_SLIRP_MAX_HOSTFWD) {
-			snprintf(err, err_len, "--net: more than %d hostfwd rules",
-				 NET_SLIRP_MAX_HOSTFWD);
-			return -EINVAL;
-		}
-		if (net_hostfwd_parse(value, &options->hostfwd[options->hostfwd_count],
-				      err, err_len))
-			return -EINVAL;
-		options->hostfwd_count++;
-	} else if (user && !strcmp(item, "restrict")) {
+	if (!strcmp(item, "mac"))
+		return options_parse_mac("--net: mac", value, net->mac, err, err_len);
+	if (user && !strcmp(item, "hostfwd"))
+		return options_add_hostfwd("--net", value, &net->user, err,
+					   err_len);
+	if (user && !strcmp(item, "restrict")) {
 		if (parse_on_off(value, &net->user.restricted)) {
 			snprintf(err, err_len, "--net: restrict '%s' is not on or off",
 				 value);
 			return -EINVAL;
 		}
-	} else if (!user && !strcmp(item, "ifname")) {
-		if (!*value || strlen(value) >= IFNAMSIZ || strchr(value, '/')) {
-			snprintf(err, err_len,
-				 "--net: ifname '%s' is not an interface name (1 to %d bytes)",
-				 value, IFNAMSIZ - 1);
-			return -EINVAL;
-		}
-		net->tap_name = value;
-	} else if (!user && !strcmp(item, "fd")) {
-		char *end;
-		errno = 0;
-		long fd = strtol(value, &end, 10);
-		if (errno || end == value || *end || fd < 0 || fd > INT32_MAX) {
-			snprintf(err, err_len, "--net: fd '%s' is not a descriptor number",
-				 value);
-			return -EINVAL;
-		}
-		net->tap_fd = (int)fd;
-	} else {
-		value[-1] = '=';
-		goto unknown;
+		return 0;
 	}
-	return 0;
+	if (!user && !strcmp(item, "ifname")) {
+		if (options_check_ifname("--net: ifname", value, err, err_len))
+			return -EINVAL;
+		return own_string(&net->tap_name, value, err, err_len);
+	}
+	if (!user && !strcmp(item, "fd"))
+		return options_parse_tap_fd("--net: fd", value, &net->tap_fd, err,
+					    err_len);
+	value[-1] = '=';
 unknown:
 	snprintf(err, err_len, "--net %s: unknown option '%s'",
 		 user ? "user" : "tap", item);
 	return -EINVAL;
+}
+
+void options_net_defaults(unsigned int index, struct net_config *net)
+{
+	*net = (struct net_config){
+		.mac = { 0x02, 0x76, 0x73, 0, 0, (uint8_t)(index + 1) },
+		.tap_fd = -1,
+	};
 }
 
 /* user[,...] or tap,...; text is modified. index: the --net's position. */
@@ -236,10 +369,7 @@ static int parse_net(char *text, unsigned int index, struct net_config *net,
 {
 	char *item = strchr(text, ',');
 
-	*net = (struct net_config){
-		.mac = { 0x02, 0x76, 0x73, 0, 0, (uint8_t)(index + 1) },
-		.tap_fd = -1,
-	};
+	options_net_defaults(index, net);
 	if (item)
 		*item++ = '\0';
 	if (!strcmp(text, "user")) {
@@ -255,20 +385,16 @@ static int parse_net(char *text, unsigned int index, struct net_config *net,
 		char *next = strchr(item, ',');
 		if (next)
 			*next++ = '\0';
-		if (parse_net_item(item, net, err, err_len))
-			return -EINVAL;
+		int result = parse_net_item(item, net, err, err_len);
+		if (result)
+			return result;
 		item = next;
 	}
-	bool has_name = net->tap_name != NULL, has_fd = net->tap_fd >= 0;
-	if (net->backend == NET_BACKEND_TAP && has_name == has_fd) {
-		snprintf(err, err_len, "--net tap needs one of ifname=NAME or fd=N");
-		return -EINVAL;
-	}
-	return 0;
+	return options_check_net("--net tap", net, err, err_len);
 }
 
-static int parse_cpu_count(const char *text, unsigned int *count, char *err,
-			   size_t err_len)
+int options_parse_cpu_count(const char *field, const char *text,
+			    unsigned int *count, char *err, size_t err_len)
 {
 	char *end;
 
@@ -276,22 +402,32 @@ static int parse_cpu_count(const char *text, unsigned int *count, char *err,
 	long value = strtol(text, &end, 10);
 	if (errno || end == text || *end || value < 1 ||
 	    value > OPTIONS_MAX_CPUS) {
-		snprintf(err, err_len, "--cpus: '%s' is not a count from 1 to %d",
-			 text, OPTIONS_MAX_CPUS);
+		snprintf(err, err_len, "%s: '%s' is not a count from 1 to %d",
+			 field, text, OPTIONS_MAX_CPUS);
 		return -EINVAL;
 	}
 	*count = (unsigned int)value;
 	return 0;
 }
 
-int options_parse_run(int argc, char **argv, struct vm_config *config,
-		      char *err, size_t err_len)
+int options_config_defaults(struct vm_config *config, char *err,
+			    size_t err_len)
 {
 	*config = (struct vm_config){
-		.cmdline = OPTIONS_DEFAULT_CMDLINE,
 		.memory_size = OPTIONS_DEFAULT_MEMORY,
 		.cpu_count = 1,
 	};
+	return own_string(&config->cmdline, OPTIONS_DEFAULT_CMDLINE, err,
+			  err_len);
+}
+
+static int parse_run(int argc, char **argv, struct vm_config *config,
+		     struct run_options *run, char *err, size_t err_len)
+{
+	int result = options_config_defaults(config, err, err_len);
+
+	if (result)
+		return result;
 	/* getopt keeps state between calls; tests parse many command lines. */
 	optind = 0;
 	opterr = 0;
@@ -302,39 +438,31 @@ int options_parse_run(int argc, char **argv, struct vm_config *config,
 			break;
 		switch (option) {
 		case 'k':
-			config->kernel_path = optarg;
+			result = own_string(&config->kernel_path, optarg, err,
+					    err_len);
 			break;
 		case 'i':
-			config->initrd_path = optarg;
+			result = own_string(&config->initrd_path, optarg, err,
+					    err_len);
 			break;
 		case 'c':
-			config->cmdline = optarg;
+			result = own_string(&config->cmdline, optarg, err,
+					    err_len);
 			break;
 		case 'm':
-			if (options_parse_size(optarg, &config->memory_size) ||
-			    config->memory_size == 0) {
-				snprintf(err, err_len,
-					 "--memory: '%s' is not a size (examples: 512M, 2G)",
-					 optarg);
-				return -EINVAL;
-			}
-			/* KVM memory slots are made of whole pages. */
-			if (config->memory_size % 4096) {
-				snprintf(err, err_len,
-					 "--memory: '%s' is not a multiple of 4K",
-					 optarg);
-				return -EINVAL;
-			}
+			result = options_parse_memory("--memory", optarg,
+						      &config->memory_size, err,
+						      err_len);
 			break;
 		case 'n':
-			if (parse_cpu_count(optarg, &config->cpu_count, err,
-					    err_len))
-				return -EINVAL;
+			result = options_parse_cpu_count("--cpus", optarg,
+							 &config->cpu_count,
+							 err, err_len);
 			break;
 		case OPTION_CPU_FEATURES:
-			if (cpuid_parse_features(optarg, &config->feature_mask,
-						 err, err_len))
-				return -EINVAL;
+			result = cpuid_parse_features(optarg,
+						      &config->feature_mask,
+						      err, err_len);
 			break;
 		case OPTION_NO_REBOOT:
 			config->no_reboot = true;
@@ -345,9 +473,10 @@ int options_parse_run(int argc, char **argv, struct vm_config *config,
 					 OPTIONS_MAX_DISKS);
 				return -EINVAL;
 			}
-			if (parse_disk(optarg, &config->disks[config->disk_count],
-				       err, err_len))
-				return -EINVAL;
+			result = parse_disk(optarg,
+					    &config->disks[config->disk_count],
+					    err, err_len);
+			/* Counted even when refused: release frees its path. */
 			config->disk_count++;
 			break;
 		case OPTION_NET:
@@ -356,11 +485,22 @@ int options_parse_run(int argc, char **argv, struct vm_config *config,
 					 OPTIONS_MAX_NICS);
 				return -EINVAL;
 			}
-			if (parse_net(optarg, config->nic_count,
-				      &config->nics[config->nic_count], err,
-				      err_len))
-				return -EINVAL;
+			result = parse_net(optarg, config->nic_count,
+					   &config->nics[config->nic_count], err,
+					   err_len);
+			/* Counted even when refused: release frees its name. */
 			config->nic_count++;
+			break;
+		case OPTION_API_SOCK:
+			run->api_socket = optarg;
+			break;
+		case OPTION_API_SOCK_MODE:
+			result = options_parse_socket_mode(optarg,
+							   &run->api_socket_mode,
+							   err, err_len);
+			break;
+		case OPTION_PAUSED:
+			run->paused = true;
 			break;
 		case 'h':
 			options_print_run_usage();
@@ -370,11 +510,24 @@ int options_parse_run(int argc, char **argv, struct vm_config *config,
 				 argv[optind - 1]);
 			return -EINVAL;
 		default:
-			snprintf(err, err_len,
-				 "unknown option '%s' (see vessel run --help)",
-				 argv[optind - 1]);
+			/* In a group of short options (-xk) optind still
+			 * points at the group: name the letter. optopt is 0
+			 * for an unknown long option, which is whole in
+			 * argv[optind - 1]. */
+			if (optopt)
+				snprintf(err, err_len,
+					 "unknown option '-%c' (see vessel run "
+					 "--help)",
+					 optopt);
+			else
+				snprintf(err, err_len,
+					 "unknown option '%s' (see vessel run "
+					 "--help)",
+					 argv[optind - 1]);
 			return -EINVAL;
 		}
+		if (result)
+			return result;
 	}
 	if (optind < argc) {
 		snprintf(err, err_len, "unexpected argument '%s'", argv[optind]);
@@ -385,4 +538,23 @@ int options_parse_run(int argc, char **argv, struct vm_config *config,
 		return -EINVAL;
 	}
 	return OPTIONS_OK;
+}
+
+int options_parse_run(int argc, char **argv, struct vm_config *config,
+		      struct run_options *run, char *err, size_t err_len)
+{
+	struct run_options ignored;
+
+	*(run ? run : &ignored) = (struct run_options){ 0 };
+	int result = parse_run(argc, argv, config, run ? run : &ignored, err,
+			       err_len);
+	if (result == OPTIONS_OK && run && run->paused && !run->api_socket) {
+		snprintf(err, err_len, "--paused needs --api-sock: nothing "
+			 "else could resume the VM");
+		result = -EINVAL;
+	}
+
+	if (result != OPTIONS_OK)
+		vm_config_release(config);
+	return result;
 }

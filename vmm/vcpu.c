@@ -1,6 +1,7 @@
 #include "vcpu.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,8 +128,15 @@ int vcpu_create(struct vcpu *vcpu, int vm_fd, unsigned int index,
 	const char *step;
 	int result;
 
-	*vcpu = (struct vcpu){ .index = index, .fd = -1, .context = *context };
-	atomic_init(&vcpu->stop_requested, false);
+	*vcpu = (struct vcpu){ .index = index, .fd = -1, .context = *context,
+			       .command = VCPU_COMMAND_RUN,
+			       .state = VCPU_PARKED };
+	snprintf(vcpu->name, sizeof(vcpu->name), "vcpu%u", index);
+	atomic_init(&vcpu->attention, false);
+	for (int kind = 0; kind < VCPU_EXIT_KIND_COUNT; kind++)
+		atomic_init(&vcpu->exits[kind], 0);
+	pthread_mutex_init(&vcpu->lock, NULL);
+	pthread_cond_init(&vcpu->changed, NULL);
 	vcpu->fd = ioctl(vm_fd, KVM_CREATE_VCPU, index);
 	if (vcpu->fd < 0) {
 		result = -errno;
@@ -175,6 +183,8 @@ void vcpu_destroy(struct vcpu *vcpu)
 		close(vcpu->fd);
 	vcpu->run = NULL;
 	vcpu->fd = -1;
+	pthread_cond_destroy(&vcpu->changed);
+	pthread_mutex_destroy(&vcpu->lock);
 }
 
 static void handle_port_io(struct vcpu *vcpu)
@@ -394,15 +404,85 @@ static bool handle_exit(struct vcpu *vcpu)
 	return false;
 }
 
+static void count_exit(struct vcpu *vcpu, enum vcpu_exit_kind kind)
+{
+	atomic_fetch_add_explicit(&vcpu->exits[kind], 1, memory_order_relaxed);
+}
+
+static enum vcpu_exit_kind exit_kind(uint32_t reason)
+{
+	switch (reason) {
+	case KVM_EXIT_IO: return VCPU_EXIT_IO;
+	case KVM_EXIT_MMIO: return VCPU_EXIT_MMIO;
+	case KVM_EXIT_HLT: return VCPU_EXIT_HLT;
+	default: return VCPU_EXIT_OTHER;
+	}
+}
+
+/*
+ * KVM completes an exit (the data of an IN or an MMIO read goes into the
+ * guest's registers) only on the next KVM_RUN; with immediate_exit set,
+ * that KVM_RUN does just this and returns EINTR (KVM API, kvm_run
+ * immediate_exit). Until then the vCPU's registers are not its state.
+ */
+static void complete_exit_in_progress(struct vcpu *vcpu)
+{
+	vcpu->run->immediate_exit = 1;
+	while (ioctl(vcpu->fd, KVM_RUN, 0) == 0) {
+		/* KVM ran no guest code with immediate_exit set, but an exit
+		 * it reports must still be handled before parking. */
+		if (!handle_exit(vcpu))
+			break;
+	}
+}
+
+/* Obeys the latest command: parks until told otherwise. false when the
+ * thread is to finish. */
+static bool obey_command(struct vcpu *vcpu)
+{
+	bool finish;
+
+	pthread_mutex_lock(&vcpu->lock);
+	atomic_store(&vcpu->attention, false);
+	while (vcpu->command == VCPU_COMMAND_PARK) {
+		if (vcpu->state != VCPU_PARKED) {
+			pthread_mutex_unlock(&vcpu->lock);
+			complete_exit_in_progress(vcpu);
+			pthread_mutex_lock(&vcpu->lock);
+			if (vcpu->command != VCPU_COMMAND_PARK)
+				break;
+			vcpu->state = VCPU_PARKED;
+			pthread_cond_broadcast(&vcpu->changed);
+		}
+		pthread_cond_wait(&vcpu->changed, &vcpu->lock);
+	}
+	finish = vcpu->command == VCPU_COMMAND_FINISH;
+	if (!finish && vcpu->state != VCPU_RUNNING) {
+		vcpu->state = VCPU_RUNNING;
+		pthread_cond_broadcast(&vcpu->changed);
+	}
+	/* Under the lock: a command given after this sets it again. */
+	vcpu->run->immediate_exit = 0;
+	atomic_store(&vcpu->attention, false);
+	pthread_mutex_unlock(&vcpu->lock);
+	return !finish;
+}
+
 static void *vcpu_thread(void *opaque)
 {
 	struct vcpu *vcpu = opaque;
 	char message[128];
 
-	while (!atomic_load(&vcpu->stop_requested)) {
+	for (;;) {
+		if (atomic_load(&vcpu->attention) && !obey_command(vcpu))
+			break;
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				vcpu->run->immediate_exit = 0;
+				count_exit(vcpu, VCPU_EXIT_INTERRUPTED);
+				/* A command sets attention before the signal,
+				 * so the check above sees it. */
+				if (!atomic_load(&vcpu->attention))
+					vcpu->run->immediate_exit = 0;
 				continue;
 			}
 			snprintf(message, sizeof(message), "vCPU %u: KVM_RUN: %s",
@@ -411,33 +491,84 @@ static void *vcpu_thread(void *opaque)
 						   VCPU_STOP_ERROR, message);
 			break;
 		}
+		count_exit(vcpu, exit_kind(vcpu->run->exit_reason));
 		if (!handle_exit(vcpu))
 			break;
 	}
+	pthread_mutex_lock(&vcpu->lock);
+	vcpu->state = VCPU_FINISHED;
+	pthread_cond_broadcast(&vcpu->changed);
+	pthread_mutex_unlock(&vcpu->lock);
 	return NULL;
 }
 
-int vcpu_start(struct vcpu *vcpu)
+int vcpu_start(struct vcpu *vcpu, bool parked)
 {
-	int result = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
-	char name[16];
-
+	vcpu->command = parked ? VCPU_COMMAND_PARK : VCPU_COMMAND_RUN;
+	vcpu->state = parked ? VCPU_PARKED : VCPU_RUNNING;
+	/* A parked start goes straight to waiting for its command; there
+	 * is no exit in progress to complete. */
+	atomic_store(&vcpu->attention, parked);
+	/* The default policy whatever the creating thread's: the event
+	 * thread, which creates a rebooted machine's vCPUs, runs as
+	 * SCHED_BATCH (machine.c). */
+	pthread_attr_t attributes;
+	const struct sched_param param = { .sched_priority = 0 };
+	pthread_attr_init(&attributes);
+	pthread_attr_setinheritsched(&attributes, PTHREAD_EXPLICIT_SCHED);
+	pthread_attr_setschedpolicy(&attributes, SCHED_OTHER);
+	pthread_attr_setschedparam(&attributes, &param);
+	int result = pthread_create(&vcpu->thread, &attributes, vcpu_thread, vcpu);
+	pthread_attr_destroy(&attributes);
 	if (result)
 		return -result;
 	vcpu->thread_started = true;
-	/* Named as top -H and /proc/PID/task show it ("vcpu0", ...). */
-	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
-	pthread_setname_np(vcpu->thread, name);
+	/* Named as top -H and /proc/PID/task show it. */
+	pthread_setname_np(vcpu->thread, vcpu->name);
 	return 0;
+}
+
+void vcpu_command(struct vcpu *vcpu, enum vcpu_command command)
+{
+	if (!vcpu->thread_started)
+		return;
+	pthread_mutex_lock(&vcpu->lock);
+	if (vcpu->command == VCPU_COMMAND_FINISH ||
+	    vcpu->state == VCPU_FINISHED) {
+		pthread_mutex_unlock(&vcpu->lock);
+		return;
+	}
+	vcpu->command = command;
+	atomic_store(&vcpu->attention, true);
+	/* immediate_exit covers a thread about to enter KVM_RUN, the signal
+	 * one already inside it (KVM API, kvm_run). */
+	vcpu->run->immediate_exit = 1;
+	pthread_cond_broadcast(&vcpu->changed);
+	pthread_mutex_unlock(&vcpu->lock);
+	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+int vcpu_wait(struct vcpu *vcpu, enum vcpu_state state,
+	      const struct timespec *deadline)
+{
+	int result = 0;
+
+	pthread_mutex_lock(&vcpu->lock);
+	while (vcpu->state != state && vcpu->state != VCPU_FINISHED &&
+	       result == 0)
+		result = pthread_cond_clockwait(&vcpu->changed, &vcpu->lock,
+						CLOCK_MONOTONIC, deadline);
+	if (vcpu->state == state)
+		result = 0;
+	else if (vcpu->state == VCPU_FINISHED)
+		result = ESRCH;
+	pthread_mutex_unlock(&vcpu->lock);
+	return -result;
 }
 
 void vcpu_request_stop(struct vcpu *vcpu)
 {
-	if (!vcpu->thread_started)
-		return;
-	atomic_store(&vcpu->stop_requested, true);
-	vcpu->run->immediate_exit = 1;
-	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+	vcpu_command(vcpu, VCPU_COMMAND_FINISH);
 }
 
 void vcpu_stop(struct vcpu *vcpu)
@@ -447,4 +578,21 @@ void vcpu_stop(struct vcpu *vcpu)
 	vcpu_request_stop(vcpu);
 	pthread_join(vcpu->thread, NULL);
 	vcpu->thread_started = false;
+}
+
+uint64_t vcpu_exit_count(const struct vcpu *vcpu, enum vcpu_exit_kind kind)
+{
+	return atomic_load_explicit(&vcpu->exits[kind], memory_order_relaxed);
+}
+
+const char *vcpu_exit_kind_name(enum vcpu_exit_kind kind)
+{
+	static const char *const names[VCPU_EXIT_KIND_COUNT] = {
+		[VCPU_EXIT_IO] = "exits_io",
+		[VCPU_EXIT_MMIO] = "exits_mmio",
+		[VCPU_EXIT_HLT] = "exits_hlt",
+		[VCPU_EXIT_INTERRUPTED] = "exits_interrupted",
+		[VCPU_EXIT_OTHER] = "exits_other",
+	};
+	return (unsigned int)kind < VCPU_EXIT_KIND_COUNT ? names[kind] : "?";
 }

@@ -2,10 +2,20 @@
  * A vCPU: its KVM fd, its shared kvm_run page, and the thread that runs the
  * KVM_RUN loop, dispatching port and MMIO exits to the buses.
  *
+ * The thread is a state machine driven by commands: running, parked and
+ * finished. A command is delivered by setting it, setting
+ * kvm_run.immediate_exit (for a thread about to enter KVM_RUN) and sending
+ * a signal (for one inside it), and acknowledged by the state the thread
+ * reports. Before it reports parked, the thread completes the exit in
+ * progress with one more KVM_RUN under immediate_exit, as the KVM API
+ * requires before the vCPU's state is read or saved.
+ *
  * Promise: an exit vessel cannot handle stops the whole machine through the
  * stop hook with one line naming the exit reason, suberror, RIP and the
- * instruction bytes; it never spins. A stop interrupts KVM_RUN with
- * immediate_exit plus a signal.
+ * instruction bytes; it never spins. A parked vCPU runs no guest
+ * instruction until told to run again. Waiting for an acknowledgement is
+ * bounded by the caller's deadline: a thread held up in a device access
+ * (a console nobody reads) cannot hold its caller forever.
  */
 #ifndef VESSEL_VMM_VCPU_H
 #define VESSEL_VMM_VCPU_H
@@ -14,6 +24,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include <linux/kvm.h>
 
@@ -37,15 +49,50 @@ struct vcpu_context {
 	void *opaque;
 };
 
+enum vcpu_state {
+	VCPU_RUNNING,
+	VCPU_PARKED,
+	VCPU_FINISHED, /* the thread has ended, or will without running more */
+};
+
+enum vcpu_command {
+	VCPU_COMMAND_RUN,
+	VCPU_COMMAND_PARK,
+	VCPU_COMMAND_FINISH,
+};
+
+/* Exits by reason, for the control API. */
+enum vcpu_exit_kind {
+	VCPU_EXIT_IO,
+	VCPU_EXIT_MMIO,
+	VCPU_EXIT_HLT,
+	VCPU_EXIT_INTERRUPTED, /* a signal or a command: KVM_RUN gave EINTR */
+	VCPU_EXIT_OTHER,
+	VCPU_EXIT_KIND_COUNT,
+};
+
 struct vcpu {
 	unsigned int index;
+	char name[16]; /* "vcpu0": the thread's name and the API's */
 	int fd;
 	struct kvm_run *run;
 	size_t run_size;
 	pthread_t thread;
 	bool thread_started;
-	atomic_bool stop_requested;
 	struct vcpu_context context;
+
+	/* The command protocol: command and state change under lock, and
+	 * changed is signalled on either. attention is set with a command,
+	 * so the thread looks at the lock only when there is something to
+	 * obey. */
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	enum vcpu_command command;
+	enum vcpu_state state;
+	atomic_bool attention;
+
+	/* Written by the vCPU thread only. */
+	_Atomic uint64_t exits[VCPU_EXIT_KIND_COUNT];
 };
 
 /* KVM_CREATE_VCPU, the kvm_run mapping, and the vCPU's CPUID (a copy of
@@ -60,12 +107,29 @@ void vcpu_destroy(struct vcpu *vcpu);
  * vCPU thread starts. */
 int vcpu_install_kick_signal(void);
 
-int vcpu_start(struct vcpu *vcpu);
+/* Starts the thread, running or (parked) waiting for VCPU_COMMAND_RUN. */
+int vcpu_start(struct vcpu *vcpu, bool parked);
+
+/* Gives the thread a command and returns at once; any thread (the vCPU's
+ * own included) may call it. A finished vCPU takes no other command. */
+void vcpu_command(struct vcpu *vcpu, enum vcpu_command command);
+
+/* Waits until the thread reports state (or has finished) or the
+ * CLOCK_MONOTONIC deadline passes: 0, -ETIMEDOUT, or -ESRCH when it
+ * finished instead of reaching state. */
+int vcpu_wait(struct vcpu *vcpu, enum vcpu_state state,
+	      const struct timespec *deadline);
+
 /* Asks the thread to leave KVM_RUN and run no more guest code; returns at
  * once, so any thread (the vCPU's own included) may call it. */
 void vcpu_request_stop(struct vcpu *vcpu);
 /* Requests the stop and joins the thread. */
 void vcpu_stop(struct vcpu *vcpu);
+
+/* How many exits of kind the vCPU has taken (any thread). */
+uint64_t vcpu_exit_count(const struct vcpu *vcpu, enum vcpu_exit_kind kind);
+/* "io", "mmio", ...: the names the control API uses. */
+const char *vcpu_exit_kind_name(enum vcpu_exit_kind kind);
 
 /* Formats a one-line report of an exit vessel does not handle. */
 void vcpu_describe_exit(const struct vcpu *vcpu, char *out, size_t out_len);

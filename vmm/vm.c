@@ -1,10 +1,7 @@
-#include "vm.h"
+#include "vm_private.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,24 +10,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../devices/acpi_pm.h"
-#include "../devices/cmos_rtc.h"
-#include "../devices/i8042.h"
-#include "../devices/pci.h"
-#include "../devices/serial.h"
 #include "../devices/disk.h"
 #include "../devices/net_slirp.h"
 #include "../devices/net_tap.h"
 #include "../devices/virtio/blk.h"
 #include "../devices/virtio/net.h"
-#include "../devices/virtio/pci.h"
 #include "../devices/virtio/rng.h"
 #include "../firmware/boot.h"
 #include "../firmware/layout.h"
 #include "config.h"
-#include "interrupts.h"
-#include "memory.h"
-#include "vcpu.h"
 
 /* Where KVM may put the pages it needs for real-mode emulation on Intel
  * hosts: just below the BIOS ROM, inside the PCI hole (KVM API,
@@ -38,60 +26,30 @@
 #define KVM_TSS_ADDRESS 0xfffbd000ULL
 #define KVM_IDENTITY_MAP_ADDRESS 0xfffbc000ULL
 
-struct vm {
-	const struct vm_config *config;
-	const struct kvm_host *host;
-	struct event_loop *loop;
-	struct console *console;
-	int fd;
-	struct vm_memory memory;
-	struct bus *pio_bus;
-	struct bus *mmio_bus;
-	struct serial *serial;
-	struct i8042 *i8042;
-	struct cmos_rtc *rtc;
-	struct pci_bus *pci;
-	struct acpi_pm *acpi_pm;
-	struct interrupts interrupts;
-	struct device_context device_context;
-	struct virtio_pci_platform virtio_platform;
-	uint64_t next_bar_address; /* the PCI MMIO window, handed out upwards */
-	struct virtio_rng *rng;
-	struct virtio_pci *rng_function;
-	struct vm_disk {
-		struct disk *disk;
-		struct virtio_blk *blk;
-		struct virtio_pci *function;
-	} disks[OPTIONS_MAX_DISKS];
-	struct vm_nic {
-		struct virtio_net *net;
-		struct virtio_pci *function;
-	} nics[OPTIONS_MAX_NICS];
-	struct vcpu *vcpus;
-	unsigned int vcpu_count; /* created so far */
+/* Devices whose state lives in their registers alone: listed in the walk
+ * (and, later, saved) with nothing to quiesce. */
+static const struct device_ops register_only_ops = { 0 };
 
-	pthread_mutex_t stop_lock;
-	bool stop_requested;
-	enum vm_stop_reason stop_reason;
-	char stop_message[256];
-};
-
-void vm_request_stop(struct vm *vm, enum vm_stop_reason reason,
-		     const char *message)
+/* Adds a device to the ordered list; name is copied. */
+static void add_record(struct vm *vm, struct device_record record)
 {
-	pthread_mutex_lock(&vm->stop_lock);
-	if (!vm->stop_requested) {
-		vm->stop_requested = true;
-		vm->stop_reason = reason;
-		snprintf(vm->stop_message, sizeof(vm->stop_message), "%s",
-			 message ? message : "");
-		/* Like a real power-off or reset line, no vCPU runs another
-		 * guest instruction once the request is made. */
-		for (unsigned int i = 0; i < vm->vcpu_count; i++)
-			vcpu_request_stop(&vm->vcpus[i]);
-	}
-	pthread_mutex_unlock(&vm->stop_lock);
-	event_loop_stop(vm->loop);
+	unsigned int index = vm->device_count++;
+
+	/* VM_MAX_DEVICES counts every device vm_create can make. */
+	if (index >= VM_MAX_DEVICES)
+		abort();
+	snprintf(vm->device_names[index], VM_DEVICE_NAME_SIZE, "%s",
+		 record.name);
+	record.name = vm->device_names[index];
+	vm->devices[index] = record;
+}
+
+static void add_register_only_device(struct vm *vm, const char *name,
+				     void *device)
+{
+	add_record(vm, (struct device_record){ .name = name,
+					       .ops = &register_only_ops,
+					       .opaque = device });
 }
 
 /* Legacy (ISA) interrupt lines go through KVM_IRQ_LINE to the in-kernel
@@ -212,9 +170,9 @@ static int ioeventfd(void *opaque, uint64_t address, uint32_t length, int fd,
 }
 
 /* Puts a virtio device on PCI bus 0 with its BAR at the next free place
- * of the PCI MMIO window. */
+ * of the PCI MMIO window, and in the device list as name. */
 static int add_virtio_function(struct vm *vm, struct virtio_device *device,
-			       struct virtio_pci **function)
+			       const char *name, struct virtio_pci **function)
 {
 	if (vm->next_bar_address + VIRTIO_PCI_BAR_SIZE > LAYOUT_PCI_MMIO_END)
 		return -ENOSPC;
@@ -223,20 +181,25 @@ static int add_virtio_function(struct vm *vm, struct virtio_device *device,
 	if (!*function)
 		return -errno;
 	vm->next_bar_address += VIRTIO_PCI_BAR_SIZE;
-	return pci_bus_add_device(vm->pci, virtio_pci_function(*function));
+	int result = pci_bus_add_device(vm->pci, virtio_pci_function(*function));
+	if (!result)
+		add_record(vm, virtio_pci_record(*function, name));
+	return result;
 }
 
 static int create_disk(struct vm *vm, const struct disk_config *config,
 		       struct vm_disk *disk, char *err, size_t err_len)
 {
 	const struct disk_options options = config_disk_options(config);
+	char name[VM_DEVICE_NAME_SIZE];
 	int result = disk_open(&disk->disk, &options, err, err_len);
 
 	if (result)
 		return result;
+	snprintf(name, sizeof(name), "virtio-blk%u", (unsigned int)(disk - vm->disks));
 	disk->blk = virtio_blk_create(disk->disk, &vm->device_context);
 	result = disk->blk ? add_virtio_function(vm, virtio_blk_device(disk->blk),
-						 &disk->function) : -errno;
+						 name, &disk->function) : -errno;
 	if (result)
 		snprintf(err, err_len, "--disk %s: %s", config->path,
 			 strerror(-result));
@@ -258,17 +221,9 @@ static struct net_backend *create_net_backend(struct vm *vm,
 	if (config->backend == NET_BACKEND_USER)
 		return net_slirp_create(&vm->device_context, &config->user, err,
 					err_len);
-	struct net_tap_options options = { .ifname = config->tap_name, .fd = -1 };
-	if (config->tap_fd >= 0) {
-		/* The backend takes a copy: the inherited descriptor must
-		 * outlive this machine for the next one after a reboot. */
-		options.fd = fcntl(config->tap_fd, F_DUPFD_CLOEXEC, 0);
-		if (options.fd < 0) {
-			snprintf(err, err_len, "--net tap,fd=%d: %s", config->tap_fd,
-				 strerror(errno));
-			return NULL;
-		}
-	}
+	/* The backend takes a copy of an inherited descriptor. */
+	struct net_tap_options options = { .ifname = config->tap_name,
+					   .fd = config->tap_fd };
 	return net_tap_create(&vm->device_context, &options, err, err_len);
 }
 
@@ -286,7 +241,9 @@ static int create_nic(struct vm *vm, const struct net_config *config,
 		snprintf(err, err_len, "creating virtio-net: %s", strerror(saved));
 		return -saved;
 	}
-	int result = add_virtio_function(vm, virtio_net_device(nic->net),
+	char name[VM_DEVICE_NAME_SIZE];
+	snprintf(name, sizeof(name), "virtio-net%u", (unsigned int)(nic - vm->nics));
+	int result = add_virtio_function(vm, virtio_net_device(nic->net), name,
 					 &nic->function);
 	if (result)
 		snprintf(err, err_len, "adding virtio-net: %s", strerror(-result));
@@ -337,6 +294,7 @@ static int create_virtio_devices(struct vm *vm, char *err, size_t err_len)
 	/* Entropy for every guest: the generic kernel waits for it at boot. */
 	vm->rng = virtio_rng_create(&vm->device_context);
 	int result = vm->rng ? add_virtio_function(vm, virtio_rng_device(vm->rng),
+						   "virtio-rng",
 						   &vm->rng_function) : -ENOMEM;
 	if (result)
 		snprintf(err, err_len, "creating virtio-rng: %s", strerror(-result));
@@ -394,6 +352,7 @@ static int create_devices(struct vm *vm, char *err, size_t err_len)
 	vm->rtc = cmos_rtc_create(NULL);
 	vm->pci = pci_bus_create();
 	vm->acpi_pm = acpi_pm_create(LAYOUT_ACPI_S5_SLEEP_TYPE,
+				     irq_line_for(vm, LAYOUT_ACPI_SCI_GSI),
 				     on_guest_power_off, vm);
 	if (!vm->pio_bus || !vm->mmio_bus || !vm->serial || !vm->i8042 ||
 	    !vm->rtc || !vm->pci || !vm->acpi_pm) {
@@ -420,9 +379,16 @@ static int create_devices(struct vm *vm, char *err, size_t err_len)
 					LAYOUT_ACPI_PM1_EVENT_PORT,
 					LAYOUT_ACPI_PM1_CONTROL_PORT);
 	}
-	if (result)
+	if (result) {
 		snprintf(err, err_len, "attaching %s: %s", device, strerror(-result));
-	return result;
+		return result;
+	}
+	add_record(vm, serial_record(vm->serial, "serial0"));
+	add_register_only_device(vm, "i8042", vm->i8042);
+	add_register_only_device(vm, "cmos-rtc", vm->rtc);
+	add_register_only_device(vm, "pci-host", vm->pci);
+	add_register_only_device(vm, "acpi-pm", vm->acpi_pm);
+	return 0;
 }
 
 /* Maps a file read-only for the duration of the load. */
@@ -430,15 +396,10 @@ static int map_file(const char *path, const uint8_t **data, size_t *size,
 		    char *err, size_t err_len)
 {
 	struct stat info;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = boot_file_open(path, &info, err, err_len);
 
-	if (fd < 0 || fstat(fd, &info)) {
-		int saved = errno;
-		snprintf(err, err_len, "%s: %s", path, strerror(saved));
-		if (fd >= 0)
-			close(fd);
-		return -saved;
-	}
+	if (fd < 0)
+		return fd;
 	*size = (size_t)info.st_size;
 	*data = NULL;
 	if (*size) {
@@ -554,7 +515,8 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry,
 
 struct vm *vm_create(const struct vm_config *config,
 		     const struct kvm_host *host, struct event_loop *loop,
-		     struct console *console, char *err, size_t err_len)
+		     struct console *console, const struct vm_owner *owner,
+		     char *err, size_t err_len)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	struct boot_entry entry;
@@ -567,6 +529,7 @@ struct vm *vm_create(const struct vm_config *config,
 	vm->host = host;
 	vm->loop = loop;
 	vm->console = console;
+	vm->owner = *owner;
 	vm->fd = -1;
 	vm->memory.fd = -1;
 	pthread_mutex_init(&vm->stop_lock, NULL);
@@ -613,77 +576,4 @@ void vm_destroy(struct vm *vm)
 		close(vm->fd);
 	pthread_mutex_destroy(&vm->stop_lock);
 	free(vm);
-}
-
-/*
- * The event thread runs as SCHED_BATCH while it serves the VM: when a
- * guest's kick or a backend's frame wakes it, it no longer preempts a
- * vCPU that is running on its CPU, but waits for the CPU's turn or a free
- * CPU. On a host with a CPU to spare nothing changes (it wakes on the
- * idle one); on a host with fewer CPUs than busy threads the vCPU goes on
- * making chains available meanwhile, so the thread serves them in larger
- * rounds, and the guest takes fewer interrupts and wake-ups per byte
- * (docs/decisions.md has the measurements). The thread goes back to
- * SCHED_OTHER afterwards, so that threads created later (a rebooted VM's
- * vCPUs) do not inherit it. Only a thread of the default policy is
- * changed: a real-time or idle one was chosen by whoever started vessel.
- * Returns whether it changed the policy.
- */
-static bool event_thread_to_batch(void)
-{
-	const struct sched_param param = { .sched_priority = 0 };
-
-	return sched_getscheduler(0) == SCHED_OTHER &&
-	       sched_setscheduler(0, SCHED_BATCH, &param) == 0;
-}
-
-static void event_thread_to_default(void)
-{
-	const struct sched_param param = { .sched_priority = 0 };
-
-	/* Going back to SCHED_OTHER needs no privilege, so cannot fail. */
-	sched_setscheduler(0, SCHED_OTHER, &param);
-}
-
-enum vm_stop_reason vm_run(struct vm *vm, char *message, size_t message_len)
-{
-	char text[96] = "";
-	int result = 0;
-
-	console_connect(vm->console, vm->serial);
-	/* Under the stop lock, so a stop requested by an early vCPU sees
-	 * every thread that has started. */
-	pthread_mutex_lock(&vm->stop_lock);
-	for (unsigned int i = 0; i < vm->vcpu_count && !vm->stop_requested; i++) {
-		result = vcpu_start(&vm->vcpus[i]);
-		if (result) {
-			snprintf(text, sizeof(text), "starting vCPU %u: %s", i,
-				 strerror(-result));
-			break;
-		}
-	}
-	pthread_mutex_unlock(&vm->stop_lock);
-	if (text[0])
-		vm_request_stop(vm, VM_STOP_ERROR, text);
-	bool batch = event_thread_to_batch();
-	for (;;) {
-		result = event_loop_run(vm->loop);
-		pthread_mutex_lock(&vm->stop_lock);
-		bool stopping = vm->stop_requested;
-		pthread_mutex_unlock(&vm->stop_lock);
-		if (stopping)
-			break;
-		if (result) {
-			snprintf(text, sizeof(text), "event loop: %s",
-				 strerror(-result));
-			vm_request_stop(vm, VM_STOP_ERROR, text);
-		}
-	}
-	if (batch)
-		event_thread_to_default();
-	for (unsigned int i = 0; i < vm->vcpu_count; i++)
-		vcpu_stop(&vm->vcpus[i]);
-	console_connect(vm->console, NULL);
-	snprintf(message, message_len, "%s", vm->stop_message);
-	return vm->stop_reason;
 }

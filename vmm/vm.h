@@ -3,19 +3,26 @@
  * RAM, the port and MMIO buses with vessel's PC devices, the vCPUs, and the
  * kernel loaded by firmware/.
  *
+ * vm.c assembles the machine and keeps its devices in one ordered list of
+ * device records (devices/device.h); vm_run.c runs it: starts, parks and
+ * resumes the vCPUs, quiesces and resumes the devices by walking that list,
+ * and takes stop requests. The lifecycle around it (reboot as a fresh
+ * machine, the states, the control API) is machine.c's.
+ *
  * Promise: vm_create() builds the whole machine or nothing (one line in err
- * says which step failed); vm_run() runs it until the guest powers off,
- * resets, fails, or vm_request_stop() is called from any thread, and returns
- * with every vCPU thread joined. A reset is reported, not performed: the
- * caller destroys the machine and builds a fresh one, as a power cycle
- * would.
+ * says which step failed). Once a stop is requested (by the guest, a vCPU
+ * error, or the owner) no vCPU runs another guest instruction and the
+ * owner's stop hook is called, from whatever thread made the request; the
+ * owner then destroys the machine. A reset is reported, not performed.
  */
 #ifndef VESSEL_VMM_VM_H
 #define VESSEL_VMM_VM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "console.h"
+#include "control.h"
 #include "event_loop.h"
 #include "kvm.h"
 #include "options.h"
@@ -24,22 +31,52 @@ enum vm_stop_reason {
 	VM_STOP_POWER_OFF,
 	VM_STOP_RESET,
 	VM_STOP_ERROR,
-	VM_STOP_REQUESTED, /* by the user: Ctrl-A x or a signal */
+	VM_STOP_REQUESTED, /* by the user: Ctrl-A x, a signal, the API */
+};
+
+/* What the machine's owner hears of it. */
+struct vm_owner {
+	/* A stop was requested (any thread): vm_stop_reason() says why. */
+	void (*stop_requested)(void *opaque);
+	void *opaque;
 };
 
 struct vm;
 
 struct vm *vm_create(const struct vm_config *config,
 		     const struct kvm_host *host, struct event_loop *loop,
-		     struct console *console, char *err, size_t err_len);
+		     struct console *console, const struct vm_owner *owner,
+		     char *err, size_t err_len);
+/* Stops and joins the vCPUs, then frees everything. */
 void vm_destroy(struct vm *vm);
 
-/* Starts every vCPU and runs the event loop until the machine stops.
- * message receives the reason's one-line description when there is one. */
-enum vm_stop_reason vm_run(struct vm *vm, char *message, size_t message_len);
+/* Starts every vCPU thread, running or parked. Event thread. 0 or -errno
+ * with err. */
+int vm_start(struct vm *vm, bool paused, char *err, size_t err_len);
+
+/* Parks every vCPU (each completes the exit in progress first), tells the
+ * guest's kvmclock it was stopped, freezes the guest's clock, and
+ * quiesces the devices in order. Bounded: a vCPU that does not park within
+ * VM_PARK_TIMEOUT_MS (held up in a device access) fails the pause, and
+ * everything is resumed as it was. Event thread. 0 or -errno with err. */
+#define VM_PARK_TIMEOUT_MS 2000
+int vm_pause(struct vm *vm, char *err, size_t err_len);
+/* Undoes vm_pause: the devices resume, the guest's clock goes on from
+ * where it stopped, the vCPUs run. 0 or -errno with err. */
+int vm_resume(struct vm *vm, char *err, size_t err_len);
+
+/* A press of the ACPI power button (any thread). */
+void vm_press_power_button(struct vm *vm);
 
 /* Thread-safe; the first reason given wins. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason,
 		     const char *message);
+/* Why the machine stopped, with the reason's one-line description in
+ * message when there is one; only after the stop hook was called. */
+enum vm_stop_reason vm_stop_reason(struct vm *vm, char *message,
+				   size_t message_len);
+
+/* Appends the devices' and the vCPUs' counters to info->groups. */
+void vm_describe(struct vm *vm, struct control_info *info);
 
 #endif

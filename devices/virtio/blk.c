@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "../array.h"
+
 #define BLK_HEADER_SIZE 16
 #define BLK_SEGMENT_SIZE 16 /* struct virtio_blk_discard_write_zeroes */
 /* Data buffers per request, offered as seg_max: with the header and the
@@ -57,6 +59,8 @@ struct virtio_blk {
 	bool notify_pending;
 	unsigned int in_flight; /* requests the disk has */
 	struct blk_request *free_requests;
+	/* Disk requests completed, for the control API. */
+	uint64_t requests, read_bytes, written_bytes, errors;
 };
 
 static uint32_t load_le32(const uint8_t *bytes)
@@ -339,8 +343,9 @@ static int take_request(struct virtio_blk *blk, bool *pushed)
 	return 1;
 }
 
-/* Takes requests until the ring is empty or the disk is busy; lock held.
- * Returns whether any chain went back to the driver. */
+/* Takes requests until the ring is empty, the round's budget spent
+ * (virtio_serve_queue) or the disk busy; lock held. Returns whether any
+ * chain went back to the driver. */
 static bool process_queue(struct virtio_blk *blk)
 {
 	struct virtqueue *queue = &blk->device.queues[0];
@@ -372,14 +377,26 @@ static void request_completed(struct disk_request *disk_request, int result)
 
 	pthread_mutex_lock(&blk->lock);
 	blk->in_flight--;
+	blk->requests++;
+	if (result)
+		blk->errors++;
+	else if (disk_request->operation == DISK_READ)
+		blk->read_bytes += disk_request->length;
+	else if (disk_request->operation == DISK_WRITE)
+		blk->written_bytes += disk_request->length;
 	if (!blk->active) {
 		put_request(blk, request);
 	} else {
 		finish_request(blk, request,
 			       result == 0 ? VIRTIO_BLK_S_OK
 					   : VIRTIO_BLK_S_IOERR);
-		if (blk->stalled)
-			process_queue(blk);
+		/* Taking requests here would be a round without a budget:
+		 * the queue is served again from the event loop (after a
+		 * pause, when the device is quiesced). */
+		if (blk->stalled) {
+			blk->stalled = false;
+			blk->device.serve_queue_later(&blk->device, 0);
+		}
 		/* One interrupt for the whole batch of completions. */
 		blk->notify_pending = true;
 	}
@@ -458,12 +475,46 @@ static void blk_queue_notify(struct virtio_device *device, unsigned int queue)
 	pthread_mutex_unlock(&blk->lock);
 }
 
+/* A pause: every request in flight completes, and its chain and the
+ * interrupt it earned reach the driver, before the pause is reported.
+ * Requests a completion makes room for wait in the transport, which
+ * holds the queue back until resume. */
+static int blk_quiesce(struct virtio_device *device)
+{
+	struct virtio_blk *blk = blk_of(device);
+
+	disk_drain(blk->disk);
+	completions_ready(blk, 0);
+	return 0;
+}
+
+static unsigned int blk_counters(struct virtio_device *device,
+				 struct device_counter *out, unsigned int max)
+{
+	struct virtio_blk *blk = blk_of(device);
+	unsigned int count = 0;
+
+	pthread_mutex_lock(&blk->lock);
+	const struct device_counter counters[] = {
+		{ "requests", blk->requests },
+		{ "read_bytes", blk->read_bytes },
+		{ "written_bytes", blk->written_bytes },
+		{ "errors", blk->errors },
+	};
+	pthread_mutex_unlock(&blk->lock);
+	for (; count < max && count < ARRAY_SIZE(counters); count++)
+		out[count] = counters[count];
+	return count;
+}
+
 static const struct virtio_device_ops blk_ops = {
 	.read_config = blk_read_config,
 	.write_config = blk_write_config,
 	.activate = blk_activate,
 	.reset = blk_reset,
 	.queue_notify = blk_queue_notify,
+	.quiesce = blk_quiesce,
+	.counters = blk_counters,
 };
 
 static void fill_config(struct virtio_blk *blk)

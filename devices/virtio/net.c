@@ -28,6 +28,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "../array.h"
+
 #define NET_QUEUE_COUNT 3
 /* How long a sent frame's chain may wait for a receive signal or the next
  * transmit round to go back with (see publish_sent_chains). */
@@ -76,6 +78,9 @@ struct virtio_net {
 	bool announce_negotiated;
 
 	bool active; /* between activate and reset */
+	/* Paused (under rx_lock): received frames are refused, so the
+	 * backend holds them and pushes back, as when the ring is full. */
+	bool quiesced;
 	struct virtio_net_stats stats; /* tx_* under tx_lock, rx_* under rx_lock */
 };
 
@@ -109,8 +114,6 @@ static const struct {
 	{ NET_OFFLOAD_TSO6, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_GUEST_TSO6 },
 	{ NET_OFFLOAD_TSO_ECN, VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_GUEST_ECN },
 };
-
-#define ARRAY_SIZE(array) (sizeof(array) / sizeof((array)[0]))
 
 static struct virtio_net *net_of(struct virtio_device *device)
 {
@@ -220,6 +223,7 @@ static bool transmit_chain(struct virtio_net *net,
 		return false;
 	}
 	net->stats.tx_frames++;
+	net->stats.tx_bytes += frame_len;
 	return true;
 }
 
@@ -304,27 +308,23 @@ static uint32_t serve_command(struct virtio_net *net,
 	return (uint32_t)virtqueue_copy_to_in(element, 0, &ack, sizeof(ack));
 }
 
-/* Chains served per call before the event loop gets to run what else is
- * waiting: the backend's received frames (a sending guest's TCP waits for
- * their ACKs) and the other devices. A guest that keeps its transmit
- * queue full must not starve them. */
-#define NET_TX_BUDGET 256
-
-/* Serves up to budget available chains: 0 once the ring is empty, 1 when
- * the budget ran out first, or -EINVAL when the driver broke the ring
- * itself (see virtqueue_pop). A chain used goes to the driver at once,
- * with an interrupt if it asked for one (EVENT_IDX's used_event, or
- * NO_INTERRUPT), except a sent frame's (publish_sent_chains): its chain
- * waits, but never for more than half the queue, so that a driver that
- * stopped for room hears of it before the end of a long batch. */
-static int serve_chains(struct virtio_net *net, unsigned int index,
-			unsigned int budget)
+/* Serves the available chains: 0 once the ring is empty or the round's
+ * budget spent (virtio_serve_queue: a guest that keeps its transmit queue
+ * full must not starve the backend's received frames, whose ACKs a
+ * sending guest's TCP waits for, nor the other devices), or -EINVAL when
+ * the driver broke the ring itself (see virtqueue_pop). A chain used goes
+ * to the driver at once, with an interrupt if it asked for one
+ * (EVENT_IDX's used_event, or NO_INTERRUPT), except a sent frame's
+ * (publish_sent_chains): its chain waits, but never for more than half
+ * the queue, so that a driver that stopped for room hears of it before
+ * the end of a long batch. */
+static int serve_chains(struct virtio_net *net, unsigned int index)
 {
 	struct virtio_device *device = &net->device;
 	struct virtqueue *queue = &device->queues[index];
 	struct virtqueue_element *element = &net->tx_element;
 
-	for (; budget; budget--) {
+	for (;;) {
 		uint16_t last_avail_idx = queue->last_avail_idx;
 		int err = virtqueue_pop(queue, element);
 
@@ -349,38 +349,29 @@ static int serve_chains(struct virtio_net *net, unsigned int index,
 		}
 		device->notify_queue(device, index);
 	}
-	return 1;
 }
 
-/* One round of a queue: up to NET_TX_BUDGET chains, then kicks enabled
- * again. Chains left over, or made available before the kicks were
- * enabled (§2.7.10), are served in a later round of the event loop, after
- * the events already waiting. */
+/* One round of a queue, with kicks off while draining. Chains made
+ * available before the kicks were enabled again (§2.7.10) are served in
+ * the same round, within its budget. */
 static void serve_queue(struct virtio_net *net, unsigned int index)
 {
 	struct virtio_device *device = &net->device;
 	struct virtqueue *queue = &device->queues[index];
-	bool more = false;
 	int err = 0;
 
 	pthread_mutex_lock(&net->tx_lock);
 	/* A kick that raced with a reset finds the device stopped. */
 	if (net->active && queue->ready) {
-		/* No kicks while draining. */
-		virtqueue_set_notification(queue, false);
 		if (index == VIRTIO_NET_TRANSMITQ)
 			publish_sent_chains(net);
-		err = serve_chains(net, index, NET_TX_BUDGET);
+		do {
+			virtqueue_set_notification(queue, false);
+			err = serve_chains(net, index);
+			virtqueue_set_notification(queue, true);
+		} while (!err && virtqueue_has_available(queue));
 		if (net->tx_sent_count)
 			set_completion_timer(net, true);
-		if (err == 0) {
-			virtqueue_set_notification(queue, true);
-			more = virtqueue_has_available(queue);
-		}
-		if (err > 0 || more) {
-			virtqueue_set_notification(queue, false);
-			device->serve_queue_later(device, index);
-		}
 	}
 	pthread_mutex_unlock(&net->tx_lock);
 	if (err < 0)
@@ -492,6 +483,7 @@ static int take_receive_buffers(struct virtio_net *net,
 		virtqueue_push(queue, net->rx_chains[i].head,
 			       net->rx_chains[i].written);
 	net->stats.rx_frames++;
+	net->stats.rx_bytes += placed;
 	return 0;
 }
 
@@ -539,7 +531,7 @@ static int net_receive(void *opaque, const struct virtio_net_hdr *header,
 	int ret;
 
 	pthread_mutex_lock(&net->rx_lock);
-	if (!net->active ||
+	if (!net->active || net->quiesced ||
 	    !net->device.queues[VIRTIO_NET_RECEIVEQ].ready) {
 		net->backend_waiting = true;
 		ret = -ENOBUFS;
@@ -676,6 +668,54 @@ static void net_reset(struct virtio_device *device)
 	unlock_all(net);
 }
 
+/* A pause: the chains of sent frames are the guest's and go back now,
+ * with their interrupt; received frames wait in the backend. */
+static int net_quiesce(struct virtio_device *device)
+{
+	struct virtio_net *net = net_of(device);
+
+	pthread_mutex_lock(&net->tx_lock);
+	pthread_mutex_lock(&net->rx_lock);
+	net->quiesced = true;
+	publish_sent_chains(net);
+	pthread_mutex_unlock(&net->rx_lock);
+	pthread_mutex_unlock(&net->tx_lock);
+	return 0;
+}
+
+static void net_resume(struct virtio_device *device)
+{
+	struct virtio_net *net = net_of(device);
+
+	pthread_mutex_lock(&net->rx_lock);
+	net->quiesced = false;
+	bool resume = net->active && net->backend_waiting;
+	if (resume)
+		net->backend_waiting = false;
+	pthread_mutex_unlock(&net->rx_lock);
+	if (resume)
+		net->backend->ops->receive_ready(net->backend);
+}
+
+static unsigned int net_counters(struct virtio_device *device,
+				 struct device_counter *out, unsigned int max)
+{
+	struct virtio_net_stats stats = virtio_net_stats(net_of(device));
+	const struct device_counter counters[] = {
+		{ "tx_frames", stats.tx_frames },
+		{ "tx_bytes", stats.tx_bytes },
+		{ "tx_dropped", stats.tx_dropped },
+		{ "rx_frames", stats.rx_frames },
+		{ "rx_bytes", stats.rx_bytes },
+		{ "rx_dropped", stats.rx_dropped },
+	};
+	unsigned int count = 0;
+
+	for (; count < max && count < ARRAY_SIZE(counters); count++)
+		out[count] = counters[count];
+	return count;
+}
+
 /* Every field is read-only for a VERSION_1 driver (§5.1.4): no
  * write_config. */
 static const struct virtio_device_ops net_ops = {
@@ -684,6 +724,9 @@ static const struct virtio_device_ops net_ops = {
 	.activate = net_activate,
 	.reset = net_reset,
 	.queue_notify = net_queue_notify,
+	.quiesce = net_quiesce,
+	.resume = net_resume,
+	.counters = net_counters,
 };
 
 struct virtio_net *virtio_net_create(const struct device_context *context,
@@ -792,10 +835,12 @@ struct virtio_net_stats virtio_net_stats(struct virtio_net *net)
 
 	pthread_mutex_lock(&net->tx_lock);
 	stats.tx_frames = net->stats.tx_frames;
+	stats.tx_bytes = net->stats.tx_bytes;
 	stats.tx_dropped = net->stats.tx_dropped;
 	pthread_mutex_unlock(&net->tx_lock);
 	pthread_mutex_lock(&net->rx_lock);
 	stats.rx_frames = net->stats.rx_frames;
+	stats.rx_bytes = net->stats.rx_bytes;
 	stats.rx_dropped = net->stats.rx_dropped;
 	pthread_mutex_unlock(&net->rx_lock);
 	return stats;

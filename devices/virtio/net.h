@@ -61,8 +61,10 @@
 #define VIRTIO_NET_CONTROLQ 2
 
 struct virtio_net_stats {
-	uint64_t tx_frames, tx_dropped; /* dropped: malformed or backend refused */
-	uint64_t rx_frames, rx_dropped; /* dropped: did not fit the buffers */
+	/* dropped: malformed or backend refused; bytes: frames without the
+	 * virtio-net header */
+	uint64_t tx_frames, tx_bytes, tx_dropped;
+	uint64_t rx_frames, rx_bytes, rx_dropped; /* dropped: did not fit */
 };
 
 struct virtio_net;

@@ -84,6 +84,10 @@ struct virtio_pci {
 	bool reset_pending; /* the driver wrote 0; the event thread resets */
 	bool activate_pending; /* the driver wrote DRIVER_OK */
 	bool active;
+	/* Paused (virtio_pci_record): kicks and status changes wait in
+	 * held_queues and the pending flags until resume. */
+	bool quiesced;
+	uint32_t held_queues; /* a bit per queue kicked while quiesced */
 	uint16_t queue_select;
 	uint8_t isr;
 	uint8_t pci_cfg_offset; /* the VIRTIO_PCI_CAP_PCI_CFG capability */
@@ -230,6 +234,19 @@ static void serve_queue_later(struct virtio_device *device, unsigned int queue)
 
 	if (queue < device->queue_count)
 		wake_event_thread(function->notifiers[queue].fd);
+}
+
+/* One bounded call of the device's queue handler (virtio_serve_queue).
+ * Chains left over wait for the next round with kicks off: the device
+ * turns them on again when it finds the ring empty. */
+static void serve_queue(struct virtio_pci *function, unsigned int queue)
+{
+	struct virtio_device *device = function->device;
+
+	if (virtio_serve_queue(device, queue)) {
+		virtqueue_set_notification(&device->queues[queue], false);
+		serve_queue_later(device, queue);
+	}
 }
 
 static void msix_table_access(struct virtio_pci *function, uint64_t offset,
@@ -382,20 +399,41 @@ static bool features_acceptable(const struct virtio_device *device)
 		device->ops->features_acceptable(device));
 }
 
+static void reset_transport(struct virtio_pci *function);
+
+/*
+ * The driver wrote 0 to device_status and reads it until it is 0 again
+ * (§2.4, §4.1.4.3.2), then sets the device up anew. device_status must not
+ * read 0 before the reset is done, and a reset done late must not undo
+ * that new set-up. A device that was started (DRIVER_OK) may have work on
+ * the event thread or at its backend, so the event thread resets it, and
+ * until then device_status keeps its old value, which has DRIVER_OK set:
+ * never 0. A device never started has no such work, so its reset happens
+ * here, at once: Linux's first probe resets a device whose status already
+ * reads 0, and goes on as soon as it reads 0.
+ */
+static void request_reset(struct virtio_pci *function)
+{
+	if (!function->active && !function->activate_pending) {
+		reset_transport(function);
+		return;
+	}
+	pthread_mutex_lock(&function->msix_lock);
+	function->reset_pending = true;
+	pthread_mutex_unlock(&function->msix_lock);
+	wake_event_thread(function->control_fd);
+}
+
 static void write_status(struct virtio_pci *function, uint8_t status)
 {
 	struct virtio_device *device = function->device;
 
-	pthread_mutex_lock(&function->msix_lock);
-	uint8_t old = function->status;
 	if (status == 0) {
-		/* The event thread resets the device; the driver waits for
-		 * device_status to read 0 (§4.1.4.3.2). */
-		function->reset_pending = true;
-		pthread_mutex_unlock(&function->msix_lock);
-		wake_event_thread(function->control_fd);
+		request_reset(function);
 		return;
 	}
+	pthread_mutex_lock(&function->msix_lock);
+	uint8_t old = function->status;
 	if ((status & VIRTIO_STATUS_FEATURES_OK) &&
 	    !(old & VIRTIO_STATUS_FEATURES_OK) && !features_acceptable(device))
 		status &= ~VIRTIO_STATUS_FEATURES_OK;
@@ -695,7 +733,7 @@ static int activate(struct virtio_pci *function)
 	/* Kicks that came before activation were dropped: look now. */
 	for (unsigned int queue = 0; queue < device->queue_count; queue++) {
 		if (device->queues[queue].ready)
-			device->ops->queue_notify(device, queue);
+			serve_queue(function, queue);
 	}
 	return 0;
 }
@@ -709,7 +747,9 @@ static void on_control(void *opaque, uint32_t events)
 	if (read(function->control_fd, &count, sizeof(count)) < 0)
 		return;
 	pthread_mutex_lock(&function->lock);
-	if (function->reset_pending) {
+	if (function->quiesced) {
+		/* Resume looks at the pending flags again. */
+	} else if (function->reset_pending) {
 		function->activate_pending = false;
 		reset_transport(function);
 	} else if (function->activate_pending) {
@@ -730,9 +770,11 @@ static void on_notify(void *opaque, uint32_t events)
 	if (read(notifier->fd, &count, sizeof(count)) < 0)
 		return;
 	pthread_mutex_lock(&function->lock);
-	if (function->active && function->device->queues[notifier->queue].ready)
-		function->device->ops->queue_notify(function->device,
-						    notifier->queue);
+	if (function->quiesced)
+		function->held_queues |= UINT32_C(1) << notifier->queue;
+	else if (function->active &&
+		 function->device->queues[notifier->queue].ready)
+		serve_queue(function, notifier->queue);
 	pthread_mutex_unlock(&function->lock);
 }
 
@@ -932,4 +974,67 @@ void virtio_pci_destroy(struct virtio_pci *function)
 struct pci_device *virtio_pci_function(struct virtio_pci *function)
 {
 	return &function->pci;
+}
+
+/* --- the device record --------------------------------------------------- */
+
+static int record_quiesce(void *opaque)
+{
+	struct virtio_pci *function = opaque;
+	struct virtio_device *device = function->device;
+	int result = 0;
+
+	pthread_mutex_lock(&function->lock);
+	function->quiesced = true;
+	if (function->active && device->ops->quiesce)
+		result = device->ops->quiesce(device);
+	if (result)
+		function->quiesced = false;
+	pthread_mutex_unlock(&function->lock);
+	return result;
+}
+
+static void record_resume(void *opaque)
+{
+	struct virtio_pci *function = opaque;
+	struct virtio_device *device = function->device;
+
+	pthread_mutex_lock(&function->lock);
+	function->quiesced = false;
+	if (function->active && device->ops->resume)
+		device->ops->resume(device);
+	uint32_t held = function->held_queues;
+	function->held_queues = 0;
+	bool control_held = function->reset_pending || function->activate_pending;
+	pthread_mutex_unlock(&function->lock);
+	/* What came in while paused is served from the event loop, as the
+	 * kicks and status writes would have been. */
+	for (unsigned int queue = 0; queue < device->queue_count; queue++) {
+		if (held & (UINT32_C(1) << queue))
+			wake_event_thread(function->notifiers[queue].fd);
+	}
+	if (control_held)
+		wake_event_thread(function->control_fd);
+}
+
+static unsigned int record_counters(void *opaque, struct device_counter *out,
+				    unsigned int max)
+{
+	struct virtio_pci *function = opaque;
+	struct virtio_device *device = function->device;
+
+	return device->ops->counters ? device->ops->counters(device, out, max) : 0;
+}
+
+static const struct device_ops record_ops = {
+	.quiesce = record_quiesce,
+	.resume = record_resume,
+	.counters = record_counters,
+};
+
+struct device_record virtio_pci_record(struct virtio_pci *function,
+				       const char *name)
+{
+	return (struct device_record){ .name = name, .ops = &record_ops,
+				       .opaque = function };
 }

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "../bus.h"
+#include "../device.h"
 #include "../pci.h"
 #include "virtio.h"
 
@@ -59,5 +60,11 @@ struct virtio_pci *virtio_pci_create(struct virtio_device *device,
 void virtio_pci_destroy(struct virtio_pci *function);
 
 struct pci_device *virtio_pci_function(struct virtio_pci *function);
+
+/* The function's device record (../device.h), named name (kept by the
+ * caller): quiesce holds the guest's kicks and the driver's status changes
+ * back and quiesces the device; resume serves what was held back. */
+struct device_record virtio_pci_record(struct virtio_pci *function,
+				       const char *name);
 
 #endif

@@ -15,6 +15,7 @@ struct virtio_rng {
 	pthread_mutex_t lock;
 	/* One request at a time; too large for the event thread's stack. */
 	struct virtqueue_element element;
+	uint64_t requests, bytes; /* for the control API, under lock */
 };
 
 static struct virtio_rng *rng_of(struct virtio_device *device)
@@ -58,8 +59,9 @@ static uint32_t fill_with_entropy(const struct virtqueue_element *element)
 	return written;
 }
 
-/* Serves every available request: 0 once the ring is empty, or -EINVAL
- * when the driver broke the ring itself (see virtqueue_pop). */
+/* Serves the available requests: 0 once the ring is empty or the round's
+ * budget spent (virtio_serve_queue), or -EINVAL when the driver broke the
+ * ring itself (see virtqueue_pop). */
 static int serve_requests(struct virtio_rng *rng, struct virtqueue *queue,
 			  bool *used)
 {
@@ -76,8 +78,11 @@ static int serve_requests(struct virtio_rng *rng, struct virtqueue *queue,
 			*used = true;
 			continue;
 		}
-		virtqueue_push(queue, rng->element.head,
-			       fill_with_entropy(&rng->element));
+		uint32_t written = fill_with_entropy(&rng->element);
+		virtqueue_push(queue, rng->element.head, written);
+		virtqueue_charge(queue, written / VIRTIO_RNG_BYTES_PER_UNIT);
+		rng->requests++;
+		rng->bytes += written;
 		*used = true;
 	}
 }
@@ -124,9 +129,26 @@ static void rng_reset(struct virtio_device *device)
 	pthread_mutex_unlock(&rng->lock);
 }
 
+static unsigned int rng_counters(struct virtio_device *device,
+				 struct device_counter *out, unsigned int max)
+{
+	struct virtio_rng *rng = rng_of(device);
+	unsigned int count = 0;
+
+	pthread_mutex_lock(&rng->lock);
+	if (count < max)
+		out[count++] = (struct device_counter){ "requests", rng->requests };
+	if (count < max)
+		out[count++] = (struct device_counter){ "bytes", rng->bytes };
+	pthread_mutex_unlock(&rng->lock);
+	return count;
+}
+
 /* No device configuration space (§5.4.4): config_size is 0, so the
- * transport never calls read_config or write_config. */
+ * transport never calls read_config or write_config. Requests are served
+ * whole within queue_notify: nothing is in flight for a pause to wait for. */
 static const struct virtio_device_ops rng_ops = {
+	.counters = rng_counters,
 	.activate = rng_activate,
 	.reset = rng_reset,
 	.queue_notify = rng_queue_notify,

@@ -5,8 +5,11 @@
  *
  * Promise: a request gets at most VIRTIO_RNG_MAX_REQUEST_BYTES, however
  * large its buffers, so a guest cannot make vessel produce entropy without
- * bound in one go. Queue work runs on the event thread; reset() waits for
- * a queue_notify in progress to finish.
+ * bound in one go, and a round of the queue (virtio_serve_queue) charges
+ * a unit of its budget for every VIRTIO_RNG_BYTES_PER_UNIT bytes besides
+ * the chain's own: at most about VIRTIO_QUEUE_BUDGET * 4 KiB a round, a
+ * few milliseconds of getrandom. Queue work runs on the event thread;
+ * reset() waits for a queue_notify in progress to finish.
  */
 #ifndef VESSEL_DEVICES_VIRTIO_RNG_H
 #define VESSEL_DEVICES_VIRTIO_RNG_H
@@ -15,6 +18,7 @@
 #include "virtio.h"
 
 #define VIRTIO_RNG_MAX_REQUEST_BYTES (64 * 1024)
+#define VIRTIO_RNG_BYTES_PER_UNIT 4096
 
 struct virtio_rng;
 

@@ -8,7 +8,9 @@
  * features_acceptable() when the driver sets FEATURES_OK; activate() once,
  * after FEATURES_OK and DRIVER_OK with every enabled queue validated;
  * reset() when the driver writes 0 to device_status; queue_notify for a
- * ready queue of an active device, on the event thread.
+ * ready queue of an active device, on the event thread, always through
+ * virtio_serve_queue: no call does more than VIRTIO_QUEUE_BUDGET units,
+ * and what it leaves is served in a later round of the event loop.
  */
 #ifndef VESSEL_DEVICES_VIRTIO_VIRTIO_H
 #define VESSEL_DEVICES_VIRTIO_VIRTIO_H
@@ -16,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../device.h"
 #include "../device_context.h"
 #include "virtqueue.h"
 
@@ -40,6 +43,16 @@
 
 #define VIRTIO_MAX_QUEUES 16
 
+/* Work one queue_notify call may do, in units of one chain (malformed
+ * ones included; a device whose chains carry bulk work charges more,
+ * virtqueue_charge), before the event loop runs what else waits (signals,
+ * the console, disk completions, received frames, other devices): a
+ * driver that refills a queue as fast as the device empties it must not
+ * hold the event thread. 256 chains keep virtio-net's transmit batches as
+ * large as they were measured (docs/decisions.md, "Guest input is
+ * bounded"). */
+#define VIRTIO_QUEUE_BUDGET 256
+
 struct virtio_device;
 
 struct virtio_device_ops {
@@ -63,6 +76,15 @@ struct virtio_device_ops {
 	void (*reset)(struct virtio_device *device);
 	/* The driver made buffers available in queue (a kick). */
 	void (*queue_notify)(struct virtio_device *device, unsigned int queue);
+	/* Optional, for a pause (../device.h): finish what is in flight
+	 * and hand back completed chains, then touch no guest memory and
+	 * raise no interrupt until resume; the transport holds kicks back
+	 * meanwhile. 0 or -errno. */
+	int (*quiesce)(struct virtio_device *device);
+	void (*resume)(struct virtio_device *device);
+	/* Optional: the device's counters for the control API. */
+	unsigned int (*counters)(struct virtio_device *device,
+				 struct device_counter *out, unsigned int max);
 };
 
 struct virtio_device {
@@ -86,12 +108,18 @@ struct virtio_device {
 	/* The device configuration changed (§2.5): a new config_generation
 	 * and a configuration change notification (§4.1.4.5). Any thread. */
 	void (*notify_config)(struct virtio_device *device);
-	/* Call queue_notify for queue again from the event loop, after the
-	 * other events already waiting: a device that stops draining a busy
-	 * queue to let the rest of the machine run. Event thread. */
+	/* Serve queue again in a later round of the event loop, as a kick
+	 * would: a device that stopped taking chains (its backend was full)
+	 * and can go on. Any thread. */
 	void (*serve_queue_later)(struct virtio_device *device, unsigned int queue);
 	void *transport;
 };
+
+/* One call of device's queue handler for queue, within a round of at
+ * most VIRTIO_QUEUE_BUDGET units (virtqueue_begin_round): whether chains
+ * wait that the budget kept back. The transport then serves the queue
+ * again after the events already waiting. */
+bool virtio_serve_queue(struct virtio_device *device, unsigned int queue);
 
 static inline bool virtio_has_feature(const struct virtio_device *device,
 				      unsigned int bit)

@@ -277,6 +277,27 @@ static int walk_chain(const struct virtqueue *queue, uint16_t head,
 	}
 }
 
+void virtqueue_begin_round(struct virtqueue *queue, unsigned int budget)
+{
+	queue->in_round = true;
+	queue->round_budget = budget;
+}
+
+void virtqueue_charge(struct virtqueue *queue, unsigned int units)
+{
+	if (queue->in_round)
+		queue->round_budget -= units < queue->round_budget ?
+					       units : queue->round_budget;
+}
+
+bool virtqueue_end_round(struct virtqueue *queue)
+{
+	bool spent = queue->in_round && queue->round_budget == 0;
+
+	queue->in_round = false;
+	return spent && virtqueue_has_available(queue);
+}
+
 /*
  * An available index more than size ahead of the device's position cannot
  * come from a working driver: the ring is no larger than the descriptor
@@ -289,6 +310,8 @@ int virtqueue_pop(struct virtqueue *queue, struct virtqueue_element *element)
 	uint16_t avail_idx, head;
 	int err;
 
+	if (queue->in_round && queue->round_budget == 0)
+		return 0;
 	if (!size_is_valid(queue->size) ||
 	    ring_load16(queue, avail_idx_addr(queue), &avail_idx))
 		return -EINVAL;
@@ -306,6 +329,8 @@ int virtqueue_pop(struct virtqueue *queue, struct virtqueue_element *element)
 			&head))
 		return -EINVAL;
 	queue->last_avail_idx++;
+	if (queue->in_round)
+		queue->round_budget--;
 
 	/* The iovec arrays are filled as far as the counts say, no further. */
 	element->head = head;
@@ -325,6 +350,8 @@ bool virtqueue_has_available(const struct virtqueue *queue)
 {
 	uint16_t avail_idx;
 
+	if (queue->in_round && queue->round_budget == 0)
+		return false;
 	if (ring_load16(queue, avail_idx_addr(queue), &avail_idx))
 		return true;
 	return avail_idx != queue->last_avail_idx;

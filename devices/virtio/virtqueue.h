@@ -39,6 +39,12 @@ struct virtqueue {
 	uint16_t used_idx;
 	uint16_t signalled_used; /* used_idx when the driver was last told */
 	bool signalled_used_valid;
+
+	/* Within a round (virtqueue_begin_round): what virtqueue_pop may
+	 * still take, a unit a chain, malformed ones included. No bound
+	 * outside a round. */
+	bool in_round;
+	unsigned int round_budget;
 };
 
 /* A descriptor chain taken from the available ring, as host buffers. */
@@ -58,8 +64,22 @@ int virtqueue_validate(const struct virtqueue *queue);
 /* Forgets all state: the driver reset the device or the queue. */
 void virtqueue_reset(struct virtqueue *queue);
 
+/* Bounds what one call of a device's queue handler takes: until
+ * virtqueue_end_round, virtqueue_pop hands out at most budget chains (a
+ * malformed one counts, since walking it was work too) and then reports
+ * the ring empty, and virtqueue_has_available says false. */
+void virtqueue_begin_round(struct virtqueue *queue, unsigned int budget);
+
+/* Within a round: counts units more of the budget for the chain just
+ * taken, for a device whose chains carry bulk work of their own. */
+void virtqueue_charge(struct virtqueue *queue, unsigned int units);
+
+/* Ends the round: whether chains wait that the budget kept back, for a
+ * later round. */
+bool virtqueue_end_round(struct virtqueue *queue);
+
 /* Takes the next available chain: 1 when element is filled, 0 when the
- * ring is empty, -EINVAL for a malformed chain (consumed, see above).
+ * ring is empty (or the round's budget is spent), -EINVAL for a malformed chain (consumed, see above).
  * -EINVAL that leaves last_avail_idx unchanged means the driver broke the
  * ring itself (its index ran more than size ahead): nothing was consumed,
  * every later pop fails alike, so stop and call needs_reset. */
@@ -84,9 +104,9 @@ bool virtqueue_should_notify(struct virtqueue *queue);
 void virtqueue_set_notification(struct virtqueue *queue, bool enabled);
 
 /* Whether the driver made chains available that virtqueue_pop() has not
- * taken yet: the re-check after virtqueue_set_notification(queue, true).
- * True also when the ring cannot be read, so that virtqueue_pop() reports
- * the error. */
+ * taken yet and would hand out in this round: the re-check after
+ * virtqueue_set_notification(queue, true). True also when the ring cannot
+ * be read, so that virtqueue_pop() reports the error. */
 bool virtqueue_has_available(const struct virtqueue *queue);
 
 /* Copy helpers over an element's buffers: bytes copied. */

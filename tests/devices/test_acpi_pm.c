@@ -14,9 +14,12 @@
 #define SLP_EN 0x2000
 #define SCI_EN 0x0001
 #define WAK_STS 0x8000
+#define PWRBTN 0x0100 /* PWRBTN_STS in PM1_STS, PWRBTN_EN in PM1_EN */
+#define SCI_GSI 9
 
 static struct bus *bus;
 static struct acpi_pm *pm;
+static struct irq_recorder sci;
 static unsigned int power_offs;
 
 static void count_power_off(void *opaque)
@@ -28,8 +31,10 @@ static void count_power_off(void *opaque)
 static void setup(void)
 {
 	power_offs = 0;
+	sci = (struct irq_recorder){ 0 };
 	bus = bus_create("pio");
-	pm = acpi_pm_create(S5_SLEEP_TYPE, count_power_off, &power_offs);
+	pm = acpi_pm_create(S5_SLEEP_TYPE, irq_recorder_line(&sci, SCI_GSI),
+			    count_power_off, &power_offs);
 	cr_assert_not_null(bus);
 	cr_assert_not_null(pm);
 	cr_assert_eq(acpi_pm_attach(pm, bus, EVENT_BASE, CONTROL_BASE), 0);
@@ -128,4 +133,32 @@ Test(acpi_pm, dword_access_covers_status_and_enable)
 	/* Clear WAK_STS and set PM1_EN in one access. */
 	port_write32(bus, PM1_STS, (uint32_t)0x0100 << 16 | WAK_STS);
 	cr_assert_eq(port_read32(bus, PM1_STS), (uint32_t)0x0100 << 16);
+}
+
+Test(acpi_pm, power_button_raises_the_sci_once_enabled)
+{
+	acpi_pm_press_power_button(pm);
+	cr_assert_eq(port_read16(bus, PM1_STS) & PWRBTN, PWRBTN);
+	cr_assert_not(sci.level, "the guest has not enabled the event yet");
+
+	port_write16(bus, PM1_EN, PWRBTN);
+	cr_assert(sci.level, "an enabled status bit raises the SCI");
+	cr_assert_eq(sci.last_gsi, SCI_GSI);
+	cr_assert_eq(power_offs, 0, "the guest decides what the button does");
+
+	port_write16(bus, PM1_STS, PWRBTN);
+	cr_assert_not(sci.level, "clearing the status lowers the SCI");
+	cr_assert_eq(port_read16(bus, PM1_STS) & PWRBTN, 0);
+}
+
+Test(acpi_pm, each_press_raises_the_sci_again)
+{
+	port_write16(bus, PM1_EN, PWRBTN);
+	for (int press = 0; press < 3; press++) {
+		acpi_pm_press_power_button(pm);
+		cr_assert(sci.level, "press %d", press);
+		port_write16(bus, PM1_STS, PWRBTN);
+		cr_assert_not(sci.level, "press %d", press);
+	}
+	cr_assert_eq(sci.calls, 6, "one call per level change");
 }

@@ -470,6 +470,26 @@ Test(disk, refuses_bad_options_and_paths)
 	cr_assert_null(disk);
 }
 
+/* A FIFO with no writer would hold a read-only open for ever: the open
+ * must not wait, and the FIFO is refused for what it is. */
+Test(disk, refuses_a_fifo_without_waiting, .timeout = 5)
+{
+	char dir[] = "/tmp/vessel-test-disk-XXXXXX", fifo[64], expected[128];
+	struct disk_options options = { .path = fifo, .read_only = true };
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	int ret = disk_open(&disk, &options, err, sizeof(err));
+	unlink(fifo);
+	rmdir(dir);
+	cr_assert_eq(ret, -EINVAL);
+	snprintf(expected, sizeof(expected),
+		 "%s is neither a regular file nor a block device", fifo);
+	cr_assert_str_eq(err, expected);
+	cr_assert_null(disk);
+}
+
 /* O_DIRECT with a buffer that is not aligned for it goes through a bounce
  * buffer; the data still lands where it should. */
 ENGINE_TEST(cache_none_moves_unaligned_buffers)

@@ -19,11 +19,19 @@
 #define FEATURE_DEVICE_SPECIFIC 0
 #define SLOT 1
 
+static struct guest_memory memory;
+
+static uint8_t *device_ram(void)
+{
+	return memory.regions[0].host_addr;
+}
+
 /* --- a device with two queues and 8 bytes of configuration ------------- */
 
 struct fake_device {
 	struct virtio_device virtio;
 	unsigned int activations, resets, notifies[2];
+	unsigned int quiesces, resumes;
 };
 
 static void fake_read_config(struct virtio_device *device, uint32_t offset,
@@ -45,9 +53,56 @@ static void fake_reset(struct virtio_device *device)
 	((struct fake_device *)device)->resets++;
 }
 
+/* A driver that makes a chain available again as soon as the device
+ * takes one, until it has made total in all; the fake device takes every
+ * chain it is given. Queue 0's rings are where start_device puts them. */
+#define FLOOD_AVAIL 0x11000
+static struct {
+	unsigned int total, made, taken;
+} flood;
+static struct virtqueue_element flood_element;
+
+static void flood_make_available(void)
+{
+	uint8_t *ram = device_ram();
+	uint16_t idx = ram_get16(ram, FLOOD_AVAIL + 2);
+
+	ram_put16(ram, FLOOD_AVAIL + 4 + 2 * (idx % 256), 0);
+	ram_put16(ram, FLOOD_AVAIL + 2, idx + 1);
+	flood.made++;
+}
+
 static void fake_queue_notify(struct virtio_device *device, unsigned int queue)
 {
+	struct virtqueue *ring = &device->queues[queue];
+
 	((struct fake_device *)device)->notifies[queue]++;
+	while (flood.total && virtqueue_pop(ring, &flood_element) > 0) {
+		flood.taken++;
+		virtqueue_push(ring, flood_element.head, 0);
+		if (flood.made < flood.total)
+			flood_make_available();
+	}
+}
+
+static int fake_quiesce(struct virtio_device *device)
+{
+	((struct fake_device *)device)->quiesces++;
+	return 0;
+}
+
+static void fake_resume(struct virtio_device *device)
+{
+	((struct fake_device *)device)->resumes++;
+}
+
+static unsigned int fake_counters(struct virtio_device *device,
+				  struct device_counter *out, unsigned int max)
+{
+	cr_assert_geq(max, 1);
+	out[0] = (struct device_counter){ "kicks",
+		((struct fake_device *)device)->notifies[1] };
+	return 1;
 }
 
 /* The device's own rule: device-specific bit 1 only with bit 0. */
@@ -63,6 +118,9 @@ static const struct virtio_device_ops fake_ops = {
 	.activate = fake_activate,
 	.reset = fake_reset,
 	.queue_notify = fake_queue_notify,
+	.quiesce = fake_quiesce,
+	.resume = fake_resume,
+	.counters = fake_counters,
 };
 
 /* --- the platform and the event thread, recorded ------------------------ */
@@ -141,7 +199,6 @@ static int fake_ioeventfd(void *opaque, uint64_t address, uint32_t length, int f
 
 /* --- fixture ------------------------------------------------------------ */
 
-static struct guest_memory memory;
 static struct bus *pio, *mmio;
 static struct pci_bus *pci;
 static struct fake_device device;
@@ -157,6 +214,7 @@ static void setup_with_features(uint64_t features)
 	pci = pci_bus_create();
 	cr_assert_eq(pci_bus_attach(pci, pio), 0);
 	memset(&device, 0, sizeof(device));
+	memset(&flood, 0, sizeof(flood));
 	memset(signals, 0, sizeof(signals));
 	memset(routes, 0, sizeof(routes));
 	watch_count = 0;
@@ -361,6 +419,31 @@ Test(virtio_pci, reset_completes_on_the_event_thread)
 	cr_assert_eq(bar_read(0x20, 8), 0, "queue address forgotten");
 }
 
+/* Linux's first probe: a reset of a device whose status reads 0 already,
+ * and the set-up right after it, before the event thread runs. */
+Test(virtio_pci, a_reset_before_any_start_is_done_at_once)
+{
+	const uint64_t features = UINT64_C(1) << VIRTIO_F_VERSION_1;
+	const uint8_t set_up = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+			       VIRTIO_STATUS_FEATURES_OK;
+
+	enable_memory_decoding();
+	cr_assert_eq(bar_read(0x14, 1), 0);
+	bar_write(0x14, 1, 0);
+	cr_assert_eq(bar_read(0x14, 1), 0);
+	bar_write(0x14, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	bar_write(0x08, 4, 1);
+	bar_write(0x0c, 4, (uint32_t)(features >> 32));
+	bar_write(0x14, 1, set_up);
+	run_event_thread();
+	cr_assert_eq(bar_read(0x14, 1), set_up);
+	cr_assert_eq(device.virtio.driver_features, features);
+	bar_write(0x14, 1, set_up | VIRTIO_STATUS_DRIVER_OK);
+	run_event_thread();
+	cr_assert_eq(bar_read(0x14, 1), set_up | VIRTIO_STATUS_DRIVER_OK);
+	cr_assert_eq(device.activations, 1);
+}
+
 Test(virtio_pci, kicks_reach_the_device_on_the_event_thread)
 {
 	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
@@ -369,6 +452,35 @@ Test(virtio_pci, kicks_reach_the_device_on_the_event_thread)
 	run_event_thread();
 	cr_assert_eq(device.notifies[1], 2);
 	cr_assert_eq(device.notifies[0], 1);
+}
+
+/* A driver that refills its queue as fast as the device empties it gets
+ * VIRTIO_QUEUE_BUDGET chains a round of the event loop, and the rest in
+ * the rounds after, with what else waits running in between. */
+Test(virtio_pci, a_queue_kept_full_is_served_a_budget_a_round)
+{
+	const unsigned int total = 3 * VIRTIO_QUEUE_BUDGET + 10;
+	unsigned int rounds = 0;
+
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	ram_put64(device_ram(), 0x10000, 0x30000); /* descriptor 0 */
+	ram_put32(device_ram(), 0x10000 + 8, 16);
+	flood.total = total;
+	flood_make_available();
+	bar_write(VIRTIO_PCI_NOTIFY_OFFSET, 2, 0);
+	while (flood.taken < total) {
+		unsigned int before = flood.taken;
+
+		cr_assert_lt(rounds++, 10, "the queue was left waiting");
+		run_event_thread();
+		cr_assert_leq(flood.taken - before, VIRTIO_QUEUE_BUDGET,
+			      "round %u took %u chains", rounds,
+			      flood.taken - before);
+	}
+	cr_assert_eq(rounds, 4);
+	unsigned int notifies = device.notifies[0];
+	run_event_thread();
+	cr_assert_eq(device.notifies[0], notifies, "nothing left, no round");
 }
 
 Test(virtio_pci, device_configuration_through_the_bar)
@@ -462,4 +574,64 @@ Test(virtio_pci, configuration_change_without_msix_sets_the_isr)
 	cr_assert_eq(bar_read(0x1000, 1), 2);
 	cr_assert_eq(bar_read(0x1000, 1), 0, "reading the ISR clears it");
 	cr_assert_eq(signals[0] + signals[1] + signals[2], 0);
+}
+
+/* --- the device record: pause and resume -------------------------------- */
+
+Test(virtio_pci, kicks_wait_while_quiesced_and_are_served_on_resume)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	cr_assert_str_eq(record.name, "virtio-fake0");
+	cr_assert_eq(record.ops->quiesce(record.opaque), 0);
+	cr_assert_eq(device.quiesces, 1, "the device finished its work");
+	bar_write(VIRTIO_PCI_NOTIFY_OFFSET + VIRTIO_PCI_NOTIFY_MULTIPLIER, 2, 1);
+	run_event_thread();
+	cr_assert_eq(device.notifies[1], 1, "a kick while paused waits");
+	record.ops->resume(record.opaque);
+	cr_assert_eq(device.resumes, 1);
+	run_event_thread();
+	cr_assert_eq(device.notifies[1], 2, "and is served after resume");
+	run_event_thread();
+	cr_assert_eq(device.notifies[1], 2, "once");
+}
+
+Test(virtio_pci, a_reset_written_while_quiesced_happens_on_resume)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	cr_assert_eq(record.ops->quiesce(record.opaque), 0);
+	bar_write(0x14, 1, 0);
+	run_event_thread();
+	cr_assert_eq(device.resets, 1, "no reset while paused");
+	record.ops->resume(record.opaque);
+	run_event_thread();
+	cr_assert_eq(device.resets, 2, "the reset came after resume");
+	cr_assert_eq(bar_read(0x14, 1), 0);
+}
+
+Test(virtio_pci, an_inactive_device_is_not_asked_to_quiesce)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+
+	cr_assert_eq(record.ops->quiesce(record.opaque), 0);
+	record.ops->resume(record.opaque);
+	cr_assert_eq(device.quiesces, 0);
+	cr_assert_eq(device.resumes, 0);
+}
+
+Test(virtio_pci, the_record_reports_the_device_counters)
+{
+	struct device_record record = virtio_pci_record(function, "virtio-fake0");
+	struct device_counter counters[DEVICE_MAX_COUNTERS];
+
+	start_device(UINT64_C(1) << VIRTIO_F_VERSION_1);
+	bar_write(VIRTIO_PCI_NOTIFY_OFFSET + VIRTIO_PCI_NOTIFY_MULTIPLIER, 2, 1);
+	run_event_thread();
+	cr_assert_eq(record.ops->counters(record.opaque, counters,
+					  DEVICE_MAX_COUNTERS), 1);
+	cr_assert_str_eq(counters[0].name, "kicks");
+	cr_assert_eq(counters[0].value, 2);
 }

@@ -244,3 +244,45 @@ Test(virtio_rng, kick_for_a_queue_not_enabled_takes_nothing)
 	cr_assert(all_zero(DATA_ADDR, 16));
 	cr_assert_eq(notify_calls, 0);
 }
+
+/*
+ * The fastest driver there can be: the used ring lies on the available
+ * ring, and the device's used index starts one ahead of its available
+ * one, so every request the device gives back is, when it looks again, a
+ * new request made available. A used element (id, len 64 KiB) lands on
+ * four available entries as the heads id, 0, 0 and 1: descriptors 0 and
+ * 1 are both requests of the largest size.
+ */
+static void make_a_driver_that_never_stops(void)
+{
+	struct virtqueue *queue = &device->queues[0];
+
+	set_desc(0, DATA_ADDR, VIRTIO_RNG_MAX_REQUEST_BYTES, F_WRITE, 0);
+	set_desc(1, DATA_ADDR + VIRTIO_RNG_MAX_REQUEST_BYTES,
+		 VIRTIO_RNG_MAX_REQUEST_BYTES, F_WRITE, 0);
+	queue->used_addr = AVAIL_ADDR;
+	queue->used_idx = 1;
+	make_available(0);
+}
+
+Test(virtio_rng, a_driver_that_refills_at_once_gets_a_budget_a_round,
+     .timeout = 10)
+{
+	/* Each request costs its chain and a unit a 4 KiB. */
+	const unsigned int cost =
+		1 + VIRTIO_RNG_MAX_REQUEST_BYTES / VIRTIO_RNG_BYTES_PER_UNIT;
+	const unsigned int per_round = (VIRTIO_QUEUE_BUDGET + cost - 1) / cost;
+
+	make_a_driver_that_never_stops();
+	for (unsigned int round = 1; round <= 3; round++) {
+		cr_assert(virtio_serve_queue(device, 0),
+			  "round %u leaves requests for the next", round);
+		cr_assert_eq(device->queues[0].last_avail_idx,
+			     round * per_round);
+	}
+	/* Every request was served whole: the used lengths. */
+	for (unsigned int slot = 0; slot < QUEUE_SIZE; slot++)
+		cr_assert_eq(ram_get32(ram, AVAIL_ADDR + 8 + 8 * slot),
+			     VIRTIO_RNG_MAX_REQUEST_BYTES);
+	cr_assert_eq(needs_reset_calls, 0);
+}

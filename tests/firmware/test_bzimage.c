@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../firmware/boot.h"
@@ -186,4 +187,22 @@ Test(bzimage, open_reads_whole_file)
 	cr_expect_arr_eq(image.data, data, FIXTURE_BZIMAGE_SIZE);
 	kernel_image_close(&image);
 	free(data);
+}
+
+/* A FIFO with no writer would hold a blocking open for ever: the open
+ * must not wait, and the file is refused for what it is. */
+Test(bzimage, open_refuses_a_fifo_without_waiting, .timeout = 5)
+{
+	char dir[] = "/tmp/vessel-bzimage-XXXXXX", path[64], expected[128];
+	struct kernel_image image;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	int ret = kernel_image_open(path, &image, err, sizeof(err));
+	unlink(path);
+	rmdir(dir);
+	cr_assert_eq(ret, -EINVAL);
+	snprintf(expected, sizeof(expected), "%s: not a regular file", path);
+	cr_assert_str_eq(err, expected);
 }

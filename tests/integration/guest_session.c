@@ -365,6 +365,18 @@ bool guest_session_expect(struct guest_session *session, const char *text,
 	}
 }
 
+void guest_session_collect(struct guest_session *session, int milliseconds)
+{
+	double deadline = now_seconds() + milliseconds / 1000.0;
+
+	for (double left = milliseconds / 1000.0;
+	     left > 0 && !session->output_ended;
+	     left = deadline - now_seconds()) {
+		if (!read_output(session, (int)(left * 1000) + 1))
+			session->output_ended = true;
+	}
+}
+
 int guest_session_send(struct guest_session *session, const char *text)
 {
 	size_t len = strlen(text);

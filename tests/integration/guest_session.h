@@ -36,6 +36,10 @@ int guest_session_start(struct guest_session *session, char *const argv[]);
 bool guest_session_expect(struct guest_session *session, const char *text,
 			  int timeout_seconds);
 
+/* Takes in whatever the console prints for milliseconds, looking for
+ * nothing: for a test that checks that nothing came. */
+void guest_session_collect(struct guest_session *session, int milliseconds);
+
 int guest_session_send(struct guest_session *session, const char *text);
 
 /* Waits for vessel to exit: its exit status, or -1 on timeout (then the

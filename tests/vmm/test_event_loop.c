@@ -3,7 +3,9 @@
  * honoured and their results dispatched, beside the watched ones. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -197,4 +199,131 @@ Test(event_loop, sources_share_a_bounded_poll_set)
 	cr_assert_eq(event_loop_add_source(loop, &greedy, &added), 0);
 	cr_assert_eq(event_loop_run(loop), 0);
 	cr_assert_eq(added, EVENT_LOOP_MAX_POLL_FDS);
+}
+
+/* More descriptors than any fixed table would hold: each one's handler
+ * runs, and the last one stops the loop. */
+#define MANY_WATCHES 300
+
+static unsigned int many_calls;
+
+static void on_many_readable(void *opaque, uint32_t events)
+{
+	int fd = *(int *)opaque;
+	uint64_t value;
+
+	(void)events;
+	cr_assert_eq(read(fd, &value, sizeof(value)), sizeof(value));
+	if (++many_calls == MANY_WATCHES)
+		event_loop_stop(loop);
+}
+
+Test(event_loop, watches_have_no_fixed_limit)
+{
+	static int fds[MANY_WATCHES];
+	uint64_t one = 1;
+
+	for (int i = 0; i < MANY_WATCHES; i++) {
+		fds[i] = eventfd(0, EFD_NONBLOCK);
+		cr_assert_geq(fds[i], 0);
+		cr_assert_eq(event_loop_add(loop, fds[i], EPOLLIN, on_many_readable,
+					    &fds[i]), 0, "watch %d", i);
+		cr_assert_eq(write(fds[i], &one, sizeof(one)), sizeof(one));
+	}
+	many_calls = 0;
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert_eq(many_calls, MANY_WATCHES);
+	for (int i = 0; i < MANY_WATCHES; i++) {
+		cr_assert_eq(event_loop_remove(loop, fds[i]), 0);
+		close(fds[i]);
+	}
+}
+
+/* Two descriptors ready in the same batch; whichever handler runs first
+ * removes the other's watch, which then must not run. */
+static int pair[2];
+static unsigned int pair_calls;
+
+static void remove_the_other(void *opaque, uint32_t events)
+{
+	int self = *(int *)opaque;
+	int other = self == pair[0] ? pair[1] : pair[0];
+
+	(void)events;
+	pair_calls++;
+	cr_assert_eq(event_loop_remove(loop, other), 0);
+	cr_assert_eq(event_loop_remove(loop, self), 0);
+	event_loop_stop(loop);
+}
+
+Test(event_loop, a_handler_may_remove_a_watch_of_the_same_batch)
+{
+	uint64_t one = 1;
+
+	for (int i = 0; i < 2; i++) {
+		pair[i] = eventfd(0, EFD_NONBLOCK);
+		cr_assert_eq(event_loop_add(loop, pair[i], EPOLLIN,
+					    remove_the_other, &pair[i]), 0);
+		cr_assert_eq(write(pair[i], &one, sizeof(one)), sizeof(one));
+	}
+	pair_calls = 0;
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert_eq(pair_calls, 1, "the removed watch's handler never ran");
+	close(pair[0]);
+	close(pair[1]);
+}
+
+static pthread_t loop_thread;
+static pthread_t called_on;
+
+static void record_thread(void *opaque)
+{
+	(void)opaque;
+	called_on = pthread_self();
+}
+
+static void *call_then_stop(void *opaque)
+{
+	(void)opaque;
+	event_loop_call(loop, record_thread, NULL);
+	event_loop_stop(loop);
+	return NULL;
+}
+
+Test(event_loop, call_runs_the_function_on_the_event_thread)
+{
+	pthread_t caller;
+
+	loop_thread = pthread_self();
+	called_on = 0;
+	cr_assert_eq(pthread_create(&caller, NULL, call_then_stop, NULL), 0);
+	cr_assert_eq(event_loop_run(loop), 0);
+	pthread_join(caller, NULL);
+	cr_assert(pthread_equal(called_on, loop_thread),
+		  "the call ran on the thread running the loop");
+}
+
+static void call_on_the_loop_itself(void *opaque, uint32_t events)
+{
+	uint64_t value;
+
+	(void)events;
+	cr_assert_eq(read(*(int *)opaque, &value, sizeof(value)), sizeof(value));
+	/* From a handler: at once, since waiting would never end. */
+	event_loop_call(loop, record_thread, NULL);
+	cr_assert(pthread_equal(called_on, pthread_self()));
+	event_loop_stop(loop);
+}
+
+Test(event_loop, a_call_from_the_event_thread_runs_at_once)
+{
+	int fd = eventfd(1, EFD_NONBLOCK);
+
+	called_on = 0;
+	cr_assert_eq(event_loop_add(loop, fd, EPOLLIN, call_on_the_loop_itself,
+				    &fd), 0);
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert(pthread_equal(called_on, pthread_self()));
+	event_loop_remove(loop, fd);
+	close(fd);
 }

@@ -1,11 +1,15 @@
 /* vessel run's command line: good values parse, bad ones are refused with a
- * message naming the option and the value. */
+ * message naming the option and the value; then the checks of the files
+ * the options name (vmm/config.h). */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "../../vmm/config.h"
 #include "../../vmm/options.h"
 
 static char err[256];
@@ -13,8 +17,18 @@ static char err[256];
 static int parse(struct vm_config *config, int argc, char **argv)
 {
 	err[0] = '\0';
-	return options_parse_run(argc, argv, config, err, sizeof(err));
+	return options_parse_run(argc, argv, config, NULL, err, sizeof(err));
 }
+
+/* Every test parses into this one, released after it. */
+static struct vm_config config;
+
+static void release_config(void)
+{
+	vm_config_release(&config);
+}
+
+TestSuite(options, .fini = release_config);
 
 #define PARSE(config, ...)                                               \
 	({                                                               \
@@ -24,7 +38,6 @@ static int parse(struct vm_config *config, int argc, char **argv)
 
 Test(options, defaults)
 {
-	struct vm_config config;
 
 	cr_assert_eq(PARSE(&config, "--kernel", "/k"), OPTIONS_OK);
 	cr_assert_str_eq(config.kernel_path, "/k");
@@ -38,7 +51,6 @@ Test(options, defaults)
 
 Test(options, every_option)
 {
-	struct vm_config config;
 
 	cr_assert_eq(PARSE(&config, "-k", "/k", "--initrd", "/i", "--cmdline",
 			   "console=ttyS0 quiet", "--memory", "2G", "--cpus", "4",
@@ -57,7 +69,6 @@ Test(options, every_option)
 
 Test(options, help_is_not_an_error)
 {
-	struct vm_config config;
 
 	cr_redirect_stdout();
 	cr_assert_eq(PARSE(&config, "--help"), OPTIONS_HELP);
@@ -65,7 +76,6 @@ Test(options, help_is_not_an_error)
 
 Test(options, kernel_is_required)
 {
-	struct vm_config config;
 
 	cr_assert_eq(PARSE(&config, "--memory", "1G"), -EINVAL);
 	cr_assert(strstr(err, "--kernel"), "%s", err);
@@ -75,7 +85,6 @@ Test(options, bad_memory_values)
 {
 	static const char *bad[] = { "", "0", "-1", "12Q", "1.5G", "M",
 				     "99999999999999999999", "16777216T", "1000" };
-	struct vm_config config;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(PARSE(&config, "-k", "/k", "--memory", (char *)bad[i]),
@@ -87,7 +96,6 @@ Test(options, bad_memory_values)
 Test(options, bad_cpu_counts)
 {
 	static const char *bad[] = { "0", "-2", "255", "four", "2x", "" };
-	struct vm_config config;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(PARSE(&config, "-k", "/k", "--cpus", (char *)bad[i]),
@@ -99,7 +107,6 @@ Test(options, bad_cpu_counts)
 
 Test(options, bad_cpu_features)
 {
-	struct vm_config config;
 
 	cr_assert_eq(PARSE(&config, "-k", "/k", "--cpu-features", "-nosuch"),
 		     -EINVAL);
@@ -113,7 +120,6 @@ Test(options, bad_cpu_features)
 
 Test(options, unknown_option_and_stray_argument)
 {
-	struct vm_config config;
 
 	cr_assert_eq(PARSE(&config, "-k", "/k", "--frobnicate"), -EINVAL);
 	cr_assert(strstr(err, "--frobnicate"), "%s", err);
@@ -121,6 +127,17 @@ Test(options, unknown_option_and_stray_argument)
 	cr_assert(strstr(err, "extra"), "%s", err);
 	cr_assert_eq(PARSE(&config, "-k"), -EINVAL);
 	cr_assert(strstr(err, "needs a value"), "%s", err);
+}
+
+/* An unknown letter in a group of short options is named as itself, not
+ * as the argument before the group. */
+Test(options, unknown_option_in_a_group)
+{
+
+	cr_assert_eq(PARSE(&config, "-xk", "/k"), -EINVAL);
+	cr_assert_str_eq(err, "unknown option '-x' (see vessel run --help)");
+	cr_assert_eq(PARSE(&config, "-k", "/k", "-y"), -EINVAL);
+	cr_assert_str_eq(err, "unknown option '-y' (see vessel run --help)");
 }
 
 Test(options, sizes)
@@ -143,7 +160,6 @@ Test(options, sizes)
 
 Test(options, disks)
 {
-	struct vm_config config;
 	char first[] = "/images/root.img,readonly,serial=root-disk";
 	char second[] = "/dev/sdb,cache=none";
 
@@ -162,7 +178,6 @@ Test(options, disks)
 
 Test(options, bad_disks)
 {
-	struct vm_config config;
 	char empty[] = ",readonly";
 	char unknown[] = "/img,fast";
 	char long_serial[] = "/img,serial=this-serial-is-longer-than-20";
@@ -180,7 +195,6 @@ Test(options, bad_disks)
 
 Test(options, at_most_eight_disks)
 {
-	struct vm_config config;
 	char disks[9][8];
 	char *argv[21] = { "run", "-k", "/k" };
 	int argc = 3;
@@ -196,7 +210,6 @@ Test(options, at_most_eight_disks)
 
 Test(options, nics)
 {
-	struct vm_config config;
 	char user[] = "user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-10.0.2.15:53,restrict=on";
 	char tap[] = "tap,ifname=tap0,mac=52:54:00:ab:cd:ef";
 	char tap_fd[] = "tap,fd=5";
@@ -243,7 +256,6 @@ Test(options, bad_nics)
 		"user,restrict=maybe", "user,hostfwd=tcp:8080:80", "user,bogus",
 		"tap,ifname=tap0,hostfwd=tcp::1-:2",
 	};
-	struct vm_config config;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char text[128];
@@ -259,7 +271,6 @@ Test(options, bad_nics)
 
 Test(options, at_most_four_nics)
 {
-	struct vm_config config;
 	char nets[5][8];
 	char *argv[16] = { "run", "-k", "/k" };
 	int argc = 3;
@@ -271,4 +282,74 @@ Test(options, at_most_four_nics)
 	}
 	cr_assert_eq(parse(&config, argc, argv), -EINVAL);
 	cr_assert(strstr(err, "more than 4"), "%s", err);
+}
+
+/* A FIFO with no writer would hold a blocking open for ever: given as the
+ * kernel or the initrd, it is refused at once, naming the option. */
+static char fifo_dir[] = "/tmp/vessel-test-options-XXXXXX", fifo[64];
+
+static void make_fifo(void)
+{
+	cr_assert_not_null(mkdtemp(fifo_dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", fifo_dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+}
+
+static void remove_fifo(void)
+{
+	unlink(fifo);
+	rmdir(fifo_dir);
+}
+
+Test(options, a_fifo_as_initrd_is_refused_without_waiting, .timeout = 5,
+     .init = make_fifo, .fini = remove_fifo)
+{
+	char expected[128];
+
+	cr_assert_eq(PARSE(&config, "--kernel", fifo, "--initrd", fifo,
+			   "--memory", "64M"),
+		     OPTIONS_OK, "%s", err);
+	cr_assert_eq(config_check_files(&config, err, sizeof(err)), -EINVAL);
+	snprintf(expected, sizeof(expected), "--initrd %s: not a regular file",
+		 fifo);
+	cr_assert_str_eq(err, expected);
+	vm_config_release(&config);
+}
+
+Test(options, a_fifo_as_kernel_is_refused_without_waiting, .timeout = 5,
+     .init = make_fifo, .fini = remove_fifo)
+{
+	char expected[128];
+
+	cr_assert_eq(PARSE(&config, "--kernel", fifo, "--memory", "64M"),
+		     OPTIONS_OK, "%s", err);
+	cr_assert_eq(config_check_files(&config, err, sizeof(err)), -EINVAL);
+	snprintf(expected, sizeof(expected), "--kernel %s: not a regular file",
+		 fifo);
+	cr_assert_str_eq(err, expected);
+	vm_config_release(&config);
+}
+
+/* One image for two disks of the VM, one of them writable, is named as
+ * given twice, not as used by another process. */
+Test(options, an_image_given_twice_is_named_so)
+{
+	char image[] = "/tmp/vessel-test-options-XXXXXX", expected[256];
+	int fd = mkstemp(image);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	cr_assert_eq(PARSE(&config, "--kernel", "/nonexistent", "--memory",
+			   "64M", "--disk", image, "--disk", image),
+		     OPTIONS_OK, "%s", err);
+	int result = config_check_files(&config, err, sizeof(err));
+	unlink(image);
+	cr_assert_eq(result, -EBUSY);
+	snprintf(expected, sizeof(expected),
+		 "--disk %s: the image is given twice (already used by this VM "
+		 "as %s)",
+		 image, image);
+	cr_assert_str_eq(err, expected);
+	vm_config_release(&config);
 }

@@ -1,0 +1,169 @@
+/*
+ * The lifecycle of a Linux guest driven through the control API, with the
+ * `vessel` client (vessel pause|resume|power-button|stop --api-sock S), in
+ * the emulated AMD-V host: a guest counting on its console prints nothing
+ * while paused and goes on with the next number after resume, a long
+ * pause leaves no soft lockup, RCU stall or clocksource complaint in the
+ * guest's log, the power button makes the guest power off (vessel ends
+ * with status 0), and stop ends vessel at once.
+ */
+#include <criterion/criterion.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "guest_session.h"
+
+#define BOOT_TIMEOUT 240 /* seconds: TCG-emulated host, nested guest */
+#define COMMAND_TIMEOUT 60
+
+extern char **environ;
+
+static char socket_path[64];
+
+/* Runs the vessel client: its exit status. */
+static int client(const char *command)
+{
+	const char *vessel = getenv("VESSEL_BINARY");
+	char *argv[] = { (char *)vessel, (char *)command, "--api-sock",
+			 socket_path, NULL };
+	pid_t pid;
+	int status;
+
+	cr_assert(vessel, "VESSEL_BINARY is not set");
+	cr_assert_eq(posix_spawn(&pid, vessel, NULL, NULL, argv, environ), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The default guest with the API on, running command (the rest of the
+ * kernel command line). */
+static void start_guest(struct guest_session *session, const char *cpus,
+			const char *command)
+{
+	char cmdline[1024], kernel[4096], initrd[4096];
+
+	/* guest_artifact's answer lasts until its next call. */
+	snprintf(kernel, sizeof(kernel), "%s", guest_artifact("vmlinuz"));
+	snprintf(initrd, sizeof(initrd), "%s", guest_artifact("initramfs.cpio.gz"));
+	snprintf(socket_path, sizeof(socket_path), "/tmp/vessel-lifecycle-%d.sock",
+		 getpid());
+	snprintf(cmdline, sizeof(cmdline),
+		 "console=ttyS0 reboot=k panic=1 vessel.run=%s", command);
+	char *argv[] = { "vessel", "run",
+			 "--kernel", kernel, "--initrd", initrd,
+			 "--memory", "512M", "--cpus", (char *)cpus,
+			 "--api-sock", socket_path, "--no-reboot",
+			 "--cmdline", cmdline, NULL };
+	cr_assert_eq(guest_session_start(session, argv), 0);
+	cr_assert(guest_session_expect(session, "vessel-guest: userspace up",
+				       BOOT_TIMEOUT), "guest did not reach userspace");
+}
+
+/* The highest "n=NUMBER" the guest printed so far, 0 for none. */
+static unsigned long last_number(const struct guest_session *session)
+{
+	unsigned long last = 0;
+
+	for (const char *at = session->output; (at = strstr(at, "\nn=")); at += 3)
+		last = strtoul(at + 3, NULL, 10);
+	return last;
+}
+
+static void wait_for_number(struct guest_session *session, unsigned long number)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "\nn=%lu\r", number);
+	cr_assert(guest_session_expect(session, text, COMMAND_TIMEOUT),
+		  "the guest did not count to %lu", number);
+}
+
+/* Every n= line is the one after the line before, from n=1 on. */
+static void assert_counted_in_order(const struct guest_session *session)
+{
+	unsigned long expected = 1;
+
+	for (const char *at = session->output; (at = strstr(at, "\nn=")); at += 3) {
+		unsigned long number = strtoul(at + 3, NULL, 10);
+		cr_assert_eq(number, expected, "n=%lu where n=%lu belonged",
+			     number, expected);
+		expected++;
+	}
+}
+
+static void pause_resume_cycles(const char *cpus, int cycles)
+{
+	struct guest_session session;
+
+	start_guest(&session, cpus,
+		    "i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); echo n=$i; "
+		    "usleep 20000; done");
+	wait_for_number(&session, 5);
+	for (int cycle = 0; cycle < cycles; cycle++) {
+		cr_assert_eq(client("pause"), 0, "pause %d", cycle);
+		/* What the guest wrote before the pause may still be on its
+		 * way through the console: take it in first. */
+		guest_session_collect(&session, 100);
+		unsigned long paused_at = last_number(&session);
+		guest_session_collect(&session, 300);
+		cr_assert_eq(last_number(&session), paused_at,
+			     "cycle %d: the guest counted while paused", cycle);
+		cr_assert_eq(client("resume"), 0, "resume %d", cycle);
+		wait_for_number(&session, paused_at + 1);
+	}
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0,
+		     "stop ends vessel with status 0");
+	assert_counted_in_order(&session);
+	guest_session_close(&session);
+}
+
+Test(lifecycle, pause_and_resume_a_counting_guest_one_cpu)
+{
+	pause_resume_cycles("1", 100);
+}
+
+Test(lifecycle, pause_and_resume_a_counting_guest_four_cpus)
+{
+	pause_resume_cycles("4", 30);
+}
+
+/* After a minute paused, the guest's log has no complaint about time. */
+Test(lifecycle, a_long_pause_leaves_a_clean_guest_log)
+{
+	struct guest_session session;
+
+	start_guest(&session, "2",
+		    "sleep 5; echo slept; sleep 5; "
+		    "echo complaints=$(dmesg | grep -ciE "
+		    "'soft lockup|rcu.*stall|clocksource|hung task')");
+	cr_assert(guest_session_expect(&session, "slept", COMMAND_TIMEOUT));
+	cr_assert_eq(client("pause"), 0);
+	sleep(60);
+	cr_assert_eq(client("resume"), 0);
+	cr_assert(guest_session_expect(&session, "complaints=", COMMAND_TIMEOUT));
+	cr_assert(guest_session_expect(&session, "complaints=0\r", 1),
+		  "the guest's log complains after the pause:\n%s",
+		  session.output + session.search_from);
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0);
+	guest_session_close(&session);
+}
+
+/* The ACPI power button: the guest's init powers off, vessel ends with 0. */
+Test(lifecycle, the_power_button_powers_the_guest_off)
+{
+	struct guest_session session;
+
+	start_guest(&session, "1", "echo waiting; sleep 600");
+	cr_assert(guest_session_expect(&session, "waiting", COMMAND_TIMEOUT));
+	sleep(2);
+	cr_assert_eq(client("power-button"), 0);
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0,
+		     "the guest powered off on the button: vessel ends with 0");
+	guest_session_close(&session);
+}

@@ -1,0 +1,336 @@
+#include "machine.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "vm.h"
+
+#define MESSAGE_SIZE 512
+
+struct machine {
+	const struct kvm_host *host;
+	struct event_loop *loop;
+	struct console *console;
+	struct vm_config *config; /* NULL until configured */
+	enum vm_state state;
+	struct vm *vm; /* while active or paused */
+	struct timespec started; /* when the guest first ran */
+	/* A VM asked to stop, from any thread: the event thread takes it
+	 * from here (vm.h's stop hook). */
+	int stop_fd;
+	int exit_status;
+	/* Set by machine_stop: the status a user's stop ends with. */
+	int requested_status;
+};
+
+/* The VM's stop hook: any thread. */
+static void vm_stop_requested(void *opaque)
+{
+	struct machine *machine = opaque;
+	uint64_t one = 1;
+
+	if (write(machine->stop_fd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow from single increments. */
+	}
+}
+
+static void enter_state(struct machine *machine, enum vm_state state)
+{
+	machine->state = state;
+	if (state == VM_STATE_STOPPED)
+		event_loop_stop(machine->loop);
+}
+
+/* Builds the machine from the configuration and starts its vCPUs. */
+static int start_vm(struct machine *machine, bool paused, char *err,
+		    size_t err_len)
+{
+	const struct vm_owner owner = { .stop_requested = vm_stop_requested,
+					.opaque = machine };
+
+	machine->vm = vm_create(machine->config, machine->host, machine->loop,
+				machine->console, &owner, err, err_len);
+	if (!machine->vm)
+		return -EINVAL;
+	int result = vm_start(machine->vm, paused, err, err_len);
+	if (result) {
+		vm_destroy(machine->vm);
+		machine->vm = NULL;
+	}
+	return result;
+}
+
+/* The VM stopped itself or was stopped: a reset boots a fresh machine,
+ * anything else ends the lifecycle. Event thread. */
+static void on_vm_stop(void *opaque, uint32_t events)
+{
+	struct machine *machine = opaque;
+	char message[MESSAGE_SIZE];
+	uint64_t count;
+
+	(void)events;
+	if (read(machine->stop_fd, &count, sizeof(count)) < 0 || !machine->vm)
+		return;
+	enum vm_stop_reason reason =
+		vm_stop_reason(machine->vm, message, sizeof(message));
+	vm_destroy(machine->vm);
+	machine->vm = NULL;
+
+	switch (reason) {
+	case VM_STOP_POWER_OFF:
+		machine->exit_status = 0;
+		break;
+	case VM_STOP_RESET:
+		if (message[0])
+			fprintf(stderr, "\r\nvessel: %s\r\n", message);
+		if (machine->config->no_reboot) {
+			machine->exit_status = 0;
+			break;
+		}
+		char err[MESSAGE_SIZE];
+		enum vm_state next;
+		if (lifecycle_next(machine->state, VM_REQUEST_REBOOT, &next) == 0 &&
+		    start_vm(machine, false, err, sizeof(err)) == 0) {
+			enter_state(machine, next);
+			return;
+		}
+		fprintf(stderr, "vessel: %s\n", err);
+		machine->exit_status = 1;
+		break;
+	case VM_STOP_REQUESTED:
+		fprintf(stderr, "\r\nvessel: %s\r\n", message);
+		machine->exit_status = machine->requested_status;
+		break;
+	case VM_STOP_ERROR:
+	default:
+		fprintf(stderr, "\r\nvessel: %s\r\n", message);
+		machine->exit_status = 1;
+		break;
+	}
+	enter_state(machine, VM_STATE_STOPPED);
+}
+
+struct machine *machine_create(const struct kvm_host *host,
+			       struct event_loop *loop,
+			       struct console *console)
+{
+	struct machine *machine = calloc(1, sizeof(*machine));
+
+	if (!machine)
+		return NULL;
+	*machine = (struct machine){ .host = host, .loop = loop,
+				     .console = console,
+				     .state = VM_STATE_INACTIVE };
+	machine->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (machine->stop_fd < 0 ||
+	    event_loop_add(loop, machine->stop_fd, EPOLLIN, on_vm_stop,
+			   machine)) {
+		machine_destroy(machine);
+		return NULL;
+	}
+	return machine;
+}
+
+void machine_destroy(struct machine *machine)
+{
+	if (!machine)
+		return;
+	vm_destroy(machine->vm);
+	if (machine->stop_fd >= 0) {
+		event_loop_remove(machine->loop, machine->stop_fd);
+		close(machine->stop_fd);
+	}
+	vm_config_free(machine->config);
+	free(machine);
+}
+
+int machine_configure(struct machine *machine, struct vm_config *config,
+		      char *err, size_t err_len)
+{
+	enum vm_state next;
+
+	if (lifecycle_next(machine->state, VM_REQUEST_CONFIGURE, &next)) {
+		snprintf(err, err_len, "the VM is %s: its configuration is set "
+			 "only while inactive", vm_state_name(machine->state));
+		return -EBUSY;
+	}
+	int result = config_check_host(config, machine->host, err, err_len);
+	if (result)
+		return result;
+	vm_config_free(machine->config);
+	machine->config = config;
+	return 0;
+}
+
+static int refuse(struct machine *machine, enum vm_request request,
+		  char *err, size_t err_len)
+{
+	snprintf(err, err_len, "cannot %s: the VM is %s",
+		 vm_request_name(request), vm_state_name(machine->state));
+	return -EBUSY;
+}
+
+int machine_request(struct machine *machine, enum vm_request request,
+		    char *err, size_t err_len)
+{
+	enum vm_state next;
+	int result = 0;
+
+	if (lifecycle_next(machine->state, request, &next))
+		return refuse(machine, request, err, err_len);
+	switch (request) {
+	case VM_REQUEST_START:
+	case VM_REQUEST_START_PAUSED:
+		if (!machine->config) {
+			snprintf(err, err_len, "cannot start: the VM has no "
+				 "configuration yet");
+			return -EBUSY;
+		}
+		result = start_vm(machine, request == VM_REQUEST_START_PAUSED,
+				  err, err_len);
+		if (!result)
+			clock_gettime(CLOCK_MONOTONIC, &machine->started);
+		break;
+	case VM_REQUEST_PAUSE:
+		result = vm_pause(machine->vm, err, err_len);
+		break;
+	case VM_REQUEST_RESUME:
+		result = vm_resume(machine->vm, err, err_len);
+		break;
+	case VM_REQUEST_POWER_BUTTON:
+		vm_press_power_button(machine->vm);
+		break;
+	case VM_REQUEST_STOP:
+		if (machine->vm) {
+			/* The stop hook finishes it (on_vm_stop). */
+			machine->requested_status = 0;
+			vm_request_stop(machine->vm, VM_STOP_REQUESTED,
+					"stopped through the control API");
+			return 0;
+		}
+		break;
+	case VM_REQUEST_CONFIGURE:
+	case VM_REQUEST_REBOOT:
+	case VM_REQUEST_SUSPEND:
+	default:
+		snprintf(err, err_len, "%s is not a request a client makes here",
+			 vm_request_name(request));
+		return -EINVAL;
+	}
+	if (!result)
+		enter_state(machine, next);
+	return result;
+}
+
+void machine_stop(struct machine *machine, const char *message,
+		  int exit_status)
+{
+	machine->requested_status = exit_status;
+	if (machine->vm) {
+		vm_request_stop(machine->vm, VM_STOP_REQUESTED, message);
+		return;
+	}
+	fprintf(stderr, "\r\nvessel: %s\r\n", message);
+	machine->exit_status = exit_status;
+	enter_state(machine, VM_STATE_STOPPED);
+}
+
+void machine_power_button(struct machine *machine)
+{
+	char err[MESSAGE_SIZE];
+
+	if (machine_request(machine, VM_REQUEST_POWER_BUTTON, err, sizeof(err)))
+		fprintf(stderr, "\r\nvessel: %s\r\n", err);
+}
+
+static void describe(void *opaque, struct control_info *info)
+{
+	struct machine *machine = opaque;
+	struct timespec now;
+
+	memset(info, 0, sizeof(*info));
+	info->state = machine->state;
+	info->config = machine->config;
+	if (machine->vm) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		info->uptime_seconds =
+			(double)(now.tv_sec - machine->started.tv_sec) +
+			(double)(now.tv_nsec - machine->started.tv_nsec) / 1e9;
+		vm_describe(machine->vm, info);
+	}
+}
+
+static int configure(void *opaque, struct vm_config *config, char *err,
+		     size_t err_len)
+{
+	return machine_configure(opaque, config, err, err_len);
+}
+
+static int request(void *opaque, enum vm_request request, char *err,
+		   size_t err_len)
+{
+	return machine_request(opaque, request, err, err_len);
+}
+
+const struct control_ops machine_control_ops = {
+	.describe = describe,
+	.configure = configure,
+	.request = request,
+};
+
+/*
+ * The event thread runs as SCHED_BATCH while it serves the VM: when a
+ * guest's kick or a backend's frame wakes it, it no longer preempts a
+ * vCPU that is running on its CPU, but waits for the CPU's turn or a free
+ * CPU. On a host with a CPU to spare nothing changes (it wakes on the
+ * idle one); on a host with fewer CPUs than busy threads the vCPU goes on
+ * making chains available meanwhile, so the thread serves them in larger
+ * rounds, and the guest takes fewer interrupts and wake-ups per byte
+ * (docs/decisions.md has the measurements). vCPU threads are created with
+ * the default policy whatever this thread's (vcpu.c). Only a thread of the
+ * default policy is changed: a real-time or idle one was chosen by
+ * whoever started vessel.
+ */
+static bool event_thread_to_batch(void)
+{
+	const struct sched_param param = { .sched_priority = 0 };
+
+	return sched_getscheduler(0) == SCHED_OTHER &&
+	       sched_setscheduler(0, SCHED_BATCH, &param) == 0;
+}
+
+static void event_thread_to_default(void)
+{
+	const struct sched_param param = { .sched_priority = 0 };
+
+	/* Going back to SCHED_OTHER needs no privilege, so cannot fail. */
+	sched_setscheduler(0, SCHED_OTHER, &param);
+}
+
+int machine_run(struct machine *machine)
+{
+	bool batch = event_thread_to_batch();
+
+	while (machine->state != VM_STATE_STOPPED) {
+		int result = event_loop_run(machine->loop);
+		if (result && machine->state != VM_STATE_STOPPED) {
+			char message[96];
+			snprintf(message, sizeof(message), "event loop: %s",
+				 strerror(-result));
+			machine->requested_status = 1;
+			machine_stop(machine, message, 1);
+		}
+	}
+	if (batch)
+		event_thread_to_default();
+	return machine->exit_status;
+}
