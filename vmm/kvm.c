@@ -76,3 +76,37 @@ void kvm_host_close(struct kvm_host *host)
 	free(host->supported_cpuid);
 	*host = (struct kvm_host){ .fd = -1 };
 }
+
+int kvm_cpu_flags_virtualize(FILE *cpuinfo)
+{
+	char *line = NULL;
+	size_t capacity = 0;
+	int found = 0;
+
+	while (!found && getline(&line, &capacity, cpuinfo) >= 0) {
+		/* "flags\t\t: fpu vme ... vmx ...", one such line per CPU. */
+		if (strncmp(line, "flags", 5) != 0 || !strchr(line, ':'))
+			continue;
+		char *save = NULL;
+		for (char *flag = strtok_r(strchr(line, ':') + 1, " \t\n", &save);
+		     flag; flag = strtok_r(NULL, " \t\n", &save)) {
+			if (!strcmp(flag, "vmx") || !strcmp(flag, "svm")) {
+				found = 1;
+				break;
+			}
+		}
+	}
+	free(line);
+	return found;
+}
+
+bool kvm_host_emulates_cpl0(void)
+{
+	FILE *cpuinfo = fopen("/proc/cpuinfo", "re");
+
+	if (!cpuinfo)
+		return false;
+	int virtualize = kvm_cpu_flags_virtualize(cpuinfo);
+	fclose(cpuinfo);
+	return !virtualize;
+}

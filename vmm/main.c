@@ -106,6 +106,14 @@ static int serve_machine(const char *command, struct vm_config *config,
 		fprintf(stderr, "vessel %s: %s\n", command, err);
 		goto out;
 	}
+	/* Before the long silence of a kernel booting emulated; a guest
+	 * that runs at CPL3 (VESSEL_CPL3_GUEST set) is not slowed. */
+	if (!getenv("VESSEL_CPL3_GUEST") && kvm_host_emulates_cpl0())
+		fprintf(stderr, "vessel %s: this /dev/kvm has no VMX or SVM (see "
+				"/proc/cpuinfo) and runs a kernel's own code emulated: "
+				"Linux takes minutes to boot or stops; use "
+				"tools/boot-default or the emulated host, "
+				"tools/emuhost/run\n", command);
 	/* A guest console whose reader has gone must not kill vessel. */
 	signal(SIGPIPE, SIG_IGN);
 

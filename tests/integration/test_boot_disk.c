@@ -2,10 +2,13 @@
  * Disks through virtio-blk: the default guest boots from its Debian disk
  * image, a file the guest writes reaches the host's image file, a
  * read-only disk refuses writes, and disks appear as vda, vdb, ... with
- * their serials. Runs inside the emulated AMD-V host (PLATFORM.md).
+ * their serials; a user's guest killed with its image mounted read-write
+ * leaves the tests' image alone, and its file comes back from the journal.
+ * Runs inside the emulated AMD-V host (tools/emuhost).
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +21,21 @@
 
 static char root_image[4096];
 
+/* The tests' image (guests/build-rootfs), which nothing boots read-write:
+ * it must be as built, never mounted read-write and clean. */
 static void find_root_image(void)
 {
-	snprintf(root_image, sizeof(root_image), "%s", guest_artifact("rootfs.ext4"));
+	char command[8400];
+
+	snprintf(root_image, sizeof(root_image), "%s",
+		 guest_artifact("rootfs-tests.ext4"));
 	cr_assert(access(root_image, R_OK) == 0,
 		  "no %s: run guests/build-rootfs", root_image);
+	snprintf(command, sizeof(command),
+		 "dumpe2fs -h %s 2>/dev/null | grep -q '^Mount count: *0$' && "
+		 "e2fsck -n %s >/dev/null 2>&1", root_image, root_image);
+	cr_assert_eq(system(command), 0, "%s was mounted read-write or is not "
+		     "clean: run guests/build-rootfs", root_image);
 }
 
 /* A fresh ext4 image of size MiB under /tmp (the emulated host's tmpfs). */
@@ -42,30 +55,40 @@ static void make_data_image(char *path, size_t path_len, unsigned int mib)
 /* The kernel echoes its command line (without double quotes): text a test
  * waits for is split with single quotes in the command (write=ref'u'sed),
  * so only the shell's output matches. */
-static void start(struct guest_session *session, char *const extra[],
-		  const char *cmdline_tail)
+static void start_on(struct guest_session *session, const char *root_disk,
+		     const char *root_mode, char *const extra[],
+		     const char *cmdline_tail)
 {
 	static char kernel[4096], initrd[4096];
-	char root_disk[4200], cmdline[1024];
+	char cmdline[1024];
 
-	find_root_image();
 	snprintf(kernel, sizeof(kernel), "%s", guest_artifact("vmlinuz"));
 	snprintf(initrd, sizeof(initrd), "%s", guest_artifact("initramfs.cpio.gz"));
 	char *argv[16] = { "vessel", "run", "--kernel", kernel, "--initrd", initrd };
 	int argc = 6;
-	/* The image is shared by every test: the root stays read-only. */
-	snprintf(root_disk, sizeof(root_disk), "%s,readonly,serial=vessel-root",
-		 root_image);
 	argv[argc++] = "--disk";
-	argv[argc++] = root_disk;
+	argv[argc++] = (char *)root_disk;
 	for (int i = 0; extra && extra[i]; i++)
 		argv[argc++] = extra[i];
 	snprintf(cmdline, sizeof(cmdline),
-		 "console=ttyS0 reboot=k panic=1 root=/dev/vda ro%s", cmdline_tail);
+		 "console=ttyS0 reboot=k panic=1 root=/dev/vda %s%s", root_mode,
+		 cmdline_tail);
 	argv[argc++] = "--cmdline";
 	argv[argc++] = cmdline;
 	argv[argc] = NULL;
 	cr_assert_eq(guest_session_start(session, argv), 0);
+}
+
+/* On the tests' image, which every test shares: the root stays read-only. */
+static void start(struct guest_session *session, char *const extra[],
+		  const char *cmdline_tail)
+{
+	char root_disk[4200];
+
+	find_root_image();
+	snprintf(root_disk, sizeof(root_disk), "%s,readonly,serial=vessel-root",
+		 root_image);
+	start_on(session, root_disk, "ro", extra, cmdline_tail);
 }
 
 static void type(struct guest_session *session, const char *command,
@@ -144,4 +167,67 @@ Test(boot_disk, read_only_disk_and_serials)
 	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0);
 	guest_session_close(&session);
 	unlink(data);
+}
+
+/* Whether an ext4 image's journal awaits replay (mounted read-write when
+ * its guest died). */
+static bool needs_recovery(const char *image)
+{
+	char command[512];
+
+	snprintf(command, sizeof(command),
+		 "dumpe2fs -h %s 2>/dev/null | grep -q '^Filesystem features:.* needs_recovery'",
+		 image);
+	return system(command) == 0;
+}
+
+/* The user's sequence: tools/boot-default boots the user's image
+ * (rootfs.ext4) read-write, the user writes a file and pulls the plug
+ * (Ctrl-A x, or a kill) while the guest has it mounted. Then a test on the
+ * tests' image boots and passes, and at the user's next boot the journal
+ * gives the file back. The user's image here is a copy of the tests' image
+ * in /tmp, as the user's is when first made: a test must never write to
+ * the user's real one. */
+Test(boot_disk, killed_user_guest_leaves_the_tests_image_alone)
+{
+	struct guest_session session;
+	char user_image[64] = "/tmp/vessel-user-XXXXXX", command[4200];
+
+	find_root_image();
+	int fd = mkstemp(user_image);
+	cr_assert(fd >= 0);
+	close(fd);
+	snprintf(command, sizeof(command), "cp --sparse=always %s %s", root_image,
+		 user_image);
+	cr_assert_eq(system(command), 0, "%s failed", command);
+
+	start_on(&session, user_image, "rw", NULL, "");
+	cr_assert(guest_session_expect(&session, "vessel-guest: userspace up",
+				       BOOT_TIMEOUT));
+	type(&session, "echo kept >/root/users-file && sync && echo syn'c'ed\n",
+	     "synced");
+	cr_assert_eq(kill(session.pid, SIGKILL), 0);
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 128 + SIGKILL);
+	guest_session_close(&session);
+	cr_assert(needs_recovery(user_image),
+		  "the killed guest's image does not need recovery: the test "
+		  "did not reproduce a guest killed with its disk mounted");
+
+	start(&session, NULL, " vessel.run=echo debian=$(cat /etc/debian_version)");
+	cr_assert(guest_session_expect(&session, "vessel-guest: root on /dev/vda",
+				       BOOT_TIMEOUT));
+	cr_assert(guest_session_expect(&session, "debian=12", COMMAND_TIMEOUT));
+	cr_assert(guest_session_expect(&session, "vessel-guest: exit=0", COMMAND_TIMEOUT));
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0);
+	guest_session_close(&session);
+
+	start_on(&session, user_image, "rw", NULL,
+		 " vessel.run=echo users-file=$(cat /root/users-file)");
+	cr_assert(guest_session_expect(&session, "users-file=kept", BOOT_TIMEOUT));
+	cr_assert(guest_session_expect(&session, "vessel-guest: exit=0", COMMAND_TIMEOUT));
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0);
+	guest_session_close(&session);
+	cr_assert_not(needs_recovery(user_image),
+		      "the user's image was not left clean at power-off");
+	unlink(user_image);
 }

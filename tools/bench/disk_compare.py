@@ -63,7 +63,7 @@ def vessel_binaries(specs):
 def commands(args, data):
     kernel = os.path.join(args.guest_dir, "vmlinuz")
     initrd = os.path.join(args.guest_dir, "initramfs.cpio.gz")
-    root = os.path.join(args.guest_dir, "rootfs.ext4")
+    root = os.path.join(args.guest_dir, "rootfs-tests.ext4")
     cmdline = ("console=ttyS0 reboot=k panic=1 quiet root=/dev/vda ro "
                f"vessel.run={guest_command(args.runtime, args.jobs)}")
     runs = {

@@ -90,7 +90,7 @@ def guest_server(backend):
 def vmm_command(vmm, backend, args):
     kernel = os.path.join(args.guest_dir, "vmlinuz")
     initrd = os.path.join(args.guest_dir, "initramfs.cpio.gz")
-    root = os.path.join(args.guest_dir, "rootfs.ext4")
+    root = os.path.join(args.guest_dir, "rootfs-tests.ext4")
     address = "dhcp" if backend == "user" else f"{GUEST_ADDRESS}/24"
     command = "iperf3 -s"
     if args.latency:
