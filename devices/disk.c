@@ -30,72 +30,166 @@ static bool fallocate_unsupported(int error)
 	return error == EOPNOTSUPP || error == ENOTSUP || error == ENOSYS;
 }
 
-/* Moves the cursor past done bytes, and past empty iovecs after them. */
+/* Moves *cursor past bytes, and past empty iovecs after them; the first
+ * iovec left is trimmed in place. */
+static void skip(struct iovec **cursor, unsigned int *count, size_t bytes)
+{
+	while (*count > 0 && bytes >= (*cursor)->iov_len) {
+		bytes -= (*cursor)->iov_len;
+		(*cursor)++;
+		(*count)--;
+	}
+	if (*count > 0) {
+		(*cursor)->iov_base = (uint8_t *)(*cursor)->iov_base + bytes;
+		(*cursor)->iov_len -= bytes;
+	}
+}
+
+/* Moves the request's cursor past done bytes. */
 static void consume(struct disk_request *request, size_t done)
 {
 	request->done += done;
-	while (request->cursor_count > 0 &&
-	       done >= request->cursor->iov_len) {
-		done -= request->cursor->iov_len;
-		request->cursor++;
-		request->cursor_count--;
-	}
-	if (request->cursor_count > 0) {
-		request->cursor->iov_base =
-			(uint8_t *)request->cursor->iov_base + done;
-		request->cursor->iov_len -= done;
+	skip(&request->cursor, &request->cursor_count, done);
+}
+
+/*
+ * Bouncing. O_DIRECT refuses buffers that are not aligned for the device
+ * (before it moves a byte, so the owner's iovecs are still intact): the
+ * transfer goes on through an aligned buffer the disk lends, a chunk at a
+ * time, each chunk a TRANSFER of request->vector that the engines perform
+ * like any other. Lending at most DISK_BOUNCE_BUFFERS keeps what a guest's
+ * requests can make vessel allocate to a few MiB a disk.
+ */
+
+/* Copies length bytes between the bounce buffer and the owner's buffers
+ * left, without moving past them. */
+static void copy_chunk(struct disk_request *request, size_t length,
+		       bool to_owner)
+{
+	uint8_t *bounce = request->bounce;
+
+	for (unsigned int i = 0; i < request->buffer_count && length; i++) {
+		struct iovec *buffer = &request->buffers[i];
+		size_t n = buffer->iov_len < length ? buffer->iov_len : length;
+
+		if (to_owner)
+			memcpy(buffer->iov_base, bounce, n);
+		else
+			memcpy(bounce, buffer->iov_base, n);
+		bounce += n;
+		length -= n;
 	}
 }
 
-/* O_DIRECT refuses buffers that are not aligned for the device: the
- * transfer starts again through an aligned copy. 0 or -ENOMEM. */
-static int start_bounce(struct disk_request *request)
+/* The next chunk from request->done on: taken from the owner's buffers
+ * first when writing. */
+static void next_bounce_chunk(struct disk_request *request)
 {
-	size_t length = (size_t)request->length, copied = 0;
-	uint8_t *buffer = aligned_alloc(
-		DISK_DIRECT_ALIGNMENT,
-		(length + DISK_DIRECT_ALIGNMENT - 1) &
-			~(size_t)(DISK_DIRECT_ALIGNMENT - 1));
+	uint64_t left = request->length - request->done;
+	size_t length = left < DISK_BOUNCE_CHUNK ? (size_t)left
+						  : DISK_BOUNCE_CHUNK;
 
-	if (!buffer)
-		return -ENOMEM;
-	/* O_DIRECT checks alignment before it moves a byte, so the guest's
-	 * iovecs are still intact. */
-	if (request->operation == DISK_WRITE) {
-		for (unsigned int i = 0; i < request->iov_count; i++) {
-			memcpy(buffer + copied, request->iov[i].iov_base,
-			       request->iov[i].iov_len);
-			copied += request->iov[i].iov_len;
-		}
-	}
-	request->bounce = buffer;
-	request->vector = (struct iovec){ buffer, length };
+	if (request->operation == DISK_WRITE)
+		copy_chunk(request, length, false);
+	request->vector = (struct iovec){ request->bounce, length };
 	request->cursor = &request->vector;
 	request->cursor_count = 1;
-	return 0;
 }
 
-static void finish_bounce(struct disk_request *request, int result)
+/* Takes a bounce buffer for request, or puts it in line for one:
+ * DISK_NEXT_STAGE, DISK_NEXT_WAIT or (out of memory) DISK_NEXT_DONE. */
+static enum disk_next start_bounce(struct disk *disk,
+				   struct disk_request *request)
 {
-	size_t copied = 0;
+	/* Allocated before the count is looked at, so that a failure leaves
+	 * no buffer counted that a waiting request would never get. */
+	void *buffer = aligned_alloc(DISK_DIRECT_ALIGNMENT, DISK_BOUNCE_CHUNK);
 
-	if (result == 0 && request->operation == DISK_READ) {
-		for (unsigned int i = 0; i < request->iov_count; i++) {
-			memcpy(request->iov[i].iov_base,
-			       (uint8_t *)request->bounce + copied,
-			       request->iov[i].iov_len);
-			copied += request->iov[i].iov_len;
-		}
+	if (!buffer) {
+		disk_request_finish(disk, request, -ENOMEM);
+		return DISK_NEXT_DONE;
 	}
-	free(request->bounce);
-	request->bounce = NULL;
+	request->buffers = request->cursor;
+	request->buffer_count = request->cursor_count;
+	pthread_mutex_lock(&disk->lock);
+	if (disk->bounce_buffers == DISK_BOUNCE_BUFFERS) {
+		request->next = NULL;
+		*disk->bounce_waiting_tail = request;
+		disk->bounce_waiting_tail = &request->next;
+		pthread_mutex_unlock(&disk->lock);
+		free(buffer);
+		return DISK_NEXT_WAIT;
+	}
+	disk->bounce_buffers++;
+	pthread_mutex_unlock(&disk->lock);
+	request->bounce = buffer;
+	next_bounce_chunk(request);
+	return DISK_NEXT_STAGE;
 }
 
-void disk_request_finish(struct disk_request *request, int result)
+/* A chunk moved result bytes (or failed): true when the request is done,
+ * with request->result set. */
+static bool bounce_advance(struct disk_request *request, int result)
+{
+	if (result < 0)
+		return true;
+	if (result == 0) {
+		request->result = -EIO; /* the image ends early */
+		return true;
+	}
+	if (request->operation == DISK_READ)
+		copy_chunk(request, (size_t)result, true);
+	skip(&request->buffers, &request->buffer_count, (size_t)result);
+	request->done += (size_t)result;
+	if (request->done == request->length)
+		return true;
+	next_bounce_chunk(request);
+	return false;
+}
+
+/* Hands buffer to the requests waiting for one, the first that can start
+ * keeping it, or frees it. */
+static void give_back_bounce(struct disk *disk, void *buffer)
+{
+	for (;;) {
+		pthread_mutex_lock(&disk->lock);
+		struct disk_request *waiting = disk->bounce_waiting_head;
+		if (!waiting) {
+			disk->bounce_buffers--;
+			pthread_mutex_unlock(&disk->lock);
+			free(buffer);
+			return;
+		}
+		disk->bounce_waiting_head = waiting->next;
+		if (!disk->bounce_waiting_head)
+			disk->bounce_waiting_tail = &disk->bounce_waiting_head;
+		pthread_mutex_unlock(&disk->lock);
+
+		waiting->bounce = buffer;
+		next_bounce_chunk(waiting);
+		pthread_mutex_lock(&disk->lock);
+		int ret = disk->engine_ops->start(disk, waiting);
+		if (ret < 0) {
+			waiting->bounce = NULL;
+			waiting->result = ret;
+			disk_complete(disk, waiting, true);
+		}
+		pthread_mutex_unlock(&disk->lock);
+		if (ret == 0)
+			return;
+	}
+}
+
+void disk_request_finish(struct disk *disk, struct disk_request *request,
+			 int result)
 {
 	request->result = result;
-	if (request->bounce)
-		finish_bounce(request, result);
+	if (request->bounce) {
+		void *buffer = request->bounce;
+
+		request->bounce = NULL;
+		give_back_bounce(disk, buffer);
+	}
 }
 
 /* The next chunk of zeros for DISK_STAGE_ZERO_BYTES. */
@@ -122,19 +216,22 @@ static bool after_change(struct disk_request *request)
 	return false;
 }
 
-bool disk_request_advance(struct disk *disk, struct disk_request *request,
-			  int result)
+enum disk_next disk_request_advance(struct disk *disk,
+				    struct disk_request *request, int result)
 {
 	bool done = false;
 
 	request->result = result < 0 ? result : 0;
 	switch ((enum disk_stage)request->stage) {
 	case DISK_STAGE_TRANSFER:
-		if (result == -EINVAL && disk->direct && !request->bounce &&
-		    request->done == 0) {
-			request->result = start_bounce(request);
-			done = request->result < 0;
+		if (request->bounce) {
+			done = bounce_advance(request, result) &&
+			       (request->result < 0 || after_change(request));
 			break;
+		}
+		if (result == -EINVAL && disk->direct && request->done == 0) {
+			request->result = 0;
+			return start_bounce(disk, request);
 		}
 		/* fallthrough */
 	case DISK_STAGE_ZERO_BYTES:
@@ -184,9 +281,10 @@ bool disk_request_advance(struct disk *disk, struct disk_request *request,
 		}
 		break;
 	}
-	if (done)
-		disk_request_finish(request, request->result);
-	return done;
+	if (!done)
+		return DISK_NEXT_STAGE;
+	disk_request_finish(disk, request, request->result);
+	return DISK_NEXT_DONE;
 }
 
 void disk_complete(struct disk *disk, struct disk_request *request,
@@ -340,6 +438,8 @@ int disk_submit(struct disk *disk, struct disk_request *request)
 	request->cursor = request->iov;
 	request->cursor_count = request->iov_count;
 	request->bounce = NULL;
+	request->buffers = NULL;
+	request->buffer_count = 0;
 	request->result = 0;
 	/* Past leading empty iovecs: cursor_count 0 is nothing to move. */
 	consume(request, 0);
@@ -548,6 +648,7 @@ int disk_open(struct disk **out, const struct disk_options *options,
 				      : DISK_DEFAULT_MAX_IN_FLIGHT;
 	strcpy(disk->serial, serial);
 	disk->completed_tail = &disk->completed_head;
+	disk->bounce_waiting_tail = &disk->bounce_waiting_head;
 	pthread_mutex_init(&disk->lock, NULL);
 	pthread_mutex_init(&disk->callback_lock, NULL);
 

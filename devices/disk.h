@@ -15,7 +15,11 @@
  * disk_submit nor on a worker, and never two at a time. The disk never
  * reads or writes outside [0, disk_size()), so an image never grows. An
  * image is locked while open: exclusively when writable, shared when
- * read-only.
+ * read-only. With cache=none, a request whose buffers O_DIRECT refuses
+ * moves through bounce buffers of DISK_BOUNCE_CHUNK bytes, one chunk at a
+ * time, and a disk lends at most DISK_BOUNCE_BUFFERS of them at once (a
+ * request that finds none waits for one): the memory a guest's requests
+ * can make a disk allocate is bounded, whatever their size and number.
  */
 #ifndef VESSEL_DEVICES_DISK_H
 #define VESSEL_DEVICES_DISK_H
@@ -27,6 +31,10 @@
 
 #define DISK_SERIAL_MAX 20 /* VIRTIO_BLK_ID_BYTES, virtio 1.2 §5.2.6 */
 #define DISK_DEFAULT_MAX_IN_FLIGHT 128
+/* 1 MiB a chunk keeps a chunk's copy and system call long against their
+ * fixed costs; 8 of them let as many unaligned requests move at once. */
+#define DISK_BOUNCE_CHUNK (1u << 20)
+#define DISK_BOUNCE_BUFFERS 8
 
 enum disk_cache {
 	DISK_CACHE_WRITEBACK, /* through the host's page cache */
@@ -77,7 +85,10 @@ struct disk_request {
 	struct iovec *cursor; /* what is left to move */
 	unsigned int cursor_count;
 	struct iovec vector; /* a one-entry cursor of the disk's own */
-	void *bounce; /* an aligned copy for O_DIRECT */
+	void *bounce; /* an aligned chunk for O_DIRECT, lent by the disk */
+	/* While bouncing: the owner's buffers left to fill or take. */
+	struct iovec *buffers;
+	unsigned int buffer_count;
 	int result;
 	struct disk_request *next; /* on the disk's queues */
 };

@@ -69,6 +69,10 @@ struct disk {
 	unsigned int plugs;
 	/* Finished, waiting for their callbacks. */
 	struct disk_request *completed_head, **completed_tail;
+	/* Bounce buffers lent (at most DISK_BOUNCE_BUFFERS), and the
+	 * requests waiting for one, in order. */
+	unsigned int bounce_buffers;
+	struct disk_request *bounce_waiting_head, **bounce_waiting_tail;
 
 	/* Held while callbacks run, so that they never run two at a time. */
 	pthread_mutex_t callback_lock;
@@ -79,15 +83,24 @@ struct disk {
 #define DISK_DIRECT_ALIGNMENT 4096
 #define DISK_ZERO_BUFFER_SIZE (256 * 1024)
 
-/* Takes the result of request's current operation (bytes moved, or
- * -errno): true when the request is done, with request->result set;
- * otherwise request->stage and its cursor say what to do next. */
-bool disk_request_advance(struct disk *disk, struct disk_request *request,
-			  int result);
+/* What a request does after its current operation. */
+enum disk_next {
+	DISK_NEXT_DONE, /* finished, with request->result set */
+	DISK_NEXT_STAGE, /* start request->stage, as its cursor says */
+	/* Waits for a bounce buffer: the disk starts it again, through
+	 * engine_ops->start, once another request gives one back. */
+	DISK_NEXT_WAIT,
+};
 
-/* Sets request's result and frees what its stages held (a bounce buffer,
- * copied out first after a read that succeeded). */
-void disk_request_finish(struct disk_request *request, int result);
+/* Takes the result of request's current operation (bytes moved, or
+ * -errno); disk->lock not held. */
+enum disk_next disk_request_advance(struct disk *disk,
+				    struct disk_request *request, int result);
+
+/* Sets request's result and gives back what its stages held (a bounce
+ * buffer, to the next request waiting for one); disk->lock not held. */
+void disk_request_finish(struct disk *disk, struct disk_request *request,
+			 int result);
 
 /* Queues a finished request for its callback; disk->lock held. wake: from
  * outside disk_process_completions, so completion_fd must be signalled. */

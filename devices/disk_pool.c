@@ -88,12 +88,17 @@ static void *worker_main(void *opaque)
 			pool->queue_tail = &pool->queue_head;
 		pthread_mutex_unlock(&disk->lock);
 
-		while (!disk_request_advance(disk, request,
-					     run_stage(disk, request)))
-			;
+		enum disk_next next;
+		do
+			next = disk_request_advance(disk, request,
+						    run_stage(disk, request));
+		while (next == DISK_NEXT_STAGE);
 
 		pthread_mutex_lock(&disk->lock);
-		disk_complete(disk, request, true);
+		/* A request waiting for a bounce buffer comes back through
+		 * pool_start. */
+		if (next == DISK_NEXT_DONE)
+			disk_complete(disk, request, true);
 	}
 	pthread_mutex_unlock(&disk->lock);
 	return NULL;

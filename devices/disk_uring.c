@@ -96,20 +96,24 @@ static void uring_reap(struct disk *disk)
 
 	while (io_uring_peek_cqe(ring, &cqe) == 0) {
 		struct disk_request *request = io_uring_cqe_get_data(cqe);
-		bool done = disk_request_advance(disk, request, cqe->res);
-		int ret;
+		enum disk_next next = disk_request_advance(disk, request,
+							   cqe->res);
+		int ret = 0;
 
 		/* Free the slot first: the next stage may need it. */
 		io_uring_cqe_seen(ring, cqe);
-		pthread_mutex_lock(&disk->lock);
-		if (!done) {
+		if (next == DISK_NEXT_WAIT)
+			continue;
+		if (next == DISK_NEXT_STAGE) {
+			pthread_mutex_lock(&disk->lock);
 			ret = uring_start(disk, request);
-			done = ret < 0;
-			if (done)
-				disk_request_finish(request, ret);
+			pthread_mutex_unlock(&disk->lock);
+			if (ret == 0)
+				continue;
+			disk_request_finish(disk, request, ret);
 		}
-		if (done)
-			disk_complete(disk, request, false);
+		pthread_mutex_lock(&disk->lock);
+		disk_complete(disk, request, false);
 		pthread_mutex_unlock(&disk->lock);
 	}
 }

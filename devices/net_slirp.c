@@ -17,6 +17,8 @@
 
 #include <slirp/libslirp.h>
 
+#include "log_limit.h"
+
 /* Frames held for a guest without receive buffers. slirp's frames are at
  * most its MTU plus an Ethernet header except for large IPv6 UDP
  * datagrams, so each is allocated at its own size. */
@@ -146,11 +148,14 @@ static ssize_t net_slirp_send_packet(const void *buf, size_t len, void *opaque)
 
 /* --- slirp's other callbacks ---------------------------------------------- */
 
-/* Something the guest sent that slirp could not make sense of. */
+/* Something the guest sent that slirp could not make sense of: the guest
+ * can send it as often as it likes. */
 static void net_slirp_guest_error(const char *msg, void *opaque)
 {
+	static struct log_limit guest_errors = LOG_LIMIT_INIT;
+
 	(void)opaque;
-	fprintf(stderr, "vessel: net user: %s\n", msg);
+	log_limited(&guest_errors, "net user: %s", msg);
 }
 
 static int64_t net_slirp_clock_get_ns(void *opaque)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../devices/log_limit.h"
 #include "../devices/disk.h"
 #include "../devices/net_slirp.h"
 #include "../devices/net_tap.h"
@@ -119,13 +120,14 @@ static int remove_poll_source(void *opaque, void *source_opaque)
 static int msi_route(void *opaque, const void *function, unsigned int vector,
 		     uint64_t address, uint32_t data)
 {
+	static struct log_limit failures = LOG_LIMIT_INIT; /* at the guest's pace */
 	struct vm *vm = opaque;
 	int result = interrupts_msi_route(&vm->interrupts, function, vector,
 					  address, data);
 
 	if (result)
-		fprintf(stderr, "vessel: routing MSI vector %u: %s\n", vector,
-			strerror(-result));
+		log_limited(&failures, "routing MSI vector %u: %s", vector,
+			    strerror(-result));
 	return result;
 }
 
@@ -150,9 +152,10 @@ static int ioeventfd(void *opaque, uint64_t address, uint32_t length, int fd,
 	};
 
 	if (ioctl(vm->fd, KVM_IOEVENTFD, &request)) {
+		static struct log_limit failures = LOG_LIMIT_INIT; /* BAR moves */
 		int saved = errno;
-		fprintf(stderr, "vessel: KVM_IOEVENTFD at 0x%llx: %s\n",
-			(unsigned long long)address, strerror(saved));
+		log_limited(&failures, "KVM_IOEVENTFD at 0x%llx: %s",
+			    (unsigned long long)address, strerror(saved));
 		return -saved;
 	}
 	return 0;

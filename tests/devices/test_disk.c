@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -528,6 +529,87 @@ ENGINE_TEST(cache_none_moves_unaligned_buffers)
 	cr_assert_eq(record.result, 0);
 	cr_assert_arr_eq(buffer + 1, back, sizeof(back));
 	free(buffer);
+}
+
+/* The most resident memory this process has had, in bytes. */
+static uint64_t peak_resident(void)
+{
+	struct rusage usage;
+
+	cr_assert_eq(getrusage(RUSAGE_SELF, &usage), 0);
+	return (uint64_t)usage.ru_maxrss * 1024;
+}
+
+/* Sixteen unaligned writes of 4 MiB and 64 KiB each, all in flight at
+ * once, whose buffers all point at the same 64 KiB of memory, as a guest
+ * can make them: each moves through chunks, the process grows by no more
+ * than the bounce buffers a disk lends (not by the 65 MiB the requests
+ * add up to), the requests that find none lent wait rather than fail,
+ * and every byte lands, as an unaligned read of one of them shows. */
+#define BOUNCE_PIECE (64u << 10)
+#define BOUNCE_PIECES 65
+#define BOUNCE_REQUESTS 16
+ENGINE_TEST(cache_none_bounces_through_a_bounded_number_of_chunks)
+{
+	static struct iovec iov[BOUNCE_REQUESTS][BOUNCE_PIECES];
+	static struct disk_request requests[BOUNCE_REQUESTS];
+	const uint64_t request_bytes = (uint64_t)BOUNCE_PIECE * BOUNCE_PIECES;
+	uint8_t *piece = malloc(BOUNCE_PIECE + 1), *back;
+	struct completion_record record = { 0 };
+	struct iovec read_iov;
+
+	cr_assert_not_null(piece);
+	for (unsigned int i = 0; i < BOUNCE_PIECE; i++)
+		piece[i + 1] = (uint8_t)(i * 7 + i / 251);
+	cr_assert_eq(truncate(path, BOUNCE_REQUESTS * request_bytes), 0);
+	int ret = open_image(&disk, false, DISK_CACHE_NONE, 0);
+	if (ret == -EINVAL)
+		cr_skip_test("%s", err);
+	cr_assert_eq(ret, 0, "%s", err);
+
+	uint64_t before = peak_resident();
+	disk_plug(disk);
+	for (unsigned int r = 0; r < BOUNCE_REQUESTS; r++) {
+		for (unsigned int i = 0; i < BOUNCE_PIECES; i++)
+			iov[r][i] = (struct iovec){ piece + 1, BOUNCE_PIECE };
+		requests[r] = (struct disk_request){
+			.operation = DISK_WRITE,
+			.offset = r * request_bytes,
+			.length = request_bytes,
+			.iov = iov[r],
+			.iov_count = BOUNCE_PIECES,
+			.complete = record_completion,
+			.opaque = &record,
+		};
+		cr_assert_eq(disk_submit(disk, &requests[r]), 0);
+	}
+	disk_unplug(disk);
+	wait_for(&record, BOUNCE_REQUESTS);
+	cr_assert_eq(record.result, 0);
+	uint64_t grown = peak_resident() - before;
+	cr_assert_lt(grown, (DISK_BOUNCE_BUFFERS + 4) * (uint64_t)DISK_BOUNCE_CHUNK,
+		     "grew by %llu KiB", (unsigned long long)(grown >> 10));
+
+	back = malloc(request_bytes + 1);
+	cr_assert_not_null(back);
+	read_iov = (struct iovec){ back + 1, request_bytes };
+	requests[0] = (struct disk_request){
+		.operation = DISK_READ,
+		.offset = 5 * request_bytes,
+		.length = request_bytes,
+		.iov = &read_iov,
+		.iov_count = 1,
+		.complete = record_completion,
+		.opaque = &record,
+	};
+	cr_assert_eq(disk_submit(disk, &requests[0]), 0);
+	wait_for(&record, BOUNCE_REQUESTS + 1);
+	cr_assert_eq(record.result, 0);
+	for (unsigned int i = 0; i < BOUNCE_PIECES; i++)
+		cr_assert_arr_eq(back + 1 + i * BOUNCE_PIECE, piece + 1,
+				 BOUNCE_PIECE, "piece %u", i);
+	free(back);
+	free(piece);
 }
 
 /* A read of nothing, and iovecs of length 0 among others, complete like

@@ -17,6 +17,7 @@
 #include <slirp/libslirp.h>
 
 #include "vmm/state_fdt.h"
+#include "devices/log_limit.h"
 #include "devices/net_slirp.h"
 
 #define GUEST_IP "10.0.2.15"
@@ -855,4 +856,58 @@ Test(net_slirp, damaged_state_is_refused)
 	cr_assert_eq(state_reader_begin(&reader, "/d", 1), 0);
 	cr_assert_eq(backend->ops->restore(backend, &reader.base), -EINVAL);
 	state_writer_release(&writer);
+}
+
+/* --- what the guest can make slirp say ----------------------------------- */
+
+/* An ICMPv6 router advertisement from the guest's link-local address to
+ * all nodes (RFC 4861 §4.2), which slirp reports as a guest error: a
+ * router is slirp's part, not the guest's. */
+static size_t build_router_advertisement(uint8_t *frame)
+{
+	static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
+	static const uint8_t source[16] = { 0xfe, 0x80, [8] = 0x50, 0x54, 0x00,
+					    0xff, 0xfe, 0x12, 0x34, 0x56 };
+	static const uint8_t all_nodes[16] = { 0xff, 0x02, [15] = 1 };
+	uint8_t *ip = frame + 14, *icmp = ip + 40;
+	const uint16_t icmp_length = 16;
+	uint32_t sum = icmp_length + 58; /* the pseudo-header's length, next header */
+
+	memset(frame, 0, 14 + 40 + icmp_length);
+	put_ethernet(frame, all_nodes_mac, 0x86dd);
+	ip[0] = 0x60;
+	put16(ip + 4, icmp_length);
+	ip[6] = 58; /* ICMPv6 */
+	ip[7] = 255;
+	memcpy(ip + 8, source, 16);
+	memcpy(ip + 24, all_nodes, 16);
+	icmp[0] = 134; /* router advertisement */
+	icmp[4] = 64; /* current hop limit */
+	put16(icmp + 6, 1800); /* router lifetime */
+	for (unsigned int i = 8; i < 40; i += 2)
+		sum += get16(ip + i);
+	for (unsigned int i = 0; i < icmp_length; i += 2)
+		sum += get16(icmp + i);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	put16(icmp + 2, (uint16_t)~sum);
+	return 14 + 40 + icmp_length;
+}
+
+/* A guest sending what slirp complains of, as fast as it can, gets a
+ * burst of lines on vessel's stderr, not one a frame. */
+Test(net_slirp, guest_errors_are_rate_limited, .init = cr_redirect_stderr)
+{
+	uint8_t frame[128];
+	size_t length = build_router_advertisement(frame);
+	char expected[4096] = "";
+
+	create_ready(&(struct net_slirp_options){ 0 });
+	for (unsigned int i = 0; i < 1000; i++)
+		send_frame(frame, length);
+	fflush(stderr);
+	for (unsigned int i = 0; i < LOG_LIMIT_BURST; i++)
+		strcat(expected, "vessel: net user: Warning: guest sent NDP RA, "
+				 "but shouldn't\n");
+	cr_assert_stderr_eq_str(expected);
 }

@@ -667,3 +667,32 @@ Test(virtqueue, reset_forgets_everything_but_memory)
 	cr_assert_not(queue.signalled_used_valid);
 	cr_assert_eq(queue.memory, &memory);
 }
+
+/* A round hands out its budget, a malformed chain and what a device
+ * charges counting against it, then reads as empty; ending it says chains
+ * wait, and outside a round nothing is bounded. */
+Test(virtqueue, a_round_hands_out_its_budget_and_no_more)
+{
+	set_desc(DESC_ADDR, 0, DATA_ADDR, 8, 0, 0);
+	set_desc(DESC_ADDR, 1, RAM_SIZE, 8, 0, 0); /* outside guest RAM */
+	for (unsigned int i = 0; i < 6; i++)
+		make_available(i == 1 ? 1 : 0);
+
+	virtqueue_begin_round(&queue, 4);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	cr_assert_eq(virtqueue_pop(&queue, &element), -EINVAL);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	virtqueue_charge(&queue, 5); /* more than is left: the rest */
+	cr_assert_eq(virtqueue_pop(&queue, &element), 0, "budget spent");
+	cr_assert_not(virtqueue_has_available(&queue));
+	cr_assert(virtqueue_end_round(&queue), "three chains wait");
+
+	virtqueue_begin_round(&queue, 4);
+	for (unsigned int i = 0; i < 3; i++)
+		cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 0);
+	cr_assert_not(virtqueue_end_round(&queue), "nothing waits");
+
+	make_available(0);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1, "no round, no bound");
+}
