@@ -1,6 +1,7 @@
 #include "lifecycle.h"
 
 #include <errno.h>
+#include <stddef.h>
 
 /* What each request leads to, by state; VM_STATE_COUNT where it is not
  * allowed. A reboot is the guest's own doing and keeps the VM active; a
