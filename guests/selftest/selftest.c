@@ -13,6 +13,13 @@
  *                  int3: no exception can be delivered, the CPU shuts down
  *   mode=cpuid     print CPUID.1 ECX/EDX and CPUID.7.0 EBX
  *   mode=rtc       print the CMOS RTC's date and time
+ *   mode=count [N] [DELAY]
+ *                  print 1, 2, 3, ... one number a line, N of them (none
+ *                  or 0: forever), with DELAY busy-loop iterations
+ *                  between lines (default 5000000, a few hundred lines a
+ *                  second), then power off: a paused guest prints
+ *                  nothing, and after resume it goes on with the next
+ *                  number
  *
  * CPL0 only sets up long mode, the IDT, a TSS and the syscall MSRs, then
  * iretq's to CPL3 with IOPL 3: on a PVM host CPL0 code is emulated, while
@@ -59,6 +66,8 @@
 #define RFLAGS_DF (1u << 10)
 
 #define SPIN_DEFAULT_ITERATIONS 100000000ull
+/* ~2 ms at CPL3's ~2.5 G iterations/s, plus ~10 port exits per line. */
+#define COUNT_DEFAULT_DELAY 5000000ull
 #define CMDLINE_MAX 4096
 #define IDENTITY_MAP_END 0x100000000ull
 /* Inside the 32-bit PCI hole (firmware/layout.h), where nothing is mapped. */
@@ -338,25 +347,53 @@ static const char *find_mode(void)
 	return "";
 }
 
+/* Parses the decimal number at *text, if one is there, and steps past it. */
+static int parse_decimal(const char **text, uint64_t *value)
+{
+	const char *digit = *text;
+	if (*digit < '0' || *digit > '9')
+		return 0;
+	*value = 0;
+	while (*digit >= '0' && *digit <= '9')
+		*value = *value * 10 + (uint64_t)(*digit++ - '0');
+	*text = digit;
+	return 1;
+}
+
+static void busy_wait(uint64_t iterations)
+{
+	for (uint64_t i = 0; i < iterations; i++)
+		__asm__ volatile("" : : : "memory");
+}
+
 static void run_spin(const char *mode)
 {
 	const char *argument = next_word(mode);
-	uint64_t iterations = 0;
-	if (*argument >= '0' && *argument <= '9') {
-		while (*argument >= '0' && *argument <= '9')
-			iterations = iterations * 10 + (uint64_t)(*argument++ - '0');
-	} else {
-		iterations = SPIN_DEFAULT_ITERATIONS;
-	}
+	uint64_t iterations = SPIN_DEFAULT_ITERATIONS;
+	parse_decimal(&argument, &iterations);
 	uint64_t start = rdtsc();
-	for (uint64_t i = 0; i < iterations; i++)
-		__asm__ volatile("" : : : "memory");
+	busy_wait(iterations);
 	uint64_t cycles = rdtsc() - start;
 	print("selftest: spin done, ");
 	print_decimal(iterations, 1);
 	print(" iterations in ");
 	print_decimal(cycles, 1);
 	print(" tsc cycles\n");
+}
+
+static void run_count(const char *mode)
+{
+	const char *argument = next_word(mode);
+	uint64_t count = 0, delay = COUNT_DEFAULT_DELAY;
+	if (parse_decimal(&argument, &count)) {
+		argument = next_word(argument);
+		parse_decimal(&argument, &delay);
+	}
+	for (uint64_t number = 1; count == 0 || number <= count; number++) {
+		print_decimal(number, 1);
+		uart_put('\n');
+		busy_wait(delay);
+	}
 }
 
 static void run_echo(void)
@@ -504,6 +541,8 @@ static __attribute__((noreturn)) void user_main(void)
 		run_cpuid();
 	else if (word_is(mode, "rtc"))
 		run_rtc();
+	else if (word_is(mode, "count"))
+		run_count(mode);
 	else
 		print("selftest: unknown mode\n");
 	power_off();

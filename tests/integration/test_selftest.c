@@ -2,7 +2,8 @@
  * vessel runs the freestanding selftest guest on this machine's own
  * /dev/kvm: the UART both ways, the i8042 reset line, the CMOS clock,
  * CPUID masking, ACPI power-off, the reports of a triple fault and of an
- * exit vessel cannot handle, and the event thread's scheduling policy.
+ * exit vessel cannot handle, the event thread's scheduling policy, and
+ * mode=count's numbered lines (what pause and resume tests watch).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -229,5 +230,26 @@ Test(selftest, clock_shows_the_host_date)
 	cr_assert(guest_session_expect(&session, today, TIMEOUT),
 		  "expected '%s'", today);
 	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
+	guest_session_close(&session);
+}
+
+Test(selftest, count_prints_every_number_once_in_order)
+{
+	enum { COUNT = 1000 };
+	struct guest_session session;
+	/* "1\n" to "1000\n" take 3893 bytes. */
+	char expected[8192] = "selftest: hello from cpl3\n";
+	size_t length = strlen(expected);
+
+	for (int number = 1; number <= COUNT; number++)
+		length += (size_t)snprintf(expected + length, sizeof(expected) - length,
+					   "%d\n", number);
+	snprintf(expected + length, sizeof(expected) - length,
+		 "selftest: powering off\n");
+	run_selftest(&session, "mode=count 1000", NULL);
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
+	cr_assert(strstr(session.output, expected),
+		  "the guest did not print 1 to %d, one a line:\n%s", COUNT,
+		  session.output);
 	guest_session_close(&session);
 }
