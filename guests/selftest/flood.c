@@ -13,9 +13,10 @@
  * second; calm leaves the rng and the first disk alone, for the second
  * disk's rate without the flood.
  *
- * The second disk must hold its own sector numbers: the first 8 bytes of
- * every 512-byte sector are its number, little-endian, and every read is
- * checked against them.
+ * The first disk needs 64 MiB at least, holding data there (not holes)
+ * for its big reads to cost what they should; the second disk must hold
+ * its own sector numbers: the first 8 bytes of every 512-byte sector are
+ * its number, little-endian, and every read is checked against them.
  */
 #include <stdint.h>
 
@@ -161,7 +162,8 @@ static void build_rng_requests(struct virtio_function *rng)
 		else
 			set_descriptor(rng, slot, memory.entropy,
 				       RNG_REQUEST_BYTES,
-				       VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, slot);
+				       VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT,
+				       slot);
 		virtqueue_make_available(rng, slot);
 	}
 }
@@ -327,8 +329,22 @@ static void serve_calm_read(struct flood *flood)
 	start_calm_read(flood);
 }
 
+/* A device that gave up on its queue says why the figures stopped. */
+static void note_needs_reset(const struct virtio_function *function,
+			     const char *name)
+{
+	if (function->common && virtio_function_needs_reset(function)) {
+		print("selftest: flood: ");
+		print(name);
+		print(" needs a reset\n");
+	}
+}
+
 static void report(struct flood *flood)
 {
+	note_needs_reset(&flood->rng, "the rng");
+	note_needs_reset(&flood->disk, "the first disk");
+	note_needs_reset(&flood->calm, "the second disk");
 	print(flood->flooding ? "selftest: flood: " : "selftest: calm: ");
 	print("second disk ");
 	print_decimal(flood->calm_done, 1);

@@ -50,6 +50,7 @@
 #define STATUS_DRIVER 2
 #define STATUS_DRIVER_OK 4
 #define STATUS_FEATURES_OK 8
+#define STATUS_DEVICE_NEEDS_RESET 64
 #define VIRTIO_MSI_NO_VECTOR 0xffff
 /* VIRTIO_F_VERSION_1, bit 0 of the second feature word (§6). */
 #define FEATURE_WORD1_VERSION_1 1u
@@ -200,7 +201,8 @@ static int find_structures(struct virtio_function *function)
 	return 0;
 }
 
-/* §3.1.1 steps 1-6: reset if needed, ACKNOWLEDGE, DRIVER, VERSION_1, FEATURES_OK. */
+/* §3.1.1 steps 1-6: reset if needed, ACKNOWLEDGE, DRIVER, VERSION_1,
+ * FEATURES_OK. */
 static int negotiate(struct virtio_function *function)
 {
 	volatile uint8_t *common = function->common;
@@ -220,7 +222,8 @@ static int negotiate(struct virtio_function *function)
 	mmio_write8(common, COMMON_DEVICE_STATUS,
 		    STATUS_ACKNOWLEDGE | STATUS_DRIVER);
 	mmio_write32(common, COMMON_DEVICE_FEATURE_SELECT, 1);
-	if (!(mmio_read32(common, COMMON_DEVICE_FEATURE) & FEATURE_WORD1_VERSION_1))
+	uint32_t offered = mmio_read32(common, COMMON_DEVICE_FEATURE);
+	if (!(offered & FEATURE_WORD1_VERSION_1))
 		return fail("no VIRTIO_F_VERSION_1", function->slot);
 	mmio_write32(common, COMMON_DRIVER_FEATURE_SELECT, 0);
 	mmio_write32(common, COMMON_DRIVER_FEATURE, 0);
@@ -257,9 +260,9 @@ static int set_up_queue(struct virtio_function *function,
 	mmio_write64(common, COMMON_QUEUE_DEVICE, (uintptr_t)&rings->used);
 	mmio_write16(common, COMMON_QUEUE_MSIX_VECTOR, VIRTIO_MSI_NO_VECTOR);
 	uint16_t notify_off = mmio_read16(common, COMMON_QUEUE_NOTIFY_OFF);
+	uint32_t notify_offset = (uint32_t)notify_off * function->notify_multiplier;
 	function->notify = (volatile uint16_t *)(function->notify_base +
-						 (uint32_t)notify_off *
-							 function->notify_multiplier);
+						 notify_offset);
 	mmio_write16(common, COMMON_QUEUE_ENABLE, 1);
 	return 0;
 }
@@ -283,6 +286,12 @@ int virtio_function_start(struct virtio_function *function, uint16_t type,
 		    STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK |
 			    STATUS_DRIVER_OK);
 	return 0;
+}
+
+int virtio_function_needs_reset(const struct virtio_function *function)
+{
+	return !!(mmio_read8(function->common, COMMON_DEVICE_STATUS) &
+		  STATUS_DEVICE_NEEDS_RESET);
 }
 
 uint32_t virtio_function_config32(const struct virtio_function *function,

@@ -80,6 +80,10 @@ int virtio_function_start(struct virtio_function *function, uint16_t type,
 			  unsigned int index, struct virtqueue_memory *rings,
 			  uint16_t size);
 
+/* Whether the device set DEVICE_NEEDS_RESET (§2.1.2): it serves the
+ * queue no more. */
+int virtio_function_needs_reset(const struct virtio_function *function);
+
 /* The device configuration field at offset, read as 4 bytes. */
 uint32_t virtio_function_config32(const struct virtio_function *function,
 				  uint32_t offset);

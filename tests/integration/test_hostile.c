@@ -102,9 +102,12 @@ static void make_calm_image(void)
 	int fd = open(calm_image, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 	cr_assert_geq(fd, 0, "%s: %s", calm_image, strerror(errno));
-	for (uint64_t sector = 0; sector < CALM_DISK_BYTES / SECTOR_SIZE; sector++)
+	for (uint64_t sector = 0; sector < CALM_DISK_BYTES / SECTOR_SIZE;
+	     sector++) {
+		uint8_t *start = sectors + sector * SECTOR_SIZE;
 		for (int i = 0; i < 8; i++)
-			sectors[sector * SECTOR_SIZE + i] = (uint8_t)(sector >> (8 * i));
+			start[i] = (uint8_t)(sector >> (8 * i));
+	}
 	write_all(fd, sectors, sizeof(sectors), calm_image);
 	close(fd);
 }
@@ -212,17 +215,25 @@ Test(hostile, flood_neither_stalls_nor_bloats_vessel)
 	/* The second disk alone, for its rate without the flood. */
 	snprintf(cmdline, sizeof(cmdline), "mode=flood %d calm", REPORTS + 1);
 	start_flood_guest(&session, cmdline);
-	struct flood_figures calm = read_reports(&session, "selftest: calm: second disk ");
-	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0, "%s", session.output);
+	struct flood_figures calm =
+		read_reports(&session, "selftest: calm: second disk ");
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0, "%s",
+		     session.output);
 	guest_session_close(&session);
 
 	start_flood_guest(&session, "mode=flood");
-	struct flood_figures flood = read_reports(&session, "selftest: flood: second disk ");
+	struct flood_figures flood =
+		read_reports(&session, "selftest: flood: second disk ");
 	unsigned long peak_kib = peak_rss_kib(session.pid);
 	double sent = now_seconds();
 	cr_assert_eq(kill(session.pid, SIGTERM), 0);
 	int status = guest_session_wait(&session, SIGTERM_PATIENCE_SECONDS);
 	double exit_seconds = now_seconds() - sent;
+	/* vessel gives a malformed chain back and goes on with the queue
+	 * (devices/virtio/virtqueue.h); the flood never breaks a ring itself,
+	 * as it makes available only what came back. */
+	cr_expect_null(strstr(session.output, "needs a reset"),
+		       "a device stopped serving:\n%s", session.output);
 	guest_session_close(&session);
 
 	double calm_rate = (double)calm.reads / calm.reports;
