@@ -13,6 +13,10 @@
  *                  int3: no exception can be delivered, the CPU shuts down
  *   mode=cpuid     print CPUID.1 ECX/EDX and CPUID.7.0 EBX
  *   mode=rtc       print the CMOS RTC's date and time
+ *   mode=flood [SECONDS] [calm]
+ *                  flood the virtio-rng and the first virtio-blk disk
+ *                  while reading the second disk, and print that disk's
+ *                  reads a second (flood.c)
  *   mode=count [N] [DELAY]
  *                  print 1, 2, 3, ... one number a line, N of them (none
  *                  or 0: forever), with DELAY busy-loop iterations
@@ -33,6 +37,8 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+
+#include "selftest.h"
 
 #define XEN_HVM_START_MAGIC 0x336ec578u
 
@@ -170,35 +176,11 @@ void *memcpy(void *destination, const void *source, size_t size)
 	return destination;
 }
 
-static inline void outb(uint16_t port, uint8_t value)
-{
-	__asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port));
-}
-
-static inline void outw(uint16_t port, uint16_t value)
-{
-	__asm__ volatile("outw %0, %1" : : "a"(value), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-	uint8_t value;
-	__asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
-	return value;
-}
-
 static inline void wrmsr(uint32_t index, uint64_t value)
 {
 	__asm__ volatile("wrmsr"
 			 :
 			 : "c"(index), "a"((uint32_t)value), "d"((uint32_t)(value >> 32)));
-}
-
-static inline uint64_t rdtsc(void)
-{
-	uint32_t low, high;
-	__asm__ volatile("rdtsc" : "=a"(low), "=d"(high));
-	return ((uint64_t)high << 32) | low;
 }
 
 static void cpuid(uint32_t leaf, uint32_t subleaf, uint32_t registers[4])
@@ -232,7 +214,7 @@ static char uart_get(void)
 	return (char)inb(COM1);
 }
 
-static void print(const char *text)
+void print(const char *text)
 {
 	while (*text)
 		uart_put(*text++);
@@ -245,7 +227,7 @@ static void print_hex(uint64_t value, int digits)
 		uart_put("0123456789abcdef"[(value >> (digits * 4)) & 0xf]);
 }
 
-static void print_decimal(uint64_t value, int min_digits)
+void print_decimal(uint64_t value, int min_digits)
 {
 	char digits[20];
 	int count = 0;
@@ -322,8 +304,7 @@ static int starts_with(const char *text, const char *prefix)
 	return 1;
 }
 
-/* Is the word at text (up to a space or the end) equal to word? */
-static int word_is(const char *text, const char *word)
+int word_is(const char *text, const char *word)
 {
 	while (*word)
 		if (*text++ != *word++)
@@ -331,7 +312,7 @@ static int word_is(const char *text, const char *word)
 	return *text == ' ' || *text == '\0';
 }
 
-static const char *next_word(const char *text)
+const char *next_word(const char *text)
 {
 	while (*text && *text != ' ')
 		text++;
@@ -353,7 +334,7 @@ static const char *find_mode(void)
 }
 
 /* Parses the decimal number at *text, if one is there, and steps past it. */
-static int parse_decimal(const char **text, uint64_t *value)
+int parse_decimal(const char **text, uint64_t *value)
 {
 	const char *digit = *text;
 	if (*digit < '0' || *digit > '9')
@@ -590,6 +571,8 @@ static __attribute__((noreturn)) void user_main(void)
 		run_count(mode);
 	else if (word_is(mode, "display"))
 		run_display();
+	else if (word_is(mode, "flood"))
+		run_flood(next_word(mode));
 	else
 		print("selftest: unknown mode\n");
 	power_off();
