@@ -169,7 +169,8 @@ def tail(console, lines=4):
 
 
 def boot_once(vmm, reproducer, args):
-    """One boot: {"vmm", "reproducer", "result", "seconds", "detail"}."""
+    """One boot: {"vmm", "reproducer", "result", "seconds", "detail"}, and
+    its console."""
     sink = sink_output = None
     if reproducer == "tap":
         sink = subprocess.Popen(["ip", "netns", "exec", NAMESPACE, "python3",
@@ -213,9 +214,12 @@ def boot_once(vmm, reproducer, args):
         else:
             result = "ok"
     if sink:
-        if sink.poll() is None:
+        # Its total comes once the guest's connection has closed.
+        try:
+            sink.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             sink.kill()
-        sink.wait()
+            sink.wait()
         sink_output.thread.join(5)
         lines = sink_output.snapshot()[0].split()
         received = lines[-1] if lines else ""
@@ -224,7 +228,7 @@ def boot_once(vmm, reproducer, args):
     if result != "ok":
         detail = (detail + "; " if detail else "") + tail(console)
     return {"vmm": vmm, "reproducer": reproducer, "result": result,
-            "seconds": round(seconds, 1), "detail": detail}
+            "seconds": round(seconds, 1), "detail": detail}, console
 
 
 def inner(args):
@@ -233,8 +237,12 @@ def inner(args):
     for round_number in range(args.boots):
         for reproducer in args.reproducers:
             for vmm in args.vmms:
-                boot = boot_once(vmm, reproducer, args)
+                boot, console = boot_once(vmm, reproducer, args)
                 boot["round"] = round_number + 1
+                if boot["result"] != "ok":
+                    # The whole console of a failure, for the log.
+                    print(f"fault_rate: console of that boot:\n{console}\n"
+                          "fault_rate: end of console", flush=True)
                 print(RESULT + json.dumps(boot), flush=True)
     return 0
 
