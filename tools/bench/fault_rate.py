@@ -226,6 +226,11 @@ def boot_once(vmm, reproducer, args):
         if result == "ok" and received != str(args.tap_mb * 1000000):
             result, detail = "wrong", f"the host got {received or 'nothing'}"
     if result != "ok":
+        # A nested vCPU that did not run for tens of seconds (the emulator
+        # starved) makes the guest's kernel say so in the middle of seq's
+        # output.
+        if "soft lockup" in console:
+            detail = "soft lockup; " + detail
         detail = (detail + "; " if detail else "") + tail(console)
     return {"vmm": vmm, "reproducer": reproducer, "result": result,
             "seconds": round(seconds, 1), "detail": detail}, console
