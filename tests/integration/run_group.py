@@ -76,6 +76,8 @@ def main(argv):
         return status
     for test in failed:
         for attempt in range(1, RERUNS + 1):
+            # tools/test-summary counts these lines (one per rerun) and
+            # prints the count above its summary line.
             print(f"\nrun_group: {test} failed after its guest crashed or "
                   "stopped (the emulated host's known fault); running it "
                   f"again ({attempt} of {RERUNS})", flush=True)

@@ -1,0 +1,405 @@
+#!/usr/bin/env python3
+"""How often nested guests crash or stop, and inner hosts stall, in each
+configuration of the emulated AMD-V host.
+
+Each configuration (emulator, inner kernel, kvm_amd parameters, CPU model,
+TCG options, memory, huge page policy: tools/emuhost/run's options) boots
+several inner hosts, in turn with the other configurations, so that a bad
+period of the machine hits all of them alike. Inside each inner host this
+script boots reproducers again and again, under vessel and under QEMU:
+  console  the default guest, 2 vCPUs, writing `seq 1 10000` to its serial
+           console (the console order test's guest), --no-reboot;
+  tap      the default guest, 2 vCPUs, sending 100 MB (--tap-mb) over TCP to the host
+           through a TAP device in a network namespace, --no-reboot;
+  plain    the default guest, 2 vCPUs, booting and powering off.
+A boot ends "ok", "crash" (a crash sign on the console, a second boot, or
+the VMM ending before the guest's command did), "stop" (the console silent
+and, for tap, no bytes arriving for STOP_SECONDS while the VMM runs) or "wrong" (it ended but its output or
+transfer is not what it must be). An inner host that stops responding, goes
+down or times out is "lost", and every boot it did not run counts as a
+fault of its configuration.
+
+Usage, on the build machine (every inner host takes the emulated-host lock
+on its own, and releases it before the next):
+  tools/bench/fault_rate.py --hosts 3 --boots 4 \\
+      --config default \\
+      --config 'qemu10=VESSEL_EMUHOST_QEMU=tools/emuhost/out/backports/qemu/usr/bin/qemu-system-x86_64' \\
+      --config "quiet-svm=--kvm-amd-params 'avic=0 vgif=0'"
+A configuration is LABEL[=SPEC]: SPEC's words are NAME=VALUE environment
+settings (VESSEL_EMUHOST_QEMU) followed by tools/emuhost/run options.
+"""
+import argparse
+import base64
+import fcntl
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from guest_crash import kernel_crashed
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN = os.path.join(TOP, "tools", "emuhost", "run")
+REPRODUCERS = ("console", "tap", "plain")
+VMMS = ("vessel", "qemu")
+# A guest whose console says nothing for this long while its VMM runs (and,
+# for tap, that sends nothing either) has stopped.
+STOP_SECONDS = 120
+# Longest a boot may take in all, however busy its console.
+BOOT_SECONDS = 400
+SEQ_LINES = 10000
+NAMESPACE = "vessel-faults"
+TAP = "vftap0"
+HOST_ADDRESS = "192.168.77.1"
+GUEST_ADDRESS = "192.168.77.2"
+SINK_PORT = 5300
+# The host end of tap: counts what one connection brings, says so every
+# 10 MB (a transfer that moves is no stopped guest, however long the console
+# is silent), and at the end the total.
+SINK = f"""
+import socket
+server = socket.create_server(("{HOST_ADDRESS}", {SINK_PORT}))
+print("listening", flush=True)
+connection, _ = server.accept()
+total = 0
+while data := connection.recv(1 << 20):
+    if (total + len(data)) // 10**7 > total // 10**7:
+        print("at", total + len(data), flush=True)
+    total += len(data)
+print(total, flush=True)
+"""
+RESULT = "fault_rate-boot "
+BOOT_MARK = "vessel-guest: userspace up"
+EXIT_OK = "vessel-guest: exit=0"
+LOCK = "/tmp/vessel-emuhost.lock"
+
+
+# Inside an inner host: the reproducers.
+
+def guest_command(reproducer, args):
+    if reproducer == "console":
+        return f"seq 1 {SEQ_LINES}"
+    if reproducer == "tap":
+        return (f"head -c {args.tap_mb * 1000000} /dev/zero | nc {HOST_ADDRESS} {SINK_PORT}")
+    return "true"
+
+
+def vmm_argv(vmm, reproducer, args):
+    kernel = os.path.join(args.guest_dir, "vmlinuz")
+    initrd = os.path.join(args.guest_dir, "initramfs.cpio.gz")
+    # The console order test's command line; the others keep the kernel
+    # quiet so that only their own output is on the console.
+    loglevel = "loglevel=1" if reproducer == "console" else "quiet"
+    command = base64.b64encode(guest_command(reproducer, args).encode()).decode()
+    address = f" vessel.ip={GUEST_ADDRESS}/24" if reproducer == "tap" else ""
+    cmdline = f"console=ttyS0 {loglevel} panic=1{address} vessel.run64={command}"
+    if vmm == "vessel":
+        argv = [args.vessel, "run", "--no-reboot", "--kernel", kernel,
+                "--initrd", initrd, "--memory", "512M", "--cpus", "2",
+                "--cmdline", cmdline]
+        if reproducer == "tap":
+            argv += ["--net", f"tap,ifname={TAP}"]
+    else:
+        argv = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "pc",
+                "-m", "512M", "-smp", "2", "-nodefaults", "-no-user-config",
+                "-nographic", "-serial", "stdio", "-no-reboot",
+                "-kernel", kernel, "-initrd", initrd, "-append", cmdline]
+        if reproducer == "tap":
+            argv += ["-netdev", f"tap,id=n0,ifname={TAP},script=no,"
+                     "downscript=no,vhost=off",
+                     "-device", "virtio-net-pci,netdev=n0"]
+    if reproducer == "tap":
+        argv = ["ip", "netns", "exec", NAMESPACE] + argv
+    return argv
+
+
+def make_namespace():
+    subprocess.run(["ip", "netns", "del", NAMESPACE], stderr=subprocess.DEVNULL)
+    inside = ["ip", "netns", "exec", NAMESPACE]
+    for argv in (["ip", "netns", "add", NAMESPACE],
+                 inside + ["ip", "link", "set", "lo", "up"],
+                 inside + ["ip", "tuntap", "add", "dev", TAP, "mode", "tap"],
+                 inside + ["ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", TAP],
+                 inside + ["ip", "link", "set", TAP, "up"]):
+        subprocess.run(argv, check=True)
+
+
+class Output:
+    """A process's output, read on a thread of its own, with the time of
+    its last byte."""
+
+    def __init__(self, stream):
+        self.text = ""
+        self.last = time.monotonic()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, args=(stream,),
+                                       daemon=True)
+        self.thread.start()
+
+    def _read(self, stream):
+        for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
+            with self.lock:
+                self.text += chunk.decode(errors="replace")
+                self.last = time.monotonic()
+
+    def snapshot(self):
+        with self.lock:
+            return self.text, self.last
+
+
+def seq_in_order(console):
+    """Whether the console carries seq's lines 1..SEQ_LINES in order (other
+    lines, the kernel's and init's, are skipped as the test does)."""
+    expected = 1
+    for line in re.split(r"[\r\n]+", console):
+        if line.isdigit():
+            if int(line) != expected:
+                return f"line {expected} reads {line}"
+            expected += 1
+    return None if expected == SEQ_LINES + 1 else f"{expected - 1} lines"
+
+
+def tail(console, lines=4):
+    return " | ".join(line.strip() for line in console.strip().splitlines()[-lines:])
+
+
+def boot_once(vmm, reproducer, args):
+    """One boot: {"vmm", "reproducer", "result", "seconds", "detail"}, and
+    its console."""
+    sink = sink_output = None
+    if reproducer == "tap":
+        sink = subprocess.Popen(["ip", "netns", "exec", NAMESPACE, "python3",
+                                 "-c", SINK], stdout=subprocess.PIPE)
+        sink.stdout.readline()
+        sink_output = Output(sink.stdout)
+    start = time.monotonic()
+    process = subprocess.Popen(vmm_argv(vmm, reproducer, args),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    output = Output(process.stdout)
+    result = None
+    while process.poll() is None:
+        time.sleep(0.5)
+        console, last = output.snapshot()
+        if sink_output:
+            last = max(last, sink_output.snapshot()[1])
+        now = time.monotonic()
+        if kernel_crashed(console) or console.count(BOOT_MARK) > 1:
+            result = "crash"
+        elif now - last > STOP_SECONDS or now - start > BOOT_SECONDS:
+            result = "stop"
+        if result:
+            process.kill()
+            break
+    process.wait()
+    output.thread.join(5)
+    seconds = time.monotonic() - start
+    console, _ = output.snapshot()
+    detail = ""
+    if result is None:
+        if kernel_crashed(console) or console.count(BOOT_MARK) > 1:
+            result = "crash"
+        elif EXIT_OK not in console:
+            # --no-reboot: a triple fault or a panic's reboot ends the VMM.
+            result, detail = "crash", f"ended early (status {process.returncode})"
+        elif process.returncode != 0:
+            result, detail = "wrong", f"status {process.returncode}"
+        elif reproducer == "console" and seq_in_order(console):
+            result, detail = "wrong", seq_in_order(console)
+        else:
+            result = "ok"
+    if sink:
+        # Its total comes once the guest's connection has closed.
+        try:
+            sink.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sink.kill()
+            sink.wait()
+        sink_output.thread.join(5)
+        lines = sink_output.snapshot()[0].split()
+        received = lines[-1] if lines else ""
+        if result == "ok" and received != str(args.tap_mb * 1000000):
+            result, detail = "wrong", f"the host got {received or 'nothing'}"
+    if result != "ok":
+        # A nested vCPU that did not run for tens of seconds (the emulator
+        # starved) makes the guest's kernel say so in the middle of seq's
+        # output.
+        if "soft lockup" in console:
+            detail = "soft lockup; " + detail
+        detail = (detail + "; " if detail else "") + tail(console)
+    return {"vmm": vmm, "reproducer": reproducer, "result": result,
+            "seconds": round(seconds, 1), "detail": detail}, console
+
+
+def inner(args):
+    if "tap" in args.reproducers:
+        make_namespace()
+    for round_number in range(args.boots):
+        for reproducer in args.reproducers:
+            for vmm in args.vmms:
+                boot, console = boot_once(vmm, reproducer, args)
+                boot["round"] = round_number + 1
+                if boot["result"] != "ok":
+                    # The whole console of a failure, for the log.
+                    print(f"fault_rate: console of that boot:\n{console}\n"
+                          "fault_rate: end of console", flush=True)
+                print(RESULT + json.dumps(boot), flush=True)
+    return 0
+
+
+# On the build machine: the inner hosts, one configuration after another.
+
+def parse_config(text):
+    """LABEL[=SPEC] -> (label, environment, run options)."""
+    label, _, spec = text.partition("=")
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", label):
+        raise argparse.ArgumentTypeError(f"bad configuration label {label!r}")
+    words = shlex.split(spec)
+    environment = {}
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
+        name, _, value = words.pop(0).partition("=")
+        environment[name] = value
+    return label, environment, words
+
+
+class Tally:
+    def __init__(self):
+        self.planned = self.ok = self.crash = self.stop = self.wrong = 0
+        self.hosts = self.hosts_lost = self.boots_lost = 0
+        self.seconds = 0.0
+        self.by_vmm = {vmm: [0, 0] for vmm in VMMS}  # boots, faults
+
+    def faults(self):
+        return self.crash + self.stop + self.wrong + self.boots_lost
+
+    def line(self, label):
+        run = self.ok + self.crash + self.stop + self.wrong
+        per_boot = self.seconds / run if run else float("nan")
+        vmms = "  ".join(f"{vmm} {faults}/{boots}" for vmm, (boots, faults)
+                         in self.by_vmm.items() if boots)
+        return (f"{label:16s} {run:5d}/{self.planned:<5d} {self.crash:6d} "
+                f"{self.stop:5d} {self.wrong:5d} {self.hosts_lost:3d}/{self.hosts:<3d}"
+                f" {self.boots_lost:5d} {self.faults():6d} {per_boot:7.1f}   {vmms}")
+
+
+HEADER = (f"{'configuration':16s} {'boots':>11s} {'crash':>6s} {'stop':>5s} "
+          f"{'wrong':>5s} {'lost':>7s} {'unrun':>5s} {'faults':>6s} {'s/boot':>7s}"
+          "   faults/boots per VMM")
+
+
+def one_host(label, environment, options, args, tally, log):
+    """Boots one inner host of a configuration under the lock and runs the
+    reproducers in it; adds what happened to tally."""
+    planned = args.boots * len(args.reproducers) * len(args.vmms)
+    tally.planned += planned
+    tally.hosts += 1
+    command = [RUN, "--timeout", str(args.host_timeout)] + options + [
+        "--", sys.executable, os.path.abspath(__file__), "--inner",
+        "--boots", str(args.boots), "--reproducers", ",".join(args.reproducers),
+        "--vmms", ",".join(args.vmms), "--tap-mb", str(args.tap_mb), "--vessel", args.vessel,
+        "--guest-dir", args.guest_dir]
+    with open(args.lock, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        started = time.monotonic()
+        print(f"fault_rate: {label}: inner host {tally.hosts} "
+              f"({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+        process = subprocess.Popen(command, env={**os.environ, **environment},
+                                   stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        done = 0
+        for line in process.stdout:
+            log.write(line)
+            log.flush()
+            if not line.startswith(RESULT):
+                continue
+            boot = json.loads(line[len(RESULT):])
+            done += 1
+            setattr(tally, boot["result"], getattr(tally, boot["result"]) + 1)
+            tally.seconds += boot["seconds"]
+            counts = tally.by_vmm[boot["vmm"]]
+            counts[0] += 1
+            counts[1] += boot["result"] != "ok"
+            note = f" ({boot['detail']})" if boot["detail"] else ""
+            print(f"fault_rate: {label}: {boot['vmm']} {boot['reproducer']}: "
+                  f"{boot['result']} in {boot['seconds']:.0f} s{note}",
+                  file=sys.stderr, flush=True)
+        status = process.wait()
+    log.write(f"fault_rate: run exited {status} after "
+              f"{time.monotonic() - started:.0f} s\n")
+    if done < planned:
+        # 126: stopped responding or went down; 124: timed out; 125: did
+        # not come up. Whatever it was, its boots not run are faults.
+        tally.hosts_lost += 1
+        tally.boots_lost += planned - done
+        print(f"fault_rate: {label}: inner host lost (run exited {status}) "
+              f"after {done} of {planned} boots", file=sys.stderr, flush=True)
+    # Let whoever waits for the lock have it before the next inner host.
+    time.sleep(args.pause)
+
+
+def outer(args):
+    configs = [parse_config(text) for text in args.config or ["default"]]
+    tallies = {label: Tally() for label, _, _ in configs}
+    os.makedirs(args.log_dir, exist_ok=True)
+    for host in range(args.hosts):
+        # Each round starts with another configuration.
+        shift = host % len(configs)
+        for label, environment, options in configs[shift:] + configs[:shift]:
+            path = os.path.join(args.log_dir, f"{label}.log")
+            with open(path, "a") as log:
+                one_host(label, environment, options, args, tallies[label], log)
+            # The table so far after every inner host: a run cut short
+            # still leaves its figures.
+            print(f"\nafter {sum(t.hosts for t in tallies.values())} inner hosts; "
+                  f"each: {args.boots} rounds of {'+'.join(args.reproducers)} "
+                  f"under {'+'.join(args.vmms)}; faults = crash + stop + "
+                  "wrong + boots of lost inner hosts")
+            print(HEADER)
+            for name, tally in tallies.items():
+                print(tally.line(name))
+            sys.stdout.flush()
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", action="append", metavar="LABEL[=SPEC]",
+                        help="a configuration (repeatable; default: default)")
+    parser.add_argument("--hosts", type=int, default=2,
+                        help="inner hosts per configuration")
+    parser.add_argument("--boots", type=int, default=2,
+                        help="rounds of every reproducer under every VMM "
+                             "per inner host")
+    parser.add_argument("--reproducers", default=",".join(REPRODUCERS))
+    parser.add_argument("--vmms", default=",".join(VMMS))
+    parser.add_argument("--tap-mb", type=int, default=100,
+                        help="MB the tap reproducer's guest sends")
+    parser.add_argument("--host-timeout", type=int, default=840,
+                        help="tools/emuhost/run --timeout of each inner host")
+    parser.add_argument("--lock", default=LOCK,
+                        help="the emulated-host lock, held per inner host")
+    parser.add_argument("--pause", type=float, default=5,
+                        help="seconds between inner hosts without the lock")
+    parser.add_argument("--log-dir", default=os.path.join(TOP, "build", "fault-rate"),
+                        help="every inner host's output, per configuration")
+    parser.add_argument("--vessel", default=os.path.join(TOP, "build", "vmm", "vessel"))
+    parser.add_argument("--guest-dir", default=os.path.join(TOP, "guests", "out"))
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.reproducers = args.reproducers.split(",")
+    args.vmms = args.vmms.split(",")
+    for name, allowed in (("reproducers", REPRODUCERS), ("vmms", VMMS)):
+        unknown = set(getattr(args, name)) - set(allowed)
+        if unknown:
+            parser.error(f"--{name}: unknown {', '.join(sorted(unknown))}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return inner(args) if args.inner else outer(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
