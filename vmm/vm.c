@@ -315,7 +315,7 @@ static int create_kvm_vm(struct vm *vm, char *err, size_t err_len)
 	if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map))
 		goto fail;
 	/* PIC, IOAPIC and LAPICs in the kernel: interrupt delivery never
-	 * waits for vessel (DESIGN.md, threads). */
+	 * waits for vessel (docs/architecture.md, threads). */
 	step = "KVM_CREATE_IRQCHIP";
 	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0))
 		goto fail;

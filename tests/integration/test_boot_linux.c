@@ -1,7 +1,7 @@
 /*
  * Debian's stock kernel boots under vessel to a shell on the serial console.
  * Runs inside the emulated AMD-V host (tools/emuhost), where /dev/kvm can run
- * an unmodified kernel (PLATFORM.md).
+ * an unmodified kernel (docs/platform.md).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * forward and fetches a file from a server on the host through the gateway
  * address; restricted mode keeps the guest in; and a TAP device in a network
  * namespace the test makes carries traffic both ways. Runs inside the
- * emulated AMD-V host (PLATFORM.md), where the only network is loopback and
+ * emulated AMD-V host (docs/platform.md), where the only network is loopback and
  * /etc/resolv.conf names 127.0.0.1 (tools/emuhost).
  */
 #include <arpa/inet.h>
