@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -447,4 +449,39 @@ void guest_session_close(struct guest_session *session)
 	close(session->input_fd);
 	close(session->output_fd);
 	free(session->output);
+}
+
+int api_request(const char *socket_path, const char *method, const char *path,
+		const char *body)
+{
+	struct sockaddr_un address = { .sun_family = AF_UNIX };
+	char request[4096], answer[4096];
+	size_t length = body ? strlen(body) : 0, got = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int status = -1;
+
+	snprintf(address.sun_path, sizeof(address.sun_path), "%s", socket_path);
+	if (fd < 0 ||
+	    connect(fd, (struct sockaddr *)&address, sizeof(address))) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int size = snprintf(request, sizeof(request),
+			    "%s %s HTTP/1.1\r\nHost: localhost\r\n"
+			    "Content-Type: application/json\r\n"
+			    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			    method, path, length, body ? body : "");
+	if (size > 0 && (size_t)size < sizeof(request) &&
+	    write(fd, request, (size_t)size) == size) {
+		for (ssize_t count; got < sizeof(answer) - 1 &&
+				    (count = read(fd, answer + got,
+						  sizeof(answer) - 1 - got)) > 0;)
+			got += (size_t)count;
+		answer[got] = '\0';
+		if (sscanf(answer, "HTTP/1.1 %d", &status) != 1)
+			status = -1;
+	}
+	close(fd);
+	return status;
 }

@@ -64,6 +64,12 @@ void guest_session_each_thread(pid_t pid,
 					     void *opaque),
 			       void *opaque);
 
+/* One HTTP/1.1 request on vessel's control API socket, on a connection of
+ * its own, as curl --unix-socket would make it (body may be NULL): the
+ * answer's status, or -1 when there was no answer. */
+int api_request(const char *socket_path, const char *method, const char *path,
+		const char *body);
+
 /* Path of a built guest artifact: $VESSEL_GUEST_DIR/name. */
 const char *guest_artifact(const char *name);
 

@@ -69,29 +69,11 @@ static int connect_api(void)
 	return fd;
 }
 
-/* One request on a connection of its own: the answer's HTTP status. */
 static int http(const char *method, const char *path, const char *body)
 {
-	char request[4096], answer[4096] = "";
-	int fd = connect_api();
-	size_t length = body ? strlen(body) : 0;
-	int status = 0;
+	int status = api_request(socket_path, method, path, body);
 
-	snprintf(request, sizeof(request),
-		 "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
-		 "application/json\r\nContent-Length: %zu\r\n"
-		 "Connection: close\r\n\r\n%s",
-		 method, path, length, body ? body : "");
-	cr_assert_eq(write(fd, request, strlen(request)), (ssize_t)strlen(request));
-	size_t got = 0;
-	for (ssize_t count; got < sizeof(answer) - 1 &&
-			    (count = read(fd, answer + got,
-					  sizeof(answer) - 1 - got)) > 0;)
-		got += (size_t)count;
-	close(fd);
-	answer[got] = '\0';
-	cr_assert_eq(sscanf(answer, "HTTP/1.1 %d", &status), 1,
-		     "no HTTP answer: '%s'", answer);
+	cr_assert_neq(status, -1, "no answer to %s %s", method, path);
 	return status;
 }
 

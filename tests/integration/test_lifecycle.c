@@ -8,14 +8,10 @@
  * with status 0), and stop ends vessel at once.
  */
 #include <criterion/criterion.h>
-#include <errno.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,33 +40,11 @@ static int client(const char *command)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* One request straight on the API socket, as curl would make it: the
- * answer's HTTP status. Cheaper than the client in the emulated host,
- * where starting a process costs a good part of a second. */
+/* A request straight on the API socket: cheaper than the client in the
+ * emulated host, where starting a process costs a good part of a second. */
 static int request(const char *path)
 {
-	struct sockaddr_un address = { .sun_family = AF_UNIX };
-	char text[512], answer[1024] = "";
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int status = 0;
-	size_t got = 0;
-
-	snprintf(address.sun_path, sizeof(address.sun_path), "%s", socket_path);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&address, sizeof(address)), 0,
-		     "connect: %s", strerror(errno));
-	snprintf(text, sizeof(text),
-		 "PUT %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n"
-		 "Connection: close\r\n\r\n", path);
-	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	for (ssize_t count; got < sizeof(answer) - 1 &&
-			    (count = read(fd, answer + got,
-					  sizeof(answer) - 1 - got)) > 0;)
-		got += (size_t)count;
-	close(fd);
-	answer[got] = '\0';
-	cr_assert_eq(sscanf(answer, "HTTP/1.1 %d", &status), 1, "'%s'", answer);
-	return status;
+	return api_request(socket_path, "PUT", path, NULL);
 }
 
 /* The default guest with the API on, running command (the rest of the
