@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	argv[argc] = NULL;
 	err[0] = '\0';
-	int ret = options_parse_run(argc, argv, &config, err, sizeof(err));
+	int ret = options_parse_run(argc, argv, &config, NULL, err, sizeof(err));
 
 	/* The user must see one line saying what is wrong (more only when
 	 * it quotes an argument with a line break in it). */
@@ -57,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    config.disk_count > OPTIONS_MAX_DISKS ||
 		    config.nic_count > OPTIONS_MAX_NICS || !config.kernel_path)
 			abort();
+		vm_config_release(&config);
 	}
 	free(text);
 	return 0;
