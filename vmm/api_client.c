@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "options.h"
+
 /*
  * libcurl is loaded by the client subcommands only: linked into vessel, it
  * and the TLS, SSH and LDAP libraries it needs added 6 MiB to the resident
@@ -285,15 +287,8 @@ int api_client_command(int argc, char **argv)
 		case 'h':
 			print_command_usage(command);
 			return 0;
-		case ':':
-			fprintf(stderr, "vessel %s: %s needs a value\n", command,
-				argv[optind - 1]);
-			return 2;
 		default:
-			fprintf(stderr,
-				"vessel %s: unknown option '%s' (see vessel %s --help)\n",
-				command, argv[optind - 1], command);
-			return 2;
+			return options_report_refused(command, option, argv);
 		}
 	}
 	if (optind < argc) {
@@ -385,15 +380,8 @@ int api_client_snapshot_command(int argc, char **argv)
 		case 'h':
 			print_snapshot_usage(suspend);
 			return 0;
-		case ':':
-			fprintf(stderr, "vessel %s: %s needs a value\n", command,
-				argv[optind - 1]);
-			return 2;
 		default:
-			fprintf(stderr, "vessel %s: unknown option '%s' (see "
-				"vessel %s --help)\n", command, argv[optind - 1],
-				command);
-			return 2;
+			return options_report_refused(command, option, argv);
 		}
 	}
 	if (!socket_path || optind != argc - 1) {

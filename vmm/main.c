@@ -248,14 +248,8 @@ static int serve_command(int argc, char **argv)
 		case 'h':
 			print_serve_usage();
 			return 0;
-		case ':':
-			fprintf(stderr, "vessel serve: %s needs a value\n",
-				argv[optind - 1]);
-			return 2;
 		default:
-			fprintf(stderr, "vessel serve: unknown option '%s' (see "
-				"vessel serve --help)\n", argv[optind - 1]);
-			return 2;
+			return options_report_refused("serve", option, argv);
 		}
 	}
 	if (optind < argc) {
@@ -319,14 +313,8 @@ static int restore_command(int argc, char **argv)
 		case 'h':
 			print_restore_usage();
 			return 0;
-		case ':':
-			fprintf(stderr, "vessel restore: %s needs a value\n",
-				argv[optind - 1]);
-			return 2;
 		default:
-			fprintf(stderr, "vessel restore: unknown option '%s' (see "
-				"vessel restore --help)\n", argv[optind - 1]);
-			return 2;
+			return options_report_refused("restore", option, argv);
 		}
 	}
 	if (optind != argc - 1) {

@@ -121,6 +121,17 @@ static const struct option run_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+int options_report_refused(const char *command, int refusal, char **argv)
+{
+	if (refusal == ':')
+		fprintf(stderr, "vessel %s: %s needs a value\n", command,
+			argv[optind - 1]);
+	else
+		fprintf(stderr, "vessel %s: unknown option '%s' (see vessel %s "
+			"--help)\n", command, argv[optind - 1], command);
+	return 2;
+}
+
 int options_parse_socket_mode(const char *text, mode_t *mode, char *err,
 			      size_t err_len)
 {

@@ -40,6 +40,12 @@ struct run_options {
 int options_parse_run(int argc, char **argv, struct vm_config *config,
 		      struct run_options *run, char *err, size_t err_len);
 
+/* For a subcommand's getopt_long loop: prints the one line that says what
+ * is wrong with the option getopt refused (':' for a missing value, '?'
+ * for an unknown option; argv[optind - 1] names it) and returns 2, the
+ * exit status of a bad command line. */
+int options_report_refused(const char *command, int refusal, char **argv);
+
 /* --api-sock-mode: octal permission bits. 0 or -EINVAL with err. */
 int options_parse_socket_mode(const char *text, mode_t *mode, char *err,
 			      size_t err_len);
