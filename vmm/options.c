@@ -192,9 +192,8 @@ int options_parse_disk_cache(const char *text, struct disk_config *disk)
 	return 0;
 }
 
-/* Points *slot at a copy of text (freeing what it held): 0 or -ENOMEM. */
-static int own_string(char **slot, const char *text, char *err,
-		      size_t err_len)
+int options_own_string(char **slot, const char *text, char *err,
+		       size_t err_len)
 {
 	char *copy = strdup(text);
 
@@ -241,7 +240,7 @@ static int parse_disk(char *text, struct disk_config *disk, char *err,
 		}
 		item = next;
 	}
-	return own_string(&disk->path, text, err, err_len);
+	return options_own_string(&disk->path, text, err, err_len);
 }
 
 /* xx:xx:xx:xx:xx:xx, a unicast address other than all zeros. */
@@ -364,7 +363,7 @@ static int parse_net_item(char *item, struct net_config *net, char *err,
 	if (!user && !strcmp(item, "ifname")) {
 		if (options_check_ifname("--net: ifname", value, err, err_len))
 			return -EINVAL;
-		return own_string(&net->tap_name, value, err, err_len);
+		return options_own_string(&net->tap_name, value, err, err_len);
 	}
 	if (!user && !strcmp(item, "fd"))
 		return options_parse_tap_fd("--net: fd", value, &net->tap_fd, err,
@@ -438,9 +437,9 @@ int options_config_defaults(struct vm_config *config, char *err,
 		.memory_size = OPTIONS_DEFAULT_MEMORY,
 		.cpu_count = 1,
 	};
-	int result = own_string(&config->cmdline, OPTIONS_DEFAULT_CMDLINE, err,
+	int result = options_own_string(&config->cmdline, OPTIONS_DEFAULT_CMDLINE, err,
 				err_len);
-	return result ? result : own_string(&config->name, OPTIONS_DEFAULT_NAME,
+	return result ? result : options_own_string(&config->name, OPTIONS_DEFAULT_NAME,
 					    err, err_len);
 }
 
@@ -461,15 +460,15 @@ static int parse_run(int argc, char **argv, struct vm_config *config,
 			break;
 		switch (option) {
 		case 'k':
-			result = own_string(&config->kernel_path, optarg, err,
+			result = options_own_string(&config->kernel_path, optarg, err,
 					    err_len);
 			break;
 		case 'i':
-			result = own_string(&config->initrd_path, optarg, err,
+			result = options_own_string(&config->initrd_path, optarg, err,
 					    err_len);
 			break;
 		case 'c':
-			result = own_string(&config->cmdline, optarg, err,
+			result = options_own_string(&config->cmdline, optarg, err,
 					    err_len);
 			break;
 		case 'm':
@@ -530,7 +529,7 @@ static int parse_run(int argc, char **argv, struct vm_config *config,
 						      err, err_len);
 			break;
 		case OPTION_NAME:
-			result = own_string(&config->name, optarg, err, err_len);
+			result = options_own_string(&config->name, optarg, err, err_len);
 			break;
 		case 'h':
 			options_print_run_usage();

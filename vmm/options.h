@@ -40,6 +40,11 @@ struct run_options {
 int options_parse_run(int argc, char **argv, struct vm_config *config,
 		      struct run_options *run, char *err, size_t err_len);
 
+/* Points *slot at a copy of text (freeing what it held): 0, or -ENOMEM
+ * with err. */
+int options_own_string(char **slot, const char *text, char *err,
+		       size_t err_len);
+
 /* For a subcommand's getopt_long loop: prints the one line that says what
  * is wrong with the option getopt refused (':' for a missing value, '?'
  * for an unknown option; argv[optind - 1] names it) and returns 2, the

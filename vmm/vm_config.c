@@ -277,16 +277,7 @@ static int set_string(struct json_object *value, const char *field,
 	const char *text;
 	int result = get_string(value, field, &text, err, err_len);
 
-	if (result)
-		return result;
-	char *copy = strdup(text);
-	if (!copy) {
-		snprintf(err, err_len, "out of memory");
-		return -ENOMEM;
-	}
-	free(*slot);
-	*slot = copy;
-	return 0;
+	return result ? result : options_own_string(slot, text, err, err_len);
 }
 
 static int get_bool(struct json_object *value, const char *field, bool *flag,
