@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,37 @@
 
 #include <slirp/libslirp.h>
 
+#include "dynamic_library.h"
 #include "log_limit.h"
+
+/* libslirp, and GLib with it, is loaded by the first --net user only: a
+ * VM without one does not carry them (dynamic_library.h). */
+#define SLIRP_LIBRARY "libslirp.so.0"
+#define SLIRP_CALLS(X)                                                        \
+	X(new) X(cleanup) X(input) X(pollfds_fill) X(pollfds_poll)            \
+	X(handle_timer) X(add_hostfwd) X(state_save) X(state_load)            \
+	X(state_version)
+
+static struct slirp_calls {
+#define SLIRP_CALL_MEMBER(name) __typeof__(slirp_##name) *name;
+	SLIRP_CALLS(SLIRP_CALL_MEMBER)
+#undef SLIRP_CALL_MEMBER
+} libslirp;
+
+static int load_libslirp(char *err, size_t err_len)
+{
+#define SLIRP_CALL_SYMBOL(name) { "slirp_" #name, offsetof(struct slirp_calls, name) },
+	static const struct dynamic_symbol symbols[] = { SLIRP_CALLS(SLIRP_CALL_SYMBOL) };
+#undef SLIRP_CALL_SYMBOL
+	/* Backends are made on one thread, before the event loop runs. */
+	static bool loaded;
+
+	if (!loaded)
+		loaded = dynamic_library_load(SLIRP_LIBRARY, symbols,
+					      sizeof(symbols) / sizeof(symbols[0]),
+					      &libslirp, err, err_len) == 0;
+	return loaded ? 0 : -ENOENT;
+}
 
 /* Frames held for a guest without receive buffers. slirp's frames are at
  * most its MTU plus an Ethernet header except for large IPv6 UDP
@@ -209,7 +240,7 @@ static void net_slirp_timer_mod(void *handle, int64_t expire_ms, void *opaque)
 
 /* slirp registers descriptors for hosts whose poll needs them bound to an
  * event object beforehand (Windows); on Linux it hands over every
- * descriptor through slirp_pollfds_fill() before each wait. */
+ * descriptor through libslirp.pollfds_fill() before each wait. */
 static void net_slirp_ignore_poll_fd(int fd, void *opaque)
 {
 	(void)fd;
@@ -316,7 +347,7 @@ static void net_slirp_prepare(void *opaque, struct poll_set *set,
 	int64_t now_ms = clock_ns() / 1000000;
 
 	net->filling = set;
-	slirp_pollfds_fill(net->slirp, &timeout, net_slirp_add_poll, net);
+	libslirp.pollfds_fill(net->slirp, &timeout, net_slirp_add_poll, net);
 	for (struct net_slirp_timer *timer = net->timers; timer;
 	     timer = timer->next) {
 		int64_t left = timer->expire_ms - now_ms;
@@ -349,7 +380,7 @@ static void fire_expired_timers(struct net_slirp *net)
 			return;
 		timer->due = false;
 		timer->armed = false;
-		slirp_handle_timer(net->slirp, timer->id, timer->cb_opaque);
+		libslirp.handle_timer(net->slirp, timer->id, timer->cb_opaque);
 	}
 }
 
@@ -368,7 +399,7 @@ static void net_slirp_dispatch(void *opaque, const struct poll_set *set)
 	net->polled = set;
 	if (burst)
 		net->receiver.burst_begin(net->receiver.opaque);
-	slirp_pollfds_poll(net->slirp, 0, net_slirp_get_revents, net);
+	libslirp.pollfds_poll(net->slirp, 0, net_slirp_get_revents, net);
 	fire_expired_timers(net);
 	if (burst)
 		net->receiver.burst_end(net->receiver.opaque);
@@ -414,7 +445,7 @@ static int net_slirp_transmit(struct net_backend *backend,
 		}
 		data = net->transmit_buffer;
 	}
-	slirp_input(net->slirp, data, (int)length);
+	libslirp.input(net->slirp, data, (int)length);
 	backend->stats.tx_frames++;
 	return 0;
 }
@@ -439,10 +470,10 @@ static int net_slirp_set_receive_offloads(struct net_backend *backend,
 /* Everything but the poll source, which create() adds last. */
 static void net_slirp_free(struct net_slirp *net)
 {
-	/* slirp_cleanup() closes the sockets and frees its timers through
+	/* libslirp.cleanup() closes the sockets and frees its timers through
 	 * timer_free. */
 	if (net->slirp)
-		slirp_cleanup(net->slirp);
+		libslirp.cleanup(net->slirp);
 	while (net->timers)
 		net_slirp_timer_free(net->timers, net);
 	for (unsigned int i = 0; i < net->held_count; i++)
@@ -512,10 +543,10 @@ static int net_slirp_save(struct net_backend *backend,
 	struct net_slirp *net = net_slirp_of(backend);
 	struct slirp_stream stream = { 0 };
 
-	slirp_state_save(net->slirp, stream_write, &stream);
+	libslirp.state_save(net->slirp, stream_write, &stream);
 	int result = stream.failed ? -ENOMEM :
 		writer->put_u64(writer, "slirp-version",
-				(uint64_t)slirp_state_version());
+				(uint64_t)libslirp.state_version());
 	if (!result)
 		result = writer->put_bytes(writer, "slirp-state", stream.data,
 					   stream.size);
@@ -542,7 +573,7 @@ static int net_slirp_restore(struct net_backend *backend,
 		return -ENOMEM;
 	result = reader->get_bytes(reader, "slirp-state", stream.data,
 				   stream.size);
-	if (!result && (slirp_state_load(net->slirp, (int)version, stream_read,
+	if (!result && (libslirp.state_load(net->slirp, (int)version, stream_read,
 					 &stream) < 0 || stream.failed))
 		result = -EINVAL;
 	free(stream.data);
@@ -674,7 +705,7 @@ static int add_hostfwd(struct net_slirp *net, const struct net_hostfwd *forward,
 	int ret;
 
 	/* libslirp sets errno on every failure path (4.5 on). */
-	if (slirp_add_hostfwd(net->slirp, forward->udp, forward->host_address,
+	if (libslirp.add_hostfwd(net->slirp, forward->udp, forward->host_address,
 			      forward->host_port, forward->guest_address,
 			      forward->guest_port) == 0)
 		return 0;
@@ -711,6 +742,8 @@ struct net_backend *net_slirp_create(const struct device_context *context,
 			 NET_SLIRP_MAX_HOSTFWD);
 		return NULL;
 	}
+	if (load_libslirp(err, err_len))
+		return NULL;
 	inet_pton(AF_INET6, "fd00::", &config.vprefix_addr6);
 	inet_pton(AF_INET6, "fd00::2", &config.vhost6);
 	inet_pton(AF_INET6, "fd00::3", &config.vnameserver6);
@@ -726,7 +759,7 @@ struct net_backend *net_slirp_create(const struct device_context *context,
 		.offloads = 0,
 	};
 	net->context = *context;
-	net->slirp = slirp_new(&config, &net_slirp_callbacks, net);
+	net->slirp = libslirp.new(&config, &net_slirp_callbacks, net);
 	if (!net->slirp) {
 		snprintf(err, err_len, "net user: libslirp refused its configuration");
 		goto fail;

@@ -1,7 +1,6 @@
 #include "api_client.h"
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -12,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../devices/dynamic_library.h"
 #include "options.h"
 
 /*
@@ -33,14 +33,9 @@ struct curl_calls {
 	void (*slist_free_all)(struct curl_slist *list);
 };
 
-/* Each call's address; dlsym() returns an object pointer, which POSIX
- * lets a function pointer be read through. */
 static int load_curl(struct curl_calls *calls, char *err, size_t err_len)
 {
-	static const struct {
-		const char *name;
-		size_t offset;
-	} symbols[] = {
+	static const struct dynamic_symbol symbols[] = {
 		{ "curl_easy_init", offsetof(struct curl_calls, easy_init) },
 		{ "curl_easy_setopt", offsetof(struct curl_calls, easy_setopt) },
 		{ "curl_easy_perform", offsetof(struct curl_calls, easy_perform) },
@@ -51,25 +46,10 @@ static int load_curl(struct curl_calls *calls, char *err, size_t err_len)
 		{ "curl_slist_free_all",
 		  offsetof(struct curl_calls, slist_free_all) },
 	};
-	/* Kept for the process's life: a client makes one request. */
-	void *library = dlopen(CURL_LIBRARY, RTLD_NOW | RTLD_LOCAL);
 
-	if (!library) {
-		snprintf(err, err_len, "cannot load %s (%s)", CURL_LIBRARY,
-			 dlerror());
-		return -ENOENT;
-	}
-	for (size_t i = 0; i < sizeof(symbols) / sizeof(symbols[0]); i++) {
-		void *address = dlsym(library, symbols[i].name);
-		if (!address) {
-			snprintf(err, err_len, "%s has no %s", CURL_LIBRARY,
-				 symbols[i].name);
-			return -ENOENT;
-		}
-		memcpy((char *)calls + symbols[i].offset, &address,
-		       sizeof(address));
-	}
-	return 0;
+	return dynamic_library_load(CURL_LIBRARY, symbols,
+				    sizeof(symbols) / sizeof(symbols[0]), calls,
+				    err, err_len);
 }
 
 /* Keeps at most API_CLIENT_MAX_ANSWER bytes; more ends the transfer. */
