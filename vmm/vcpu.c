@@ -544,14 +544,22 @@ void vcpu_command(struct vcpu *vcpu, enum vcpu_command command)
 		pthread_mutex_unlock(&vcpu->lock);
 		return;
 	}
+	/* A parked thread waits on the condition, not in KVM_RUN: told to
+	 * run, the broadcast wakes it, and a kick would only cut its first
+	 * KVM_RUN short (an exit and an entry more per vCPU on resume, dear
+	 * under nested virtualization). */
+	bool wake_only = vcpu->state == VCPU_PARKED &&
+			 command == VCPU_COMMAND_RUN;
 	vcpu->command = command;
 	atomic_store(&vcpu->attention, true);
 	/* immediate_exit covers a thread about to enter KVM_RUN, the signal
 	 * one already inside it (KVM API, kvm_run). */
-	vcpu->run->immediate_exit = 1;
+	if (!wake_only)
+		vcpu->run->immediate_exit = 1;
 	pthread_cond_broadcast(&vcpu->changed);
 	pthread_mutex_unlock(&vcpu->lock);
-	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+	if (!wake_only)
+		pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
 }
 
 int vcpu_wait(struct vcpu *vcpu, enum vcpu_state state,
