@@ -37,7 +37,7 @@ static struct mp_summary check_mp_tables(const uint8_t *ram,
 	uint16_t length = le16_load(config + 4);
 	cr_assert(memcmp(config, "PCMP", 4) == 0);
 	cr_assert_eq(fixture_byte_sum(config, length), 0, "table checksum");
-	cr_assert_eq(le32_load(config + 36), LAYOUT_LAPIC_ADDRESS);
+	cr_assert_eq(le32_load(config + 36), machine_layout_firmware()->lapic_address);
 
 	const uint8_t *entry = config + 44;
 	uint16_t entry_count = le16_load(config + 34);
@@ -64,7 +64,7 @@ static struct mp_summary check_mp_tables(const uint8_t *ram,
 			cr_expect_eq(entry[1], cpu_count, "I/O APIC ID");
 			cr_expect_eq(entry[2], 0x11);
 			cr_expect_eq(entry[3] & 0x01, 1, "enabled");
-			cr_expect_eq(le32_load(entry + 4), LAYOUT_IOAPIC_ADDRESS);
+			cr_expect_eq(le32_load(entry + 4), machine_layout_firmware()->ioapic_address);
 			summary.ioapics++;
 			break;
 		case 3: /* I/O interrupt */
@@ -97,7 +97,7 @@ static void check_cpus(unsigned int cpu_count)
 	struct guest_memory memory;
 
 	fixture_memory_create(&memory, 2 * MIB);
-	cr_assert_eq(mptable_write(&memory, cpu_count), 0);
+	cr_assert_eq(mptable_write(&memory, machine_layout_firmware(), cpu_count), 0);
 	struct mp_summary summary =
 		check_mp_tables(memory.regions[0].host_addr, cpu_count);
 	cr_expect_eq(summary.processors, cpu_count);
@@ -130,7 +130,7 @@ Test(mptable, refuses_too_many_cpus)
 	char err[128] = "";
 
 	fixture_memory_create(&memory, 2 * MIB);
-	cr_expect_eq(mptable_write(&memory, 255), -EINVAL);
+	cr_expect_eq(mptable_write(&memory, machine_layout_firmware(), 255), -EINVAL);
 	cr_expect_eq(mptable_check_cpu_count(255, err, sizeof(err)), -EINVAL);
 	cr_expect(strstr(err, "255"), "%s", err);
 	cr_expect_eq(mptable_check_cpu_count(0, err, sizeof(err)), -EINVAL);
