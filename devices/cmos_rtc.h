@@ -1,9 +1,10 @@
 /*
- * The MC146818 CMOS real-time clock and its 128 bytes of CMOS memory behind
- * an index port and the data port after it (0x70 and 0x71 on a PC): time and date in BCD or binary, 12 or
- * 24 hour mode as register B says, the update-in-progress flag of register
- * A, and guest writes that set the clock (kept as an offset from the host's
- * clock). Bit 7 of the index write is the NMI mask and is ignored.
+ * The MC146818 CMOS real-time clock and its 128 bytes of CMOS memory behind an
+ * index port and the data port after it (0x70 and 0x71 on a PC): time and date
+ * in BCD or binary, 12 or 24 hour mode as register B says, the
+ * update-in-progress flag of register A, and guest writes that set the clock
+ * (kept as an offset from the host's clock). Bit 7 of the index write is the
+ * NMI mask and is ignored.
  *
  * Promise: a guest that reads the clock sees the host's UTC date and time
  * (plus whatever offset it set); all state is locked inside the device.

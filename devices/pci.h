@@ -1,9 +1,9 @@
 /*
- * PCI bus 0 as the guest sees it through configuration mechanism #1
- * (an address port and four data ports 4 above it, 0xCF8 and 0xCFC-0xCFF
- * on a PC; PCI Local Bus 3.0 §3.2.2.3.2), with a host bridge at 00:00.0, and the device side of a
- * PCI function: a type 0 configuration header with per-byte write masks,
- * memory BARs and a capability list.
+ * PCI bus 0 as the guest sees it through configuration mechanism #1 (an address
+ * port and four data ports 4 above it, 0xCF8 and 0xCFC-0xCFF on a PC; PCI Local
+ * Bus 3.0 §3.2.2.3.2), with a host bridge at 00:00.0, and the device side of a
+ * PCI function: a type 0 configuration header with per-byte write masks, memory
+ * BARs and a capability list.
  *
  * Promise: the guest changes only the bits the spec makes writable, so
  * IDs, class, header type, BAR type bits and capability links stay as the

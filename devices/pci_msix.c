@@ -185,7 +185,8 @@ static bool layout_fits(const struct pci_msix_layout *layout,
 	       !(layout->pba_offset & 7) &&
 	       layout->table_size >= vector_count * PCI_MSIX_ENTRY_SIZE &&
 	       layout->pba_size >= PBA_SIZE &&
-	       (table_end <= layout->pba_offset || pba_end <= layout->table_offset);
+	       (table_end <= layout->pba_offset ||
+		pba_end <= layout->table_offset);
 }
 
 int pci_msix_init(struct pci_msix *msix, struct pci_device *pci,

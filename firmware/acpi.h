@@ -28,10 +28,10 @@
 #include "machine.h"
 
 /* 0 with *rsdp_address set, -EINVAL for a CPU count that
- * mptable_check_cpu_count() refuses or a machine the tables cannot
- * express (a sleep type above 7, ports or windows out of range), -EFAULT when guest RAM does not cover
- * the tables, or -ENOSPC if the DSDT outgrew the room acpi.c gives it (a
- * vessel bug its unit tests catch). */
+ * mptable_check_cpu_count() refuses or a machine the tables cannot express (a
+ * sleep type above 7, ports or windows out of range), -EFAULT when guest RAM
+ * does not cover the tables, or -ENOSPC if the DSDT outgrew the room acpi.c
+ * gives it (a vessel bug its unit tests catch). */
 int acpi_tables_write(const struct guest_memory *memory,
 		      const struct firmware_machine *machine,
 		      unsigned int cpu_count, uint64_t *rsdp_address);

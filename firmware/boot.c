@@ -217,7 +217,8 @@ int boot_check(const struct boot_request *request, uint64_t memory_size,
 	       char *err, size_t err_len)
 {
 	struct boot_plan plan;
-	uint64_t low_ram_end = request->machine ? request->machine->low_ram_end : 0;
+	uint64_t low_ram_end =
+		request->machine ? request->machine->low_ram_end : 0;
 	uint64_t low_memory_end = memory_size < low_ram_end ? memory_size :
 							      low_ram_end;
 

@@ -951,7 +951,8 @@ static int record_save(void *opaque, struct device_state_writer *writer)
 	uint16_t vectors[VIRTIO_MAX_QUEUES + 1];
 
 	pthread_mutex_lock(&function->lock);
-	uint64_t pending = pci_msix_save(&function->msix, table, MSIX_MAX_VECTORS);
+	uint64_t pending = pci_msix_save(&function->msix, table,
+					 MSIX_MAX_VECTORS);
 	pthread_mutex_lock(&function->msix_lock);
 	uint8_t status = function->status;
 	uint8_t isr = function->isr;

@@ -41,9 +41,7 @@ static void setup(void)
 		&resets);
 	cr_assert_not_null(bus);
 	cr_assert_not_null(controller);
-	cr_assert_eq(i8042_attach(controller, bus, LAYOUT_I8042_DATA_PORT,
-				  LAYOUT_I8042_COMMAND_PORT),
-		     0);
+	cr_assert_eq(i8042_attach(controller, bus, DATA, COMMAND), 0);
 }
 
 static void teardown(void)

@@ -157,7 +157,8 @@ static uint64_t bar_read(uint64_t offset, uint32_t size)
 	uint64_t value = 0;
 
 	cr_assert(pci_msix_bar_read(&function.msix, offset, (uint8_t *)&value,
-				    size), "0x%lx is MSI-X's", (unsigned long)offset);
+				    size),
+		  "0x%lx is MSI-X's", (unsigned long)offset);
 	return value;
 }
 
@@ -188,9 +189,11 @@ Test(pci_msix, capability_says_where_table_and_pba_are)
 
 	cr_assert_eq(config_read32(cap) >> 16, VECTORS - 1,
 		     "table size N-1, MSI-X off, nothing masked");
-	cr_assert_eq(config_read32(cap + 4), TABLE | BAR, "table offset and BIR");
+	cr_assert_eq(config_read32(cap + 4), TABLE | BAR,
+		     "table offset and BIR");
 	cr_assert_eq(config_read32(cap + 8), PBA | BAR, "PBA offset and BIR");
-	cr_assert(config_read32(PCI_STATUS & ~3u) >> 16 & PCI_STATUS_CAPABILITIES);
+	cr_assert(config_read32(PCI_STATUS & ~3u) >> 16 &
+		  PCI_STATUS_CAPABILITIES);
 	set_control(0xffff);
 	cr_assert_eq(config_read32(cap) >> 16,
 		     CONTROL_ENABLE | CONTROL_FUNCTION_MASK | (VECTORS - 1),
@@ -254,7 +257,8 @@ Test(pci_msix, accesses_outside_its_regions_are_left_to_the_device)
 {
 	uint64_t value = 0;
 
-	cr_assert_not(pci_msix_bar_read(&function.msix, 0, (uint8_t *)&value, 4));
+	cr_assert_not(pci_msix_bar_read(&function.msix, 0, (uint8_t *)&value,
+					4));
 	cr_assert_not(pci_msix_bar_read(&function.msix, TABLE + TABLE_SIZE,
 					(uint8_t *)&value, 4));
 	cr_assert_not(pci_msix_bar_write(&function.msix, PBA + 8,
@@ -336,8 +340,9 @@ Test(pci_msix, saved_table_and_pending_bits_come_back)
 	program(2, 0xfee02000, 0x4042, false);
 	pci_msix_raise(&function.msix, 1);
 	cr_assert_eq(pci_msix_save(&function.msix, table, VECTORS), 1u << 1);
-	cr_assert_eq(memcmp(table + PCI_MSIX_ENTRY_SIZE, "\x00\x10\xe0\xfe", 4), 0,
-		     "entries as the guest reads them");
+	cr_assert_eq(memcmp(table + PCI_MSIX_ENTRY_SIZE, "\x00\x10\xe0\xfe",
+			    4),
+		     0, "entries as the guest reads them");
 
 	memset(routes, 0, sizeof(routes));
 	function_init(&restored);
@@ -350,7 +355,8 @@ Test(pci_msix, saved_table_and_pending_bits_come_back)
 	cr_assert_eq(signals[2], 1,
 		     "a restored pending bit of an unmasked vector is sent");
 	uint64_t pending = 0;
-	cr_assert(pci_msix_bar_read(&restored.msix, PBA, (uint8_t *)&pending, 8));
+	cr_assert(pci_msix_bar_read(&restored.msix, PBA, (uint8_t *)&pending,
+				    8));
 	cr_assert_eq(pending, 1u << 1, "the masked one stays pending");
 	cr_assert_eq(pci_msix_save(&restored.msix, table, VECTORS), 1u << 1);
 	pci_msix_destroy(&restored.msix);
@@ -383,14 +389,16 @@ Test(pci_msix, init_refuses_what_the_regions_cannot_hold)
 		     -EINVAL);
 	cr_assert_eq(pci_msix_init(&other.msix, &other.pci,
 				   TABLE_SIZE / PCI_MSIX_ENTRY_SIZE + 1, &layout,
-				   &delivery), -EINVAL, "table region too small");
+				   &delivery),
+		     -EINVAL, "table region too small");
 	bad.pba_offset = TABLE + 0x10;
 	cr_assert_eq(pci_msix_init(&other.msix, &other.pci, VECTORS, &bad,
 				   &delivery), -EINVAL, "regions overlap");
 	bad = layout;
 	bad.table_offset = TABLE + 4;
 	cr_assert_eq(pci_msix_init(&other.msix, &other.pci, VECTORS, &bad,
-				   &delivery), -EINVAL, "offset not 8-byte aligned");
+				   &delivery),
+		     -EINVAL, "offset not 8-byte aligned");
 	bad = layout;
 	bad.bar = PCI_BAR_COUNT;
 	cr_assert_eq(pci_msix_init(&other.msix, &other.pci, VECTORS, &bad,

@@ -29,9 +29,7 @@ static void setup(void)
 		irq_recorder_line(&keyboard_irq, LAYOUT_KEYBOARD_GSI),
 		irq_recorder_line(&mouse_irq, LAYOUT_MOUSE_GSI), NULL, NULL);
 	cr_assert_not_null(controller);
-	cr_assert_eq(i8042_attach(controller, bus, LAYOUT_I8042_DATA_PORT,
-				  LAYOUT_I8042_COMMAND_PORT),
-		     0);
+	cr_assert_eq(i8042_attach(controller, bus, DATA, COMMAND), 0);
 }
 
 static void teardown(void)

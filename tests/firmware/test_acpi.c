@@ -39,7 +39,8 @@ static const struct firmware_machine other_machine = {
 static void write_tables(const struct firmware_machine *described)
 {
 	machine = described;
-	cr_assert_eq(acpi_tables_write(&memory, machine, CPUS, &rsdp_address), 0);
+	cr_assert_eq(acpi_tables_write(&memory, machine, CPUS, &rsdp_address),
+		     0);
 }
 
 static void setup(void)
@@ -138,7 +139,8 @@ static void expect_madt(void)
 			break;
 		case 1: /* I/O APIC */
 			cr_expect_eq(entry[2], CPUS, "I/O APIC ID");
-			cr_expect_eq(le32_load(entry + 4), machine->ioapic_address);
+			cr_expect_eq(le32_load(entry + 4),
+				     machine->ioapic_address);
 			cr_expect_eq(le32_load(entry + 8), 0, "GSI base");
 			ioapics++;
 			break;
@@ -173,7 +175,8 @@ Test(acpi, refuses_too_many_cpus)
 {
 	uint64_t address;
 
-	cr_expect_eq(acpi_tables_write(&memory, machine, 255, &address), -EINVAL);
+	cr_expect_eq(acpi_tables_write(&memory, machine, 255, &address),
+		     -EINVAL);
 	cr_expect_eq(acpi_tables_write(&memory, machine, 0, &address), -EINVAL);
 	cr_expect_eq(acpi_tables_write(&memory, machine, 254, &address), 0);
 }

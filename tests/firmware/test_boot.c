@@ -130,7 +130,8 @@ Test(boot, check_takes_low_ram_from_the_machine)
 	small_hole.low_ram_end = 16 * MIB;
 	cr_expect_eq(boot_check(&request, 1024 * MIB, err, sizeof(err)),
 		     -EINVAL);
-	cr_expect(strstr(err, "24 MiB") && strstr(err, "16 MiB below the PCI hole"),
+	cr_expect(strstr(err, "24 MiB") &&
+			  strstr(err, "16 MiB below the PCI hole"),
 		  "%s", err);
 	small_hole.low_ram_end = 32 * MIB;
 	cr_expect_eq(boot_check(&request, 1024 * MIB, err, sizeof(err)), 0,
