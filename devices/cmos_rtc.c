@@ -21,7 +21,6 @@
 #include <stdlib.h>
 
 #define RTC_DATA_PORT_OFFSET 1
-#define RTC_PORT_COUNT 2
 #define RTC_INDEX_MASK 0x7f /* bit 7 of the index write masks NMIs */
 #define RTC_RAM_SIZE 128
 
@@ -380,9 +379,10 @@ static const struct bus_device_ops cmos_rtc_ops = {
 	.write = cmos_rtc_io_write,
 };
 
-int cmos_rtc_attach(struct cmos_rtc *rtc, struct bus *pio_bus)
+int cmos_rtc_attach(struct cmos_rtc *rtc, struct bus *pio_bus,
+		    uint16_t index_port)
 {
-	return bus_register(pio_bus, CMOS_RTC_INDEX_PORT, RTC_PORT_COUNT,
+	return bus_register(pio_bus, index_port, CMOS_RTC_PORT_COUNT,
 			    &cmos_rtc_ops, rtc, "cmos_rtc");
 }
 

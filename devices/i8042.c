@@ -484,17 +484,18 @@ static const struct bus_device_ops i8042_command_ops = {
 	.write = i8042_command_write,
 };
 
-int i8042_attach(struct i8042 *controller, struct bus *pio_bus)
+int i8042_attach(struct i8042 *controller, struct bus *pio_bus,
+		 uint16_t data_port, uint16_t command_port)
 {
-	int ret = bus_register(pio_bus, I8042_DATA_PORT, 1, &i8042_data_ops,
+	int ret = bus_register(pio_bus, data_port, 1, &i8042_data_ops,
 			       controller, "i8042");
 
 	if (ret)
 		return ret;
-	ret = bus_register(pio_bus, I8042_COMMAND_PORT, 1, &i8042_command_ops,
+	ret = bus_register(pio_bus, command_port, 1, &i8042_command_ops,
 			   controller, "i8042");
 	if (ret)
-		bus_unregister(pio_bus, I8042_DATA_PORT);
+		bus_unregister(pio_bus, data_port);
 	return ret;
 }
 

@@ -3,7 +3,8 @@
  * status and command ports, the controller command byte, self-test and
  * interface tests, output port reads and writes, the CPU reset line
  * (command 0xFE, or clearing bit 0 of the output port), set 2 to set 1
- * translation, IRQ 1 for keyboard bytes and IRQ 12 for mouse bytes. Input
+ * translation, one interrupt line for keyboard bytes and one for mouse
+ * bytes (IRQ 1 and IRQ 12 on a PC). Input
  * comes from the host's display through i8042_key_event() and
  * i8042_mouse_event().
  *
@@ -20,11 +21,6 @@
 #include "bus.h"
 #include "irq_line.h"
 
-#define I8042_DATA_PORT 0x60
-#define I8042_COMMAND_PORT 0x64
-#define I8042_KEYBOARD_GSI 1
-#define I8042_MOUSE_GSI 12
-
 struct i8042;
 
 struct i8042 *i8042_create(struct irq_line keyboard_irq,
@@ -32,8 +28,10 @@ struct i8042 *i8042_create(struct irq_line keyboard_irq,
 			   void (*reset_requested)(void *opaque), void *opaque);
 void i8042_destroy(struct i8042 *controller);
 
-/* Claims the data and command ports on the port-I/O bus. */
-int i8042_attach(struct i8042 *controller, struct bus *pio_bus);
+/* Claims the data and command ports (0x60 and 0x64 on a PC) on the
+ * port-I/O bus. */
+int i8042_attach(struct i8042 *controller, struct bus *pio_bus,
+		 uint16_t data_port, uint16_t command_port);
 
 /* The controller's device record (device.h): its state saved and
  * restored. */

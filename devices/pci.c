@@ -12,7 +12,6 @@
 #define CONFIG_ADDRESS_SLOT(address) (((address) >> 11) & 0x1f)
 #define CONFIG_ADDRESS_FUNCTION(address) (((address) >> 8) & 0x07)
 #define CONFIG_ADDRESS_REGISTER(address) ((address) & 0xfc)
-#define CONFIG_DATA_OFFSET 4 /* 0xcfc from 0xcf8 */
 
 #define HEADER_TYPE_0 0x00 /* general device, single function */
 
@@ -408,7 +407,7 @@ static struct pci_device *pci_bus_select(struct pci_bus *bus, uint64_t offset,
 	pthread_mutex_unlock(&bus->lock);
 
 	*reg = CONFIG_ADDRESS_REGISTER(address) +
-	       (uint32_t)(offset - CONFIG_DATA_OFFSET);
+	       (uint32_t)(offset - PCI_CONFIG_DATA_OFFSET);
 	return device;
 }
 
@@ -422,7 +421,7 @@ static void pci_bus_io_read(void *opaque, uint64_t offset, uint8_t *data,
 	struct pci_bus *bus = opaque;
 
 	memset(data, 0xff, size);
-	if (offset < CONFIG_DATA_OFFSET) {
+	if (offset < PCI_CONFIG_DATA_OFFSET) {
 		if (offset == 0 && size == 4) {
 			pthread_mutex_lock(&bus->lock);
 			put_le32(data, bus->config_address);
@@ -442,7 +441,7 @@ static void pci_bus_io_write(void *opaque, uint64_t offset, const uint8_t *data,
 {
 	struct pci_bus *bus = opaque;
 
-	if (offset < CONFIG_DATA_OFFSET) {
+	if (offset < PCI_CONFIG_DATA_OFFSET) {
 		if (offset == 0 && size == 4) {
 			pthread_mutex_lock(&bus->lock);
 			bus->config_address = get_le32(data) &
@@ -463,9 +462,10 @@ static const struct bus_device_ops pci_bus_ops = {
 	.write = pci_bus_io_write,
 };
 
-int pci_bus_attach(struct pci_bus *bus, struct bus *pio_bus)
+int pci_bus_attach(struct pci_bus *bus, struct bus *pio_bus,
+		   uint16_t address_port)
 {
-	return bus_register(pio_bus, PCI_CONFIG_ADDRESS_PORT,
+	return bus_register(pio_bus, address_port,
 			    PCI_CONFIG_PORT_COUNT, &pci_bus_ops, bus, "pci");
 }
 

@@ -1,9 +1,9 @@
 /*
- * PCI bus 0 as the guest sees it through configuration mechanism #1
- * (address port 0xCF8, data ports 0xCFC-0xCFF; PCI Local Bus 3.0
- * §3.2.2.3.2), with a host bridge at 00:00.0, and the device side of a
- * PCI function: a type 0 configuration header with per-byte write masks,
- * memory BARs and a capability list.
+ * PCI bus 0 as the guest sees it through configuration mechanism #1 (an address
+ * port and four data ports 4 above it, 0xCF8 and 0xCFC-0xCFF on a PC; PCI Local
+ * Bus 3.0 §3.2.2.3.2), with a host bridge at 00:00.0, and the device side of a
+ * PCI function: a type 0 configuration header with per-byte write masks, memory
+ * BARs and a capability list.
  *
  * Promise: the guest changes only the bits the spec makes writable, so
  * IDs, class, header type, BAR type bits and capability links stay as the
@@ -23,9 +23,8 @@
 #include "bus.h"
 #include "device.h"
 
-#define PCI_CONFIG_ADDRESS_PORT 0xcf8
-#define PCI_CONFIG_DATA_PORT 0xcfc
-#define PCI_CONFIG_PORT_COUNT 8 /* 0xcf8-0xcff */
+#define PCI_CONFIG_DATA_OFFSET 4 /* from the address port */
+#define PCI_CONFIG_PORT_COUNT 8
 
 #define PCI_CONFIG_SPACE_SIZE 256
 #define PCI_BAR_COUNT 6
@@ -153,8 +152,9 @@ struct pci_bus *pci_bus_create(void);
 /* Does not destroy the devices added to it. */
 void pci_bus_destroy(struct pci_bus *bus);
 
-/* Claims the configuration ports 0xcf8-0xcff. */
-int pci_bus_attach(struct pci_bus *bus, struct bus *pio_bus);
+/* Claims PCI_CONFIG_PORT_COUNT configuration ports from address_port. */
+int pci_bus_attach(struct pci_bus *bus, struct bus *pio_bus,
+		   uint16_t address_port);
 
 /* The guest-visible state of a function: its configuration space and
  * which BARs the guest is sizing. Restore takes only the bits the guest

@@ -21,8 +21,6 @@
 #include "device.h"
 #include "irq_line.h"
 
-#define SERIAL_COM1_PORT 0x3f8
-#define SERIAL_COM1_GSI 4
 #define SERIAL_PORT_COUNT 8
 
 struct serial_backend {

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "../devices/pci.h" /* the configuration ports */
 #include "aml.h"
 #include "layout.h"
 #include "little_endian.h"
@@ -63,9 +62,6 @@
 #define GAS_SYSTEM_IO 1
 #define GAS_ACCESS_WORD 2
 
-#define PM1_EVENT_LENGTH 4 /* 16-bit status, then 16-bit enable */
-#define PM1_CONTROL_LENGTH 2
-
 #define DSDT_REVISION 2 /* 64-bit AML integers */
 
 /* MADT (§5.2.12): header, local APIC address, flags, then structures. */
@@ -87,9 +83,6 @@
 #define MADT_SIZE(cpus)                                                       \
 	(MADT_FIXED_SIZE + (cpus) * MADT_LOCAL_APIC_SIZE + MADT_IOAPIC_SIZE + \
 	 MADT_SOURCE_OVERRIDE_SIZE + MADT_LOCAL_APIC_NMI_SIZE)
-
-_Static_assert(LAYOUT_ACPI_S5_SLEEP_TYPE <= 7,
-	       "SLP_TYP is a 3-bit field of PM1_CNT");
 
 /* Room for the DSDT, header included; dsdt_fill() reports -ENOSPC beyond. */
 #define DSDT_MAX_SIZE 0x400
@@ -147,7 +140,8 @@ static void gas_system_io(uint8_t *gas, uint8_t length, uint16_t port)
 	le64_store(gas + 4, port);
 }
 
-static void fadt_fill(uint8_t *fadt, uint32_t facs, uint32_t dsdt)
+static void fadt_fill(uint8_t *fadt, const struct firmware_machine *machine,
+		      uint32_t facs, uint32_t dsdt)
 {
 	acpi_header(fadt, "FACP", FADT_SIZE, FADT_REVISION);
 	/* The 32-bit and X_ forms hold the same values, so that an OSPM that
@@ -157,18 +151,18 @@ static void fadt_fill(uint8_t *fadt, uint32_t facs, uint32_t dsdt)
 	le64_store(fadt + FADT_X_FIRMWARE_CTRL, facs);
 	le64_store(fadt + FADT_X_DSDT, dsdt);
 
-	le16_store(fadt + FADT_SCI_INT, LAYOUT_ACPI_SCI_GSI);
+	le16_store(fadt + FADT_SCI_INT, machine->sci_gsi);
 	/* SMI_CMD 0: no transition from legacy mode, ACPI is always on. */
 	le32_store(fadt + FADT_SMI_CMD, 0);
 
-	le32_store(fadt + FADT_PM1A_EVT_BLK, LAYOUT_ACPI_PM1_EVENT_PORT);
-	le32_store(fadt + FADT_PM1A_CNT_BLK, LAYOUT_ACPI_PM1_CONTROL_PORT);
-	fadt[FADT_PM1_EVT_LEN] = PM1_EVENT_LENGTH;
-	fadt[FADT_PM1_CNT_LEN] = PM1_CONTROL_LENGTH;
-	gas_system_io(fadt + FADT_X_PM1A_EVT_BLK, PM1_EVENT_LENGTH,
-		      LAYOUT_ACPI_PM1_EVENT_PORT);
-	gas_system_io(fadt + FADT_X_PM1A_CNT_BLK, PM1_CONTROL_LENGTH,
-		      LAYOUT_ACPI_PM1_CONTROL_PORT);
+	le32_store(fadt + FADT_PM1A_EVT_BLK, machine->pm1_event_port);
+	le32_store(fadt + FADT_PM1A_CNT_BLK, machine->pm1_control_port);
+	fadt[FADT_PM1_EVT_LEN] = machine->pm1_event_length;
+	fadt[FADT_PM1_CNT_LEN] = machine->pm1_control_length;
+	gas_system_io(fadt + FADT_X_PM1A_EVT_BLK, machine->pm1_event_length,
+		      machine->pm1_event_port);
+	gas_system_io(fadt + FADT_X_PM1A_CNT_BLK, machine->pm1_control_length,
+		      machine->pm1_control_port);
 	/* No PM timer (optional since ACPI 5.0a): block and length stay 0. */
 	le32_store(fadt + FADT_PM_TMR_BLK, 0);
 
@@ -186,8 +180,12 @@ static void fadt_fill(uint8_t *fadt, uint32_t facs, uint32_t dsdt)
  * consumes itself, and as windows for the devices below it every other I/O
  * port and the 32-bit MMIO window.
  */
-static void dsdt_pci_root_bridge(struct aml_builder *aml)
+static void dsdt_pci_root_bridge(struct aml_builder *aml,
+				 const struct firmware_machine *machine)
 {
+	const uint16_t config_port = machine->pci_config_port;
+	const uint16_t config_end = config_port + machine->pci_config_port_count;
+
 	aml_device_begin(aml, "PCI0");
 	aml_name(aml, "_HID");
 	aml_eisa_id(aml, "PNP0A03");
@@ -201,26 +199,40 @@ static void dsdt_pci_root_bridge(struct aml_builder *aml)
 	aml_name(aml, "_CRS");
 	aml_resource_template_begin(aml);
 	aml_word_bus_number(aml, 0, 0);
-	/* Linux drops exactly this 0xcf8-0xcff range from the windows, as
-	 * the configuration mechanism's own ports. */
-	aml_io(aml, PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_ADDRESS_PORT, 1,
-	       PCI_CONFIG_PORT_COUNT);
-	aml_word_io(aml, 0, PCI_CONFIG_ADDRESS_PORT - 1);
-	aml_word_io(aml, PCI_CONFIG_ADDRESS_PORT + PCI_CONFIG_PORT_COUNT,
-		    UINT16_MAX);
+	/* Linux drops exactly this range (0xcf8-0xcff on vessel's machine)
+	 * from the windows, as the configuration mechanism's own ports. */
+	aml_io(aml, config_port, config_port, 1,
+	       (uint8_t)machine->pci_config_port_count);
+	aml_word_io(aml, 0, config_port - 1);
+	aml_word_io(aml, config_end, UINT16_MAX);
 	aml_dword_memory(aml, AML_MEMORY_NON_CACHEABLE, true,
-			 LAYOUT_PCI_MMIO_START, LAYOUT_PCI_MMIO_END - 1);
+			 (uint32_t)machine->pci_mmio_start,
+			 (uint32_t)(machine->pci_mmio_end - 1));
 	aml_end(aml);
 
 	aml_end(aml);
 }
 
-_Static_assert(LAYOUT_PCI_MMIO_START < LAYOUT_PCI_MMIO_END &&
-		       LAYOUT_PCI_MMIO_END - 1 <= UINT32_MAX,
-	       "the PCI MMIO window is a DWordMemory range below 4 GiB");
+/* What the tables can express of a machine: SLP_TYP is a 3-bit field of
+ * PM1_CNT; the MMIO window is a DWordMemory range below 4 GiB; the
+ * configuration ports are a 16-bit I/O range between two windows. A
+ * machine that fails this is a vessel bug. */
+static bool machine_describable(const struct firmware_machine *machine)
+{
+	return machine->s5_sleep_type <= 7 &&
+	       machine->pci_mmio_start < machine->pci_mmio_end &&
+	       machine->pci_mmio_end - 1 <= UINT32_MAX &&
+	       machine->pci_config_port > 0 &&
+	       machine->pci_config_port_count > 0 &&
+	       machine->pci_config_port_count <= UINT8_MAX &&
+	       machine->pci_config_port + machine->pci_config_port_count <=
+		       UINT16_MAX &&
+	       machine->ioapic_address <= UINT32_MAX &&
+	       machine->lapic_address <= UINT32_MAX;
+}
 
 /* The DSDT's definition block; its decoded ASL is in firmware/README.md. */
-static int dsdt_fill(uint8_t *dsdt)
+static int dsdt_fill(uint8_t *dsdt, const struct firmware_machine *machine)
 {
 	struct aml_builder aml;
 	size_t aml_length;
@@ -231,14 +243,14 @@ static int dsdt_fill(uint8_t *dsdt)
 	 * reserved elements. */
 	aml_name(&aml, "_S5_");
 	aml_package_begin(&aml);
-	aml_integer(&aml, LAYOUT_ACPI_S5_SLEEP_TYPE);
-	aml_integer(&aml, LAYOUT_ACPI_S5_SLEEP_TYPE);
+	aml_integer(&aml, machine->s5_sleep_type);
+	aml_integer(&aml, machine->s5_sleep_type);
 	aml_integer(&aml, 0);
 	aml_integer(&aml, 0);
 	aml_end(&aml);
 
 	aml_scope_begin(&aml, "\\_SB");
-	dsdt_pci_root_bridge(&aml);
+	dsdt_pci_root_bridge(&aml, machine);
 	aml_end(&aml);
 
 	ret = aml_finish(&aml, &aml_length);
@@ -255,13 +267,14 @@ static int dsdt_fill(uint8_t *dsdt)
  * I/O APIC with GSIs from 0 (ISA IRQs map to the same GSI, as in KVM's
  * default routing), the SCI as level triggered and active high (so Linux
  * does not program the ACPI default, active low), and LINT1 as NMI. */
-static uint32_t madt_fill(uint8_t *madt, unsigned int cpu_count)
+static uint32_t madt_fill(uint8_t *madt, const struct firmware_machine *machine,
+			  unsigned int cpu_count)
 {
 	uint32_t length = MADT_SIZE(cpu_count);
 	uint8_t *entry = madt + MADT_FIXED_SIZE;
 
 	acpi_header(madt, "APIC", length, MADT_REVISION);
-	le32_store(madt + ACPI_HEADER_SIZE, (uint32_t)LAYOUT_LAPIC_ADDRESS);
+	le32_store(madt + ACPI_HEADER_SIZE, (uint32_t)machine->lapic_address);
 	le32_store(madt + ACPI_HEADER_SIZE + 4, MADT_PCAT_COMPAT);
 	for (unsigned int cpu = 0; cpu < cpu_count; cpu++) {
 		entry[0] = MADT_LOCAL_APIC;
@@ -275,15 +288,15 @@ static uint32_t madt_fill(uint8_t *madt, unsigned int cpu_count)
 	entry[0] = MADT_IOAPIC;
 	entry[1] = MADT_IOAPIC_SIZE;
 	entry[2] = (uint8_t)cpu_count; /* the ID the MP tables give it */
-	le32_store(entry + 4, (uint32_t)LAYOUT_IOAPIC_ADDRESS);
+	le32_store(entry + 4, (uint32_t)machine->ioapic_address);
 	le32_store(entry + 8, 0); /* GSI base */
 	entry += MADT_IOAPIC_SIZE;
 
 	entry[0] = MADT_SOURCE_OVERRIDE;
 	entry[1] = MADT_SOURCE_OVERRIDE_SIZE;
 	entry[2] = 0; /* ISA */
-	entry[3] = LAYOUT_ACPI_SCI_GSI;
-	le32_store(entry + 4, LAYOUT_ACPI_SCI_GSI);
+	entry[3] = machine->sci_gsi;
+	le32_store(entry + 4, machine->sci_gsi);
 	le16_store(entry + 8, MPS_INTI_ACTIVE_HIGH_LEVEL);
 	entry += MADT_SOURCE_OVERRIDE_SIZE;
 
@@ -298,6 +311,7 @@ static uint32_t madt_fill(uint8_t *madt, unsigned int cpu_count)
 }
 
 int acpi_tables_write(const struct guest_memory *memory,
+		      const struct firmware_machine *machine,
 		      unsigned int cpu_count, uint64_t *rsdp_address)
 {
 	uint8_t tables[ACPI_TABLES_SIZE] = {0};
@@ -310,11 +324,12 @@ int acpi_tables_write(const struct guest_memory *memory,
 	uint32_t madt_length;
 	int ret;
 
-	if (cpu_count == 0 || cpu_count > MPTABLE_MAX_CPUS)
+	if (cpu_count == 0 || cpu_count > MPTABLE_MAX_CPUS ||
+	    !machine_describable(machine))
 		return -EINVAL;
-	madt_length = madt_fill(tables + MADT_OFFSET, cpu_count);
+	madt_length = madt_fill(tables + MADT_OFFSET, machine, cpu_count);
 
-	ret = dsdt_fill(dsdt);
+	ret = dsdt_fill(dsdt, machine);
 	if (ret < 0)
 		return ret;
 
@@ -322,7 +337,8 @@ int acpi_tables_write(const struct guest_memory *memory,
 	le32_store(facs + 4, FACS_SIZE);
 	facs[32] = FACS_VERSION;
 
-	fadt_fill(tables + FADT_OFFSET, base + FACS_OFFSET, base + DSDT_OFFSET);
+	fadt_fill(tables + FADT_OFFSET, machine, base + FACS_OFFSET,
+		  base + DSDT_OFFSET);
 
 	acpi_header(rsdt, "RSDT", RSDT_SIZE, 1);
 	le32_store(rsdt + ACPI_HEADER_SIZE, base + FADT_OFFSET);

@@ -22,6 +22,9 @@
 
 #define INITRD_ALIGNMENT 0x1000ULL
 #define MIB (UINT64_C(1) << 20)
+/* The file is read whole into vessel's memory, and no guest of vessel's
+ * has more RAM below 4 GiB to load it into (vmm/machine_layout.h). */
+#define KERNEL_FILE_MAX_SIZE (UINT64_C(3) << 30)
 
 _Static_assert(LAYOUT_CMDLINE + LAYOUT_CMDLINE_MAX <= LAYOUT_EBDA_START,
 	       "the command line overlaps the EBDA");
@@ -90,7 +93,7 @@ int kernel_image_open(const char *path, struct kernel_image *image, char *err,
 	if (fd < 0)
 		return fd;
 	/* A kernel must fit in guest RAM below the PCI hole. */
-	if ((uint64_t)status.st_size > LAYOUT_PCI_HOLE_START) {
+	if ((uint64_t)status.st_size > KERNEL_FILE_MAX_SIZE) {
 		ret = -EFBIG;
 		snprintf(err, err_len,
 			 "%s: %jd bytes is more than vessel's 3 GiB of low RAM",
@@ -162,6 +165,10 @@ static int boot_plan(const struct boot_request *request,
 		snprintf(err, err_len, "no kernel image to boot");
 		return -EINVAL;
 	}
+	if (!request->machine) {
+		snprintf(err, err_len, "no machine to describe to the kernel");
+		return -EINVAL;
+	}
 	ret = mptable_check_cpu_count(request->cpu_count, err, err_len);
 	if (ret < 0)
 		return ret;
@@ -210,9 +217,10 @@ int boot_check(const struct boot_request *request, uint64_t memory_size,
 	       char *err, size_t err_len)
 {
 	struct boot_plan plan;
-	uint64_t low_memory_end = memory_size < LAYOUT_PCI_HOLE_START ?
-					  memory_size :
-					  LAYOUT_PCI_HOLE_START;
+	uint64_t low_ram_end =
+		request->machine ? request->machine->low_ram_end : 0;
+	uint64_t low_memory_end = memory_size < low_ram_end ? memory_size :
+							      low_ram_end;
 
 	return boot_plan(request, low_memory_end, &plan, err, err_len);
 }
@@ -226,10 +234,11 @@ static int boot_write_tables(const struct boot_request *request,
 				     cmdline_length + 1);
 
 	if (ret == 0)
-		ret = acpi_tables_write(memory, request->cpu_count,
-					rsdp_address);
+		ret = acpi_tables_write(memory, request->machine,
+					request->cpu_count, rsdp_address);
 	if (ret == 0)
-		ret = mptable_write(memory, request->cpu_count);
+		ret = mptable_write(memory, request->machine,
+				    request->cpu_count);
 	if (ret == 0)
 		ret = boot_gdt_write(memory);
 	return ret;

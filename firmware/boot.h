@@ -26,6 +26,7 @@
 #include <linux/kvm.h>
 
 #include "../devices/guest_memory.h"
+#include "machine.h"
 #include "screen_info.h"
 
 enum kernel_format {
@@ -61,6 +62,9 @@ struct boot_request {
 	size_t initrd_size;
 	const char *cmdline; /* never NULL; may be "" */
 	unsigned int cpu_count;
+	/* The machine the tables describe; its RAM below 4 GiB bounds where
+	 * the kernel and initrd may go. Never NULL. */
+	const struct firmware_machine *machine;
 	/* A linear framebuffer to announce, or NULL without a display. Only
 	 * a bzImage learns of it (boot_params.screen_info): PVH start info
 	 * has no field for a screen. */
@@ -95,8 +99,9 @@ int kernel_image_parse(const char *path, uint8_t *data, size_t size,
 		       struct kernel_image *image, char *err, size_t err_len);
 void kernel_image_close(struct kernel_image *image);
 
-/* Validates request against a guest of memory_size bytes of RAM laid out as
- * firmware/layout.h says, before any memory exists. */
+/* Validates request against a guest of memory_size bytes of RAM, of which
+ * up to request->machine->low_ram_end lies below 4 GiB, before any memory
+ * exists. */
 int boot_check(const struct boot_request *request, uint64_t memory_size,
 	       char *err, size_t err_len);
 

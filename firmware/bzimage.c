@@ -34,6 +34,8 @@
 /* Protocol 2.12 defines every field up to handover_offset, 0x264-0x267. */
 #define HDR_MIN_END 0x268
 
+#define BZIMAGE_LOAD_LIMIT (UINT64_C(1) << 32)
+
 #define BOOT_FLAG 0xaa55
 #define LOADED_HIGH 0x01
 #define CAN_USE_HEAP 0x80
@@ -156,9 +158,12 @@ int bzimage_parse(struct kernel_image *image, char *err, size_t err_len)
 		return -EINVAL;
 	}
 	uint64_t pref_address = le64_load(data + HDR_PREF_ADDRESS);
-	if (pref_address >= LAYOUT_PCI_HOLE_START) {
+	/* The boot page tables map the first 4 GiB, where the kernel
+	 * decompresses; whether the machine has RAM there is boot_check's
+	 * question. */
+	if (pref_address >= BZIMAGE_LOAD_LIMIT) {
 		snprintf(err, err_len,
-			 "%s: pref_address 0x%" PRIx64 " lies beyond the RAM below the PCI hole at 3 GiB",
+			 "%s: pref_address 0x%" PRIx64 " lies beyond 4 GiB",
 			 path, pref_address);
 		return -EINVAL;
 	}

@@ -284,7 +284,9 @@ int elf_pvh_parse(struct kernel_image *image, char *err, size_t err_len)
 	image->format = KERNEL_FORMAT_PVH_ELF;
 	image->boot_protocol_version = 0;
 	image->cmdline_max = LAYOUT_CMDLINE_MAX - 1;
-	image->initrd_addr_max = LAYOUT_PCI_HOLE_START - 1;
+	/* PVH modules lie below 4 GiB; boot_check keeps the initrd in the
+	 * machine's RAM below that. */
+	image->initrd_addr_max = UINT32_MAX;
 	image->load_address = lowest;
 	image->entry_point = entry;
 	image->kernel_end = highest;

@@ -1,8 +1,10 @@
 /*
- * The guest-physical and port map of vessel's x86 machine: where firmware
- * puts its tables and where RAM, the PCI hole and the interrupt controllers
- * sit. vmm/ wires devices at these places and firmware/ describes them to
- * the guest, so both read them from here.
+ * Where firmware/ puts what it hands a guest in low memory: its tables, the
+ * boot stack and page tables, the command line, and the kernel at 1 MiB.
+ * These stay here, not in the machine's layout (vmm/machine_layout.h),
+ * because firmware alone chooses them and the guest learns each one from
+ * firmware itself (boot_params, the RSDP scan, the MP floating pointer);
+ * no device answers at them and vmm/ never needs them.
  */
 #ifndef VESSEL_FIRMWARE_LAYOUT_H
 #define VESSEL_FIRMWARE_LAYOUT_H
@@ -19,32 +21,7 @@
 #define LAYOUT_ACPI_TABLES 0xe0000 /* RSDP found here by the 0xe0000 scan */
 #define LAYOUT_BIOS_END 0x100000
 
-/* RAM from 1 MiB to the PCI hole, then again above 4 GiB. */
+/* The kernel's protected-mode part, where the boot protocol loads it. */
 #define LAYOUT_HIGH_MEMORY_START 0x100000ULL
-#define LAYOUT_PCI_HOLE_START 0xc0000000ULL
-#define LAYOUT_PCI_HOLE_END 0x100000000ULL
-#define LAYOUT_IOAPIC_ADDRESS 0xfec00000ULL
-#define LAYOUT_LAPIC_ADDRESS 0xfee00000ULL
-
-/* The linear framebuffer of --display (devices/framebuffer.h): its own
- * memory, up to 16 MiB (2560x1600 at 32 bits per pixel), in the PCI hole
- * just below the I/O APIC. Not RAM: the e820 map leaves it out. */
-#define LAYOUT_FRAMEBUFFER_ADDRESS 0xfd000000ULL
-#define LAYOUT_FRAMEBUFFER_MAX_SIZE 0x1000000ULL
-
-/* The 32-bit window the PCI root bridge decodes for memory BARs (the DSDT's
- * _CRS): the PCI hole up to the framebuffer. Above it lie the framebuffer,
- * the I/O APIC, the local APIC and the pages KVM keeps for its TSS and
- * identity map from 0xfffbc000 (vmm/vm.c), none of which a BAR may
- * overlap. End exclusive. */
-#define LAYOUT_PCI_MMIO_START LAYOUT_PCI_HOLE_START
-#define LAYOUT_PCI_MMIO_END LAYOUT_FRAMEBUFFER_ADDRESS
-
-/* Ports of the ACPI fixed hardware (devices/acpi_pm.h). */
-#define LAYOUT_ACPI_PM1_EVENT_PORT 0x600
-#define LAYOUT_ACPI_PM1_CONTROL_PORT 0x604
-/* The SLP_TYP value the DSDT's \_S5 package declares for soft off. */
-#define LAYOUT_ACPI_S5_SLEEP_TYPE 5
-#define LAYOUT_ACPI_SCI_GSI 9
 
 #endif

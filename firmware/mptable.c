@@ -93,7 +93,8 @@ static uint8_t *mp_interrupt(uint8_t *entry, uint8_t entry_type,
 	return entry + MP_ENTRY_SIZE;
 }
 
-int mptable_write(const struct guest_memory *memory, unsigned int cpu_count)
+int mptable_write(const struct guest_memory *memory,
+		  const struct firmware_machine *machine, unsigned int cpu_count)
 {
 	uint8_t table[MP_TABLE_SIZE(MPTABLE_MAX_CPUS)] = {0};
 	const uint64_t config_address =
@@ -102,7 +103,9 @@ int mptable_write(const struct guest_memory *memory, unsigned int cpu_count)
 	uint8_t ioapic_id = (uint8_t)cpu_count;
 	uint8_t *entry;
 
-	if (mptable_check_cpu_count(cpu_count, NULL, 0) < 0)
+	if (mptable_check_cpu_count(cpu_count, NULL, 0) < 0 ||
+	    machine->ioapic_address > UINT32_MAX ||
+	    machine->lapic_address > UINT32_MAX)
 		return -EINVAL;
 
 	entry = config + MP_HEADER_SIZE;
@@ -122,7 +125,7 @@ int mptable_write(const struct guest_memory *memory, unsigned int cpu_count)
 	entry[1] = ioapic_id;
 	entry[2] = IOAPIC_VERSION;
 	entry[3] = MP_IOAPIC_ENABLED;
-	le32_store(entry + 4, (uint32_t)LAYOUT_IOAPIC_ADDRESS);
+	le32_store(entry + 4, (uint32_t)machine->ioapic_address);
 	entry += MP_ENTRY_SIZE;
 
 	for (uint8_t irq = 0; irq < MP_ISA_IRQS; irq++)
@@ -143,7 +146,7 @@ int mptable_write(const struct guest_memory *memory, unsigned int cpu_count)
 	memcpy(config + 8, "VESSEL  ", 8);
 	memcpy(config + 16, "VESSEL-KVM  ", 12);
 	le16_store(config + 34, (uint16_t)entry_count);
-	le32_store(config + 36, (uint32_t)LAYOUT_LAPIC_ADDRESS);
+	le32_store(config + 36, (uint32_t)machine->lapic_address);
 	config[7] = table_checksum(config, config_length);
 
 	/* Floating pointer (§4.1): feature byte 1 zero says a configuration

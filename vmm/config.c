@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../firmware/boot.h"
+#include "machine_layout.h"
 #include "memory.h"
 
 static int initrd_size(const char *path, uint64_t *size, char *err,
@@ -125,6 +126,7 @@ int config_check_files(const struct vm_config *config, char *err,
 		.initrd_size = initrd_bytes,
 		.cmdline = config->cmdline,
 		.cpu_count = config->cpu_count,
+		.machine = machine_layout_firmware(),
 	};
 	result = boot_check(&request, config->memory_size, err, err_len);
 	kernel_image_close(&kernel);

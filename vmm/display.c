@@ -12,7 +12,7 @@
 #include "../devices/framebuffer.h"
 #include "../devices/guest_memory.h"
 #include "../devices/i8042.h"
-#include "../firmware/layout.h"
+#include "machine_layout.h"
 
 /* RAM takes slots 0 to GUEST_MEMORY_MAX_REGIONS - 1 (vmm/memory.c). */
 #define FRAMEBUFFER_SLOT GUEST_MEMORY_MAX_REGIONS

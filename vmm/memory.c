@@ -14,7 +14,7 @@
 #include <linux/kvm.h>
 #include <xxhash.h>
 
-#include "../firmware/layout.h"
+#include "machine_layout.h"
 
 /* Maps memory->fd as the guest's regions: below the PCI hole, and above
  * 4 GiB what does not fit below; the file holds them in that order. */

@@ -1,7 +1,7 @@
 /*
  * Guest RAM: one memfd, mapped MAP_SHARED as one region below the PCI hole
  * and, for guests larger than the hole's start, a second region above 4 GiB
- * (firmware/layout.h), each registered as a KVM memory slot.
+ * (vmm/machine_layout.h), each registered as a KVM memory slot.
  *
  * Promise: the memfd is what later snapshot and migration code reads and
  * what restore replaces; pages are allocated only when the guest touches

@@ -18,15 +18,9 @@
 #include "../devices/virtio/net.h"
 #include "../devices/virtio/rng.h"
 #include "../firmware/boot.h"
-#include "../firmware/layout.h"
 #include "config.h"
 #include "display.h"
-
-/* Where KVM may put the pages it needs for real-mode emulation on Intel
- * hosts: just below the BIOS ROM, inside the PCI hole (KVM API,
- * KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR). */
-#define KVM_TSS_ADDRESS 0xfffbd000ULL
-#define KVM_IDENTITY_MAP_ADDRESS 0xfffbc000ULL
+#include "machine_layout.h"
 
 /* Adds a device to the ordered list; name is copied. */
 static void add_record(struct vm *vm, struct device_record record)
@@ -308,9 +302,9 @@ static int create_kvm_vm(struct vm *vm, char *err, size_t err_len)
 	}
 	vm->interrupts.vm_fd = vm->fd;
 	step = "KVM_SET_TSS_ADDR";
-	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDRESS))
+	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, LAYOUT_KVM_TSS_ADDRESS))
 		goto fail;
-	uint64_t identity_map = KVM_IDENTITY_MAP_ADDRESS;
+	uint64_t identity_map = LAYOUT_KVM_IDENTITY_MAP_ADDRESS;
 	step = "KVM_SET_IDENTITY_MAP_ADDR";
 	if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map))
 		goto fail;
@@ -336,10 +330,10 @@ static int create_devices(struct vm *vm, char *err, size_t err_len)
 
 	vm->pio_bus = bus_create("pio");
 	vm->mmio_bus = bus_create("mmio");
-	vm->serial = serial_create(irq_line_for(vm, SERIAL_COM1_GSI),
+	vm->serial = serial_create(irq_line_for(vm, LAYOUT_COM1_GSI),
 				   console_serial_backend(vm->console));
-	vm->i8042 = i8042_create(irq_line_for(vm, I8042_KEYBOARD_GSI),
-				 irq_line_for(vm, I8042_MOUSE_GSI),
+	vm->i8042 = i8042_create(irq_line_for(vm, LAYOUT_KEYBOARD_GSI),
+				 irq_line_for(vm, LAYOUT_MOUSE_GSI),
 				 on_guest_reset, vm);
 	vm->rtc = cmos_rtc_create(NULL);
 	vm->pci = pci_bus_create();
@@ -352,18 +346,22 @@ static int create_devices(struct vm *vm, char *err, size_t err_len)
 		return -ENOMEM;
 	}
 	const char *device = "serial";
-	result = serial_attach(vm->serial, vm->pio_bus, SERIAL_COM1_PORT);
+	result = serial_attach(vm->serial, vm->pio_bus, LAYOUT_COM1_PORT);
 	if (!result) {
 		device = "i8042";
-		result = i8042_attach(vm->i8042, vm->pio_bus);
+		result = i8042_attach(vm->i8042, vm->pio_bus,
+				      LAYOUT_I8042_DATA_PORT,
+				      LAYOUT_I8042_COMMAND_PORT);
 	}
 	if (!result) {
 		device = "cmos-rtc";
-		result = cmos_rtc_attach(vm->rtc, vm->pio_bus);
+		result = cmos_rtc_attach(vm->rtc, vm->pio_bus,
+					 LAYOUT_CMOS_RTC_PORT);
 	}
 	if (!result) {
 		device = "pci";
-		result = pci_bus_attach(vm->pci, vm->pio_bus);
+		result = pci_bus_attach(vm->pci, vm->pio_bus,
+					LAYOUT_PCI_CONFIG_PORT);
 	}
 	if (!result) {
 		device = "acpi-pm";
@@ -465,6 +463,7 @@ static int load_guest(struct vm *vm, struct boot_entry *entry, char *err,
 		.initrd_size = initrd_size,
 		.cmdline = vm->config->cmdline,
 		.cpu_count = vm->config->cpu_count,
+		.machine = machine_layout_firmware(),
 		.framebuffer = display_boot_framebuffer(vm->display),
 	};
 	result = boot_load(&request, &vm->memory.guest, entry, err, err_len);

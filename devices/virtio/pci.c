@@ -21,9 +21,11 @@
 #define NOTIFY_SIZE (VIRTIO_MAX_QUEUES * VIRTIO_PCI_NOTIFY_MULTIPLIER)
 #define MSIX_TABLE_OFFSET 0x4000
 #define MSIX_PBA_OFFSET 0x5000
-#define MSIX_ENTRY_SIZE 16
 #define MSIX_MAX_VECTORS (VIRTIO_MAX_QUEUES + 1) /* a vector per queue, one
 						   * for configuration changes */
+
+_Static_assert(MSIX_MAX_VECTORS <= PCI_MSIX_MAX_VECTORS,
+	       "a vector for each queue and one for configuration changes");
 
 /* Vendor capability types (virtio 1.2 §4.1.4). */
 #define CAP_COMMON_CFG 1
@@ -32,12 +34,6 @@
 #define CAP_DEVICE_CFG 4
 #define CAP_PCI_CFG 5
 #define PCI_CAP_ID_VENDOR 0x09
-#define PCI_CAP_ID_MSIX 0x11
-
-/* MSI-X (PCI Local Bus 3.0 §6.8.2). */
-#define MSIX_CONTROL_ENABLE 0x8000
-#define MSIX_CONTROL_FUNCTION_MASK 0x4000
-#define MSIX_VECTOR_MASKED 1u
 
 /* Common configuration registers (§4.1.4.3). */
 enum {
@@ -57,12 +53,6 @@ enum {
 	COMMON_QUEUE_DESC = 0x20,
 	COMMON_QUEUE_DRIVER = 0x28,
 	COMMON_QUEUE_DEVICE = 0x30,
-};
-
-struct msix_entry {
-	uint64_t address;
-	uint32_t data;
-	uint32_t control;
 };
 
 /* A queue's notification eventfd and what its handler needs. */
@@ -95,17 +85,14 @@ struct virtio_pci {
 	uint16_t queue_select;
 	uint8_t isr;
 	uint8_t pci_cfg_offset; /* the VIRTIO_PCI_CAP_PCI_CFG capability */
-	uint8_t msix_offset;
 	struct queue_notifier notifiers[VIRTIO_MAX_QUEUES];
 	int control_fd; /* the vCPU side asks the event thread to act */
 
-	/* Guards interrupt state; taken alone from any thread. */
+	struct pci_msix msix; /* the table and PBA, in BAR 0 */
+	/* Guards the status, the ISR and which vector each source uses;
+	 * taken alone from any thread. */
 	pthread_mutex_t msix_lock;
 	unsigned int vector_count;
-	struct msix_entry table[MSIX_MAX_VECTORS];
-	uint64_t pending; /* the PBA, a bit per vector */
-	bool msix_enabled;
-	bool msix_function_masked;
 	uint16_t config_vector;
 	uint16_t queue_vector[VIRTIO_MAX_QUEUES];
 	uint8_t config_generation; /* §4.1.4.3: changes with the device's
@@ -136,57 +123,6 @@ static void wake_event_thread(int fd)
 
 /* --- interrupts --------------------------------------------------------- */
 
-static bool vector_deliverable(const struct virtio_pci *function,
-			       unsigned int vector)
-{
-	return function->msix_enabled && !function->msix_function_masked &&
-	       !(function->table[vector].control & MSIX_VECTOR_MASKED);
-}
-
-/* Sends vector's message, or leaves it pending while masked (§6.8.2.9). */
-static void msix_raise(struct virtio_pci *function, uint16_t vector)
-{
-	bool send = false;
-
-	pthread_mutex_lock(&function->msix_lock);
-	if (vector < function->vector_count && function->msix_enabled) {
-		send = vector_deliverable(function, vector);
-		if (!send)
-			function->pending |= UINT64_C(1) << vector;
-	}
-	pthread_mutex_unlock(&function->msix_lock);
-	if (send)
-		function->platform.msi_signal(function->platform.opaque,
-					      function, vector);
-}
-
-/* After a mask change: update routes, deliver what became unmasked. */
-static void msix_refresh(struct virtio_pci *function)
-{
-	uint64_t deliver = 0;
-
-	pthread_mutex_lock(&function->msix_lock);
-	for (unsigned int vector = 0; vector < function->vector_count; vector++) {
-		const struct msix_entry *entry = &function->table[vector];
-		bool deliverable = vector_deliverable(function, vector);
-
-		if (!deliverable)
-			continue;
-		function->platform.msi_route(function->platform.opaque, function,
-					     vector, entry->address, entry->data);
-		if (function->pending & (UINT64_C(1) << vector)) {
-			function->pending &= ~(UINT64_C(1) << vector);
-			deliver |= UINT64_C(1) << vector;
-		}
-	}
-	pthread_mutex_unlock(&function->msix_lock);
-	for (unsigned int vector = 0; vector < function->vector_count; vector++) {
-		if (deliver & (UINT64_C(1) << vector))
-			function->platform.msi_signal(function->platform.opaque,
-						      function, vector);
-	}
-}
-
 static void notify_queue(struct virtio_device *device, unsigned int queue)
 {
 	struct virtio_pci *function = device->transport;
@@ -199,7 +135,7 @@ static void notify_queue(struct virtio_device *device, unsigned int queue)
 	function->isr |= 1; /* §4.1.4.5: a queue interrupt */
 	pthread_mutex_unlock(&function->msix_lock);
 	if (vector != VIRTIO_PCI_NO_VECTOR)
-		msix_raise(function, vector);
+		pci_msix_raise(&function->msix, vector);
 }
 
 /* A configuration change notification (§4.1.4.5): ISR bit 1 and the
@@ -217,7 +153,7 @@ static void signal_config_change(struct virtio_pci *function,
 	uint16_t vector = function->config_vector;
 	pthread_mutex_unlock(&function->msix_lock);
 	if (vector != VIRTIO_PCI_NO_VECTOR)
-		msix_raise(function, vector);
+		pci_msix_raise(&function->msix, vector);
 }
 
 static void needs_reset(struct virtio_device *device)
@@ -251,50 +187,6 @@ static void serve_queue(struct virtio_pci *function, unsigned int queue)
 		virtqueue_set_notification(&device->queues[queue], false);
 		serve_queue_later(device, queue);
 	}
-}
-
-static void msix_table_access(struct virtio_pci *function, uint64_t offset,
-			      uint8_t *data, uint32_t size, bool write)
-{
-	unsigned int vector = offset / MSIX_ENTRY_SIZE;
-	unsigned int field = offset % MSIX_ENTRY_SIZE;
-
-	if (vector >= function->vector_count || (size != 4 && size != 8) ||
-	    field % size) {
-		if (!write)
-			memset(data, 0xff, size);
-		return;
-	}
-	pthread_mutex_lock(&function->msix_lock);
-	struct msix_entry *entry = &function->table[vector];
-	uint8_t raw[MSIX_ENTRY_SIZE];
-	store_le(raw, 8, entry->address);
-	store_le(raw + 8, 4, entry->data);
-	store_le(raw + 12, 4, entry->control);
-	if (!write) {
-		memcpy(data, raw + field, size);
-		pthread_mutex_unlock(&function->msix_lock);
-		return;
-	}
-	memcpy(raw + field, data, size);
-	entry->address = load_le(raw, 8);
-	entry->data = (uint32_t)load_le(raw + 8, 4);
-	/* Only the mask bit of vector control is defined. */
-	entry->control = (uint32_t)load_le(raw + 12, 4) & MSIX_VECTOR_MASKED;
-	pthread_mutex_unlock(&function->msix_lock);
-	msix_refresh(function);
-}
-
-static void msix_pba_read(struct virtio_pci *function, uint64_t offset,
-			  uint8_t *data, uint32_t size)
-{
-	pthread_mutex_lock(&function->msix_lock);
-	uint64_t pending = function->pending;
-	pthread_mutex_unlock(&function->msix_lock);
-	memset(data, 0, size);
-	if (offset < 8)
-		memcpy(data, (uint8_t *)&pending + offset,
-		       size < 8 - offset ? size : 8 - offset);
 }
 
 /* --- common configuration ---------------------------------------------- */
@@ -557,11 +449,8 @@ static void bar_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t size
 			device->ops->read_config(device, (uint32_t)field, data, size);
 			pthread_mutex_unlock(&function->lock);
 		}
-	} else if (offset >= MSIX_TABLE_OFFSET && offset < MSIX_PBA_OFFSET) {
-		msix_table_access(function, offset - MSIX_TABLE_OFFSET, data, size,
-				  false);
-	} else if (offset >= MSIX_PBA_OFFSET && offset < VIRTIO_PCI_BAR_SIZE) {
-		msix_pba_read(function, offset - MSIX_PBA_OFFSET, data, size);
+	} else {
+		pci_msix_bar_read(&function->msix, offset, data, size);
 	}
 }
 
@@ -591,9 +480,8 @@ static void bar_write(void *opaque, uint64_t offset, const uint8_t *data,
 				     VIRTIO_PCI_NOTIFY_MULTIPLIER;
 		if (queue < device->queue_count)
 			wake_event_thread(function->notifiers[queue].fd);
-	} else if (offset >= MSIX_TABLE_OFFSET && offset < MSIX_PBA_OFFSET) {
-		msix_table_access(function, offset - MSIX_TABLE_OFFSET,
-				  (uint8_t *)data, size, true);
+	} else {
+		pci_msix_bar_write(&function->msix, offset, data, size);
 	}
 }
 
@@ -657,17 +545,8 @@ static void config_write(void *opaque, uint32_t offset, const uint8_t *data,
 			 uint32_t size)
 {
 	struct virtio_pci *function = opaque;
-	uint32_t control_offset = function->msix_offset + 2u;
 
-	if (offset < control_offset + 2 && offset + size > control_offset) {
-		uint16_t control = function->pci.config[control_offset] |
-				   function->pci.config[control_offset + 1] << 8;
-		pthread_mutex_lock(&function->msix_lock);
-		function->msix_enabled = control & MSIX_CONTROL_ENABLE;
-		function->msix_function_masked = control & MSIX_CONTROL_FUNCTION_MASK;
-		pthread_mutex_unlock(&function->msix_lock);
-		msix_refresh(function);
-	}
+	pci_msix_config_written(&function->msix, offset, size);
 	uint32_t bar_offset, length;
 	if (pci_cfg_window(function, offset, size, &bar_offset, &length))
 		bar_write(function, bar_offset, data, length);
@@ -816,17 +695,25 @@ static int add_pci_cfg_capability(struct virtio_pci *function)
 					 &function->pci_cfg_offset);
 }
 
+/* The table and PBA in BAR 0 (layout in pci.h), the PBA to the BAR's end. */
 static int add_msix_capability(struct virtio_pci *function)
 {
-	uint8_t cap[12] = { PCI_CAP_ID_MSIX };
-	uint8_t mask[12] = { 0 };
+	const struct pci_msix_layout layout = {
+		.bar = 0,
+		.table_offset = MSIX_TABLE_OFFSET,
+		.table_size = MSIX_PBA_OFFSET - MSIX_TABLE_OFFSET,
+		.pba_offset = MSIX_PBA_OFFSET,
+		.pba_size = VIRTIO_PCI_BAR_SIZE - MSIX_PBA_OFFSET,
+	};
+	const struct pci_msix_delivery delivery = {
+		.route = function->platform.msi_route,
+		.signal = function->platform.msi_signal,
+		.opaque = function->platform.opaque,
+		.function = function,
+	};
 
-	store_le(cap + 2, 2, function->vector_count - 1);
-	store_le(cap + 4, 4, MSIX_TABLE_OFFSET); /* BIR 0 */
-	store_le(cap + 8, 4, MSIX_PBA_OFFSET);
-	store_le(mask + 2, 2, MSIX_CONTROL_ENABLE | MSIX_CONTROL_FUNCTION_MASK);
-	return pci_device_add_capability(&function->pci, cap, sizeof(cap), mask,
-					 &function->msix_offset);
+	return pci_msix_init(&function->msix, &function->pci,
+			     function->vector_count, &layout, &delivery);
 }
 
 /* PCI IDs of modern virtio functions (§4.1.2.1) and a class that says
@@ -904,8 +791,6 @@ struct virtio_pci *virtio_pci_create(struct virtio_device *device,
 	for (unsigned int queue = 0; queue < VIRTIO_MAX_QUEUES; queue++)
 		function->notifiers[queue] = (struct queue_notifier){
 			.function = function, .queue = queue, .fd = -1 };
-	for (unsigned int vector = 0; vector < MSIX_MAX_VECTORS; vector++)
-		function->table[vector].control = MSIX_VECTOR_MASKED;
 	pthread_mutex_init(&function->lock, NULL);
 	pthread_mutex_init(&function->msix_lock, NULL);
 	device->transport = function;
@@ -969,6 +854,7 @@ void virtio_pci_destroy(struct virtio_pci *function)
 	close_watched(context, function->control_fd);
 	for (unsigned int queue = 0; queue < VIRTIO_MAX_QUEUES; queue++)
 		close_watched(context, function->notifiers[queue].fd);
+	pci_msix_destroy(&function->msix);
 	pci_device_destroy(&function->pci);
 	pthread_mutex_destroy(&function->msix_lock);
 	pthread_mutex_destroy(&function->lock);
@@ -1061,22 +947,17 @@ static int record_save(void *opaque, struct device_state_writer *writer)
 	struct virtio_pci *function = opaque;
 	struct virtio_device *device = function->device;
 	uint64_t queues[VIRTIO_MAX_QUEUES][QUEUE_FIELDS] = { { 0 } };
-	uint8_t table[MSIX_MAX_VECTORS * MSIX_ENTRY_SIZE] = { 0 };
+	uint8_t table[MSIX_MAX_VECTORS * PCI_MSIX_ENTRY_SIZE];
 	uint16_t vectors[VIRTIO_MAX_QUEUES + 1];
 
 	pthread_mutex_lock(&function->lock);
+	uint64_t pending = pci_msix_save(&function->msix, table,
+					 MSIX_MAX_VECTORS);
 	pthread_mutex_lock(&function->msix_lock);
 	uint8_t status = function->status;
 	uint8_t isr = function->isr;
-	uint64_t pending = function->pending;
 	vectors[0] = function->config_vector;
 	memcpy(vectors + 1, function->queue_vector, sizeof(function->queue_vector));
-	for (unsigned int vector = 0; vector < MSIX_MAX_VECTORS; vector++) {
-		const struct msix_entry *entry = &function->table[vector];
-		store_le(table + vector * MSIX_ENTRY_SIZE, 8, entry->address);
-		store_le(table + vector * MSIX_ENTRY_SIZE + 8, 4, entry->data);
-		store_le(table + vector * MSIX_ENTRY_SIZE + 12, 4, entry->control);
-	}
 	pthread_mutex_unlock(&function->msix_lock);
 	bool set_up = status || function->active || function->activate_pending;
 	bool savable = device->saved_by_transport || device->ops->save;
@@ -1157,32 +1038,20 @@ static int restore_queues(struct virtio_pci *function,
 	return 0;
 }
 
+/* The table and pending bits, with enable and function mask from the
+ * configuration space restored before, then the vector assignments. */
 static int restore_msix(struct virtio_pci *function, const uint8_t *table,
 			const uint16_t *vectors, uint64_t pending)
 {
-	if (pending >> function->vector_count)
-		return -EINVAL;
+	int result = pci_msix_restore(&function->msix, table, MSIX_MAX_VECTORS,
+				      pending);
+
+	if (result)
+		return result;
 	pthread_mutex_lock(&function->msix_lock);
-	for (unsigned int vector = 0; vector < MSIX_MAX_VECTORS; vector++) {
-		const uint8_t *entry = table + vector * MSIX_ENTRY_SIZE;
-		function->table[vector] = (struct msix_entry){
-			.address = load_le(entry, 8),
-			.data = (uint32_t)load_le(entry + 8, 4),
-			.control = (uint32_t)load_le(entry + 12, 4),
-		};
-	}
-	function->pending = pending;
 	function->config_vector = vectors[0];
 	memcpy(function->queue_vector, vectors + 1, sizeof(function->queue_vector));
-	/* Enable and function mask live in the restored configuration
-	 * space's MSI-X control word. */
-	uint32_t control_offset = function->msix_offset + 2u;
-	uint16_t control = (uint16_t)load_le(function->pci.config + control_offset, 2);
-	function->msix_enabled = control & MSIX_CONTROL_ENABLE;
-	function->msix_function_masked = control & MSIX_CONTROL_FUNCTION_MASK;
 	pthread_mutex_unlock(&function->msix_lock);
-	/* Routes and irqfds are the host's, not state: made again. */
-	msix_refresh(function);
 	return 0;
 }
 
@@ -1195,7 +1064,7 @@ static int record_restore(void *opaque, struct device_state_reader *reader)
 	uint8_t status, isr, flags, config_generation;
 	uint64_t driver_features, pending;
 	uint64_t queues[VIRTIO_MAX_QUEUES][QUEUE_FIELDS];
-	uint8_t table[MSIX_MAX_VECTORS * MSIX_ENTRY_SIZE];
+	uint8_t table[MSIX_MAX_VECTORS * PCI_MSIX_ENTRY_SIZE];
 	uint16_t vectors[VIRTIO_MAX_QUEUES + 1];
 	const struct device_register registers[] = {
 		DEVICE_REGISTER("device-feature-select", device_feature_select),

@@ -14,8 +14,8 @@
  * VERSION_1. A queue kick never runs device work on the vCPU: notification
  * writes go to a per-queue eventfd (a KVM ioeventfd while the BAR is
  * mapped) that the event thread reads. Interrupts are MSI-X messages
- * delivered by the platform (vmm/): masked vectors set their pending bit
- * and fire on unmask.
+ * (../pci_msix.h) delivered by the platform (vmm/): masked vectors set
+ * their pending bit and fire on unmask.
  */
 #ifndef VESSEL_DEVICES_VIRTIO_PCI_H
 #define VESSEL_DEVICES_VIRTIO_PCI_H
@@ -26,6 +26,7 @@
 #include "../bus.h"
 #include "../device.h"
 #include "../pci.h"
+#include "../pci_msix.h"
 #include "virtio.h"
 
 #define VIRTIO_PCI_BAR_SIZE 0x8000
@@ -36,13 +37,10 @@
 /* What the VMM provides to a virtio-pci function. */
 struct virtio_pci_platform {
 	struct bus *mmio_bus;
-	/* Route MSI-X vector of this function to the message (address,
-	 * data); called when the vector becomes deliverable. 0 or -errno. */
-	int (*msi_route)(void *opaque, const void *function, unsigned int vector,
-			 uint64_t address, uint32_t data);
-	/* Send vector's message (any thread). */
-	void (*msi_signal)(void *opaque, const void *function,
-			   unsigned int vector);
+	/* The function's MSI-X vectors (../pci_msix.h), the function
+	 * being the virtio_pci. */
+	pci_msix_route_fn *msi_route;
+	pci_msix_signal_fn *msi_signal;
 	/* Have KVM signal fd on a write of length bytes at address (assign)
 	 * or stop doing so. 0 or -errno. */
 	int (*ioeventfd)(void *opaque, uint64_t address, uint32_t length, int fd,

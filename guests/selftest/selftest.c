@@ -47,7 +47,8 @@
 #define UART_LSR_DATA_READY 0x01
 #define UART_LSR_THR_EMPTY 0x20
 
-/* ACPI fixed hardware, as firmware/layout.h places it (ACPI 6.5 §4.8.3.2). */
+/* ACPI fixed hardware, where vmm/machine_layout.h has it (ACPI 6.5
+ * §4.8.3.2). */
 #define ACPI_PM1_CONTROL_PORT 0x604
 #define ACPI_S5_SLEEP_TYPE 5
 #define ACPI_SLP_EN (1u << 13)
@@ -81,7 +82,8 @@
 #define COUNT_DEFAULT_DELAY 5000000ull
 #define CMDLINE_MAX 4096
 #define IDENTITY_MAP_END 0x100000000ull
-/* Inside the 32-bit PCI hole (firmware/layout.h), where nothing is mapped. */
+/* Inside the 32-bit PCI hole (vmm/machine_layout.h), where nothing is
+ * mapped. */
 #define UNBACKED_ADDRESS 0xd0000000ull
 
 enum syscall_number {

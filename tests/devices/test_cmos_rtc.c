@@ -3,10 +3,11 @@
 #include <time.h>
 
 #include "devices/cmos_rtc.h"
+#include "vmm/machine_layout.h"
 #include "fakes.h"
 
-#define INDEX CMOS_RTC_INDEX_PORT
-#define DATA (CMOS_RTC_INDEX_PORT + 1)
+#define INDEX LAYOUT_CMOS_RTC_PORT
+#define DATA (LAYOUT_CMOS_RTC_PORT + 1)
 
 #define REG_SECONDS 0x00
 #define REG_ALARM_SECONDS 0x01
@@ -60,7 +61,7 @@ static void create_rtc(void (*now)(struct timespec *now))
 	rtc = cmos_rtc_create(now);
 	cr_assert_not_null(bus);
 	cr_assert_not_null(rtc);
-	cr_assert_eq(cmos_rtc_attach(rtc, bus), 0);
+	cr_assert_eq(cmos_rtc_attach(rtc, bus, LAYOUT_CMOS_RTC_PORT), 0);
 }
 
 static void setup(void)

@@ -125,8 +125,8 @@ Test(device_state, i8042_keeps_its_command_byte_and_output)
 					      irq_recorder_line(&mouse, 12),
 					      ignore_reset, NULL);
 
-	cr_assert_eq(i8042_attach(controller, bus), 0);
-	cr_assert_eq(i8042_attach(restored, bus_again), 0);
+	cr_assert_eq(i8042_attach(controller, bus, 0x60, 0x64), 0);
+	cr_assert_eq(i8042_attach(restored, bus_again, 0x60, 0x64), 0);
 	port_write8(bus, 0x64, 0x60); /* write the command byte */
 	port_write8(bus, 0x60, 0x44);
 	port_write8(bus, 0x64, 0x20); /* read it: one byte waits */

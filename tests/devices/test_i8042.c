@@ -2,10 +2,11 @@
 #include <string.h>
 
 #include "devices/i8042.h"
+#include "vmm/machine_layout.h"
 #include "fakes.h"
 
-#define DATA I8042_DATA_PORT
-#define COMMAND I8042_COMMAND_PORT
+#define DATA LAYOUT_I8042_DATA_PORT
+#define COMMAND LAYOUT_I8042_COMMAND_PORT
 
 #define STATUS_OBF 0x01
 #define STATUS_AUX 0x20
@@ -35,12 +36,12 @@ static void setup(void)
 	resets = 0;
 	bus = bus_create("pio");
 	controller = i8042_create(
-		irq_recorder_line(&keyboard_irq, I8042_KEYBOARD_GSI),
-		irq_recorder_line(&mouse_irq, I8042_MOUSE_GSI), count_reset,
+		irq_recorder_line(&keyboard_irq, LAYOUT_KEYBOARD_GSI),
+		irq_recorder_line(&mouse_irq, LAYOUT_MOUSE_GSI), count_reset,
 		&resets);
 	cr_assert_not_null(bus);
 	cr_assert_not_null(controller);
-	cr_assert_eq(i8042_attach(controller, bus), 0);
+	cr_assert_eq(i8042_attach(controller, bus, DATA, COMMAND), 0);
 }
 
 static void teardown(void)
@@ -229,7 +230,7 @@ Test(i8042, keyboard_irq_only_when_enabled_in_command_byte)
 	port_write8(bus, DATA, 0xff);
 	cr_assert_eq(keyboard_irq.calls, 1);
 	cr_assert(keyboard_irq.level);
-	cr_assert_eq(keyboard_irq.last_gsi, I8042_KEYBOARD_GSI);
+	cr_assert_eq(keyboard_irq.last_gsi, LAYOUT_KEYBOARD_GSI);
 	/* Reading the first byte while a second waits is a new edge. */
 	cr_assert_eq(port_read8(bus, DATA), 0xfa);
 	cr_assert_eq(keyboard_irq.calls, 3);
@@ -262,7 +263,7 @@ Test(i8042, aux_loopback_returns_the_byte_as_aux_data)
 	cr_assert_eq(status & (STATUS_OBF | STATUS_AUX),
 		     STATUS_OBF | STATUS_AUX);
 	cr_assert(mouse_irq.level);
-	cr_assert_eq(mouse_irq.last_gsi, I8042_MOUSE_GSI);
+	cr_assert_eq(mouse_irq.last_gsi, LAYOUT_MOUSE_GSI);
 	cr_assert_eq(keyboard_irq.calls, 0);
 	cr_assert_eq(port_read8(bus, DATA), 0xa5);
 	cr_assert_not(mouse_irq.level);
@@ -287,7 +288,7 @@ Test(i8042, the_mouse_answers_on_the_aux_port_with_irq_12)
 	cr_assert_eq(status & (STATUS_OBF | STATUS_AUX | STATUS_TIMEOUT),
 		     STATUS_OBF | STATUS_AUX);
 	cr_assert(mouse_irq.level);
-	cr_assert_eq(mouse_irq.last_gsi, I8042_MOUSE_GSI);
+	cr_assert_eq(mouse_irq.last_gsi, LAYOUT_MOUSE_GSI);
 	cr_assert_eq(port_read8(bus, DATA), 0xfa);
 	cr_assert(port_read8(bus, COMMAND) & STATUS_AUX);
 	cr_assert_eq(port_read8(bus, DATA), 0x00, "a standard mouse");

@@ -3,10 +3,11 @@
 #include <string.h>
 
 #include "devices/pci.h"
+#include "vmm/machine_layout.h"
 #include "fakes.h"
 
-#define ADDRESS PCI_CONFIG_ADDRESS_PORT
-#define DATA PCI_CONFIG_DATA_PORT
+#define ADDRESS LAYOUT_PCI_CONFIG_PORT
+#define DATA (LAYOUT_PCI_CONFIG_PORT + PCI_CONFIG_DATA_OFFSET)
 
 static uint32_t config_address(unsigned int bus_number, unsigned int slot,
 			       unsigned int function, unsigned int reg)
@@ -24,7 +25,7 @@ static void setup(void)
 	pci = pci_bus_create();
 	cr_assert_not_null(pio);
 	cr_assert_not_null(pci);
-	cr_assert_eq(pci_bus_attach(pci, pio), 0);
+	cr_assert_eq(pci_bus_attach(pci, pio, LAYOUT_PCI_CONFIG_PORT), 0);
 }
 
 static void teardown(void)

@@ -6,10 +6,11 @@
 
 #include "devices/i8042.h"
 #include "devices/ps2_keyboard.h"
+#include "vmm/machine_layout.h"
 #include "fakes.h"
 
-#define DATA I8042_DATA_PORT
-#define COMMAND I8042_COMMAND_PORT
+#define DATA LAYOUT_I8042_DATA_PORT
+#define COMMAND LAYOUT_I8042_COMMAND_PORT
 #define STATUS_OBF 0x01
 #define CTR_KBDINT 0x01
 #define CTR_XLATE 0x40
@@ -25,10 +26,10 @@ static void setup(void)
 	memset(&mouse_irq, 0, sizeof(mouse_irq));
 	bus = bus_create("pio");
 	controller = i8042_create(
-		irq_recorder_line(&keyboard_irq, I8042_KEYBOARD_GSI),
-		irq_recorder_line(&mouse_irq, I8042_MOUSE_GSI), NULL, NULL);
+		irq_recorder_line(&keyboard_irq, LAYOUT_KEYBOARD_GSI),
+		irq_recorder_line(&mouse_irq, LAYOUT_MOUSE_GSI), NULL, NULL);
 	cr_assert_not_null(controller);
-	cr_assert_eq(i8042_attach(controller, bus), 0);
+	cr_assert_eq(i8042_attach(controller, bus, DATA, COMMAND), 0);
 }
 
 static void teardown(void)
@@ -245,7 +246,7 @@ Test(ps2_keyboard, keys_raise_irq_1)
 {
 	i8042_key_event(controller, 0x04, true);
 	cr_assert(keyboard_irq.level);
-	cr_assert_eq(keyboard_irq.last_gsi, I8042_KEYBOARD_GSI);
+	cr_assert_eq(keyboard_irq.last_gsi, LAYOUT_KEYBOARD_GSI);
 	cr_assert_eq(port_read8(bus, DATA), 0x1e);
 	cr_assert_not(keyboard_irq.level);
 	cr_assert_eq(mouse_irq.calls, 0);

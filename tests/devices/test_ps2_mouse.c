@@ -6,7 +6,11 @@
 
 #include "devices/i8042.h"
 #include "devices/ps2_mouse.h"
+#include "vmm/machine_layout.h"
 #include "fakes.h"
+
+#define DATA LAYOUT_I8042_DATA_PORT
+#define COMMAND LAYOUT_I8042_COMMAND_PORT
 
 static struct ps2_mouse mouse;
 
@@ -235,31 +239,31 @@ Test(ps2_mouse, through_the_i8042)
 	struct irq_recorder keyboard_irq = {0}, mouse_irq = {0};
 	struct bus *bus = bus_create("pio");
 	struct i8042 *controller = i8042_create(
-		irq_recorder_line(&keyboard_irq, I8042_KEYBOARD_GSI),
-		irq_recorder_line(&mouse_irq, I8042_MOUSE_GSI), NULL, NULL);
+		irq_recorder_line(&keyboard_irq, LAYOUT_KEYBOARD_GSI),
+		irq_recorder_line(&mouse_irq, LAYOUT_MOUSE_GSI), NULL, NULL);
 
-	cr_assert_eq(i8042_attach(controller, bus), 0);
-	port_write8(bus, I8042_COMMAND_PORT, 0x60);
-	port_write8(bus, I8042_DATA_PORT, 0x47); /* both IRQs, translation */
+	cr_assert_eq(i8042_attach(controller, bus, DATA, COMMAND), 0);
+	port_write8(bus, COMMAND, 0x60);
+	port_write8(bus, DATA, 0x47); /* both IRQs, translation */
 	const uint8_t probe[] = { 0xf3, 200, 0xf3, 100, 0xf3, 80, 0xf2 };
 	const uint8_t replies[] = { 0xfa, 0xfa, 0xfa, 0xfa, 0xfa, 0xfa,
 				    0xfa, 0x03 };
 	size_t got = 0;
 	for (size_t i = 0; i < sizeof(probe); i++) {
-		port_write8(bus, I8042_COMMAND_PORT, 0xd4);
-		port_write8(bus, I8042_DATA_PORT, probe[i]);
-		while (port_read8(bus, I8042_COMMAND_PORT) & 0x01) {
-			cr_assert(port_read8(bus, I8042_COMMAND_PORT) & 0x20,
+		port_write8(bus, COMMAND, 0xd4);
+		port_write8(bus, DATA, probe[i]);
+		while (port_read8(bus, COMMAND) & 0x01) {
+			cr_assert(port_read8(bus, COMMAND) & 0x20,
 				  "from the aux port");
 			cr_assert(mouse_irq.level);
-			cr_assert_eq(port_read8(bus, I8042_DATA_PORT),
+			cr_assert_eq(port_read8(bus, DATA),
 				     replies[got++]);
 		}
 	}
 	cr_assert_eq(got, sizeof(replies));
-	port_write8(bus, I8042_COMMAND_PORT, 0xd4);
-	port_write8(bus, I8042_DATA_PORT, 0xf4);
-	cr_assert_eq(port_read8(bus, I8042_DATA_PORT), 0xfa);
+	port_write8(bus, COMMAND, 0xd4);
+	port_write8(bus, DATA, 0xf4);
+	cr_assert_eq(port_read8(bus, DATA), 0xfa);
 
 	i8042_mouse_event(controller, 1, 2, -1, PS2_MOUSE_RIGHT);
 	i8042_key_event(controller, 0x04, true);
@@ -275,9 +279,9 @@ Test(ps2_mouse, through_the_i8042)
 		{ 0xff, 0x21 },
 	};
 	for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++) {
-		cr_assert_eq(port_read8(bus, I8042_COMMAND_PORT) & 0x21,
+		cr_assert_eq(port_read8(bus, COMMAND) & 0x21,
 			     expected[i].status, "byte %zu", i);
-		cr_assert_eq(port_read8(bus, I8042_DATA_PORT), expected[i].data,
+		cr_assert_eq(port_read8(bus, DATA), expected[i].data,
 			     "byte %zu", i);
 	}
 	cr_assert_not(mouse_irq.level);

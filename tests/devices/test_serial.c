@@ -2,9 +2,10 @@
 #include <string.h>
 
 #include "devices/serial.h"
+#include "vmm/machine_layout.h"
 #include "fakes.h"
 
-#define BASE SERIAL_COM1_PORT
+#define BASE LAYOUT_COM1_PORT
 #define RBR (BASE + 0)
 #define THR (BASE + 0)
 #define DLL (BASE + 0)
@@ -66,7 +67,7 @@ static void setup(void)
 	memset(&irq, 0, sizeof(irq));
 	memset(&backend, 0, sizeof(backend));
 	bus = bus_create("pio");
-	serial = serial_create(irq_recorder_line(&irq, SERIAL_COM1_GSI),
+	serial = serial_create(irq_recorder_line(&irq, LAYOUT_COM1_GSI),
 			       (struct serial_backend){
 				       .write = record_write,
 				       .rx_ready = record_rx_ready,
@@ -160,7 +161,7 @@ Test(serial, enabling_thre_interrupt_raises_it_and_iir_read_clears_it)
 {
 	port_write8(bus, IER, IER_THRE);
 	cr_assert(irq.level);
-	cr_assert_eq(irq.last_gsi, SERIAL_COM1_GSI);
+	cr_assert_eq(irq.last_gsi, LAYOUT_COM1_GSI);
 	cr_assert_eq(port_read8(bus, IIR), IIR_THRE);
 	cr_assert_not(irq.level);
 	cr_assert_eq(port_read8(bus, IIR), IIR_NONE);

@@ -14,6 +14,7 @@
 #include "devices/pci.h"
 #include "devices/virtio/pci.h"
 #include "vmm/state_fdt.h"
+#include "vmm/machine_layout.h"
 #include "fakes.h"
 
 #define BAR_ADDRESS 0xc0000000ull
@@ -214,7 +215,7 @@ static void setup_with_features(uint64_t features)
 	pio = bus_create("pio");
 	mmio = bus_create("mmio");
 	pci = pci_bus_create();
-	cr_assert_eq(pci_bus_attach(pci, pio), 0);
+	cr_assert_eq(pci_bus_attach(pci, pio, LAYOUT_PCI_CONFIG_PORT), 0);
 	memset(&device, 0, sizeof(device));
 	memset(&flood, 0, sizeof(flood));
 	memset(signals, 0, sizeof(signals));

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../../devices/guest_memory.h"
+#include "../../vmm/machine_layout.h" /* vessel's machine, for the tables */
 
 #define MIB (1ULL << 20)
 

@@ -1,5 +1,7 @@
 /* ACPI tables as ACPICA walks them: RSDP, XSDT/RSDT, FADT, DSDT, MADT, with
- * checksums and the fields a stock kernel needs for SMP and power-off. */
+ * checksums and the fields a stock kernel needs for SMP and power-off, each
+ * port, line and address as the machine handed in says: vessel's own
+ * (vmm/machine_layout.h), and another that firmware/ must follow as well. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
@@ -7,6 +9,7 @@
 #include "../../firmware/acpi.h"
 #include "../../firmware/layout.h"
 #include "../../firmware/little_endian.h"
+#include "../../vmm/machine_layout.h"
 #include "fixtures.h"
 
 #define CPUS 3
@@ -14,12 +17,37 @@
 static struct guest_memory memory;
 static const uint8_t *ram;
 static uint64_t rsdp_address;
+static const struct firmware_machine *machine; /* what the tables say */
+
+/* A machine unlike vessel's in every field the tables describe. */
+static const struct firmware_machine other_machine = {
+	.low_ram_end = 0x80000000,
+	.ioapic_address = 0xfec01000,
+	.lapic_address = 0xfee01000,
+	.pci_mmio_start = 0x90000000,
+	.pci_mmio_end = 0xe0000000,
+	.pci_config_port = 0x1000,
+	.pci_config_port_count = 8,
+	.pm1_event_port = 0xb000,
+	.pm1_event_length = 4,
+	.pm1_control_port = 0xb004,
+	.pm1_control_length = 2,
+	.sci_gsi = 11,
+	.s5_sleep_type = 7,
+};
+
+static void write_tables(const struct firmware_machine *described)
+{
+	machine = described;
+	cr_assert_eq(acpi_tables_write(&memory, machine, CPUS, &rsdp_address),
+		     0);
+}
 
 static void setup(void)
 {
 	fixture_memory_create(&memory, 2 * MIB);
 	ram = memory.regions[0].host_addr;
-	cr_assert_eq(acpi_tables_write(&memory, CPUS, &rsdp_address), 0);
+	write_tables(machine_layout_firmware());
 }
 
 static void teardown(void)
@@ -92,13 +120,13 @@ Test(acpi, xsdt_and_rsdt_list_fadt_and_madt)
 
 /* Linux ignores the MP tables once ACPI is on and takes CPUs and the I/O
  * APIC from here; without it a guest boots with one CPU in PIC mode. */
-Test(acpi, madt_lists_cpus_and_ioapic)
+static void expect_madt(void)
 {
 	const uint8_t *madt = xsdt_find("APIC");
 	unsigned int cpus = 0, ioapics = 0, sci_overrides = 0, nmis = 0;
 
 	cr_assert_not_null(madt);
-	cr_expect_eq(le32_load(madt + 36), LAYOUT_LAPIC_ADDRESS);
+	cr_expect_eq(le32_load(madt + 36), machine->lapic_address);
 	for (uint32_t at = 44; at < le32_load(madt + 4);) {
 		const uint8_t *entry = madt + at;
 
@@ -111,13 +139,14 @@ Test(acpi, madt_lists_cpus_and_ioapic)
 			break;
 		case 1: /* I/O APIC */
 			cr_expect_eq(entry[2], CPUS, "I/O APIC ID");
-			cr_expect_eq(le32_load(entry + 4), LAYOUT_IOAPIC_ADDRESS);
+			cr_expect_eq(le32_load(entry + 4),
+				     machine->ioapic_address);
 			cr_expect_eq(le32_load(entry + 8), 0, "GSI base");
 			ioapics++;
 			break;
 		case 2: /* interrupt source override */
-			cr_expect_eq(entry[3], LAYOUT_ACPI_SCI_GSI);
-			cr_expect_eq(le32_load(entry + 4), LAYOUT_ACPI_SCI_GSI);
+			cr_expect_eq(entry[3], machine->sci_gsi);
+			cr_expect_eq(le32_load(entry + 4), machine->sci_gsi);
 			cr_expect_eq(le16_load(entry + 8), 0x000d,
 				     "level triggered, active high");
 			sci_overrides++;
@@ -137,16 +166,38 @@ Test(acpi, madt_lists_cpus_and_ioapic)
 	cr_expect_eq(nmis, 1);
 }
 
+Test(acpi, madt_lists_cpus_and_ioapic)
+{
+	expect_madt();
+}
+
 Test(acpi, refuses_too_many_cpus)
 {
 	uint64_t address;
 
-	cr_expect_eq(acpi_tables_write(&memory, 255, &address), -EINVAL);
-	cr_expect_eq(acpi_tables_write(&memory, 0, &address), -EINVAL);
-	cr_expect_eq(acpi_tables_write(&memory, 254, &address), 0);
+	cr_expect_eq(acpi_tables_write(&memory, machine, 255, &address),
+		     -EINVAL);
+	cr_expect_eq(acpi_tables_write(&memory, machine, 0, &address), -EINVAL);
+	cr_expect_eq(acpi_tables_write(&memory, machine, 254, &address), 0);
 }
 
-Test(acpi, fadt_describes_pm1_hardware)
+/* A machine the tables cannot express is refused, not described wrongly. */
+Test(acpi, refuses_a_machine_it_cannot_describe)
+{
+	struct firmware_machine bad = other_machine;
+	uint64_t address;
+
+	bad.s5_sleep_type = 8; /* SLP_TYP has 3 bits */
+	cr_expect_eq(acpi_tables_write(&memory, &bad, CPUS, &address), -EINVAL);
+	bad = other_machine;
+	bad.pci_mmio_end = 0x100001000ULL; /* DWordMemory ends below 4 GiB */
+	cr_expect_eq(acpi_tables_write(&memory, &bad, CPUS, &address), -EINVAL);
+	bad = other_machine;
+	bad.pci_config_port = 0xfffc; /* the ports run past 0xffff */
+	cr_expect_eq(acpi_tables_write(&memory, &bad, CPUS, &address), -EINVAL);
+}
+
+static void expect_fadt(void)
 {
 	const uint8_t *table = fadt();
 
@@ -154,10 +205,10 @@ Test(acpi, fadt_describes_pm1_hardware)
 	cr_expect_geq(table[8], 3, "revision with X_ fields");
 	cr_expect_eq(le32_load(table + 112) & (1u << 20), 0,
 		     "not HW_REDUCED_ACPI");
-	cr_expect_eq(le16_load(table + 46), LAYOUT_ACPI_SCI_GSI, "SCI_INT");
+	cr_expect_eq(le16_load(table + 46), machine->sci_gsi, "SCI_INT");
 	cr_expect_eq(le32_load(table + 48), 0, "no SMI_CMD: ACPI always on");
-	cr_expect_eq(le32_load(table + 56), LAYOUT_ACPI_PM1_EVENT_PORT);
-	cr_expect_eq(le32_load(table + 64), LAYOUT_ACPI_PM1_CONTROL_PORT);
+	cr_expect_eq(le32_load(table + 56), machine->pm1_event_port);
+	cr_expect_eq(le32_load(table + 64), machine->pm1_control_port);
 	cr_expect_eq(le32_load(table + 76), 0, "no PM timer");
 	cr_expect_eq(table[88], 4, "PM1_EVT_LEN");
 	cr_expect_eq(table[89], 2, "PM1_CNT_LEN");
@@ -168,10 +219,10 @@ Test(acpi, fadt_describes_pm1_hardware)
 	/* X_PM1a_EVT_BLK and X_PM1a_CNT_BLK: System I/O GAS. */
 	cr_expect_eq(table[148], 1);
 	cr_expect_eq(table[149], 32);
-	cr_expect_eq(le64_load(table + 152), LAYOUT_ACPI_PM1_EVENT_PORT);
+	cr_expect_eq(le64_load(table + 152), machine->pm1_event_port);
 	cr_expect_eq(table[172], 1);
 	cr_expect_eq(table[173], 16);
-	cr_expect_eq(le64_load(table + 176), LAYOUT_ACPI_PM1_CONTROL_PORT);
+	cr_expect_eq(le64_load(table + 176), machine->pm1_control_port);
 
 	cr_expect_eq(le32_load(table + 40), le64_load(table + 140),
 		     "DSDT and X_DSDT agree");
@@ -180,6 +231,11 @@ Test(acpi, fadt_describes_pm1_hardware)
 	const uint8_t *facs = ram + le64_load(table + 132);
 	cr_expect(memcmp(facs, "FACS", 4) == 0);
 	cr_expect_eq(le64_load(table + 132) % 64, 0, "FACS 64-byte aligned");
+}
+
+Test(acpi, fadt_describes_pm1_hardware)
+{
+	expect_fadt();
 }
 
 static const uint8_t *dsdt(void)
@@ -217,6 +273,28 @@ Test(acpi, dsdt_declares_s5)
 {
 	dsdt_find(dsdt_s5, sizeof(dsdt_s5),
 		  "Name(_S5_, Package(){S5, S5, 0, 0})");
+}
+
+/* Another machine's ports, lines and window, in every table that names
+ * them: nothing of vessel's own machine is left in firmware/. */
+Test(acpi, tables_describe_the_machine_handed_in)
+{
+	write_tables(&other_machine);
+	expect_fadt();
+	expect_madt();
+
+	const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
+			       0x0a, 7, 0x0a, 7, 0x00, 0x00 };
+	dsdt_find(s5, sizeof(s5), "Name(_S5_, Package(){7, 7, 0, 0})");
+	const uint8_t config[] = { 0x47, 0x01, 0x00, 0x10, 0x00, 0x10,
+				   0x01, 0x08 };
+	dsdt_find(config, sizeof(config), "IO 0x1000, length 8");
+	const uint8_t io_high[] = { 0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0,
+				    0x08, 0x10, 0xff, 0xff, 0, 0, 0xf8, 0xef };
+	dsdt_find(io_high, sizeof(io_high), "WordIO 0x1008-0xffff");
+	uint8_t window[14] = { 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01 };
+	le32_store(window + 10, 0x90000000);
+	dsdt_find(window, sizeof(window), "DWordMemory from 0x90000000");
 }
 
 /* Scope (\_SB) { Device (PCI0) { ... } } closes at the end of the table:
@@ -278,9 +356,9 @@ Test(acpi, dsdt_pci_root_bridge_resources)
 	uint8_t memory[26] = { 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01 };
 	const uint8_t end_tag[] = { 0x79, 0x00 };
 
-	le32_store(memory + 10, LAYOUT_PCI_MMIO_START);
-	le32_store(memory + 14, LAYOUT_PCI_MMIO_END - 1);
-	le32_store(memory + 22, LAYOUT_PCI_MMIO_END - LAYOUT_PCI_MMIO_START);
+	le32_store(memory + 10, machine->pci_mmio_start);
+	le32_store(memory + 14, machine->pci_mmio_end - 1);
+	le32_store(memory + 22, machine->pci_mmio_end - machine->pci_mmio_start);
 	const struct {
 		const uint8_t *bytes;
 		size_t size;

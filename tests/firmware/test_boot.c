@@ -36,6 +36,7 @@ Test(boot, check_accepts_a_fitting_request)
 		.initrd_size = 32 * MIB,
 		.cmdline = "console=ttyS0",
 		.cpu_count = 4,
+		.machine = machine_layout_firmware(),
 	};
 
 	cr_expect_eq(boot_check(&request, 64 * MIB, err, sizeof(err)), 0,
@@ -46,7 +47,8 @@ Test(boot, check_refuses_long_cmdline)
 {
 	char *cmdline = malloc(2049);
 	struct boot_request request = {
-		.kernel = &image, .cmdline = cmdline, .cpu_count = 1};
+		.kernel = &image, .cmdline = cmdline, .cpu_count = 1,
+		.machine = machine_layout_firmware()};
 
 	cr_assert_not_null(cmdline);
 	memset(cmdline, 'a', 2047);
@@ -66,7 +68,8 @@ Test(boot, check_refuses_long_cmdline)
 Test(boot, check_refuses_initrd_that_does_not_fit)
 {
 	struct boot_request request = {
-		.kernel = &image, .cmdline = "", .cpu_count = 1};
+		.kernel = &image, .cmdline = "", .cpu_count = 1,
+		.machine = machine_layout_firmware()};
 
 	/* 64 MiB of RAM, the kernel needs everything up to 24 MiB. */
 	request.initrd_size = 40 * MIB + 1;
@@ -84,7 +87,8 @@ Test(boot, check_honours_initrd_addr_max)
 	uint8_t *data = fixture_bzimage();
 	uint32_t initrd_addr_max = 32 * MIB - 1;
 	struct boot_request request = {
-		.kernel = &low, .cmdline = "", .cpu_count = 1};
+		.kernel = &low, .cmdline = "", .cpu_count = 1,
+		.machine = machine_layout_firmware()};
 
 	memcpy(data + 0x22c, &initrd_addr_max, 4);
 	cr_assert_eq(kernel_image_parse("low.bzImage", data,
@@ -104,7 +108,8 @@ Test(boot, check_honours_initrd_addr_max)
 Test(boot, check_refuses_too_little_memory)
 {
 	struct boot_request request = {
-		.kernel = &image, .cmdline = "", .cpu_count = 1};
+		.kernel = &image, .cmdline = "", .cpu_count = 1,
+		.machine = machine_layout_firmware()};
 
 	cr_expect_eq(boot_check(&request, 16 * MIB, err, sizeof(err)),
 		     -EINVAL);
@@ -113,10 +118,31 @@ Test(boot, check_refuses_too_little_memory)
 		  "%s", err);
 }
 
+/* Only the RAM below the machine's PCI hole holds the kernel, however much
+ * the guest has in all. */
+Test(boot, check_takes_low_ram_from_the_machine)
+{
+	struct firmware_machine small_hole = *machine_layout_firmware();
+	struct boot_request request = {
+		.kernel = &image, .cmdline = "", .cpu_count = 1,
+		.machine = &small_hole};
+
+	small_hole.low_ram_end = 16 * MIB;
+	cr_expect_eq(boot_check(&request, 1024 * MIB, err, sizeof(err)),
+		     -EINVAL);
+	cr_expect(strstr(err, "24 MiB") &&
+			  strstr(err, "16 MiB below the PCI hole"),
+		  "%s", err);
+	small_hole.low_ram_end = 32 * MIB;
+	cr_expect_eq(boot_check(&request, 1024 * MIB, err, sizeof(err)), 0,
+		     "%s", err);
+}
+
 Test(boot, check_refuses_too_many_cpus)
 {
 	struct boot_request request = {
-		.kernel = &image, .cmdline = "", .cpu_count = 255};
+		.kernel = &image, .cmdline = "", .cpu_count = 255,
+		.machine = machine_layout_firmware()};
 
 	cr_expect_eq(boot_check(&request, 64 * MIB, err, sizeof(err)),
 		     -EINVAL);
@@ -134,6 +160,7 @@ Test(boot, load_bzimage)
 		.initrd_size = sizeof(initrd),
 		.cmdline = "console=ttyS0 reboot=k",
 		.cpu_count = 2,
+		.machine = machine_layout_firmware(),
 	};
 
 	for (size_t i = 0; i < sizeof(initrd); i++)
@@ -228,6 +255,7 @@ Test(boot, load_refuses_what_check_refuses)
 	struct boot_entry entry;
 	struct boot_request request = {
 		.kernel = &image, .cmdline = "", .cpu_count = 1,
+		.machine = machine_layout_firmware(),
 		.initrd = (const uint8_t *)"x", .initrd_size = 1};
 
 	fixture_memory_create(&memory, 16 * MIB);

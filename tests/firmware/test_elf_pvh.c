@@ -73,7 +73,8 @@ Test(elf_pvh, segment_outside_ram)
 	struct guest_memory memory;
 	struct boot_entry entry;
 	struct boot_request request = {
-		.kernel = &image, .cmdline = "", .cpu_count = 1};
+		.kernel = &image, .cmdline = "", .cpu_count = 1,
+		.machine = machine_layout_firmware()};
 
 	/* Valid as a file, but beyond a 64 MiB guest. */
 	elf.load_paddr = 512 * MIB;
@@ -176,6 +177,7 @@ Test(elf_pvh, boot_load_pvh)
 		.initrd_size = sizeof(initrd),
 		.cmdline = "console=hvc0",
 		.cpu_count = 1,
+		.machine = machine_layout_firmware(),
 	};
 
 	memset(initrd, 0x5a, sizeof(initrd));

@@ -1,5 +1,6 @@
 /* MP tables as Linux's mpparse reads them: floating pointer found in the
- * last KiB of base memory, checksums, and one entry per CPU. */
+ * last KiB of base memory, checksums, one entry per CPU, and the APICs
+ * where the machine handed in has them. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
@@ -20,6 +21,7 @@ struct mp_summary {
 
 /* Walks the tables like a guest would, asserting every entry on the way. */
 static struct mp_summary check_mp_tables(const uint8_t *ram,
+					 const struct firmware_machine *machine,
 					 unsigned int cpu_count)
 {
 	struct mp_summary summary = {0};
@@ -37,7 +39,7 @@ static struct mp_summary check_mp_tables(const uint8_t *ram,
 	uint16_t length = le16_load(config + 4);
 	cr_assert(memcmp(config, "PCMP", 4) == 0);
 	cr_assert_eq(fixture_byte_sum(config, length), 0, "table checksum");
-	cr_assert_eq(le32_load(config + 36), LAYOUT_LAPIC_ADDRESS);
+	cr_assert_eq(le32_load(config + 36), machine->lapic_address);
 
 	const uint8_t *entry = config + 44;
 	uint16_t entry_count = le16_load(config + 34);
@@ -64,7 +66,8 @@ static struct mp_summary check_mp_tables(const uint8_t *ram,
 			cr_expect_eq(entry[1], cpu_count, "I/O APIC ID");
 			cr_expect_eq(entry[2], 0x11);
 			cr_expect_eq(entry[3] & 0x01, 1, "enabled");
-			cr_expect_eq(le32_load(entry + 4), LAYOUT_IOAPIC_ADDRESS);
+			cr_expect_eq(le32_load(entry + 4),
+				     machine->ioapic_address);
 			summary.ioapics++;
 			break;
 		case 3: /* I/O interrupt */
@@ -92,14 +95,15 @@ static struct mp_summary check_mp_tables(const uint8_t *ram,
 	return summary;
 }
 
-static void check_cpus(unsigned int cpu_count)
+static void check_machine(const struct firmware_machine *machine,
+			  unsigned int cpu_count)
 {
 	struct guest_memory memory;
 
 	fixture_memory_create(&memory, 2 * MIB);
-	cr_assert_eq(mptable_write(&memory, cpu_count), 0);
+	cr_assert_eq(mptable_write(&memory, machine, cpu_count), 0);
 	struct mp_summary summary =
-		check_mp_tables(memory.regions[0].host_addr, cpu_count);
+		check_mp_tables(memory.regions[0].host_addr, machine, cpu_count);
 	cr_expect_eq(summary.processors, cpu_count);
 	cr_expect_eq(summary.bootstrap_processors, 1);
 	cr_expect_eq(summary.buses, 2);
@@ -109,9 +113,29 @@ static void check_cpus(unsigned int cpu_count)
 	fixture_memory_destroy(&memory);
 }
 
+static void check_cpus(unsigned int cpu_count)
+{
+	check_machine(machine_layout_firmware(), cpu_count);
+}
+
 Test(mptable, one_cpu)
 {
 	check_cpus(1);
+}
+
+Test(mptable, the_apics_of_the_machine_handed_in)
+{
+	struct firmware_machine other = *machine_layout_firmware();
+
+	other.ioapic_address = 0xfec01000;
+	other.lapic_address = 0xfee01000;
+	check_machine(&other, 2);
+	other.lapic_address = UINT64_C(1) << 32;
+	struct guest_memory memory;
+	fixture_memory_create(&memory, 2 * MIB);
+	cr_expect_eq(mptable_write(&memory, &other, 2), -EINVAL,
+		     "a local APIC the table's 32 bits cannot hold");
+	fixture_memory_destroy(&memory);
 }
 
 Test(mptable, four_cpus)
@@ -130,7 +154,8 @@ Test(mptable, refuses_too_many_cpus)
 	char err[128] = "";
 
 	fixture_memory_create(&memory, 2 * MIB);
-	cr_expect_eq(mptable_write(&memory, 255), -EINVAL);
+	cr_expect_eq(mptable_write(&memory, machine_layout_firmware(), 255),
+		     -EINVAL);
 	cr_expect_eq(mptable_check_cpu_count(255, err, sizeof(err)), -EINVAL);
 	cr_expect(strstr(err, "255"), "%s", err);
 	cr_expect_eq(mptable_check_cpu_count(0, err, sizeof(err)), -EINVAL);

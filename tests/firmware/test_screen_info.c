@@ -78,6 +78,7 @@ Test(screen_info, boot_load_announces_the_framebuffer)
 		.kernel = &image,
 		.cmdline = "",
 		.cpu_count = 1,
+		.machine = machine_layout_firmware(),
 		.framebuffer = &xrgb_1024x768,
 	};
 

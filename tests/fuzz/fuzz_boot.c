@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "firmware/boot.h"
+#include "vmm/machine_layout.h"
 #include "tests/devices/fakes.h"
 
 static struct guest_memory memory;
@@ -18,6 +19,7 @@ void fuzz_boot_kernel(uint8_t *file, size_t size)
 		.initrd_size = sizeof(initrd),
 		.cmdline = "console=ttyS0 reboot=k panic=1",
 		.cpu_count = 2,
+		.machine = machine_layout_firmware(),
 	};
 	char err[256];
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "devices/cmos_rtc.h"
+#include "vmm/machine_layout.h"
 #include "fuzz_port_io.h"
 
 static struct timespec host_clock;
@@ -26,12 +27,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct bus *bus = bus_create("pio");
 	struct cmos_rtc *rtc = cmos_rtc_create(now);
 
-	if (!bus || !rtc || cmos_rtc_attach(rtc, bus))
+	if (!bus || !rtc || cmos_rtc_attach(rtc, bus, LAYOUT_CMOS_RTC_PORT))
 		abort();
 	host_clock.tv_sec = (time_t)(clock & ((UINT64_C(1) << 40) - 1));
 	host_clock.tv_nsec = (long)(fuzz_take_u32(&input) % 1000000000);
 	while (!fuzz_input_empty(&input))
-		fuzz_port_access(bus, CMOS_RTC_INDEX_PORT - 1, 4, &input);
+		fuzz_port_access(bus, LAYOUT_CMOS_RTC_PORT - 1, 4, &input);
 	cmos_rtc_destroy(rtc);
 	bus_destroy(bus);
 	return 0;

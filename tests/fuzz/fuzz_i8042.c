@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "devices/i8042.h"
+#include "vmm/machine_layout.h"
 #include "fuzz_port_io.h"
 #include "tests/devices/fakes.h"
 
@@ -24,16 +25,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned int resets = 0;
 	struct bus *bus = bus_create("pio");
 	struct i8042 *controller = i8042_create(
-		irq_recorder_line(&keyboard, I8042_KEYBOARD_GSI),
-		irq_recorder_line(&mouse, I8042_MOUSE_GSI), count_reset,
+		irq_recorder_line(&keyboard, LAYOUT_KEYBOARD_GSI),
+		irq_recorder_line(&mouse, LAYOUT_MOUSE_GSI), count_reset,
 		&resets);
 
-	if (!bus || !controller || i8042_attach(controller, bus))
+	if (!bus || !controller ||
+	    i8042_attach(controller, bus, LAYOUT_I8042_DATA_PORT,
+			 LAYOUT_I8042_COMMAND_PORT))
 		abort();
 	/* 0x5f-0x65: both ports, their neighbours, and the sizes that
 	 * overlap them. */
 	while (!fuzz_input_empty(&input))
-		fuzz_port_access(bus, I8042_DATA_PORT - 1, 7, &input);
+		fuzz_port_access(bus, LAYOUT_I8042_DATA_PORT - 1, 7, &input);
 	i8042_destroy(controller);
 	bus_destroy(bus);
 	return 0;

@@ -14,8 +14,11 @@
 #include <stdlib.h>
 
 #include "devices/pci.h"
+#include "vmm/machine_layout.h"
 #include "fuzz_port_io.h"
 #include "tests/devices/fakes.h"
+
+#define CONFIG_DATA_PORT (LAYOUT_PCI_CONFIG_PORT + PCI_CONFIG_DATA_OFFSET)
 
 #define SLOTS_USED 3 /* the host bridge and the two functions */
 #define CAPABILITY_ID 0x09 /* vendor-specific */
@@ -70,8 +73,8 @@ static uint32_t config_read(struct bus *bus, unsigned int slot,
 	uint32_t address = 0x80000000u | slot << 11 | offset;
 	uint8_t data[4];
 
-	bus_write(bus, PCI_CONFIG_ADDRESS_PORT, (uint8_t *)&address, 4);
-	bus_read(bus, PCI_CONFIG_DATA_PORT, data, 4);
+	bus_write(bus, LAYOUT_PCI_CONFIG_PORT, (uint8_t *)&address, 4);
+	bus_read(bus, CONFIG_DATA_PORT, data, 4);
 	return (uint32_t)data[0] | (uint32_t)data[1] << 8 |
 	       (uint32_t)data[2] << 16 | (uint32_t)data[3] << 24;
 }
@@ -99,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pci_bus *pci = pci_bus_create();
 	struct pci_device devices[2];
 
-	if (!bus || !pci || pci_bus_attach(pci, bus))
+	if (!bus || !pci || pci_bus_attach(pci, bus, LAYOUT_PCI_CONFIG_PORT))
 		abort();
 	for (unsigned int i = 0; i < 2; i++) {
 		create(&devices[i], i == 1);
@@ -115,10 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					   (uint32_t)(op >> 6) << 8 |
 					   fuzz_take_u8(&input);
 
-			bus_write(bus, PCI_CONFIG_ADDRESS_PORT,
+			bus_write(bus, LAYOUT_PCI_CONFIG_PORT,
 				  (uint8_t *)&address, 4);
 		} else {
-			fuzz_port_access(bus, PCI_CONFIG_ADDRESS_PORT - 1,
+			fuzz_port_access(bus, LAYOUT_PCI_CONFIG_PORT - 1,
 					 PCI_CONFIG_PORT_COUNT + 2, &input);
 		}
 	}

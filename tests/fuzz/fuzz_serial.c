@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "devices/serial.h"
+#include "vmm/machine_layout.h"
 #include "fuzz_port_io.h"
 #include "tests/devices/fakes.h"
 
@@ -30,10 +31,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct irq_recorder irq = { 0 };
 	struct bus *bus = bus_create("pio");
 	struct serial *serial = serial_create(
-		irq_recorder_line(&irq, SERIAL_COM1_GSI),
+		irq_recorder_line(&irq, LAYOUT_COM1_GSI),
 		(struct serial_backend){ .write = discard, .rx_ready = nothing });
 
-	if (!bus || !serial || serial_attach(serial, bus, SERIAL_COM1_PORT))
+	if (!bus || !serial || serial_attach(serial, bus, LAYOUT_COM1_PORT))
 		abort();
 	while (!fuzz_input_empty(&input)) {
 		uint8_t op = fuzz_take_u8(&input);
@@ -41,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len;
 
 		if (!(op & 1)) {
-			fuzz_port_access(bus, SERIAL_COM1_PORT - 1,
+			fuzz_port_access(bus, LAYOUT_COM1_PORT - 1,
 					 SERIAL_PORT_COUNT + 2, &input);
 			continue;
 		}

@@ -18,7 +18,10 @@
 
 #include "devices/pci.h"
 #include "devices/virtio/pci.h"
+#include "vmm/machine_layout.h"
 #include "fuzz_driver.h"
+
+#define CONFIG_DATA_PORT (LAYOUT_PCI_CONFIG_PORT + PCI_CONFIG_DATA_OFFSET)
 
 #define BAR_ADDRESS 0xc0000000ull
 #define SLOT 1
@@ -121,7 +124,7 @@ static void select_register(struct bus *pio, uint32_t offset)
 {
 	uint32_t address = 0x80000000u | SLOT << 11 | (offset & 0xfc);
 
-	bus_write(pio, PCI_CONFIG_ADDRESS_PORT, (uint8_t *)&address, 4);
+	bus_write(pio, LAYOUT_PCI_CONFIG_PORT, (uint8_t *)&address, 4);
 }
 
 static uint32_t config_read32(struct bus *pio, uint32_t offset)
@@ -129,7 +132,7 @@ static uint32_t config_read32(struct bus *pio, uint32_t offset)
 	uint32_t value = 0;
 
 	select_register(pio, offset);
-	bus_read(pio, PCI_CONFIG_DATA_PORT, (uint8_t *)&value, 4);
+	bus_read(pio, CONFIG_DATA_PORT, (uint8_t *)&value, 4);
 	return value;
 }
 
@@ -163,7 +166,7 @@ static void access(struct bus *pio, struct bus *mmio, uint8_t op,
 
 	size = size > 4 ? 4 : size;
 	select_register(pio, offset);
-	offset = PCI_CONFIG_DATA_PORT + (offset & 3 & (4 - size));
+	offset = CONFIG_DATA_PORT + (offset & 3 & (4 - size));
 	if (write)
 		bus_write(pio, offset, (uint8_t *)&value, size);
 	else
@@ -195,7 +198,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct virtio_pci *function;
 
 	fuzz_driver_clear(&driver);
-	if (!pio || !mmio || !pci || pci_bus_attach(pci, pio))
+	if (!pio || !mmio || !pci ||
+	    pci_bus_attach(pci, pio, LAYOUT_PCI_CONFIG_PORT))
 		abort();
 	function = virtio_pci_create(&device.virtio, &platform, BAR_ADDRESS);
 	if (!function || pci_bus_add_device(pci, virtio_pci_function(function)))

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../firmware/layout.h"
+#include "../../vmm/machine_layout.h"
 #include "../../vmm/memory.h"
 
 /* The VmFlags line of the mapping that starts at addr, from
