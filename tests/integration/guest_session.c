@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -10,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,6 +29,126 @@ const char *guest_artifact(const char *name)
 
 	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "guests/out", name);
 	return path;
+}
+
+unsigned long console_last_count(const char *text)
+{
+	unsigned long last = 0;
+
+	for (const char *at = text; (at = strstr(at, "\nn=")); at += 3) {
+		char *end;
+		unsigned long number = strtoul(at + 3, &end, 10);
+
+		if (*end == '\r' || *end == '\n')
+			last = number;
+	}
+	return last;
+}
+
+bool console_counted_in_order(const char *text, unsigned long first,
+			      unsigned long *wrong, unsigned long *expected)
+{
+	*expected = first;
+	for (const char *at = text; (at = strstr(at, "\nn=")); at += 3) {
+		unsigned long number = strtoul(at + 3, NULL, 10);
+
+		if (number != *expected) {
+			*wrong = number;
+			return false;
+		}
+		(*expected)++;
+	}
+	return true;
+}
+
+const char *guest_tests_image(void)
+{
+	static char image[4096];
+	char command[8400];
+
+	snprintf(image, sizeof(image), "%s", guest_artifact("rootfs-tests.ext4"));
+	if (access(image, R_OK)) {
+		fprintf(stderr, "no %s: run guests/build-rootfs\n", image);
+		return NULL;
+	}
+	snprintf(command, sizeof(command),
+		 "dumpe2fs -h %s 2>/dev/null | grep -q '^Mount count: *0$' && "
+		 "e2fsck -n %s >/dev/null 2>&1", image, image);
+	if (system(command)) {
+		fprintf(stderr, "%s was mounted read-write or is not clean: run "
+			"guests/build-rootfs\n", image);
+		return NULL;
+	}
+	return image;
+}
+
+void make_data_image(char *path, size_t path_len, unsigned int mib)
+{
+	char command[512];
+
+	snprintf(path, path_len, "/tmp/vessel-disk-XXXXXX");
+	int fd = mkstemp(path);
+	if (fd < 0 || ftruncate(fd, (off_t)mib << 20)) {
+		fprintf(stderr, "making %s: %s\n", path, strerror(errno));
+		abort();
+	}
+	close(fd);
+	snprintf(command, sizeof(command), "mkfs.ext4 -q -F -L data %s", path);
+	if (system(command)) {
+		fprintf(stderr, "%s failed\n", command);
+		abort();
+	}
+}
+
+pid_t fork_test_helper(void)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* The test ended before the death signal was asked for. */
+		if (getppid() != parent)
+			_exit(0);
+	}
+	return pid;
+}
+
+bool tcp_send_zeros(const char *address, unsigned int port, size_t length)
+{
+	struct sockaddr_in where = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct timeval patience = { .tv_sec = 60 };
+	static const char zeros[65536];
+	int fd = -1;
+
+	if (inet_pton(AF_INET, address, &where.sin_addr) != 1)
+		return false;
+	for (int attempt = 0; attempt < 60 && fd < 0; attempt++) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&where, sizeof(where))) {
+			close(fd);
+			fd = -1;
+			sleep(1);
+		}
+	}
+	if (fd < 0) {
+		fprintf(stderr, "nothing listens on %s:%u\n", address, port);
+		return false;
+	}
+	/* A guest that died leaves the connection open on this side. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof(patience));
+	while (length) {
+		size_t chunk = length < sizeof(zeros) ? length : sizeof(zeros);
+		ssize_t sent = write(fd, zeros, chunk);
+
+		if (sent <= 0) {
+			fprintf(stderr, "sending to the guest: %s\n", strerror(errno));
+			break;
+		}
+		length -= (size_t)sent;
+	}
+	close(fd);
+	return length == 0;
 }
 
 static double now_seconds(void)

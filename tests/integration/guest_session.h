@@ -70,7 +70,36 @@ void guest_session_each_thread(pid_t pid,
 int api_request(const char *socket_path, const char *method, const char *path,
 		const char *body);
 
+/* A guest counting on its console prints lines "n=NUMBER". The highest
+ * number on a whole line of text, 0 for none: a pause may come in the
+ * middle of a line, whose digits are then not all there yet. */
+unsigned long console_last_count(const char *text);
+
+/* Whether every counter line of text is the one after the line before,
+ * from n=first on; if not, *wrong is the number printed where *expected
+ * belonged. */
+bool console_counted_in_order(const char *text, unsigned long first,
+			      unsigned long *wrong, unsigned long *expected);
+
 /* Path of a built guest artifact: $VESSEL_GUEST_DIR/name. */
 const char *guest_artifact(const char *name);
+
+/* The tests' Debian image (guests/build-rootfs, rootfs-tests.ext4), which
+ * every test shares and nothing boots read-write: its path, once the test
+ * checked that it is as built (never mounted read-write, and clean). */
+const char *guest_tests_image(void);
+
+/* A fresh ext4 image of mib MiB under /tmp (the emulated host's tmpfs),
+ * labelled "data": its path in path. */
+void make_data_image(char *path, size_t path_len, unsigned int mib);
+
+/* Forks a child of the test that dies with it, even when an assertion
+ * ends the test early: 0 in the child, -1 when fork failed. */
+pid_t fork_test_helper(void);
+
+/* Sends length zero bytes to a TCP server at address:port, waiting up to
+ * a minute for it to listen and for each write to be taken: whether all of
+ * them were. */
+bool tcp_send_zeros(const char *address, unsigned int port, size_t length);
 
 #endif

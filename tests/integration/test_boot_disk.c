@@ -21,35 +21,13 @@
 
 static char root_image[4096];
 
-/* The tests' image (guests/build-rootfs), which nothing boots read-write:
- * it must be as built, never mounted read-write and clean. */
+/* The tests' image, which every test shares: it must be as built. */
 static void find_root_image(void)
 {
-	char command[8400];
+	const char *image = guest_tests_image();
 
-	snprintf(root_image, sizeof(root_image), "%s",
-		 guest_artifact("rootfs-tests.ext4"));
-	cr_assert(access(root_image, R_OK) == 0,
-		  "no %s: run guests/build-rootfs", root_image);
-	snprintf(command, sizeof(command),
-		 "dumpe2fs -h %s 2>/dev/null | grep -q '^Mount count: *0$' && "
-		 "e2fsck -n %s >/dev/null 2>&1", root_image, root_image);
-	cr_assert_eq(system(command), 0, "%s was mounted read-write or is not "
-		     "clean: run guests/build-rootfs", root_image);
-}
-
-/* A fresh ext4 image of size MiB under /tmp (the emulated host's tmpfs). */
-static void make_data_image(char *path, size_t path_len, unsigned int mib)
-{
-	char command[512];
-
-	snprintf(path, path_len, "/tmp/vessel-disk-XXXXXX");
-	int fd = mkstemp(path);
-	cr_assert(fd >= 0);
-	cr_assert_eq(ftruncate(fd, (off_t)mib << 20), 0);
-	close(fd);
-	snprintf(command, sizeof(command), "mkfs.ext4 -q -F -L data %s", path);
-	cr_assert_eq(system(command), 0, "%s failed", command);
+	cr_assert_not_null(image, "the tests' image is missing or not as built");
+	snprintf(root_image, sizeof(root_image), "%s", image);
 }
 
 /* The kernel echoes its command line (without double quotes): text a test

@@ -71,23 +71,6 @@ static void start_guest(struct guest_session *session, const char *cpus,
 				       BOOT_TIMEOUT), "guest did not reach userspace");
 }
 
-/* The highest "n=NUMBER" line the guest printed whole so far, 0 for
- * none: a pause may come in the middle of a line, whose digits are then
- * not all there yet. */
-static unsigned long last_number(const struct guest_session *session)
-{
-	unsigned long last = 0;
-
-	for (const char *at = session->output; (at = strstr(at, "\nn=")); at += 3) {
-		char *end;
-		unsigned long number = strtoul(at + 3, &end, 10);
-
-		if (*end == '\r' || *end == '\n')
-			last = number;
-	}
-	return last;
-}
-
 static void wait_for_number(struct guest_session *session, unsigned long number)
 {
 	char text[32];
@@ -100,14 +83,10 @@ static void wait_for_number(struct guest_session *session, unsigned long number)
 /* Every n= line is the one after the line before, from n=1 on. */
 static void assert_counted_in_order(const struct guest_session *session)
 {
-	unsigned long expected = 1;
+	unsigned long wrong, expected;
 
-	for (const char *at = session->output; (at = strstr(at, "\nn=")); at += 3) {
-		unsigned long number = strtoul(at + 3, NULL, 10);
-		cr_assert_eq(number, expected, "n=%lu where n=%lu belonged",
-			     number, expected);
-		expected++;
-	}
+	cr_assert(console_counted_in_order(session->output, 1, &wrong, &expected),
+		  "n=%lu where n=%lu belonged", wrong, expected);
 }
 
 static void pause_resume_cycles(const char *cpus, int cycles)
@@ -123,9 +102,9 @@ static void pause_resume_cycles(const char *cpus, int cycles)
 		/* What the guest wrote before the pause may still be on its
 		 * way through the console: take it in first. */
 		guest_session_collect(&session, 100);
-		unsigned long paused_at = last_number(&session);
+		unsigned long paused_at = console_last_count(session.output);
 		guest_session_collect(&session, 300);
-		cr_assert_eq(last_number(&session), paused_at,
+		cr_assert_eq(console_last_count(session.output), paused_at,
 			     "cycle %d: the guest counted while paused", cycle);
 		cr_assert_eq(request("/api/v1/vm/resume"), 204, "resume %d",
 			     cycle);

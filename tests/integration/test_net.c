@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <sched.h>
-#include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,27 +119,13 @@ static int listen_on(const char *address, unsigned int port)
 	return fd;
 }
 
-/* A child of the test that dies with it, even when an assertion ends the
- * test early: 0 in the child. */
-static pid_t fork_helper(void)
-{
-	pid_t parent = getpid();
-	pid_t pid = fork();
-
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(0);
-	}
-	return pid;
-}
-
 /* A child process that answers every HTTP request on listener with body:
  * the server on the host that the guest fetches from. */
 static pid_t serve_http(int listener, const char *body)
 {
-	pid_t pid = fork_helper();
+	pid_t pid = fork_test_helper();
+
+	cr_assert(pid >= 0);
 
 	if (pid)
 		return pid;
@@ -223,7 +208,9 @@ static size_t http_get(const char *address, unsigned int port, const char *path,
  * name; killed at the end of the test. */
 static pid_t start_dns_server(void)
 {
-	pid_t pid = fork_helper();
+	pid_t pid = fork_test_helper();
+
+	cr_assert(pid >= 0);
 
 	if (!pid) {
 		execlp("dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv",
@@ -310,44 +297,6 @@ Test(net, slirp_restricted_keeps_the_guest_in)
 	cr_assert_str_eq(body, "vessel-restricted-page\n");
 	power_off(&session);
 	stop_child(server);
-}
-
-/* Connects to address:port (retrying while nobody listens yet) and sends
- * length zero bytes: whether all of them went. */
-static bool send_bytes(const char *address, unsigned int port, size_t length)
-{
-	struct sockaddr_in where = { .sin_family = AF_INET, .sin_port = htons(port) };
-	struct timeval patience = { .tv_sec = SEND_TIMEOUT };
-	static const char zeros[65536];
-	int fd = -1;
-
-	cr_assert_eq(inet_pton(AF_INET, address, &where.sin_addr), 1);
-	for (int attempt = 0; attempt < 60 && fd < 0; attempt++) {
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (connect(fd, (struct sockaddr *)&where, sizeof(where))) {
-			close(fd);
-			fd = -1;
-			sleep(1);
-		}
-	}
-	if (fd < 0) {
-		fprintf(stderr, "nothing listens on %s:%u\n", address, port);
-		return false;
-	}
-	/* A guest that died leaves the connection open on this side. */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof(patience));
-	while (length) {
-		size_t chunk = length < sizeof(zeros) ? length : sizeof(zeros);
-		ssize_t sent = write(fd, zeros, chunk);
-
-		if (sent <= 0) {
-			fprintf(stderr, "sending to the guest: %s\n", strerror(errno));
-			break;
-		}
-		length -= (size_t)sent;
-	}
-	close(fd);
-	return length == 0;
 }
 
 /* Runs a shell command of the test's own; fails the test if it fails. */
@@ -442,7 +391,7 @@ static bool bulk_both_ways(void)
 		 "nc -l -p %d | wc -c | sed s/^/recei''ved=/ &\n", GUEST_SINK_PORT);
 	cr_assert_eq(guest_session_send(&session, command), 0);
 	snprintf(command, sizeof(command), "received=%d", BULK_BYTES);
-	return send_bytes("192.168.77.2", GUEST_SINK_PORT, BULK_BYTES) &&
+	return tcp_send_zeros("192.168.77.2", GUEST_SINK_PORT, BULK_BYTES) &&
 	       guest_session_expect(&session, command, COMMAND_TIMEOUT);
 }
 

@@ -8,8 +8,10 @@ one after the other in each round. Once the guest's userspace is up, it
 times each request from sending it to its answer on a connection opened
 beforehand: vessel's `PUT /api/v1/vm/pause` and `/resume`, QEMU's QMP
 `stop` and `cont` (both answer once every vCPU has stopped or runs
-again). It also reads vessel's own resident memory with the API open
-(RssAnon + RssFile: guest RAM is a memfd, RssShmem).
+again). It also reads each VMM's own resident memory with the guest up
+(vessel with its API open), guest RAM left out (a memfd, RssShmem): as
+RssAnon + RssFile, and as its private part, which leaves out the shared
+libraries' pages that every process mapping them shares.
 
 Run it where /dev/kvm can boot Linux, e.g. inside the emulated AMD-V host:
     tools/emuhost/run -- tools/bench/pause_compare.py --cpus 1
@@ -103,13 +105,23 @@ def wait_for_marker(process, timeout):
 
 
 def own_rss_kib(pid):
+    """The VMM's own resident memory, guest RAM (a memfd: RssShmem) left
+    out, two ways: (RssAnon + RssFile, its private part). The shared
+    libraries' pages in the first are in every process that maps them;
+    the second is what one more VM adds to the host."""
     fields = {}
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             key, _, value = line.partition(":")
-            if key in ("RssAnon", "RssFile"):
+            if key in ("RssAnon", "RssFile", "RssShmem"):
                 fields[key] = int(value.split()[0])
-    return fields["RssAnon"] + fields["RssFile"]
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            key, _, value = line.partition(":")
+            if key in ("Private_Clean", "Private_Dirty"):
+                fields[key] = int(value.split()[0])
+    private = fields["Private_Clean"] + fields["Private_Dirty"] - fields["RssShmem"]
+    return fields["RssAnon"] + fields["RssFile"], private
 
 
 def guest_command(args):
@@ -206,7 +218,8 @@ def main():
                 print(f"round {round_number + 1} {name:6s} pause median "
                       f"{statistics.median(pauses):7.2f} ms, resume median "
                       f"{statistics.median(resumes):7.2f} ms, own RSS "
-                      f"{rss / 1024:5.1f} MiB", flush=True)
+                      f"{rss[0] / 1024:5.1f} MiB ({rss[1] / 1024:4.1f} private)",
+                      flush=True)
 
     print(f"\n{args.cpus} vCPU(s), {'busy' if args.busy else 'idle'} guest, "
           f"{args.rounds} rounds of {args.requests} pairs:")
@@ -217,9 +230,11 @@ def main():
               f"vessel/QEMU {ours / theirs:5.2f}; p90 vessel "
               f"{statistics.quantiles(figures['vessel'][index], n=10)[-1]:7.2f} ms, "
               f"QEMU {statistics.quantiles(figures['qemu'][index], n=10)[-1]:7.2f} ms")
-    print(f"  own RSS with the API open: vessel "
-          f"{statistics.median(figures['vessel'][2]) / 1024:5.1f} MiB, QEMU "
-          f"{statistics.median(figures['qemu'][2]) / 1024:5.1f} MiB")
+    for index, what in ((0, "RssAnon + RssFile"), (1, "private")):
+        ours = statistics.median(rss[index] for rss in figures["vessel"][2])
+        theirs = statistics.median(rss[index] for rss in figures["qemu"][2])
+        print(f"  own memory with the API open, {what}: vessel "
+              f"{ours / 1024:5.1f} MiB, QEMU {theirs / 1024:5.1f} MiB")
 
 
 if __name__ == "__main__":
