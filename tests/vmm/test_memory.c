@@ -124,18 +124,20 @@ Test(memory_image, is_sparse_and_reads_back_lazily_and_eagerly)
 	int fd = image_file();
 
 	write_pages(&memory);
-	cr_assert_eq(vm_memory_save(&memory, fd, &saved, err, sizeof(err)), 0,
+	cr_assert_eq(vm_memory_save(&memory, fd, &saved, NULL, err, sizeof(err)), 0,
 		     "%s", err);
 	cr_assert_eq(fstat(fd, &info), 0);
 	cr_assert_eq(info.st_size, 16 << 20);
 	cr_assert_leq(info.st_blocks * 512, 64 << 10, "%lld bytes allocated",
 		      (long long)info.st_blocks * 512);
-	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read, NULL), 0);
 	cr_assert_eq(read, saved);
 
-	cr_assert_eq(vm_memory_open_image(&eager, 16u << 20, dup(fd), true, err,
+	const struct vm_memory_source eager_source = { .fd = dup(fd), .eager = true };
+	const struct vm_memory_source lazy_source = { .fd = dup(fd) };
+	cr_assert_eq(vm_memory_open_image(&eager, 16u << 20, &eager_source, err,
 					  sizeof(err)), 0, "%s", err);
-	cr_assert_eq(vm_memory_open_image(&lazy, 16u << 20, dup(fd), false, err,
+	cr_assert_eq(vm_memory_open_image(&lazy, 16u << 20, &lazy_source, err,
 					  sizeof(err)), 0, "%s", err);
 	cr_assert(lazy.private_image);
 	cr_assert(!eager.private_image);
@@ -146,14 +148,14 @@ Test(memory_image, is_sparse_and_reads_back_lazily_and_eagerly)
 
 	/* The guest's writes to a lazily restored image stay in memory. */
 	((uint8_t *)lazy.guest.regions[0].host_addr)[0x9000] = 3;
-	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read, NULL), 0);
 	cr_assert_eq(read, saved);
 	/* And a snapshot of it has them. */
 	int again = image_file();
 	uint64_t changed;
-	cr_assert_eq(vm_memory_save(&lazy, again, &changed, err, sizeof(err)), 0);
+	cr_assert_eq(vm_memory_save(&lazy, again, &changed, NULL, err, sizeof(err)), 0);
 	cr_assert_neq(changed, saved);
-	cr_assert_eq(vm_memory_image_checksum(again, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(again, 16u << 20, &read, NULL), 0);
 	cr_assert_eq(read, changed);
 	vm_memory_destroy(&lazy);
 	vm_memory_destroy(&eager);
@@ -170,16 +172,16 @@ Test(memory_image, checksum_sees_a_changed_byte)
 	int fd = image_file();
 
 	write_pages(&memory);
-	cr_assert_eq(vm_memory_save(&memory, fd, &saved, err, sizeof(err)), 0);
+	cr_assert_eq(vm_memory_save(&memory, fd, &saved, NULL, err, sizeof(err)), 0);
 	cr_assert_eq(pwrite(fd, "x", 1, 0x1800), 1);
-	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read, NULL), 0);
 	cr_assert_neq(read, saved);
 	/* A byte written into a hole too. */
 	cr_assert_eq(pwrite(fd, "\xaa", 1, 0x1800), 1);
-	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read, NULL), 0);
 	cr_assert_eq(read, saved);
 	cr_assert_eq(pwrite(fd, "y", 1, 0x800000), 1);
-	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read, NULL), 0);
 	cr_assert_neq(read, saved);
 	vm_memory_destroy(&memory);
 	close(fd);
