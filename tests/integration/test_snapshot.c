@@ -127,24 +127,26 @@ static unsigned long assert_one_count(char *text)
 	return expected - 1;
 }
 
-static void restore_and_check(const char *const options[])
+/*
+ * Restores with argv (its --api-sock added) the guest first ran until
+ * its last snapshot, and checks that the two consoles make one count
+ * that the restored guest carries on.
+ */
+static void assert_restored_counts_on(struct guest_session *first,
+				      const char *const argv[])
 {
-	struct guest_session first, second;
-	char *argv[8] = { "vessel", "restore", dir };
-	unsigned int count = 3;
+	struct guest_session second;
+	char *args[12];
+	unsigned int count = 0;
 
-	name_paths();
-	start_counting(&first, "64M");
-	snapshot_and_stop(&first);
-	size_t first_length = console_length(first.output);
-
-	for (; *options; options++)
-		argv[count++] = (char *)*options;
-	argv[count++] = "--api-sock";
-	argv[count++] = socket_path;
-	argv[count] = NULL;
+	for (; *argv; argv++)
+		args[count++] = (char *)*argv;
+	args[count++] = "--api-sock";
+	args[count++] = socket_path;
+	args[count] = NULL;
+	size_t first_length = console_length(first->output);
 	unlink(socket_path);
-	cr_assert_eq(guest_session_start(&second, argv), 0);
+	cr_assert_eq(guest_session_start(&second, args), 0);
 	wait_for_socket();
 	/* 100 more lines after the restore. */
 	guest_session_collect(&second, 1000);
@@ -153,13 +155,13 @@ static void restore_and_check(const char *const options[])
 
 	size_t second_length = console_length(second.output);
 	char *whole = malloc(first_length + second_length + 1);
-	memcpy(whole, first.output, first_length);
+	memcpy(whole, first->output, first_length);
 	memcpy(whole + first_length, second.output, second_length);
 	whole[first_length + second_length] = '\0';
 	/* The stop may cut the last line short. */
 	*(strrchr(whole, '\n') ?: whole) = '\0';
 	/* The first process's count, to its last whole line. */
-	char *before = strndup(first.output, first_length);
+	char *before = strndup(first->output, first_length);
 	*(strrchr(before, '\n') ?: before) = '\0';
 	unsigned long paused_at = assert_one_count(before);
 	unsigned long last = assert_one_count(whole);
@@ -167,8 +169,23 @@ static void restore_and_check(const char *const options[])
 		     "to %lu only", paused_at, last);
 	free(before);
 	free(whole);
-	guest_session_close(&first);
 	guest_session_close(&second);
+}
+
+static void restore_and_check(const char *const options[])
+{
+	struct guest_session first;
+	const char *argv[8] = { "vessel", "restore", dir };
+	unsigned int count = 3;
+
+	name_paths();
+	start_counting(&first, "64M");
+	snapshot_and_stop(&first);
+	for (; *options; options++)
+		argv[count++] = *options;
+	argv[count] = NULL;
+	assert_restored_counts_on(&first, argv);
+	guest_session_close(&first);
 }
 
 /* The snapshot and any damaged copy of it, even after a failed test. */
@@ -567,8 +584,35 @@ Test(snapshot, restore_takes_the_disk_only_as_it_was,
 	close(fd);
 	assert_refused("is not the file it was at the snapshot (its mtime-ns "
 		       "changed)");
+	/* Unless the user allows it: a warning naming the disk, and the
+	 * guest goes on. */
+	unlink(socket_path);
+	cr_assert_eq(guest_session_start(&restored, (char *[]){
+		"vessel", "restore", dir, "--allow-changed-disks", "--api-sock",
+		socket_path, NULL }), 0);
+	wait_for_socket();
+	guest_session_collect(&restored, 1000);
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(&restored, TIMEOUT), 0, "%s",
+		     restored.output);
+	char warning[512];
+	snprintf(warning, sizeof(warning), "vessel restore: %s: restoring anyway: "
+		 "disk %s changed since the snapshot (its mtime-ns)", dir, image);
+	cr_assert(!strncmp(restored.output, warning, strlen(warning)), "%s",
+		  restored.output);
+	cr_assert_gt(restored.output_len, 100 + strlen(warning), "%s",
+		     restored.output);
+	guest_session_close(&restored);
+	/* A disk that is gone is refused all the same: the VM needs it. */
 	cr_assert_eq(unlink(image), 0);
 	assert_refused(": No such file or directory");
+	cr_assert_eq(guest_session_start(&restored, (char *[]){
+		"vessel", "restore", dir, "--allow-changed-disks", NULL }), 0);
+	cr_assert_eq(guest_session_wait(&restored, TIMEOUT), 1, "%s",
+		     restored.output);
+	cr_assert(strstr(restored.output, ": No such file or directory"), "%s",
+		  restored.output);
+	guest_session_close(&restored);
 }
 
 /* PUT path with body on the API socket: the answer's status and text. */
@@ -733,4 +777,203 @@ Test(snapshot, random_damage_to_the_state_never_crashes_restore,
 	char command[256];
 	snprintf(command, sizeof(command), "rm -rf %s", damaged);
 	cr_assert_eq(system(command), 0);
+}
+
+/* --- diff snapshots ------------------------------------------------------ */
+
+static char diff_dir[160], second_diff[160];
+
+static void name_diff_paths(void)
+{
+	name_paths();
+	snprintf(diff_dir, sizeof(diff_dir), "%s-diff", dir);
+	snprintf(second_diff, sizeof(second_diff), "%s-diff2", dir);
+}
+
+static void remove_diffs(void)
+{
+	char command[512];
+
+	snprintf(command, sizeof(command), "rm -rf %s %s %s-damaged", diff_dir,
+		 second_diff, dir);
+	cr_assert_eq(system(command), 0);
+	remove_snapshot();
+}
+
+/* Bytes the file name holds on disk (its holes left out). */
+static long long allocated(const char *directory, const char *name)
+{
+	char path[256];
+	struct stat info;
+
+	snprintf(path, sizeof(path), "%s/%s", directory, name);
+	cr_assert_eq(stat(path, &info), 0, "%s: %s", path, strerror(errno));
+	return (long long)info.st_blocks * 512;
+}
+
+/* vessel snapshot of the paused VM into directory, a diff or not, the
+ * VM run on after or not. */
+static int snapshot_into(const char *directory, bool diff, bool resume)
+{
+	char *argv[8] = { "snapshot", "--api-sock", socket_path,
+			  (char *)directory };
+	unsigned int count = 4;
+
+	if (diff)
+		argv[count++] = "--diff";
+	if (resume)
+		argv[count++] = "--resume";
+	argv[count] = NULL;
+	return vessel(argv);
+}
+
+/* mode=write: 8 MiB written at boot, 256 KiB more for each byte sent. */
+static void start_writing(struct guest_session *session)
+{
+	char *argv[] = { "vessel", "run", "--kernel",
+			 getenv("VESSEL_SELFTEST_GUEST"), "--memory", "64M",
+			 "--cmdline", "mode=write 8 256 2000000",
+			 "--api-sock", socket_path, NULL };
+
+	cr_assert(argv[3], "VESSEL_SELFTEST_GUEST is not set");
+	cr_assert_eq(guest_session_start(session, argv), 0);
+	wait_for_socket();
+	cr_assert(guest_session_expect(session, "\n20\n", TIMEOUT),
+		  "the guest does not count: %s", session->output);
+}
+
+/* The guest rewrites 256 KiB, counts on a little, and is paused. */
+static void touch_and_pause(struct guest_session *session)
+{
+	cr_assert_eq(guest_session_send(session, "x"), 0);
+	cr_assert(guest_session_expect(session, "selftest: touched", TIMEOUT),
+		  "%s", session->output);
+	guest_session_collect(session, 200);
+	cr_assert_eq(client("pause"), 0);
+}
+
+/* A full snapshot into dir, a diff into diff_dir, the guest writing
+ * between them; then a second diff over the first when second is set.
+ * The VM is stopped at the last one. */
+static void full_then_diffs(struct guest_session *session, bool second)
+{
+	start_writing(session);
+	cr_assert_eq(client("pause"), 0);
+	cr_assert_eq(snapshot_into(dir, false, true), 0);
+	touch_and_pause(session);
+	cr_assert_eq(snapshot_into(diff_dir, true, second), 0);
+	if (second) {
+		touch_and_pause(session);
+		cr_assert_eq(snapshot_into(second_diff, true, false), 0);
+	}
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(session, TIMEOUT), 0);
+}
+
+Test(snapshot, a_diff_holds_the_pages_written_since_and_restores_over_its_base,
+     .fini = remove_diffs)
+{
+	struct guest_session session;
+	struct stat info;
+
+	name_diff_paths();
+	full_then_diffs(&session, true);
+	long long full = allocated(dir, "memory");
+	long long diff = allocated(diff_dir, "memory");
+	/* 8 MiB and more in the full one; the 256 KiB rewritten, the
+	 * guest's stack and the console's work in the diff. */
+	cr_assert_gt(full, 8 << 20, "the full snapshot holds %lld bytes", full);
+	cr_assert_geq(diff, 256 << 10, "the diff holds %lld bytes", diff);
+	cr_assert_lt(diff, full / 8, "the diff holds %lld bytes, the full one "
+		     "%lld", diff, full);
+	char pages[256];
+	snprintf(pages, sizeof(pages), "%s/pages", diff_dir);
+	cr_assert_eq(stat(pages, &info), 0);
+	cr_assert_geq(info.st_size, 64 * 8, "%lld bytes of page numbers",
+		      (long long)info.st_size);
+	/* The second diff, over the first over the full one: the guest
+	 * counts on from where it was, lazily and eagerly. */
+	assert_restored_counts_on(&session, (const char *[]){
+		"vessel", "restore", second_diff, NULL });
+	assert_restored_counts_on(&session, (const char *[]){
+		"vessel", "restore", second_diff, "--eager", NULL });
+	guest_session_close(&session);
+}
+
+Test(snapshot, a_diff_needs_its_own_base, .fini = remove_diffs)
+{
+	struct guest_session session;
+	struct stat info;
+	char command[512];
+
+	name_diff_paths();
+	/* No full snapshot yet: no base to take a diff over. */
+	start_writing(&session);
+	cr_assert_eq(client("pause"), 0);
+	cr_assert_eq(snapshot_into(diff_dir, true, false), 1);
+	cr_assert_neq(stat(diff_dir, &info), 0, "a refused diff left %s",
+		      diff_dir);
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
+	guest_session_close(&session);
+
+	full_then_diffs(&session, false);
+	guest_session_close(&session);
+	snprintf(damaged, sizeof(damaged), "%s", diff_dir);
+	/* The base moved away. */
+	snprintf(command, sizeof(command), "mv %s %s-damaged", dir, dir);
+	cr_assert_eq(system(command), 0);
+	assert_refused("its base ");
+	assert_refused(": No such file or directory");
+	/* Another snapshot where the base was. */
+	start_counting(&session, "64M");
+	snapshot_and_stop(&session);
+	guest_session_close(&session);
+	assert_refused("is not the snapshot it was taken over");
+	snprintf(command, sizeof(command), "rm -rf %s && mv %s-damaged %s", dir,
+		 dir, dir);
+	cr_assert_eq(system(command), 0);
+	/* The base damaged. */
+	char path[256];
+	snprintf(path, sizeof(path), "%s/memory", dir);
+	int fd = open(path, O_WRONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, "\x01", 1, 0x1000000), 1);
+	cr_assert_eq(pwrite(fd, "\x00", 1, 0x1000000 + 8), 1);
+	close(fd);
+	assert_refused("its base ");
+	assert_refused("memory does not match its checksum");
+}
+
+Test(snapshot, a_damaged_diff_is_refused, .fini = remove_diffs)
+{
+	struct guest_session session;
+	size_t size;
+
+	name_diff_paths();
+	full_then_diffs(&session, false);
+	guest_session_close(&session);
+	snprintf(damaged, sizeof(damaged), "%s-damaged", dir);
+	char command[512];
+	snprintf(command, sizeof(command), "rm -rf %s && cp -r --sparse=always "
+		 "%s %s", damaged, diff_dir, damaged);
+	cr_assert_eq(system(command), 0);
+	/* A list cut short. */
+	uint64_t *list = read_whole("pages", &size, 0);
+	write_whole("pages", list, size - 3);
+	assert_refused("pages: ");
+	assert_refused("not a whole number of 8-byte page numbers");
+	/* A page beyond RAM. */
+	list[size / 8 - 1] = 1u << 20;
+	write_whole("pages", list, size);
+	assert_refused("page 1048576 is beyond guest RAM's 16384 pages");
+	/* A page left out: the checksum holds the list too. */
+	write_whole("pages", list, size - 8);
+	assert_refused("memory does not match its checksum");
+	free(list);
+	/* A diff of a machine with less RAM than its base's. */
+	write_whole("pages", "", 0);
+	snprintf(command, sizeof(command), "%s/memory", damaged);
+	cr_assert_eq(truncate(command, 32 << 20), 0);
+	assert_refused("memory holds 33554432 bytes");
 }
