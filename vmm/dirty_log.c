@@ -127,6 +127,10 @@ void dirty_log_put_back(struct dirty_log *log, const uint64_t *pages)
 {
 	struct vm_memory *memory = log->memory;
 
+	/* A log stopped since (a failed harvest) starts again empty, and
+	 * only a full snapshot is a base then. */
+	if (!log->active)
+		return;
 	for (unsigned int i = 0; i < memory->guest.region_count; i++) {
 		struct guest_region *region = &memory->guest.regions[i];
 		const uint64_t *from = pages + vm_memory_image_offset(memory, i) /

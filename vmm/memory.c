@@ -211,22 +211,18 @@ static int write_all(int fd, const uint8_t *data, size_t size, uint64_t offset)
 	return 0;
 }
 
-int vm_memory_save(const struct vm_memory *memory, int fd, uint64_t *checksum,
-		   struct progress *progress, char *err, size_t err_len)
+/* What a save writes into the image file, its pages into the checksum. */
+struct save_pages {
+	const uint64_t *pages; /* NULL: every non-zero page */
+	size_t count;
+};
+
+/* Every non-zero page, runs of them written at once. */
+static int save_all(const struct vm_memory *memory, int fd,
+		    XXH3_state_t *state, struct progress *progress)
 {
-	XXH3_state_t *state = XXH3_createState();
 	int result = 0;
 
-	if (!state) {
-		snprintf(err, err_len, "out of memory for the checksum");
-		return -ENOMEM;
-	}
-	XXH3_64bits_reset(state);
-	/* The file's size first: what is not written stays a hole. */
-	if (ftruncate(fd, (off_t)total_size(memory))) {
-		result = -errno;
-		goto out;
-	}
 	for (unsigned int i = 0; i < memory->guest.region_count && !result; i++) {
 		const struct guest_region *region = &memory->guest.regions[i];
 		uint64_t base = vm_memory_image_offset(memory, i);
@@ -253,12 +249,6 @@ int vm_memory_save(const struct vm_memory *memory, int fd, uint64_t *checksum,
 			}
 		}
 	}
-out:
-	if (result)
-		snprintf(err, err_len, "writing guest memory: %s",
-			 strerror(-result));
-	*checksum = XXH3_64bits_digest(state);
-	XXH3_freeState(state);
 	return result;
 }
 
@@ -276,9 +266,31 @@ static const uint8_t *image_page(const struct vm_memory *memory, uint64_t page)
 	return NULL;
 }
 
-int vm_memory_save_pages(const struct vm_memory *memory, int fd,
-			 const uint64_t *pages, size_t count, uint64_t *checksum,
-			 struct progress *progress, char *err, size_t err_len)
+/* The listed pages, zero ones into the checksum but left holes: the
+ * list says they are the diff's. */
+static int save_listed(const struct vm_memory *memory, int fd,
+		       const uint64_t *pages, size_t count, XXH3_state_t *state,
+		       struct progress *progress)
+{
+	int result = 0;
+
+	for (size_t i = 0; i < count && !result; i++) {
+		const uint8_t *host = image_page(memory, pages[i]);
+		if (!host)
+			return -EINVAL;
+		checksum_page(state, pages[i], host);
+		if (!page_is_zero(host))
+			result = write_all(fd, host, VM_MEMORY_PAGE_SIZE,
+					   pages[i] * VM_MEMORY_PAGE_SIZE);
+		if (progress)
+			progress_add(progress, VM_MEMORY_PAGE_SIZE);
+	}
+	return result;
+}
+
+static int save_image(const struct vm_memory *memory, int fd,
+		      const struct save_pages *which, uint64_t *checksum,
+		      struct progress *progress, char *err, size_t err_len)
 {
 	XXH3_state_t *state = XXH3_createState();
 	int result = 0;
@@ -288,28 +300,39 @@ int vm_memory_save_pages(const struct vm_memory *memory, int fd,
 		return -ENOMEM;
 	}
 	XXH3_64bits_reset(state);
+	/* The file's size first: what is not written stays a hole. */
 	if (ftruncate(fd, (off_t)total_size(memory)))
 		result = -errno;
-	for (size_t i = 0; i < count && !result; i++) {
-		const uint8_t *host = image_page(memory, pages[i]);
-		if (!host) {
-			result = -EINVAL;
-			break;
-		}
-		checksum_page(state, pages[i], host);
-		/* A zero page stays a hole: the list says it is the diff's. */
-		if (!page_is_zero(host))
-			result = write_all(fd, host, VM_MEMORY_PAGE_SIZE,
-					   pages[i] * VM_MEMORY_PAGE_SIZE);
-		if (progress)
-			progress_add(progress, VM_MEMORY_PAGE_SIZE);
-	}
+	else if (which->pages)
+		result = save_listed(memory, fd, which->pages, which->count, state,
+				     progress);
+	else
+		result = save_all(memory, fd, state, progress);
 	if (result)
 		snprintf(err, err_len, "writing guest memory: %s",
 			 strerror(-result));
 	*checksum = XXH3_64bits_digest(state);
 	XXH3_freeState(state);
 	return result;
+}
+
+int vm_memory_save(const struct vm_memory *memory, int fd, uint64_t *checksum,
+		   struct progress *progress, char *err, size_t err_len)
+{
+	const struct save_pages all = { NULL, 0 };
+
+	return save_image(memory, fd, &all, checksum, progress, err, err_len);
+}
+
+int vm_memory_save_pages(const struct vm_memory *memory, int fd,
+			 const uint64_t *pages, size_t count, uint64_t *checksum,
+			 struct progress *progress, char *err, size_t err_len)
+{
+	/* An empty list is a list still: nothing but the file's size. */
+	static const uint64_t none[1];
+	const struct save_pages listed = { count ? pages : none, count };
+
+	return save_image(memory, fd, &listed, checksum, progress, err, err_len);
 }
 
 /* Calls visit for each run of pages of the image fd that may hold data
@@ -405,21 +428,26 @@ static int for_each_listed_run(const uint64_t *pages, size_t count,
 	return 0;
 }
 
-int vm_memory_pages_checksum(int fd, const uint64_t *pages, size_t count,
-			     uint64_t *checksum, struct progress *progress)
+/* XXH3-64 over fd's pages: with listed, the list's, zero ones included;
+ * else every non-zero page of an image of size bytes. */
+static int checksum_file(int fd, bool listed, const uint64_t *pages,
+			 size_t count, uint64_t size, uint64_t *checksum,
+			 struct progress *progress)
 {
 	struct checksum_walk walk = {
 		.fd = fd,
 		.state = XXH3_createState(),
 		.buffer = malloc(READ_CHUNK),
-		.zero_pages_too = true,
+		.zero_pages_too = listed,
 		.progress = progress,
 	};
 	int result = walk.state && walk.buffer ? 0 : -ENOMEM;
 
 	if (!result) {
 		XXH3_64bits_reset(walk.state);
-		result = for_each_listed_run(pages, count, checksum_run, &walk);
+		result = listed ?
+			for_each_listed_run(pages, count, checksum_run, &walk) :
+			for_each_data_run(fd, size, checksum_run, &walk);
 		*checksum = XXH3_64bits_digest(walk.state);
 	}
 	XXH3_freeState(walk.state);
@@ -427,25 +455,16 @@ int vm_memory_pages_checksum(int fd, const uint64_t *pages, size_t count,
 	return result;
 }
 
+int vm_memory_pages_checksum(int fd, const uint64_t *pages, size_t count,
+			     uint64_t *checksum, struct progress *progress)
+{
+	return checksum_file(fd, true, pages, count, 0, checksum, progress);
+}
+
 int vm_memory_image_checksum(int fd, uint64_t size, uint64_t *checksum,
 			     struct progress *progress)
 {
-	struct checksum_walk walk = {
-		.fd = fd,
-		.state = XXH3_createState(),
-		.buffer = malloc(READ_CHUNK),
-		.progress = progress,
-	};
-	int result = walk.state && walk.buffer ? 0 : -ENOMEM;
-
-	if (!result) {
-		XXH3_64bits_reset(walk.state);
-		result = for_each_data_run(fd, size, checksum_run, &walk);
-		*checksum = XXH3_64bits_digest(walk.state);
-	}
-	XXH3_freeState(walk.state);
-	free(walk.buffer);
-	return result;
+	return checksum_file(fd, false, NULL, 0, size, checksum, progress);
 }
 
 struct load_walk {

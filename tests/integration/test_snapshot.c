@@ -72,12 +72,14 @@ static void wait_for_socket(void)
 	cr_assert_eq(stat(socket_path, &info), 0, "no API socket");
 }
 
-/* vessel run, counting, with the API on socket_path. */
-static void start_counting(struct guest_session *session, const char *memory)
+/* vessel run of the selftest guest in mode, with the API on socket_path,
+ * once it counts. */
+static void start_guest(struct guest_session *session, const char *memory,
+			const char *mode)
 {
 	char *argv[] = { "vessel", "run", "--kernel",
 			 getenv("VESSEL_SELFTEST_GUEST"), "--memory",
-			 (char *)memory, "--cmdline", "mode=count 0 2000000",
+			 (char *)memory, "--cmdline", (char *)mode,
 			 "--api-sock", socket_path, NULL };
 
 	cr_assert(argv[3], "VESSEL_SELFTEST_GUEST is not set");
@@ -85,6 +87,11 @@ static void start_counting(struct guest_session *session, const char *memory)
 	wait_for_socket();
 	cr_assert(guest_session_expect(session, "\n20\n", TIMEOUT),
 		  "the guest does not count: %s", session->output);
+}
+
+static void start_counting(struct guest_session *session, const char *memory)
+{
+	start_guest(session, memory, "mode=count 0 2000000");
 }
 
 /* Pauses the counting guest, snapshots it into dir and stops it. */
@@ -830,16 +837,7 @@ static int snapshot_into(const char *directory, bool diff, bool resume)
 /* mode=write: 8 MiB written at boot, 256 KiB more for each byte sent. */
 static void start_writing(struct guest_session *session)
 {
-	char *argv[] = { "vessel", "run", "--kernel",
-			 getenv("VESSEL_SELFTEST_GUEST"), "--memory", "64M",
-			 "--cmdline", "mode=write 8 256 2000000",
-			 "--api-sock", socket_path, NULL };
-
-	cr_assert(argv[3], "VESSEL_SELFTEST_GUEST is not set");
-	cr_assert_eq(guest_session_start(session, argv), 0);
-	wait_for_socket();
-	cr_assert(guest_session_expect(session, "\n20\n", TIMEOUT),
-		  "the guest does not count: %s", session->output);
+	start_guest(session, "64M", "mode=write 8 256 2000000");
 }
 
 /* The guest rewrites 256 KiB, counts on a little, and is paused. */

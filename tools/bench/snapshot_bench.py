@@ -145,6 +145,19 @@ def take_full_and_diff(work, memory, written_percent):
     return full, diff
 
 
+def each_round(options, measure):
+    """measure(work) in a new directory each round: its results."""
+    results = []
+    for _ in range(options.rounds):
+        work = tempfile.mkdtemp(prefix='vessel-bench-snapshot-',
+                                dir=options.dir)
+        try:
+            results.append(measure(work))
+        finally:
+            shutil.rmtree(work)
+    return results
+
+
 def main_diff(options):
     print(f'guest wrote {options.written}% of its memory after the full '
           f'snapshot (half of it before); medians of {options.rounds}')
@@ -152,19 +165,11 @@ def main_diff(options):
           f'{"diff KiB":>10} {"diff/full time":>15} '
           f'{"restore diff: lazy ms":>22} {"eager ms":>9}')
     for memory in options.memory.split(','):
-        full, diff, lazy, eager = [], [], [], []
-        for _ in range(options.rounds):
-            work = tempfile.mkdtemp(prefix='vessel-bench-snapshot-',
-                                    dir=options.dir)
-            try:
-                full_figures, diff_figures = take_full_and_diff(
-                    work, memory, options.written)
-                full.append(full_figures)
-                diff.append(diff_figures)
-                lazy.append(restore(work, False, 'diff'))
-                eager.append(restore(work, True, 'diff'))
-            finally:
-                shutil.rmtree(work)
+        def measure(work):
+            snapshots = take_full_and_diff(work, memory, options.written)
+            return (*snapshots, restore(work, False, 'diff'),
+                    restore(work, True, 'diff'))
+        full, diff, lazy, eager = zip(*each_round(options, measure))
         median = statistics.median
         full_ms = median(v[0] for v in full) * 1000
         diff_ms = median(v[0] for v in diff) * 1000
@@ -195,18 +200,10 @@ def main():
           f'{"lazy: byte ms":>14} {"line ms":>8} {"eager: byte ms":>15} '
           f'{"line ms":>8}')
     for memory in options.memory.split(','):
-        taken, used, lazy, eager = [], [], [], []
-        for _ in range(options.rounds):
-            work = tempfile.mkdtemp(prefix='vessel-bench-snapshot-',
-                                    dir=options.dir)
-            try:
-                seconds, kib = take_snapshot(work, memory)
-                taken.append(seconds)
-                used.append(kib)
-                lazy.append(restore(work, False))
-                eager.append(restore(work, True))
-            finally:
-                shutil.rmtree(work)
+        def measure(work):
+            return (*take_snapshot(work, memory), restore(work, False),
+                    restore(work, True))
+        taken, used, lazy, eager = zip(*each_round(options, measure))
         ms = lambda values: statistics.median(values) * 1000
         print(f'{memory:>8} {ms(taken):12.1f} {statistics.median(used):12.0f} '
               f'{ms([v[0] for v in lazy]):14.1f} {ms([v[1] for v in lazy]):8.1f} '
