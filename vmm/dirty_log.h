@@ -29,7 +29,9 @@ struct dirty_log {
 };
 
 /* Starts tracking the RAM slots vm_memory_register made on vm_fd. 0 or
- * -errno with err; a log already running is left as it is. */
+ * -errno with err; a log already running is left as it is. Start and stop
+ * while no device of the VM writes (quiesced or gone): the writers read
+ * the bitmaps' addresses without a lock. */
 int dirty_log_start(struct dirty_log *log, int vm_fd, struct vm_memory *memory,
 		    char *err, size_t err_len);
 /* Stops tracking and releases the bitmaps; a log never started is fine. */
