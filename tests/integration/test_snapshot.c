@@ -975,3 +975,33 @@ Test(snapshot, a_damaged_diff_is_refused, .fini = remove_diffs)
 	cr_assert_eq(truncate(command, 32 << 20), 0);
 	assert_refused("memory holds 33554432 bytes");
 }
+
+Test(snapshot, a_failed_diff_leaves_its_pages_to_the_next, .fini = remove_diffs)
+{
+	struct guest_session session;
+	char target[192];
+
+	if (getuid() != 0)
+		cr_skip_test("mounting a small tmpfs needs root");
+	name_diff_paths();
+	snprintf(full_dir, sizeof(full_dir), "%s-full", dir);
+	mkdir(full_dir, 0700);
+	/* Room for the state, not for the 256 KiB the guest rewrites. */
+	cr_assert_eq(mount("tmpfs", full_dir, "tmpfs", 0, "size=64k"), 0, "%s",
+		     strerror(errno));
+	snprintf(target, sizeof(target), "%s/diff", full_dir);
+	start_writing(&session);
+	cr_assert_eq(client("pause"), 0);
+	cr_assert_eq(snapshot_into(dir, false, true), 0);
+	touch_and_pause(&session);
+	cr_assert_eq(snapshot_into(target, true, false), 1);
+	unmount_full();
+	/* The next diff has the pages the failed one had taken. */
+	cr_assert_eq(snapshot_into(diff_dir, true, false), 0);
+	cr_assert_eq(client("stop"), 0);
+	cr_assert_eq(guest_session_wait(&session, TIMEOUT), 0);
+	cr_assert_geq(allocated(diff_dir, "memory"), 256 << 10);
+	assert_restored_counts_on(&session, (const char *[]){
+		"vessel", "restore", diff_dir, NULL });
+	guest_session_close(&session);
+}
