@@ -513,6 +513,20 @@ static void unmount_full(void)
 	rmdir(full_dir);
 }
 
+/* A 64 KiB tmpfs at full_dir, room for a state and not for guest memory
+ * (after name_paths), and target, name in it. Skips the test without
+ * root. */
+static void mount_full(char *target, size_t size, const char *name)
+{
+	if (getuid() != 0)
+		cr_skip_test("mounting a small tmpfs needs root");
+	snprintf(full_dir, sizeof(full_dir), "%s-full", dir);
+	mkdir(full_dir, 0700);
+	cr_assert_eq(mount("tmpfs", full_dir, "tmpfs", 0, "size=64k"), 0, "%s",
+		     strerror(errno));
+	snprintf(target, size, "%s/%s", full_dir, name);
+}
+
 Test(snapshot, a_full_disk_leaves_no_directory_and_the_vm_paused,
      .fini = unmount_full)
 {
@@ -520,15 +534,8 @@ Test(snapshot, a_full_disk_leaves_no_directory_and_the_vm_paused,
 	char target[192];
 	struct stat info;
 
-	if (getuid() != 0)
-		cr_skip_test("mounting a small tmpfs needs root");
 	name_paths();
-	snprintf(full_dir, sizeof(full_dir), "%s-full", dir);
-	mkdir(full_dir, 0700);
-	/* Room for the state, not for the guest's memory. */
-	cr_assert_eq(mount("tmpfs", full_dir, "tmpfs", 0, "size=64k"), 0, "%s",
-		     strerror(errno));
-	snprintf(target, sizeof(target), "%s/snap", full_dir);
+	mount_full(target, sizeof(target), "snap");
 	start_counting(&session, "64M");
 	cr_assert_eq(client("pause"), 0);
 	cr_assert_eq(vessel((char *[]){ "snapshot", "--api-sock", socket_path,
@@ -976,20 +983,21 @@ Test(snapshot, a_damaged_diff_is_refused, .fini = remove_diffs)
 	assert_refused("memory holds 33554432 bytes");
 }
 
-Test(snapshot, a_failed_diff_leaves_its_pages_to_the_next, .fini = remove_diffs)
+static void unmount_and_remove_diffs(void)
+{
+	unmount_full();
+	remove_diffs();
+}
+
+Test(snapshot, a_failed_diff_leaves_its_pages_to_the_next,
+     .fini = unmount_and_remove_diffs)
 {
 	struct guest_session session;
 	char target[192];
 
-	if (getuid() != 0)
-		cr_skip_test("mounting a small tmpfs needs root");
 	name_diff_paths();
-	snprintf(full_dir, sizeof(full_dir), "%s-full", dir);
-	mkdir(full_dir, 0700);
-	/* Room for the state, not for the 256 KiB the guest rewrites. */
-	cr_assert_eq(mount("tmpfs", full_dir, "tmpfs", 0, "size=64k"), 0, "%s",
-		     strerror(errno));
-	snprintf(target, sizeof(target), "%s/diff", full_dir);
+	/* Not room for the 256 KiB the guest rewrites. */
+	mount_full(target, sizeof(target), "diff");
 	start_writing(&session);
 	cr_assert_eq(client("pause"), 0);
 	cr_assert_eq(snapshot_into(dir, false, true), 0);
