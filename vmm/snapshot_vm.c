@@ -1,7 +1,8 @@
 /*
  * A machine's state into a snapshot's state tree and back (vm.h's
  * vm_save, vm_save_memory and vm_restore): the VM's KVM state and clock,
- * every device by its record in the machine's order, every vCPU.
+ * every device by its record in the machine's order, every vCPU; and the
+ * tracking of the guest's writes a diff snapshot is made of (dirty_log.h).
  */
 #include "vm_private.h"
 
