@@ -39,7 +39,35 @@ int guest_memory_write(const struct guest_memory *memory, uint64_t gpa,
 	if (!dst)
 		return -EFAULT;
 	memcpy(dst, src, len);
+	guest_memory_mark_written(memory, dst, len);
 	return 0;
+}
+
+void guest_memory_mark_written(const struct guest_memory *memory,
+			       const void *host, size_t len)
+{
+	uintptr_t start = (uintptr_t)host;
+
+	for (unsigned int i = 0; i < memory->region_count && len; i++) {
+		const struct guest_region *region = &memory->regions[i];
+		/* Read once: tracking starts and stops while devices are
+		 * quiesced, but the pointer is shared with their threads. */
+		uint64_t *written = __atomic_load_n(&region->written,
+						    __ATOMIC_ACQUIRE);
+
+		uintptr_t base = (uintptr_t)region->host_addr;
+
+		if (!written || start < base || start - base >= region->size)
+			continue;
+		uint64_t offset = start - base;
+		uint64_t end = len > region->size - offset ? region->size :
+							     offset + len;
+		for (uint64_t page = offset / GUEST_MEMORY_PAGE_SIZE;
+		     page * GUEST_MEMORY_PAGE_SIZE < end; page++)
+			__atomic_fetch_or(&written[page / 64], 1ull << (page % 64),
+					  __ATOMIC_RELEASE);
+		return;
+	}
 }
 
 uint64_t guest_memory_size(const struct guest_memory *memory)

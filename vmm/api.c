@@ -216,14 +216,15 @@ static struct reply handle_vm_request(struct api_server *server,
 	return (struct reply){ .status = HTTP_STATUS_NO_CONTENT };
 }
 
-/* {"destination": DIR, "resume": false}: a snapshot of the paused VM; or,
- * for suspend, {"destination": DIR}. */
+/* {"destination": DIR, "resume": false, "diff": false}: a snapshot of the
+ * paused VM; or, for suspend, {"destination": DIR}. */
 static struct reply handle_snapshot(struct api_server *server,
 				    const struct route *route,
 				    const struct http_request *request)
 {
 	char err[512] = "";
-	struct json_object *destination, *resume = NULL;
+	struct json_object *destination;
+	struct control_snapshot snapshot = { 0 };
 	bool suspend = route->vm_request == VM_REQUEST_SUSPEND;
 
 	struct json_object *object = request->body_size ?
@@ -237,9 +238,12 @@ static struct reply handle_snapshot(struct api_server *server,
 		     json_object_get_string_len(destination) > 0;
 	if (valid) {
 		json_object_object_foreach(object, key, value) {
-			if (!suspend && !strcmp(key, "resume") &&
-			    json_object_is_type(value, json_type_boolean))
-				resume = value;
+			bool flag = !suspend &&
+				    json_object_is_type(value, json_type_boolean);
+			if (flag && !strcmp(key, "resume"))
+				snapshot.resume = json_object_get_boolean(value);
+			else if (flag && !strcmp(key, "diff"))
+				snapshot.diff = json_object_get_boolean(value);
 			else if (strcmp(key, "destination"))
 				valid = false;
 		}
@@ -249,29 +253,30 @@ static struct reply handle_snapshot(struct api_server *server,
 		return error_reply(HTTP_STATUS_BAD_REQUEST, suspend ?
 				   "the body must be {\"destination\": DIR}" :
 				   "the body must be {\"destination\": DIR} with "
-				   "an optional \"resume\": true or false");
+				   "optional \"resume\" and \"diff\": true or "
+				   "false");
 	}
-	const char *dir = json_object_get_string(destination);
+	snapshot.dir = json_object_get_string(destination);
 	int result = suspend ?
-		server->ops->suspend(server->opaque, dir, err, sizeof(err)) :
-		server->ops->snapshot(server->opaque, dir,
-				      resume && json_object_get_boolean(resume),
-				      err, sizeof(err));
+		server->ops->suspend(server->opaque, snapshot.dir, err,
+				     sizeof(err)) :
+		server->ops->snapshot(server->opaque, &snapshot, err, sizeof(err));
 	json_object_put(object);
 	if (result)
 		return op_error_reply(result, err);
 	return (struct reply){ .status = HTTP_STATUS_NO_CONTENT };
 }
 
-/* {"source": DIR, "paused": false, "eager": false}: the VM of a snapshot,
- * into an inactive VM (vessel serve). */
+/* {"source": DIR, "paused": false, "eager": false,
+ * "allow_changed_disks": false}: the VM of a snapshot, into an inactive VM
+ * (vessel serve). */
 static struct reply handle_restore(struct api_server *server,
 				   const struct route *route,
 				   const struct http_request *request)
 {
 	char err[512] = "";
 	struct json_object *source = NULL;
-	bool paused = false, eager = false;
+	struct control_restore restore = { 0 };
 
 	(void)route;
 	struct json_object *object = request->body_size ?
@@ -287,9 +292,12 @@ static struct reply handle_restore(struct api_server *server,
 			    json_object_is_type(value, json_type_string))
 				source = value;
 			else if (!strcmp(key, "paused") && flag)
-				paused = json_object_get_boolean(value);
+				restore.paused = json_object_get_boolean(value);
 			else if (!strcmp(key, "eager") && flag)
-				eager = json_object_get_boolean(value);
+				restore.eager = json_object_get_boolean(value);
+			else if (!strcmp(key, "allow_changed_disks") && flag)
+				restore.allow_changed_disks =
+					json_object_get_boolean(value);
 			else
 				valid = false;
 		}
@@ -297,12 +305,13 @@ static struct reply handle_restore(struct api_server *server,
 	if (!valid || !source || !json_object_get_string_len(source)) {
 		json_object_put(object);
 		return error_reply(HTTP_STATUS_BAD_REQUEST, "the body must be "
-				   "{\"source\": DIR} with optional \"paused\" "
-				   "and \"eager\": true or false");
+				   "{\"source\": DIR} with optional \"paused\", "
+				   "\"eager\" and \"allow_changed_disks\": true "
+				   "or false");
 	}
-	int result = server->ops->restore(server->opaque,
-					  json_object_get_string(source), paused,
-					  eager, err, sizeof(err));
+	restore.dir = json_object_get_string(source);
+	int result = server->ops->restore(server->opaque, &restore, err,
+					  sizeof(err));
 	json_object_put(object);
 	if (result)
 		return op_error_reply(result, err);

@@ -314,7 +314,7 @@ static void print_snapshot_usage(bool suspend)
 		       "suspended until vessel resume brings it back from DIR,\n"
 		       "which must stay.\n");
 	else
-		printf("Usage: vessel snapshot --api-sock PATH DIR [--resume]\n"
+		printf("Usage: vessel snapshot --api-sock PATH DIR [--resume] [--diff]\n"
 		       "\n"
 		       "Write the paused VM's state and memory into the new directory\n"
 		       "DIR (docs/snapshot.md); vessel restore DIR runs it again. The VM\n"
@@ -325,7 +325,12 @@ static void print_snapshot_usage(bool suspend)
 	       "%s"
 	       "  -h, --help           show this help\n",
 	       suspend ? "" : "      --resume         resume the VM once the "
-			      "snapshot is written\n");
+			      "snapshot is written\n"
+			      "      --diff           only the pages written since "
+			      "the VM's last\n"
+			      "                       snapshot (or the one it was "
+			      "restored from),\n"
+			      "                       restored over it\n");
 }
 
 int api_client_snapshot_command(int argc, char **argv)
@@ -333,13 +338,14 @@ int api_client_snapshot_command(int argc, char **argv)
 	static const struct option options[] = {
 		{ "api-sock", required_argument, NULL, 's' },
 		{ "resume", no_argument, NULL, 'r' },
+		{ "diff", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *command = argv[0];
 	bool suspend = !strcmp(command, "suspend");
 	const char *socket_path = NULL;
-	bool resume = false;
+	bool resume = false, diff = false;
 
 	optind = 0;
 	opterr = 0;
@@ -350,12 +356,14 @@ int api_client_snapshot_command(int argc, char **argv)
 			socket_path = optarg;
 			break;
 		case 'r':
-			resume = !suspend;
+		case 'd':
 			if (suspend) {
 				fprintf(stderr, "vessel suspend: unknown option "
-					"'--resume'\n");
+					"'--%s'\n", option == 'r' ? "resume" : "diff");
 				return 2;
 			}
+			resume |= option == 'r';
+			diff |= option == 'd';
 			break;
 		case 'h':
 			print_snapshot_usage(suspend);
@@ -381,9 +389,12 @@ int api_client_snapshot_command(int argc, char **argv)
 	char path[sizeof(cwd) + 2];
 	snprintf(path, sizeof(path), "%s%s%s", cwd, cwd[0] ? "/" : "", dir);
 	json_object_object_add(body, "destination", json_object_new_string(path));
-	if (!suspend)
+	if (!suspend) {
 		json_object_object_add(body, "resume",
 				       json_object_new_boolean(resume));
+		json_object_object_add(body, "diff",
+				       json_object_new_boolean(diff));
+	}
 	struct api_answer answer;
 	char err[512], url[64];
 	snprintf(url, sizeof(url), "/api/v1/vm/%s", command);

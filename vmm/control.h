@@ -41,6 +41,25 @@ struct control_info {
 	struct control_counters groups[CONTROL_MAX_COUNTER_GROUPS];
 };
 
+/* A snapshot of the paused VM into the new directory dir: with diff only
+ * the pages written since its base (the last snapshot it was written to
+ * or restored from); resumed after when resume. */
+struct control_snapshot {
+	const char *dir;
+	bool resume;
+	bool diff;
+};
+
+/* The VM of the snapshot in dir, running or paused, its memory read in at
+ * once when eager; disks changed since the snapshot refuse it unless
+ * allow_changed_disks. */
+struct control_restore {
+	const char *dir;
+	bool paused;
+	bool eager;
+	bool allow_changed_disks;
+};
+
 struct control_ops {
 	void (*describe)(void *opaque, struct control_info *info);
 	/* Takes config (vm_config_free'd by the VM) on success only. */
@@ -49,16 +68,13 @@ struct control_ops {
 	/* VM_REQUEST_START, _PAUSE, _RESUME, _POWER_BUTTON, _STOP. */
 	int (*request)(void *opaque, enum vm_request request, char *err,
 		       size_t err_len);
-	/* A snapshot of the paused VM into the new directory dir, resumed
-	 * after when resume. */
-	int (*snapshot)(void *opaque, const char *dir, bool resume, char *err,
-			size_t err_len);
+	int (*snapshot)(void *opaque, const struct control_snapshot *request,
+			char *err, size_t err_len);
 	/* The VM into the new directory dir, its memory released; resume
 	 * brings it back. */
 	int (*suspend)(void *opaque, const char *dir, char *err, size_t err_len);
-	/* While inactive: the VM of the snapshot in dir, running or paused,
-	 * its memory read in at once when eager. */
-	int (*restore)(void *opaque, const char *dir, bool paused, bool eager,
+	/* While inactive. */
+	int (*restore)(void *opaque, const struct control_restore *request,
 		       char *err, size_t err_len);
 };
 

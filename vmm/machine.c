@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "progress.h"
 #include "snapshot.h"
 #include "vm.h"
 
@@ -32,6 +33,11 @@ struct machine {
 	/* Set by machine_stop: the status a user's stop ends with. */
 	int requested_status;
 	char *suspended_dir; /* the snapshot a suspended VM is in */
+	/* The base of the next diff snapshot: the last snapshot the VM was
+	 * written to or restored from, while its writes are tracked since
+	 * (an absolute path, and its identity); NULL when there is none. */
+	char *base_dir;
+	uint64_t base_identity;
 };
 
 /* The VM's stop hook: any thread. */
@@ -153,6 +159,7 @@ void machine_destroy(struct machine *machine)
 	}
 	vm_config_free(machine->config);
 	free(machine->suspended_dir);
+	free(machine->base_dir);
 	free(machine);
 }
 
@@ -262,51 +269,134 @@ void machine_power_button(struct machine *machine)
 
 /* --- snapshots ------------------------------------------------------------ */
 
-int machine_snapshot(struct machine *machine, const char *dir, bool resume,
-		     char *err, size_t err_len)
+/* dir, the VM's snapshot of identity now, is the base of its next diff;
+ * NULL dir: there is none. */
+static void set_base(struct machine *machine, const char *dir,
+		     uint64_t identity)
 {
+	char *path = dir ? realpath(dir, NULL) : NULL;
+
+	free(machine->base_dir);
+	machine->base_dir = path;
+	machine->base_identity = identity;
+}
+
+/* The VM's writes are tracked from now on, the log emptied: the pages a
+ * diff over the snapshot about to be written needs. NULL with err when
+ * they cannot be. */
+static uint64_t *track_from_here(struct machine *machine, size_t *words,
+				 char *err, size_t err_len)
+{
+	if (vm_track_writes(machine->vm, err, err_len))
+		return NULL;
+	return vm_harvest_writes(machine->vm, words, err, err_len);
+}
+
+int machine_snapshot(struct machine *machine,
+		     const struct control_snapshot *request, char *err,
+		     size_t err_len)
+{
+	char track_err[MESSAGE_SIZE] = "";
+	uint64_t *written = NULL, identity = 0;
+	size_t words = 0;
+
 	if (machine->state != VM_STATE_PAUSED) {
 		snprintf(err, err_len, "cannot snapshot: the VM is %s (a "
 			 "snapshot is taken of a paused VM)",
 			 vm_state_name(machine->state));
 		return -EBUSY;
 	}
+	if (request->diff && (!machine->base_dir ||
+			      !vm_tracks_writes(machine->vm))) {
+		snprintf(err, err_len, "cannot take a diff snapshot: the VM has "
+			 "no base (take a full snapshot first; a reboot or a "
+			 "failed one ends the base)");
+		return -EBUSY;
+	}
+	/* The VM is paused: nothing writes guest memory while the log is
+	 * harvested and the snapshot written. */
+	if (request->diff) {
+		written = vm_harvest_writes(machine->vm, &words, err, err_len);
+		if (!written)
+			return -EIO;
+	} else {
+		/* A VM whose writes cannot be tracked still gets its full
+		 * snapshot; it only has no base for a diff. */
+		written = track_from_here(machine, &words, track_err,
+					  sizeof(track_err));
+	}
+	const struct snapshot_diff diff = {
+		.base_dir = machine->base_dir,
+		.base_identity = machine->base_identity,
+		.written = written,
+		.words = words,
+	};
 	/* A failed snapshot leaves no directory and the VM paused. */
-	int result = snapshot_write(machine->vm, machine->config, dir, err,
+	int result = snapshot_write(machine->vm, machine->config, request->dir,
+				    request->diff ? &diff : NULL, &identity, err,
 				    err_len);
-	if (!result && resume)
+	if (result && written)
+		vm_put_back_writes(machine->vm, written);
+	if (!result)
+		set_base(machine, written ? request->dir : NULL, identity);
+	if (!result && !written)
+		fprintf(stderr, "\r\nvessel: the VM's writes are not tracked "
+			"(%s): no diff can be taken over %s\r\n", track_err,
+			request->dir);
+	free(written);
+	if (!result && request->resume)
 		result = machine_request(machine, VM_REQUEST_RESUME, err, err_len);
 	return result;
 }
 
 /* Builds the VM from an opened snapshot, and runs it unless paused. */
-static int build_from_snapshot(struct machine *machine,
+static int build_from_snapshot(struct machine *machine, const char *dir,
 			       struct snapshot *snapshot, bool paused,
 			       bool eager, char *err, size_t err_len)
 {
 	const struct vm_owner owner = { .stop_requested = vm_stop_requested,
 					.opaque = machine };
-	const struct vm_image image = { .state = &snapshot->reader,
-					.memory_fd = snapshot->memory_fd,
-					.eager = eager };
+	struct progress progress;
+	const struct vm_image image = {
+		.state = &snapshot->reader,
+		.memory = {
+			.fd = snapshot->memory_fd,
+			.layers = snapshot->layers,
+			.layer_count = snapshot->layer_count,
+			.eager = eager,
+			.progress = &progress,
+		},
+	};
+	char track_err[MESSAGE_SIZE];
+	size_t words;
 
 	snapshot->memory_fd = -1; /* vm_restore takes it */
+	progress_begin(&progress, "reading guest memory");
 	machine->vm = vm_restore(machine->config, machine->host, machine->loop,
 				 machine->console, &owner, &image, err, err_len);
+	progress_end(&progress);
 	if (!machine->vm)
 		return -EINVAL;
+	/* The snapshot is the base of the next diff: the guest's writes are
+	 * tracked from before it first runs. */
+	uint64_t *written = track_from_here(machine, &words, track_err,
+					    sizeof(track_err));
+	set_base(machine, written ? dir : NULL, snapshot->identity);
+	free(written);
 	int result = vm_start(machine->vm, true, err, err_len);
 	if (!result && !paused)
 		result = vm_resume(machine->vm, err, err_len);
 	if (result) {
 		vm_destroy(machine->vm);
 		machine->vm = NULL;
+		set_base(machine, NULL, 0);
 	}
 	return result;
 }
 
-int machine_restore(struct machine *machine, struct snapshot *snapshot,
-		    bool paused, bool eager, char *err, size_t err_len)
+int machine_restore(struct machine *machine, const char *dir,
+		    struct snapshot *snapshot, bool paused, bool eager,
+		    char *err, size_t err_len)
 {
 	enum vm_request request = paused ? VM_REQUEST_START_PAUSED :
 					   VM_REQUEST_START;
@@ -318,7 +408,7 @@ int machine_restore(struct machine *machine, struct snapshot *snapshot,
 	if (result)
 		return result;
 	snapshot->config = NULL; /* the machine's now */
-	result = build_from_snapshot(machine, snapshot, paused, eager, err,
+	result = build_from_snapshot(machine, dir, snapshot, paused, eager, err,
 				     err_len);
 	if (result)
 		return result;
@@ -342,8 +432,9 @@ int machine_suspend(struct machine *machine, const char *dir, char *err,
 	bool was_active = machine->state == VM_STATE_ACTIVE;
 	int result = was_active ? vm_pause(machine->vm, err, err_len) : 0;
 	if (!result) {
-		result = snapshot_write(machine->vm, machine->config, dir, err,
-					err_len);
+		uint64_t identity;
+		result = snapshot_write(machine->vm, machine->config, dir, NULL,
+					&identity, err, err_len);
 		/* Failed: the VM goes on as it was. */
 		char ignored[8];
 		if (result && was_active)
@@ -368,20 +459,20 @@ static int resume_suspended(struct machine *machine, char *err,
 			    size_t err_len)
 {
 	struct snapshot snapshot;
-	int result = snapshot_open(machine->suspended_dir, &snapshot, err,
+	int result = snapshot_open(machine->suspended_dir, false, &snapshot, err,
 				   err_len);
 
 	if (!result)
-		result = build_from_snapshot(machine, &snapshot, false, false, err,
-					     err_len);
+		result = build_from_snapshot(machine, machine->suspended_dir,
+					     &snapshot, false, false, err, err_len);
 	snapshot_close(&snapshot);
 	return result;
 }
 
-static int snapshot_op(void *opaque, const char *dir, bool resume, char *err,
-		       size_t err_len)
+static int snapshot_op(void *opaque, const struct control_snapshot *request,
+		       char *err, size_t err_len)
 {
-	return machine_snapshot(opaque, dir, resume, err, err_len);
+	return machine_snapshot(opaque, request, err, err_len);
 }
 
 static int suspend_op(void *opaque, const char *dir, char *err, size_t err_len)
@@ -389,7 +480,7 @@ static int suspend_op(void *opaque, const char *dir, char *err, size_t err_len)
 	return machine_suspend(opaque, dir, err, err_len);
 }
 
-static int restore_op(void *opaque, const char *dir, bool paused, bool eager,
+static int restore_op(void *opaque, const struct control_restore *request,
 		      char *err, size_t err_len)
 {
 	struct machine *machine = opaque;
@@ -401,11 +492,16 @@ static int restore_op(void *opaque, const char *dir, bool paused, bool eager,
 		return refuse(machine, VM_REQUEST_START, err, err_len);
 	/* A snapshot that cannot be read is a request that is wrong in
 	 * itself (control.h). */
-	if (snapshot_open(dir, &snapshot, err, err_len))
+	if (snapshot_open(request->dir, request->allow_changed_disks, &snapshot,
+			  err, err_len))
 		return -EINVAL;
 	int result = snapshot_check_new_process(&snapshot, err, err_len);
+	if (!result && snapshot.warning[0])
+		fprintf(stderr, "\r\nvessel: restoring %s anyway: %s\r\n",
+			request->dir, snapshot.warning);
 	if (!result)
-		result = machine_restore(machine, &snapshot, paused, eager, err,
+		result = machine_restore(machine, request->dir, &snapshot,
+					 request->paused, request->eager, err,
 					 err_len);
 	snapshot_close(&snapshot);
 	return result;

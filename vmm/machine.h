@@ -47,18 +47,24 @@ void machine_stop(struct machine *machine, const char *message,
 /* Asks the guest to power off (the ACPI power button), when it runs. */
 void machine_power_button(struct machine *machine);
 
-/* Writes the paused VM into the new directory dir (snapshot.h), and
- * resumes it after when resume. A failure leaves the VM paused and no
- * directory. 0 or -errno with err. */
-int machine_snapshot(struct machine *machine, const char *dir, bool resume,
-		     char *err, size_t err_len);
+/* Writes the paused VM into the new directory request->dir (snapshot.h),
+ * and resumes it after when asked. A full snapshot starts tracking the
+ * guest's writes and becomes the base of the next diff; a diff needs a
+ * base (a snapshot this VM was written to or restored from since it last
+ * booted) and becomes the next one. A failure leaves the VM paused, no
+ * directory, and the base as it was. 0 or -errno with err. */
+int machine_snapshot(struct machine *machine,
+		     const struct control_snapshot *request, char *err,
+		     size_t err_len);
 /* While inactive: takes the opened snapshot's configuration and memory,
  * and builds the VM from it without booting; it runs, or stays paused
  * when paused. eager reads guest memory in at once instead of mapping it.
- * 0 or -errno with err. */
+ * The snapshot is the base of the VM's next diff. dir is where it was
+ * opened from. 0 or -errno with err. */
 struct snapshot;
-int machine_restore(struct machine *machine, struct snapshot *snapshot,
-		    bool paused, bool eager, char *err, size_t err_len);
+int machine_restore(struct machine *machine, const char *dir,
+		    struct snapshot *snapshot, bool paused, bool eager,
+		    char *err, size_t err_len);
 
 /* Active or paused: writes the VM into the new directory dir as a
  * snapshot and releases it (guest memory, vCPUs, devices); the state

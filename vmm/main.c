@@ -91,7 +91,8 @@ static int watch_termination_signals(struct event_loop *loop,
  */
 static int serve_machine(const char *command, struct vm_config *config,
 			 const struct run_options *run,
-			 struct snapshot *snapshot, bool eager)
+			 const char *snapshot_dir, struct snapshot *snapshot,
+			 bool eager)
 {
 	struct kvm_host host = { .fd = -1 };
 	struct session session = { .signal_fd = -1 };
@@ -170,8 +171,8 @@ static int serve_machine(const char *command, struct vm_config *config,
 		goto out;
 	}
 	if (snapshot &&
-	    machine_restore(session.machine, snapshot, run->paused, eager, err,
-			    sizeof(err))) {
+	    machine_restore(session.machine, snapshot_dir, snapshot, run->paused,
+			    eager, err, sizeof(err))) {
 		fprintf(stderr, "vessel restore: %s\n", err);
 		goto out;
 	}
@@ -206,7 +207,7 @@ static int run_command(int argc, char **argv)
 		fprintf(stderr, "vessel run: %s\n", err);
 		return 2;
 	}
-	return serve_machine("run", config, &run, NULL, false);
+	return serve_machine("run", config, &run, NULL, NULL, false);
 }
 
 static void print_serve_usage(void)
@@ -262,12 +263,13 @@ static int serve_command(int argc, char **argv)
 			"the VM is configured and started\n");
 		return 2;
 	}
-	return serve_machine("serve", NULL, &run, NULL, false);
+	return serve_machine("serve", NULL, &run, NULL, NULL, false);
 }
 
 static void print_restore_usage(void)
 {
 	printf("Usage: vessel restore DIR [--api-sock PATH] [--paused] [--eager]\n"
+	       "                      [--allow-changed-disks]\n"
 	       "\n"
 	       "Run the VM of the snapshot in DIR (vessel snapshot) in this\n"
 	       "process, from where it was: nothing is booted, and the kernel\n"
@@ -279,6 +281,10 @@ static void print_restore_usage(void)
 	       "      --paused         restore it paused (resume through the API)\n"
 	       "      --eager          read guest memory in at once, rather than\n"
 	       "                       as the guest touches it\n"
+	       "      --allow-changed-disks\n"
+	       "                       restore over disks written since the\n"
+	       "                       snapshot, with a warning naming them (the\n"
+	       "                       guest's caches may not match them)\n"
 	       "  -h, --help           show this help\n");
 }
 
@@ -288,12 +294,13 @@ static int restore_command(int argc, char **argv)
 		{ "api-sock", required_argument, NULL, 's' },
 		{ "paused", no_argument, NULL, 'p' },
 		{ "eager", no_argument, NULL, 'e' },
+		{ "allow-changed-disks", no_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run_options run = { 0 };
 	struct snapshot snapshot;
-	bool eager = false;
+	bool eager = false, allow_changed_disks = false;
 	char err[ERROR_TEXT_SIZE];
 
 	optind = 0;
@@ -310,6 +317,9 @@ static int restore_command(int argc, char **argv)
 		case 'e':
 			eager = true;
 			break;
+		case 'c':
+			allow_changed_disks = true;
+			break;
 		case 'h':
 			print_restore_usage();
 			return 0;
@@ -322,7 +332,8 @@ static int restore_command(int argc, char **argv)
 			"required (see vessel restore --help)\n");
 		return 2;
 	}
-	if (snapshot_open(argv[optind], &snapshot, err, sizeof(err))) {
+	if (snapshot_open(argv[optind], allow_changed_disks, &snapshot, err,
+			  sizeof(err))) {
 		fprintf(stderr, "vessel restore: %s: %s\n", argv[optind], err);
 		return 1;
 	}
@@ -331,7 +342,11 @@ static int restore_command(int argc, char **argv)
 		snapshot_close(&snapshot);
 		return 1;
 	}
-	int status = serve_machine("restore", NULL, &run, &snapshot, eager);
+	if (snapshot.warning[0])
+		fprintf(stderr, "vessel restore: %s: restoring anyway: %s\n",
+			argv[optind], snapshot.warning);
+	int status = serve_machine("restore", NULL, &run, argv[optind], &snapshot,
+				   eager);
 	snapshot_close(&snapshot);
 	return status;
 }

@@ -2,11 +2,14 @@
 
 #include "../devices/array.h"
 #include "memory.h"
+#include "page_list.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +20,13 @@
 #define STATE_FILE "state.dtb"
 #define MEMORY_FILE "memory"
 #define CHECKSUM_FILE "checksum"
+#define PAGES_FILE "pages"
 #define SNAPSHOT_NODE "/snapshot"
 #define CONFIG_NODE "/config"
 #define DISKS_NODE "/disks"
 #define DISK_STATE_VERSION 1
+#define BASE_NODE "/base"
+#define BASE_STATE_VERSION 1
 /* The machine a snapshot is of: vessel's x86 PC on KVM. */
 #define SNAPSHOT_MACHINE "x86_64-kvm-pc"
 /* Far more than the state of any machine vessel builds. */
@@ -28,7 +34,7 @@
 #define MAX_CONFIG_JSON (64u << 10)
 
 static const char *const snapshot_files[] = {
-	CHECKSUM_FILE, STATE_FILE, MEMORY_FILE,
+	CHECKSUM_FILE, STATE_FILE, MEMORY_FILE, PAGES_FILE,
 };
 
 /* Removes what snapshot_write made of dir, and dir. */
@@ -120,7 +126,10 @@ static int write_disks(const struct vm_config *config,
 	return 0;
 }
 
-static int check_disks(struct snapshot *snapshot, char *err, size_t err_len)
+/* A disk that changed refuses the restore, or with allow_changed is only
+ * named in the snapshot's warning. */
+static int check_disks(struct snapshot *snapshot, bool allow_changed,
+		       char *err, size_t err_len)
 {
 	struct state_reader *reader = &snapshot->reader;
 	char path[STATE_PATH_SIZE];
@@ -142,13 +151,23 @@ static int check_disks(struct snapshot *snapshot, char *err, size_t err_len)
 						      disk_fields[field], &saved);
 			if (result)
 				return refused(snapshot, result, err, err_len);
-			if (saved != identity[field]) {
+			if (saved == identity[field])
+				continue;
+			if (!allow_changed) {
 				snprintf(err, err_len, "disk %s is not the file it "
 					 "was at the snapshot (its %s changed): the "
-					 "guest's memory would not match it", disk,
-					 disk_fields[field]);
+					 "guest's memory would not match it "
+					 "(--allow-changed-disks restores it anyway)",
+					 disk, disk_fields[field]);
 				return -EINVAL;
 			}
+			size_t used = strlen(snapshot->warning);
+			snprintf(snapshot->warning + used,
+				 sizeof(snapshot->warning) - used, "%sdisk %s "
+				 "changed since the snapshot (its %s): the guest's "
+				 "caches of it may not match it", used ? "; " : "",
+				 disk, disk_fields[field]);
+			break;
 		}
 	}
 	return 0;
@@ -157,6 +176,7 @@ static int check_disks(struct snapshot *snapshot, char *err, size_t err_len)
 /* The state tree: the format's node and the configuration, then the
  * machine's own. */
 static int write_state(struct vm *vm, const struct vm_config *config,
+		       const struct snapshot_diff *diff,
 		       struct state_writer *writer, char *err, size_t err_len)
 {
 	struct json_object *json = vm_config_to_json(config);
@@ -165,9 +185,17 @@ static int write_state(struct vm *vm, const struct vm_config *config,
 	int result = text ? 0 : -ENOMEM;
 
 	if (!result)
-		result = state_writer_begin(writer, SNAPSHOT_NODE, SNAPSHOT_VERSION);
+		result = state_writer_begin(writer, SNAPSHOT_NODE, diff ?
+					    SNAPSHOT_DIFF_VERSION : SNAPSHOT_VERSION);
 	if (!result)
 		result = state_writer_put_string(writer, "machine", SNAPSHOT_MACHINE);
+	if (!result && diff)
+		result = state_writer_begin(writer, BASE_NODE, BASE_STATE_VERSION);
+	if (!result && diff)
+		result = state_writer_put_string(writer, "path", diff->base_dir);
+	if (!result && diff)
+		result = writer->base.put_u64(&writer->base, "identity",
+					      diff->base_identity);
 	if (!result)
 		result = state_writer_begin(writer, CONFIG_NODE, VM_CONFIG_VERSION);
 	if (!result)
@@ -182,8 +210,59 @@ static int write_state(struct vm *vm, const struct vm_config *config,
 	return result ? result : vm_save(vm, writer, err, err_len);
 }
 
+/* Guest memory into the new file memory (and, for a diff, pages). */
+static int write_memory(struct vm *vm, int dir_fd, const char *dir,
+			const struct snapshot_diff *diff, uint64_t *checksum,
+			char *err, size_t err_len)
+{
+	uint64_t *pages = NULL;
+	size_t count = 0;
+	struct progress progress;
+	int result = 0;
+
+	if (diff && page_list_from_bitmap(diff->written, diff->words, &pages,
+					  &count)) {
+		snprintf(err, err_len, "out of memory for the list of pages");
+		return -ENOMEM;
+	}
+	if (diff)
+		result = write_file(dir_fd, PAGES_FILE,
+				    pages ? (const void *)pages : "",
+				    count * sizeof(*pages));
+	if (result) {
+		snprintf(err, err_len, "%s/" PAGES_FILE ": %s", dir,
+			 strerror(-result));
+		free(pages);
+		return result;
+	}
+	int memory_fd = openat(dir_fd, MEMORY_FILE,
+			       O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (memory_fd < 0) {
+		result = -errno;
+		snprintf(err, err_len, "%s/" MEMORY_FILE ": %s", dir,
+			 strerror(-result));
+		free(pages);
+		return result;
+	}
+	progress_begin(&progress, "writing guest memory");
+	result = diff ? vm_save_memory_pages(vm, memory_fd, pages, count,
+					     checksum, &progress, err, err_len) :
+			vm_save_memory(vm, memory_fd, checksum, &progress, err,
+				       err_len);
+	if (!result && fsync(memory_fd)) {
+		result = -errno;
+		snprintf(err, err_len, "writing guest memory: %s",
+			 strerror(-result));
+	}
+	progress_end(&progress);
+	close(memory_fd);
+	free(pages);
+	return result;
+}
+
 int snapshot_write(struct vm *vm, const struct vm_config *config,
-		   const char *dir, char *err, size_t err_len)
+		   const char *dir, const struct snapshot_diff *diff,
+		   uint64_t *identity, char *err, size_t err_len)
 {
 	struct state_writer writer;
 	const void *state;
@@ -215,26 +294,12 @@ int snapshot_write(struct vm *vm, const struct vm_config *config,
 		remove_partial(dir_fd, dir);
 		return result;
 	}
-	result = write_state(vm, config, &writer, err, err_len);
+	result = write_state(vm, config, diff, &writer, err, err_len);
 	if (!result && (result = state_writer_finish(&writer, &state, &state_size)))
 		snprintf(err, err_len, "writing the state: %s", strerror(-result));
-	if (!result) {
-		int memory_fd = openat(dir_fd, MEMORY_FILE,
-				       O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		result = memory_fd < 0 ? -errno :
-			vm_save_memory(vm, memory_fd, &memory_checksum, err,
-				       err_len);
-		if (memory_fd < 0)
-			snprintf(err, err_len, "%s/" MEMORY_FILE ": %s", dir,
-				 strerror(-result));
-		if (!result && fsync(memory_fd)) {
-			result = -errno;
-			snprintf(err, err_len, "writing guest memory: %s",
-				 strerror(-result));
-		}
-		if (memory_fd >= 0)
-			close(memory_fd);
-	}
+	if (!result)
+		result = write_memory(vm, dir_fd, dir, diff, &memory_checksum, err,
+				      err_len);
 	if (!result) {
 		const char *what = STATE_FILE;
 		result = write_file(dir_fd, STATE_FILE, state, state_size);
@@ -242,6 +307,7 @@ int snapshot_write(struct vm *vm, const struct vm_config *config,
 			 "xxh3-64 %016" PRIx64 " " STATE_FILE "\n"
 			 "xxh3-64 %016" PRIx64 " " MEMORY_FILE "\n",
 			 (uint64_t)XXH3_64bits(state, state_size), memory_checksum);
+		*identity = XXH3_64bits(checksums, strlen(checksums));
 		if (!result) {
 			what = CHECKSUM_FILE;
 			result = write_file(dir_fd, CHECKSUM_FILE, checksums,
@@ -261,9 +327,11 @@ int snapshot_write(struct vm *vm, const struct vm_config *config,
 	return result;
 }
 
-/* The checksum file's two lines. */
+/* The checksum file's two lines, and the snapshot's identity: the
+ * XXH3-64 of the whole file, which a diff over it records. */
 static int read_checksums(int dir_fd, uint64_t *state, uint64_t *memory,
-			  char *err, size_t err_len)
+			  uint64_t *identity, bool *read_whole, char *err,
+			  size_t err_len)
 {
 	char text[256] = "";
 	int fd = openat(dir_fd, CHECKSUM_FILE, O_RDONLY | O_CLOEXEC);
@@ -277,6 +345,8 @@ static int read_checksums(int dir_fd, uint64_t *state, uint64_t *memory,
 		return -errno;
 	}
 	text[size] = '\0';
+	*identity = XXH3_64bits(text, (size_t)size);
+	*read_whole = true;
 	if (sscanf(text, "xxh3-64 %16" SCNx64 " " STATE_FILE
 		   " xxh3-64 %16" SCNx64 " " MEMORY_FILE "%n",
 		   state, memory, &consumed) != 2 || !consumed ||
@@ -288,8 +358,11 @@ static int read_checksums(int dir_fd, uint64_t *state, uint64_t *memory,
 	return 0;
 }
 
-static int read_state(int dir_fd, struct snapshot *snapshot, char *err,
-		      size_t err_len)
+/* state.dtb into a new buffer, checked against its checksum, and a
+ * reader opened on it. */
+static int read_state(int dir_fd, uint64_t checksum, void **state,
+		      size_t *state_size, struct state_reader *reader,
+		      char *err, size_t err_len)
 {
 	struct stat info;
 	int fd = openat(dir_fd, STATE_FILE, O_RDONLY | O_CLOEXEC);
@@ -307,16 +380,23 @@ static int read_state(int dir_fd, struct snapshot *snapshot, char *err,
 		close(fd);
 		return -EINVAL;
 	}
-	snapshot->state_size = (size_t)info.st_size;
-	snapshot->state = malloc(snapshot->state_size + 1);
-	ssize_t got = snapshot->state ?
-		pread(fd, snapshot->state, snapshot->state_size, 0) : -1;
+	*state_size = (size_t)info.st_size;
+	*state = malloc(*state_size + 1);
+	ssize_t got = *state ? pread(fd, *state, *state_size, 0) : -1;
 	close(fd);
-	if (got != (ssize_t)snapshot->state_size) {
+	if (got != (ssize_t)*state_size) {
 		snprintf(err, err_len, STATE_FILE ": cannot be read in full");
 		return -EIO;
 	}
-	return 0;
+	if (XXH3_64bits(*state, *state_size) != checksum) {
+		snprintf(err, err_len, STATE_FILE " does not match its checksum "
+			 "(damaged or changed since the snapshot)");
+		return -EINVAL;
+	}
+	int result = state_reader_open(reader, *state, *state_size);
+	if (result)
+		snprintf(err, err_len, STATE_FILE ": %s", reader->err);
+	return result;
 }
 
 static int refused(const struct snapshot *snapshot, int result, char *err,
@@ -326,23 +406,44 @@ static int refused(const struct snapshot *snapshot, int result, char *err,
 	return result;
 }
 
-/* The format's node and the configuration it was taken with. */
-static int read_config(struct snapshot *snapshot, char *err, size_t err_len)
+/* The format's node: the machine, and whether it is a diff. */
+static int read_format(struct state_reader *reader, bool *diff, char *err,
+		       size_t err_len)
 {
-	struct state_reader *reader = &snapshot->reader;
-	const char *machine, *text;
+	const char *machine;
 	int result = state_reader_begin(reader, SNAPSHOT_NODE, SNAPSHOT_VERSION);
 
+	*diff = false;
+	if (result == -EPROTO) {
+		result = state_reader_begin(reader, SNAPSHOT_NODE,
+					    SNAPSHOT_DIFF_VERSION);
+		*diff = !result;
+		if (result == -EPROTO)
+			snprintf(reader->err, sizeof(reader->err), "%s is of a "
+				 "version this vessel does not read (it reads %u, "
+				 "and %u for a diff)", SNAPSHOT_NODE + 1,
+				 SNAPSHOT_VERSION, SNAPSHOT_DIFF_VERSION);
+	}
 	if (!result)
 		result = state_reader_get_string(reader, "machine", 64, &machine);
-	if (result)
-		return refused(snapshot, result, err, err_len);
+	if (result) {
+		snprintf(err, err_len, STATE_FILE ": %s", reader->err);
+		return result;
+	}
 	if (strcmp(machine, SNAPSHOT_MACHINE)) {
 		snprintf(err, err_len, "the snapshot is of a %s machine; this "
 			 "vessel restores %s", machine, SNAPSHOT_MACHINE);
 		return -EINVAL;
 	}
-	result = state_reader_begin(reader, CONFIG_NODE, VM_CONFIG_VERSION);
+	return 0;
+}
+
+/* The format's node and the configuration it was taken with. */
+static int read_config(struct snapshot *snapshot, char *err, size_t err_len)
+{
+	struct state_reader *reader = &snapshot->reader;
+	const char *text;
+	int result = state_reader_begin(reader, CONFIG_NODE, VM_CONFIG_VERSION);
 	if (!result)
 		result = state_reader_get_string(reader, "json", MAX_CONFIG_JSON,
 						 &text);
@@ -359,14 +460,14 @@ static int read_config(struct snapshot *snapshot, char *err, size_t err_len)
 	return result;
 }
 
-static int check_memory(int dir_fd, struct snapshot *snapshot,
-			uint64_t checksum, char *err, size_t err_len)
+/* A memory file of the machine's size, opened for reading. */
+static int open_memory_file(int dir_fd, const struct snapshot *snapshot,
+			    int *fd, char *err, size_t err_len)
 {
 	struct stat info;
-	uint64_t found;
 
-	snapshot->memory_fd = openat(dir_fd, MEMORY_FILE, O_RDONLY | O_CLOEXEC);
-	if (snapshot->memory_fd < 0 || fstat(snapshot->memory_fd, &info)) {
+	*fd = openat(dir_fd, MEMORY_FILE, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0 || fstat(*fd, &info)) {
 		snprintf(err, err_len, MEMORY_FILE ": %s", strerror(errno));
 		return -errno;
 	}
@@ -378,25 +479,169 @@ static int check_memory(int dir_fd, struct snapshot *snapshot,
 			 (unsigned long long)snapshot->config->memory_size);
 		return -EINVAL;
 	}
-	int result = vm_memory_image_checksum(snapshot->memory_fd,
-					      snapshot->config->memory_size,
-					      &found);
-	if (result) {
-		snprintf(err, err_len, MEMORY_FILE ": %s", strerror(-result));
-		return result;
-	}
-	if (found != checksum) {
-		snprintf(err, err_len, MEMORY_FILE " does not match its checksum "
-			 "(damaged or changed since the snapshot)");
-		return -EINVAL;
-	}
 	return 0;
 }
 
-int snapshot_open(const char *dir, struct snapshot *snapshot, char *err,
-		  size_t err_len)
+static int checksum_refused(int result, uint64_t found, uint64_t checksum,
+			    char *err, size_t err_len)
+{
+	if (result)
+		snprintf(err, err_len, MEMORY_FILE ": %s", strerror(-result));
+	else if (found != checksum)
+		snprintf(err, err_len, MEMORY_FILE " does not match its checksum "
+			 "(damaged or changed since the snapshot)");
+	return result ? result : found != checksum ? -EINVAL : 0;
+}
+
+/* A full snapshot's memory: the image at the bottom of the restore. */
+static int check_memory(int dir_fd, struct snapshot *snapshot,
+			uint64_t checksum, struct progress *progress, char *err,
+			size_t err_len)
+{
+	uint64_t found = 0;
+	int result = open_memory_file(dir_fd, snapshot, &snapshot->memory_fd,
+				      err, err_len);
+
+	if (result)
+		return result;
+	result = vm_memory_image_checksum(snapshot->memory_fd,
+					  snapshot->config->memory_size, &found,
+					  progress);
+	return checksum_refused(result, found, checksum, err, err_len);
+}
+
+/* A diff's pages and memory: the next layer over what is below. */
+static int check_diff_memory(int dir_fd, struct snapshot *snapshot,
+			     uint64_t checksum, struct progress *progress,
+			     char *err, size_t err_len)
+{
+	struct vm_memory_layer *layer = &snapshot->layers[snapshot->layer_count];
+	uint64_t *pages = NULL, found = 0;
+	size_t count = 0;
+	char why[256];
+	int fd, result;
+
+	int pages_fd = openat(dir_fd, PAGES_FILE, O_RDONLY | O_CLOEXEC);
+	if (pages_fd < 0) {
+		snprintf(err, err_len, PAGES_FILE ": %s", strerror(errno));
+		return -errno;
+	}
+	result = page_list_read(pages_fd, snapshot->config->memory_size /
+				VM_MEMORY_PAGE_SIZE, &pages, &count, why,
+				sizeof(why));
+	close(pages_fd);
+	if (result) {
+		snprintf(err, err_len, PAGES_FILE ": %s", why);
+		return result;
+	}
+	result = open_memory_file(dir_fd, snapshot, &fd, err, err_len);
+	if (!result) {
+		result = vm_memory_pages_checksum(fd, pages, count, &found,
+						  progress);
+		result = checksum_refused(result, found, checksum, err, err_len);
+	}
+	if (result) {
+		if (fd >= 0)
+			close(fd);
+		free(pages);
+		return result;
+	}
+	*layer = (struct vm_memory_layer){ .fd = fd, .pages = pages,
+					   .count = count };
+	snapshot->layer_count++;
+	return 0;
+}
+
+static int open_base(struct snapshot *snapshot, const char *dir,
+		     uint64_t identity, unsigned int depth,
+		     struct progress *progress, char *err, size_t err_len);
+
+/* The memory of the snapshot whose state reader is open, depth diffs
+ * above it: for a diff, its bases' first (read from /base), then its own
+ * layer. */
+static int open_memory(int dir_fd, struct snapshot *snapshot,
+		       struct state_reader *reader, bool diff,
+		       uint64_t checksum, unsigned int depth,
+		       struct progress *progress, char *err, size_t err_len)
+{
+	const char *base;
+	uint64_t identity;
+
+	if (!diff)
+		return check_memory(dir_fd, snapshot, checksum, progress, err,
+				    err_len);
+	if (depth == SNAPSHOT_MAX_LAYERS) {
+		snprintf(err, err_len, "more than %u diffs over one full snapshot",
+			 SNAPSHOT_MAX_LAYERS);
+		return -ELOOP;
+	}
+	int result = state_reader_begin(reader, BASE_NODE, BASE_STATE_VERSION);
+	if (!result)
+		result = state_reader_get_string(reader, "path", PATH_MAX, &base);
+	if (!result)
+		result = reader->base.get_u64(&reader->base, "identity", &identity);
+	if (result) {
+		snprintf(err, err_len, STATE_FILE ": %s", reader->err);
+		return result;
+	}
+	result = open_base(snapshot, base, identity, depth + 1, progress, err,
+			   err_len);
+	return result ? result : check_diff_memory(dir_fd, snapshot, checksum,
+						   progress, err, err_len);
+}
+
+/* The base a diff was taken over: the very snapshot (its checksum file
+ * hashes to identity), its state intact, its memory (and its own bases')
+ * checked and opened. A refusal names the base. */
+static int open_base(struct snapshot *snapshot, const char *dir,
+		     uint64_t identity, unsigned int depth,
+		     struct progress *progress, char *err, size_t err_len)
+{
+	uint64_t state_checksum, memory_checksum, found;
+	struct state_reader reader;
+	void *state = NULL;
+	size_t state_size;
+	bool diff = false;
+	char why[400];
+
+	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0) {
+		snprintf(err, err_len, "its base %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	bool read_whole = false;
+	int result = read_checksums(dir_fd, &state_checksum, &memory_checksum,
+				    &found, &read_whole, why, sizeof(why));
+	/* Another snapshot there, or this one's checksum file damaged: it
+	 * is not the base either way. */
+	if (read_whole && found != identity) {
+		snprintf(err, err_len, "its base %s is not the snapshot it was "
+			 "taken over (the base's checksum file differs)", dir);
+		close(dir_fd);
+		return -EINVAL;
+	}
+	if (!result)
+		result = read_state(dir_fd, state_checksum, &state, &state_size,
+				    &reader, why, sizeof(why));
+	if (!result)
+		result = read_format(&reader, &diff, why, sizeof(why));
+	if (!result)
+		result = open_memory(dir_fd, snapshot, &reader, diff,
+				     memory_checksum, depth, progress, why,
+				     sizeof(why));
+	if (result)
+		snprintf(err, err_len, "its base %s: %s", dir, why);
+	free(state);
+	close(dir_fd);
+	return result;
+}
+
+int snapshot_open(const char *dir, bool allow_changed_disks,
+		  struct snapshot *snapshot, char *err, size_t err_len)
 {
 	uint64_t state_checksum, memory_checksum;
+	struct progress progress;
+	bool diff = false;
 	int result;
 
 	*snapshot = (struct snapshot){ .memory_fd = -1 };
@@ -405,32 +650,28 @@ int snapshot_open(const char *dir, struct snapshot *snapshot, char *err,
 		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
 		return -errno;
 	}
-	result = read_checksums(dir_fd, &state_checksum, &memory_checksum, err,
-				err_len);
+	bool read_whole;
+	result = read_checksums(dir_fd, &state_checksum, &memory_checksum,
+				&snapshot->identity, &read_whole, err, err_len);
 	if (!result)
-		result = read_state(dir_fd, snapshot, err, err_len);
-	if (!result && XXH3_64bits(snapshot->state, snapshot->state_size) !=
-			       state_checksum) {
-		snprintf(err, err_len, STATE_FILE " does not match its checksum "
-			 "(damaged or changed since the snapshot)");
-		result = -EINVAL;
-	}
-	if (!result) {
-		result = state_reader_open(&snapshot->reader, snapshot->state,
-					   snapshot->state_size);
-		if (result)
-			refused(snapshot, result, err, err_len);
-	}
+		result = read_state(dir_fd, state_checksum, &snapshot->state,
+				    &snapshot->state_size, &snapshot->reader, err,
+				    err_len);
+	if (!result)
+		result = read_format(&snapshot->reader, &diff, err, err_len);
 	if (!result)
 		result = read_config(snapshot, err, err_len);
 	if (!result)
 		result = vm_check_state(snapshot->config, &snapshot->reader, err,
 					err_len);
 	if (!result)
-		result = check_disks(snapshot, err, err_len);
-	if (!result)
-		result = check_memory(dir_fd, snapshot, memory_checksum, err,
-				      err_len);
+		result = check_disks(snapshot, allow_changed_disks, err, err_len);
+	if (!result) {
+		progress_begin(&progress, "checking the snapshot's memory");
+		result = open_memory(dir_fd, snapshot, &snapshot->reader, diff,
+				     memory_checksum, 0, &progress, err, err_len);
+		progress_end(&progress);
+	}
 	close(dir_fd);
 	if (result)
 		snapshot_close(snapshot);
@@ -459,5 +700,9 @@ void snapshot_close(struct snapshot *snapshot)
 	vm_config_free(snapshot->config);
 	if (snapshot->memory_fd >= 0)
 		close(snapshot->memory_fd);
+	for (unsigned int i = 0; i < snapshot->layer_count; i++) {
+		close(snapshot->layers[i].fd);
+		free((uint64_t *)snapshot->layers[i].pages);
+	}
 	*snapshot = (struct snapshot){ .memory_fd = -1 };
 }

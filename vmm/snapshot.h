@@ -5,7 +5,9 @@
  *              JSON), the VM /vm, the devices /devices/NAME, the vCPUs
  *              /vcpuN;
  *   memory     guest RAM as an image (memory.h), sparse where it is zero;
- *   checksum   XXH3-64 of state.dtb and of memory's pages, one line each.
+ *   checksum   XXH3-64 of state.dtb and of memory's pages, one line each;
+ *   pages      a diff's only: the pages it holds (page_list.h), its
+ *              memory holding just those, over its base's (/base).
  * docs/snapshot.md describes every node.
  *
  * Promise: snapshot_write() leaves a complete snapshot or, on any failure
@@ -19,6 +21,7 @@
 #ifndef VESSEL_VMM_SNAPSHOT_H
 #define VESSEL_VMM_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,24 +29,50 @@
 #include "vm.h"
 #include "vm_config.h"
 
-#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_VERSION 1 /* /snapshot's version: a full snapshot */
+#define SNAPSHOT_DIFF_VERSION 2 /* a diff over the snapshot in /base */
+/* Diffs over one full snapshot that restore reads through. */
+#define SNAPSHOT_MAX_LAYERS 64
 
-/* Writes the paused vm, of config, into the new directory dir. 0 or
- * -errno with err. */
+/* A diff: the base it is taken over, by absolute path and identity, and
+ * the bitmap of the image's pages written since (dirty_log.h). */
+struct snapshot_diff {
+	const char *base_dir;
+	uint64_t base_identity;
+	const uint64_t *written;
+	size_t words;
+};
+
+/* Writes the paused vm, of config, into the new directory dir: all of
+ * its memory, or with diff only the pages written since the base. Its
+ * identity (what a diff over it records) into *identity. 0 or -errno
+ * with err. */
 int snapshot_write(struct vm *vm, const struct vm_config *config,
-		   const char *dir, char *err, size_t err_len);
+		   const char *dir, const struct snapshot_diff *diff,
+		   uint64_t *identity, char *err, size_t err_len);
 
 struct snapshot {
 	void *state;
 	size_t state_size;
 	struct state_reader reader; /* over state */
-	int memory_fd;
+	int memory_fd; /* the full snapshot at the bottom: its memory */
+	/* For a diff, the diffs over it up to this one, oldest first. */
+	struct vm_memory_layer layers[SNAPSHOT_MAX_LAYERS];
+	unsigned int layer_count;
+	uint64_t identity; /* the XXH3-64 of its checksum file */
 	struct vm_config *config; /* the snapshot's; the caller may take it */
+	/* What the user should hear of a restore that goes on anyway
+	 * (disks changed since, allowed); empty when nothing. */
+	char warning[512];
 };
 
-/* Opens and checks the snapshot in dir. 0 or -errno with err. */
-int snapshot_open(const char *dir, struct snapshot *snapshot, char *err,
-		  size_t err_len);
+/* Opens and checks the snapshot in dir, and for a diff each base under
+ * it: missing, another snapshot than the one the diff was taken over, or
+ * damaged, it refuses. A disk that changed since the snapshot refuses it
+ * too, unless allow_changed_disks (then it is named in warning). 0 or
+ * -errno with err. */
+int snapshot_open(const char *dir, bool allow_changed_disks,
+		  struct snapshot *snapshot, char *err, size_t err_len);
 void snapshot_close(struct snapshot *snapshot);
 /* Whether another process than the one that took it can restore it: not
  * with a TAP device inherited as a descriptor (fd=), which means nothing

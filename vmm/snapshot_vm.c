@@ -1,12 +1,14 @@
 /*
  * A machine's state into a snapshot's state tree and back (vm.h's
  * vm_save, vm_save_memory and vm_restore): the VM's KVM state and clock,
- * every device by its record in the machine's order, every vCPU.
+ * every device by its record in the machine's order, every vCPU; and the
+ * tracking of the guest's writes a diff snapshot is made of (dirty_log.h).
  */
 #include "vm_private.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -84,10 +86,53 @@ int vm_save(struct vm *vm, struct state_writer *writer, char *err,
 	return result;
 }
 
-int vm_save_memory(struct vm *vm, int fd, uint64_t *checksum, char *err,
-		   size_t err_len)
+int vm_save_memory(struct vm *vm, int fd, uint64_t *checksum,
+		   struct progress *progress, char *err, size_t err_len)
 {
-	return vm_memory_save(&vm->memory, fd, checksum, err, err_len);
+	return vm_memory_save(&vm->memory, fd, checksum, progress, err, err_len);
+}
+
+int vm_save_memory_pages(struct vm *vm, int fd, const uint64_t *pages,
+			 size_t count, uint64_t *checksum,
+			 struct progress *progress, char *err, size_t err_len)
+{
+	return vm_memory_save_pages(&vm->memory, fd, pages, count, checksum,
+				    progress, err, err_len);
+}
+
+int vm_track_writes(struct vm *vm, char *err, size_t err_len)
+{
+	return dirty_log_start(&vm->dirty_log, vm->fd, &vm->memory, err,
+			       err_len);
+}
+
+bool vm_tracks_writes(const struct vm *vm)
+{
+	return dirty_log_active(&vm->dirty_log);
+}
+
+uint64_t *vm_harvest_writes(struct vm *vm, size_t *words, char *err,
+			    size_t err_len)
+{
+	*words = dirty_log_bitmap_words(&vm->memory);
+	uint64_t *pages = calloc(*words, sizeof(*pages));
+
+	if (!pages) {
+		snprintf(err, err_len, "out of memory for the dirty log");
+		return NULL;
+	}
+	if (dirty_log_harvest(&vm->dirty_log, pages, err, err_len)) {
+		/* Pages may be lost: only a full snapshot is safe now. */
+		dirty_log_stop(&vm->dirty_log);
+		free(pages);
+		return NULL;
+	}
+	return pages;
+}
+
+void vm_put_back_writes(struct vm *vm, const uint64_t *pages)
+{
+	dirty_log_put_back(&vm->dirty_log, pages);
 }
 
 /* A saved device with no device of that name here: another machine. */

@@ -550,7 +550,7 @@ static struct vm *assemble(const struct vm_config *config,
 
 	if (!vm) {
 		if (image)
-			close(image->memory_fd);
+			close(image->memory.fd);
 		snprintf(err, err_len, "out of memory for the VM");
 		return NULL;
 	}
@@ -566,11 +566,10 @@ static struct vm *assemble(const struct vm_config *config,
 
 	int result = create_kvm_vm(vm, err, err_len);
 	if (image && result)
-		close(image->memory_fd);
+		close(image->memory.fd);
 	else if (image)
 		result = vm_memory_open_image(&vm->memory, config->memory_size,
-					      image->memory_fd, image->eager,
-					      err, err_len);
+					      &image->memory, err, err_len);
 	else
 		result = vm_memory_create(&vm->memory, config->memory_size, err,
 					  err_len);
@@ -627,6 +626,7 @@ void vm_destroy(struct vm *vm)
 	serial_destroy(vm->serial);
 	bus_destroy(vm->mmio_bus);
 	bus_destroy(vm->pio_bus);
+	dirty_log_stop(&vm->dirty_log);
 	vm_memory_destroy(&vm->memory);
 	interrupts_destroy(&vm->interrupts);
 	if (vm->fd >= 0)

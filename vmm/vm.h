@@ -26,6 +26,7 @@
 #include "control.h"
 #include "event_loop.h"
 #include "kvm.h"
+#include "memory.h"
 #include "options.h"
 
 enum vm_stop_reason {
@@ -91,13 +92,30 @@ struct state_writer;
 struct state_reader;
 int vm_save(struct vm *vm, struct state_writer *writer, char *err,
 	    size_t err_len);
-int vm_save_memory(struct vm *vm, int fd, uint64_t *checksum, char *err,
-		   size_t err_len);
+struct progress;
+int vm_save_memory(struct vm *vm, int fd, uint64_t *checksum,
+		   struct progress *progress, char *err, size_t err_len);
+/* The listed pages of guest RAM only, for a diff (memory.h). */
+int vm_save_memory_pages(struct vm *vm, int fd, const uint64_t *pages,
+			 size_t count, uint64_t *checksum,
+			 struct progress *progress, char *err, size_t err_len);
 struct vm_image {
 	struct state_reader *state;
-	int memory_fd;
-	bool eager; /* read the image in at once rather than map it */
+	struct vm_memory_source memory;
 };
+
+/*
+ * Which pages of guest RAM were written since a point (dirty_log.h), for
+ * diff snapshots. vm_track_writes starts it (again running is fine);
+ * vm_harvest_writes returns a new bitmap of the image's pages written
+ * since the start or the last harvest, NULL with err on failure;
+ * vm_put_back_writes gives a harvest back. Tracking ends with the VM.
+ */
+int vm_track_writes(struct vm *vm, char *err, size_t err_len);
+bool vm_tracks_writes(const struct vm *vm);
+uint64_t *vm_harvest_writes(struct vm *vm, size_t *words, char *err,
+			    size_t err_len);
+void vm_put_back_writes(struct vm *vm, const uint64_t *pages);
 /* What vm_restore checks of state that needs no machine (the VM's and
  * each vCPU's parts, their versions and sizes), for a refusal before
  * anything is made. */

@@ -21,6 +21,7 @@
 #include "../devices/pci.h"
 #include "../devices/serial.h"
 #include "../devices/virtio/pci.h"
+#include "dirty_log.h"
 #include "interrupts.h"
 #include "memory.h"
 #include "state_fdt.h"
@@ -39,6 +40,7 @@ struct vm {
 	struct vm_owner owner;
 	int fd;
 	struct vm_memory memory;
+	struct dirty_log dirty_log; /* started by the first snapshot */
 	struct bus *pio_bus;
 	struct bus *mmio_bus;
 	struct serial *serial;

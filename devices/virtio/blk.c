@@ -298,7 +298,8 @@ static void finish_request(struct virtio_blk *blk,
 		*request->status = status;
 		written = (status == VIRTIO_BLK_S_OK ? request->written : 0) + 1;
 	}
-	virtqueue_push(&blk->device.queues[0], request->element.head, written);
+	virtqueue_push_element(&blk->device.queues[0], &request->element,
+			       written);
 	put_request(blk, request);
 }
 

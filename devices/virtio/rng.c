@@ -79,7 +79,7 @@ static int serve_requests(struct virtio_rng *rng, struct virtqueue *queue,
 			continue;
 		}
 		uint32_t written = fill_with_entropy(&rng->element);
-		virtqueue_push(queue, rng->element.head, written);
+		virtqueue_push_element(queue, &rng->element, written);
 		virtqueue_charge(queue, written / VIRTIO_RNG_BYTES_PER_UNIT);
 		rng->requests++;
 		rng->bytes += written;

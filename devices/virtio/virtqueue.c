@@ -106,8 +106,10 @@ static void ring_store16(const struct virtqueue *queue, uint64_t gpa,
 {
 	uint16_t *field = ring_field(queue, gpa);
 
-	if (field)
+	if (field) {
 		__atomic_store_n(field, htole16(value), __ATOMIC_RELAXED);
+		guest_memory_mark_written(queue->memory, field, sizeof(*field));
+	}
 }
 
 static bool ring_is_valid(const struct virtqueue *queue, uint64_t gpa,
@@ -334,6 +336,7 @@ int virtqueue_pop(struct virtqueue *queue, struct virtqueue_element *element)
 
 	/* The iovec arrays are filled as far as the counts say, no further. */
 	element->head = head;
+	element->memory = queue->memory;
 	element->out_count = element->in_count = 0;
 	element->out_bytes = element->in_bytes = 0;
 	err = walk_chain(queue, head, element);
@@ -369,6 +372,16 @@ void virtqueue_push(struct virtqueue *queue, uint16_t head, uint32_t written)
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	queue->used_idx++;
 	ring_store16(queue, used_idx_addr(queue), queue->used_idx);
+}
+
+void virtqueue_push_element(struct virtqueue *queue,
+			    const struct virtqueue_element *element,
+			    uint32_t written)
+{
+	for (unsigned int i = 0; i < element->in_count; i++)
+		guest_memory_mark_written(queue->memory, element->in[i].iov_base,
+					  element->in[i].iov_len);
+	virtqueue_push(queue, element->head, written);
 }
 
 /* Only last_avail_idx moves: nothing of the chains reached the used ring,
@@ -461,6 +474,28 @@ static size_t copy_iov(const struct iovec *iov, unsigned int count,
 	return copied;
 }
 
+/* Marks the copied bytes of the device-writable buffers as vessel's
+ * writes, once they are in. */
+static void mark_copied(const struct virtqueue_element *element,
+			size_t offset, size_t len)
+{
+	for (unsigned int i = 0; element->memory && i < element->in_count &&
+				 len; i++) {
+		const struct iovec *buffer = &element->in[i];
+		if (offset >= buffer->iov_len) {
+			offset -= buffer->iov_len;
+			continue;
+		}
+		size_t chunk = buffer->iov_len - offset < len ?
+				       buffer->iov_len - offset : len;
+		guest_memory_mark_written(element->memory,
+					  (uint8_t *)buffer->iov_base + offset,
+					  chunk);
+		len -= chunk;
+		offset = 0;
+	}
+}
+
 size_t virtqueue_copy_from_out(const struct virtqueue_element *element,
 			       size_t offset, void *dst, size_t len)
 {
@@ -472,8 +507,11 @@ size_t virtqueue_copy_to_in(const struct virtqueue_element *element,
 			    size_t offset, const void *src, size_t len)
 {
 	/* copy_iov only reads flat when copying into the element. */
-	return copy_iov(element->in, element->in_count, offset,
-			(uint8_t *)src, len, true);
+	size_t copied = copy_iov(element->in, element->in_count, offset,
+				 (uint8_t *)src, len, true);
+
+	mark_copied(element, offset, copied);
+	return copied;
 }
 
 struct iovec *virtqueue_out_from(struct virtqueue_element *element,

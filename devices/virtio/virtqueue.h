@@ -50,6 +50,9 @@ struct virtqueue {
 /* A descriptor chain taken from the available ring, as host buffers. */
 struct virtqueue_element {
 	uint16_t head; /* what virtqueue_push() gives back */
+	/* the queue's guest memory, which the buffers are in: where vessel's
+	 * writes into them are marked */
+	const struct guest_memory *memory;
 	unsigned int out_count; /* device-readable buffers, first */
 	unsigned int in_count; /* device-writable buffers, after them */
 	size_t out_bytes, in_bytes;
@@ -86,8 +89,18 @@ bool virtqueue_end_round(struct virtqueue *queue);
 int virtqueue_pop(struct virtqueue *queue, struct virtqueue_element *element);
 
 /* Returns a chain to the driver with the number of bytes the device wrote
- * into its device-writable buffers. */
+ * into its device-writable buffers. Those bytes must have been copied in
+ * with virtqueue_copy_to_in, or the chain pushed with
+ * virtqueue_push_element, so that dirty tracking sees them. */
 void virtqueue_push(struct virtqueue *queue, uint16_t head, uint32_t written);
+
+/* virtqueue_push for a chain whose device-writable buffers the device
+ * filled through their host pointers (a disk read, getrandom): marks every
+ * one of them as written by vessel first, whatever written says (a failed
+ * read may have left data), then pushes. */
+void virtqueue_push_element(struct virtqueue *queue,
+			    const struct virtqueue_element *element,
+			    uint32_t written);
 
 /* Puts back the last count chains virtqueue_pop() took, none of them
  * pushed: the next pops take them again, as the driver made them

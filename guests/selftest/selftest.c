@@ -24,6 +24,18 @@
  *                  second), then power off: a paused guest prints
  *                  nothing, and after resume it goes on with the next
  *                  number
+ *   mode=write MIB KIB [DELAY]
+ *                  fill MIB MiB of RAM from 16 MiB on with non-zero
+ *                  data, print "selftest: filled", then count as
+ *                  mode=count does; a byte received on COM1 rewrites
+ *                  the next KIB KiB of that area (in turn, wrapping) and
+ *                  prints "selftest: touched": a known share of RAM
+ *                  written, for dirty tracking and diff snapshots. The
+ *                  byte 'r' instead has the virtio-rng fill a page the
+ *                  guest never writes itself ("selftest: entropy
+ *                  filled", the page left unread: a read may mark it
+ *                  dirty too), and 's' prints that page's sum
+ *                  ("selftest: entropy HEX")
  *   mode=display   draw a white rectangle (x 100-399, y 100-199) on a
  *                  1024x768x32 framebuffer at 0xfd000000 (what vessel's
  *                  --display sdl gives), turn the mouse's reporting on,
@@ -39,6 +51,7 @@
 #include <stdint.h>
 
 #include "selftest.h"
+#include "virtio_pci.h"
 
 #define XEN_HVM_START_MAGIC 0x336ec578u
 
@@ -384,6 +397,105 @@ static void run_count(const char *mode)
 	}
 }
 
+/* mode=write's area: above the selftest's image, stacks and buffers. */
+#define WRITE_AREA 0x1000000ull
+#define WRITE_PAGE 4096ull
+
+/* Every word of the page at offset in the area: its address and the
+ * round, so each round's data differs and none is zero. */
+static void write_page(uint64_t offset, uint64_t round)
+{
+	volatile uint64_t *page = (volatile uint64_t *)(WRITE_AREA + offset);
+
+	for (uint64_t i = 0; i < WRITE_PAGE / sizeof(*page); i++)
+		page[i] = (WRITE_AREA + offset + i * 8) ^ (round << 48) ^ 1;
+}
+
+/* A page only the virtio-rng writes: the loader leaves the section alone
+ * and nothing clears it, so it reads zero until the device fills it. */
+static struct {
+	struct virtqueue_memory rings;
+	uint8_t page[WRITE_PAGE] __attribute__((aligned(4096)));
+} entropy __attribute__((section(".bss.buffers"), aligned(4096)));
+
+static void print_entropy_sum(void)
+{
+	const volatile uint64_t *words = (const volatile uint64_t *)entropy.page;
+	uint64_t sum = 0;
+
+	for (uint64_t i = 0; i < WRITE_PAGE / sizeof(*words); i++)
+		sum = sum * 31 + words[i];
+	print("selftest: entropy ");
+	print_hex(sum, 16);
+	uart_put('\n');
+}
+
+/* Asks the virtio-rng for the page and waits for it: the device, not the
+ * guest, writes it. */
+static void fill_entropy(void)
+{
+	static struct virtio_function rng;
+	static int started;
+	uint32_t id, length;
+
+	if (!started && virtio_function_start(&rng, VIRTIO_TYPE_RNG, 0,
+					      &entropy.rings, 4))
+		return;
+	started = 1;
+	rng.rings->desc[0] = (struct virtq_desc){
+		.addr = (uintptr_t)entropy.page,
+		.len = WRITE_PAGE,
+		.flags = VIRTQ_DESC_F_WRITE,
+	};
+	virtqueue_make_available(&rng, 0);
+	virtqueue_kick(&rng, 1);
+	while (!virtqueue_take_used(&rng, &id, &length))
+		;
+	print("selftest: entropy filled\n");
+}
+
+static void run_write(const char *mode)
+{
+	const char *argument = next_word(mode);
+	uint64_t fill_mib = 0, touch_kib = 0, delay = COUNT_DEFAULT_DELAY;
+
+	if (parse_decimal(&argument, &fill_mib)) {
+		argument = next_word(argument);
+		if (parse_decimal(&argument, &touch_kib)) {
+			argument = next_word(argument);
+			parse_decimal(&argument, &delay);
+		}
+	}
+	uint64_t size = fill_mib << 20, next = 0, round = 1;
+	for (uint64_t offset = 0; offset < size; offset += WRITE_PAGE)
+		write_page(offset, round);
+	print("selftest: filled ");
+	print_decimal(fill_mib, 1);
+	print(" MiB\n");
+	for (uint64_t number = 1;; number++) {
+		char command = (inb(UART_LSR) & UART_LSR_DATA_READY) ?
+				       (char)inb(COM1) : 0;
+		if (command == 'r')
+			fill_entropy();
+		else if (command == 's')
+			print_entropy_sum();
+		else if (command && size) {
+			round++;
+			for (uint64_t done = 0; done < touch_kib << 10;
+			     done += WRITE_PAGE) {
+				write_page(next, round);
+				next = (next + WRITE_PAGE) % size;
+			}
+			print("selftest: touched ");
+			print_decimal(touch_kib, 1);
+			print(" KiB\n");
+		}
+		print_decimal(number, 1);
+		uart_put('\n');
+		busy_wait(delay);
+	}
+}
+
 static void run_echo(void)
 {
 	print("selftest: echo ready, q quits\n");
@@ -571,6 +683,8 @@ static __attribute__((noreturn)) void user_main(void)
 		run_rtc();
 	else if (word_is(mode, "count"))
 		run_count(mode);
+	else if (word_is(mode, "write"))
+		run_write(mode);
 	else if (word_is(mode, "display"))
 		run_display();
 	else if (word_is(mode, "flood"))

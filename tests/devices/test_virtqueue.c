@@ -696,3 +696,87 @@ Test(virtqueue, a_round_hands_out_its_budget_and_no_more)
 	make_available(0);
 	cr_assert_eq(virtqueue_pop(&queue, &element), 1, "no round, no bound");
 }
+
+/* --- vessel's writes, marked for dirty tracking (guest_memory.h) ---------- */
+
+static uint64_t written_pages[RAM_SIZE / 4096 / 64];
+
+static void track_writes(void)
+{
+	memset(written_pages, 0, sizeof(written_pages));
+	memory.regions[0].written = written_pages;
+}
+
+static bool page_marked(uint64_t gpa)
+{
+	uint64_t page = gpa / 4096;
+
+	return written_pages[page / 64] & (1ull << (page % 64));
+}
+
+static unsigned int pages_marked(void)
+{
+	unsigned int count = 0;
+
+	for (size_t i = 0; i < sizeof(written_pages) / 8; i++)
+		count += (unsigned int)__builtin_popcountll(written_pages[i]);
+	return count;
+}
+
+Test(virtqueue, a_push_marks_the_used_ring_and_an_element_its_buffers)
+{
+	/* Three device-writable pages, a buffer across two of them. */
+	set_desc(DESC_ADDR, 0, DATA_ADDR, 16, F_NEXT, 1);
+	set_desc(DESC_ADDR, 1, DATA_ADDR + 0x10000 - 8, 16, F_WRITE | F_NEXT, 2);
+	set_desc(DESC_ADDR, 2, DATA_ADDR + 0x20000, 4096, F_WRITE, 0);
+	make_available(0);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	track_writes();
+	virtqueue_push_element(&queue, &element, 100);
+	cr_assert(page_marked(USED_ADDR), "the used ring is not marked");
+	cr_assert(page_marked(DATA_ADDR + 0x10000 - 8));
+	cr_assert(page_marked(DATA_ADDR + 0x10000));
+	cr_assert(page_marked(DATA_ADDR + 0x20000));
+	cr_assert(!page_marked(DATA_ADDR), "a device-readable buffer is marked");
+	cr_assert_eq(pages_marked(), 4);
+}
+
+Test(virtqueue, a_copy_marks_the_bytes_it_wrote_only)
+{
+	set_desc(DESC_ADDR, 0, DATA_ADDR, 4096, F_WRITE | F_NEXT, 1);
+	set_desc(DESC_ADDR, 1, DATA_ADDR + 0x10000, 4096, F_WRITE, 0);
+	make_available(0);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	track_writes();
+	/* Bytes 4000-4099: the end of the first buffer, the second's start. */
+	uint8_t bytes[100] = { 1 };
+	cr_assert_eq(virtqueue_copy_to_in(&element, 4000, bytes, sizeof(bytes)),
+		     sizeof(bytes));
+	cr_assert(page_marked(DATA_ADDR));
+	cr_assert(page_marked(DATA_ADDR + 0x10000));
+	cr_assert_eq(pages_marked(), 2);
+	memset(written_pages, 0, sizeof(written_pages));
+	/* Into the second buffer only. */
+	cr_assert_eq(virtqueue_copy_to_in(&element, 5000, bytes, 10), 10);
+	cr_assert(!page_marked(DATA_ADDR));
+	cr_assert(page_marked(DATA_ADDR + 0x10000));
+	/* guest_memory_write marks too, and nothing outside RAM. */
+	memset(written_pages, 0, sizeof(written_pages));
+	cr_assert_eq(guest_memory_write(&memory, 0x5ffe, bytes, 4), 0);
+	cr_assert(page_marked(0x5000) && page_marked(0x6000));
+	cr_assert_eq(pages_marked(), 2);
+	guest_memory_mark_written(&memory, bytes, sizeof(bytes));
+	cr_assert_eq(pages_marked(), 2);
+}
+
+Test(virtqueue, nothing_is_marked_while_nothing_tracks)
+{
+	set_desc(DESC_ADDR, 0, DATA_ADDR, 4096, F_WRITE, 0);
+	make_available(0);
+	cr_assert_eq(virtqueue_pop(&queue, &element), 1);
+	memset(written_pages, 0, sizeof(written_pages));
+	virtqueue_copy_to_in(&element, 0, "x", 1);
+	virtqueue_push_element(&queue, &element, 1);
+	cr_assert_eq(pages_marked(), 0);
+	cr_assert_eq(used_idx(), 1);
+}

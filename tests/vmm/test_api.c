@@ -39,6 +39,7 @@ struct fake_vm {
 	struct vm_config *config; /* what describe reports */
 	char snapshot_dir[64]; /* the last snapshot's destination */
 	bool snapshot_resume;
+	bool snapshot_diff; /* or a restore's allow_changed_disks */
 	/* When set, describe reports CONTROL_MAX_COUNTER_GROUPS groups of
 	 * this name: an answer larger than a socket's buffer. */
 	const char *group_name;
@@ -129,30 +130,39 @@ static int fake_request(void *opaque, enum vm_request request, char *err,
 	return result;
 }
 
-static int fake_snapshot(void *opaque, const char *dir, bool resume,
-			 char *err, size_t err_len)
+/* What a snapshot, suspend or restore request carried. */
+static int fake_take(void *opaque, const char *dir, bool flag, bool diff,
+		     char *err, size_t err_len)
 {
 	struct fake_vm *vm = opaque;
 
 	pthread_mutex_lock(&vm->lock);
 	int result = fake_answer(vm, err, err_len);
 	snprintf(vm->snapshot_dir, sizeof(vm->snapshot_dir), "%s", dir);
-	vm->snapshot_resume = resume;
+	vm->snapshot_resume = flag;
+	vm->snapshot_diff = diff;
 	pthread_mutex_unlock(&vm->lock);
 	return result;
+}
+
+static int fake_snapshot(void *opaque, const struct control_snapshot *request,
+			 char *err, size_t err_len)
+{
+	return fake_take(opaque, request->dir, request->resume, request->diff,
+			 err, err_len);
 }
 
 static int fake_suspend(void *opaque, const char *dir, char *err,
 			size_t err_len)
 {
-	return fake_snapshot(opaque, dir, false, err, err_len);
+	return fake_take(opaque, dir, false, false, err, err_len);
 }
 
-static int fake_restore(void *opaque, const char *dir, bool paused,
-			bool eager, char *err, size_t err_len)
+static int fake_restore(void *opaque, const struct control_restore *request,
+			char *err, size_t err_len)
 {
-	(void)eager;
-	return fake_snapshot(opaque, dir, paused, err, err_len);
+	return fake_take(opaque, request->dir, request->paused,
+			 request->allow_changed_disks, err, err_len);
 }
 
 static const struct control_ops fake_ops = {
@@ -934,6 +944,12 @@ Test(api, snapshot_takes_a_destination_and_resume)
 	     "{\"destination\": \"/tmp/s2\", \"resume\": true}", &response);
 	cr_assert_eq(response.status, 204, "%s", response.text);
 	cr_assert(fake.snapshot_resume);
+	cr_assert(!fake.snapshot_diff);
+	http("PUT", "/api/v1/vm/snapshot",
+	     "{\"destination\": \"/tmp/s2d\", \"diff\": true}", &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert(fake.snapshot_diff, "diff reaches the VM");
+	cr_assert(!fake.snapshot_resume);
 	fake_will_fail(-EBUSY, "cannot snapshot: the VM is active");
 	http("PUT", "/api/v1/vm/snapshot", "{\"destination\": \"/tmp/s3\"}",
 	     &response);
@@ -942,6 +958,7 @@ Test(api, snapshot_takes_a_destination_and_resume)
 	const char *bad[] = { "", "{}", "{\"destination\": 3}",
 			      "{\"destination\": \"\"}",
 			      "{\"destination\": \"/tmp/x\", \"resume\": 1}",
+			      "{\"destination\": \"/tmp/x\", \"diff\": \"yes\"}",
 			      "{\"destination\": \"/tmp/x\", \"other\": 1}",
 			      "[]" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -975,9 +992,16 @@ Test(api, restore_takes_a_source_and_its_flags)
 	cr_assert_eq(response.status, 204, "%s", response.text);
 	cr_assert_str_eq(fake.snapshot_dir, "/tmp/s6");
 	cr_assert(fake.snapshot_resume, "paused reaches the VM");
+	cr_assert(!fake.snapshot_diff);
+	http("PUT", "/api/v1/vm/restore",
+	     "{\"source\": \"/tmp/s7\", \"allow_changed_disks\": true}",
+	     &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert(fake.snapshot_diff, "allow_changed_disks reaches the VM");
 	const char *bad[] = { "{}", "{\"source\": 1}", "{\"source\": \"\"}",
 			      "{\"source\": \"/x\", \"eager\": 1}",
-			      "{\"source\": \"/x\", \"resume\": true}" };
+			      "{\"source\": \"/x\", \"resume\": true}",
+			      "{\"source\": \"/x\", \"allow_changed_disks\": 1}" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		http("PUT", "/api/v1/vm/restore", bad[i], &response);
 		cr_assert_eq(response.status, 400, "%s: %s", bad[i], response.text);

@@ -124,18 +124,20 @@ Test(memory_image, is_sparse_and_reads_back_lazily_and_eagerly)
 	int fd = image_file();
 
 	write_pages(&memory);
-	cr_assert_eq(vm_memory_save(&memory, fd, &saved, err, sizeof(err)), 0,
+	cr_assert_eq(vm_memory_save(&memory, fd, &saved, NULL, err, sizeof(err)), 0,
 		     "%s", err);
 	cr_assert_eq(fstat(fd, &info), 0);
 	cr_assert_eq(info.st_size, 16 << 20);
 	cr_assert_leq(info.st_blocks * 512, 64 << 10, "%lld bytes allocated",
 		      (long long)info.st_blocks * 512);
-	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read, NULL), 0);
 	cr_assert_eq(read, saved);
 
-	cr_assert_eq(vm_memory_open_image(&eager, 16u << 20, dup(fd), true, err,
+	const struct vm_memory_source eager_source = { .fd = dup(fd), .eager = true };
+	const struct vm_memory_source lazy_source = { .fd = dup(fd) };
+	cr_assert_eq(vm_memory_open_image(&eager, 16u << 20, &eager_source, err,
 					  sizeof(err)), 0, "%s", err);
-	cr_assert_eq(vm_memory_open_image(&lazy, 16u << 20, dup(fd), false, err,
+	cr_assert_eq(vm_memory_open_image(&lazy, 16u << 20, &lazy_source, err,
 					  sizeof(err)), 0, "%s", err);
 	cr_assert(lazy.private_image);
 	cr_assert(!eager.private_image);
@@ -146,14 +148,14 @@ Test(memory_image, is_sparse_and_reads_back_lazily_and_eagerly)
 
 	/* The guest's writes to a lazily restored image stay in memory. */
 	((uint8_t *)lazy.guest.regions[0].host_addr)[0x9000] = 3;
-	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read, NULL), 0);
 	cr_assert_eq(read, saved);
 	/* And a snapshot of it has them. */
 	int again = image_file();
 	uint64_t changed;
-	cr_assert_eq(vm_memory_save(&lazy, again, &changed, err, sizeof(err)), 0);
+	cr_assert_eq(vm_memory_save(&lazy, again, &changed, NULL, err, sizeof(err)), 0);
 	cr_assert_neq(changed, saved);
-	cr_assert_eq(vm_memory_image_checksum(again, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(again, 16u << 20, &read, NULL), 0);
 	cr_assert_eq(read, changed);
 	vm_memory_destroy(&lazy);
 	vm_memory_destroy(&eager);
@@ -170,17 +172,80 @@ Test(memory_image, checksum_sees_a_changed_byte)
 	int fd = image_file();
 
 	write_pages(&memory);
-	cr_assert_eq(vm_memory_save(&memory, fd, &saved, err, sizeof(err)), 0);
+	cr_assert_eq(vm_memory_save(&memory, fd, &saved, NULL, err, sizeof(err)), 0);
 	cr_assert_eq(pwrite(fd, "x", 1, 0x1800), 1);
-	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read, NULL), 0);
 	cr_assert_neq(read, saved);
 	/* A byte written into a hole too. */
 	cr_assert_eq(pwrite(fd, "\xaa", 1, 0x1800), 1);
-	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read, NULL), 0);
 	cr_assert_eq(read, saved);
 	cr_assert_eq(pwrite(fd, "y", 1, 0x800000), 1);
-	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read), 0);
+	cr_assert_eq(vm_memory_image_checksum(fd, 16u << 20, &read, NULL), 0);
 	cr_assert_neq(read, saved);
 	vm_memory_destroy(&memory);
 	close(fd);
+}
+
+/* A diff's memory: the listed pages only, a page written to zero among
+ * them, read over its base lazily and eagerly. */
+Test(memory_image, a_diff_holds_its_pages_and_restores_over_its_base)
+{
+	struct vm_memory memory, lazy, eager;
+	uint64_t saved, read, diff_saved;
+	struct stat info;
+	char err[256];
+	int base = image_file(), diff = image_file();
+
+	write_pages(&memory);
+	cr_assert_eq(vm_memory_save(&memory, base, &saved, NULL, err,
+				    sizeof(err)), 0, "%s", err);
+	uint8_t *ram = memory.guest.regions[0].host_addr;
+	memset(ram + 0x1000, 0, 4096); /* written back to zero */
+	ram[0x9000] = 7;
+	ram[0xa000] = 8; /* 9 to 11 go out as one run */
+	ram[0xbfff] = 9;
+	ram[0x5123] = 9; /* written, but not listed: stays the base's */
+	const uint64_t pages[] = { 1, 9, 10, 11 };
+	cr_assert_eq(vm_memory_save_pages(&memory, diff, pages, 4, &diff_saved,
+					  NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(fstat(diff, &info), 0);
+	cr_assert_eq(info.st_size, 16 << 20);
+	cr_assert_leq(info.st_blocks * 512, 16 << 10, "%lld bytes allocated",
+		      (long long)info.st_blocks * 512);
+	cr_assert_eq(vm_memory_pages_checksum(diff, pages, 4, &read, NULL), 0);
+	cr_assert_eq(read, diff_saved);
+	/* The list is part of what the checksum covers. */
+	cr_assert_eq(vm_memory_pages_checksum(diff, pages + 1, 3, &read, NULL), 0);
+	cr_assert_neq(read, diff_saved);
+
+	const struct vm_memory_layer layer = { .fd = diff, .pages = pages,
+					       .count = 4 };
+	const struct vm_memory_source sources[] = {
+		{ .fd = dup(base), .layers = &layer, .layer_count = 1 },
+		{ .fd = dup(base), .layers = &layer, .layer_count = 1,
+		  .eager = true },
+	};
+	cr_assert_eq(vm_memory_open_image(&lazy, 16u << 20, &sources[0], err,
+					  sizeof(err)), 0, "%s", err);
+	cr_assert_eq(vm_memory_open_image(&eager, 16u << 20, &sources[1], err,
+					  sizeof(err)), 0, "%s", err);
+	const struct vm_memory *restored[] = { &lazy, &eager };
+	for (int i = 0; i < 2; i++) {
+		const uint8_t *back = restored[i]->guest.regions[0].host_addr;
+		cr_assert_eq(back[0x1000], 0, "the zeroed page came from the base");
+		cr_assert_eq(back[0x9000], 7);
+		cr_assert_eq(back[0xa000], 8);
+		cr_assert_eq(back[0xbfff], 9);
+		cr_assert_eq(back[0x5123], 1, "an unlisted page is not the base's");
+		cr_assert_eq(back[(16u << 20) - 1], 2);
+	}
+	/* The base's file is never written. */
+	cr_assert_eq(vm_memory_image_checksum(base, 16u << 20, &read, NULL), 0);
+	cr_assert_eq(read, saved);
+	vm_memory_destroy(&lazy);
+	vm_memory_destroy(&eager);
+	vm_memory_destroy(&memory);
+	close(base);
+	close(diff);
 }

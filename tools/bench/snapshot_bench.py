@@ -8,7 +8,14 @@ restore` (lazy and --eager) from the process's start to the guest's first
 console byte and to the end of that line. Prints the median of the rounds
 and the snapshot's size on disk.
 
+With --diff: the guest (mode=write) first writes half of its memory,
+then a full snapshot is taken (and the guest resumed), the guest rewrites
+--written percent of its memory, and a diff snapshot is taken over the
+full one: the times and sizes of both, and the diff's restore (lazy and
+--eager) to the first console byte.
+
 Usage: tools/bench/snapshot_bench.py [--rounds N] [--memory 64M,1G]
+       tools/bench/snapshot_bench.py --diff [--written 1] [--memory 1G]
 """
 import argparse
 import os
@@ -16,6 +23,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,10 +60,10 @@ def take_snapshot(work, memory):
     return taken, used
 
 
-def restore(work, eager):
+def restore(work, eager, name='snap'):
     """Seconds from `vessel restore`'s start to the guest's first console
     byte, and to the end of that line."""
-    args = [VESSEL, 'restore', os.path.join(work, 'snap')]
+    args = [VESSEL, 'restore', os.path.join(work, name)]
     if eager:
         args.append('--eager')
     start = time.monotonic()
@@ -71,26 +79,131 @@ def restore(work, eager):
     return to_byte, to_line
 
 
+def mebibytes(memory):
+    """'1G' or '64M' in MiB."""
+    return int(memory[:-1]) * (1024 if memory[-1] in 'gG' else 1)
+
+
+class Console:
+    """The guest's console, read on a thread so that the pipe never fills:
+    wait_for(text) returns once a line holding text has come."""
+
+    def __init__(self, stream):
+        self.lines = []
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._read, args=(stream,))
+        self.thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+
+    def wait_for(self, text, seen=0):
+        with self.changed:
+            if not self.changed.wait_for(
+                    lambda: any(text in line for line in self.lines[seen:]),
+                    timeout=120):
+                raise SystemExit(f'the guest never printed {text!r}')
+            return len(self.lines)
+
+
+def snapshot_timed(sock, path, *options):
+    subprocess.check_call([VESSEL, 'pause', '--api-sock', sock])
+    start = time.monotonic()
+    subprocess.check_call([VESSEL, 'snapshot', '--api-sock', sock, path,
+                           *options])
+    taken = time.monotonic() - start
+    used = int(subprocess.check_output(['du', '-sk', path]).split()[0])
+    return taken, used
+
+
+def take_full_and_diff(work, memory, written_percent):
+    """The writing guest's full snapshot over half of its memory, then a
+    diff after it rewrote written_percent of it: (seconds, KiB) of each."""
+    sock = os.path.join(work, 'api.sock')
+    size = mebibytes(memory)
+    touch_kib = int(size * 1024 * written_percent / 100)
+    guest = subprocess.Popen(
+        [VESSEL, 'run', '--kernel', GUEST, '--memory', memory, '--cmdline',
+         f'mode=write {size // 2} {touch_kib} 2000000', '--api-sock', sock],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    console = Console(guest.stdout)
+    wait_for(sock)
+    seen = console.wait_for('selftest: filled')
+    full = snapshot_timed(sock, os.path.join(work, 'snap'), '--resume')
+    guest.stdin.write('x')
+    guest.stdin.flush()
+    console.wait_for('selftest: touched', seen)
+    diff = snapshot_timed(sock, os.path.join(work, 'diff'), '--diff')
+    subprocess.check_call([VESSEL, 'stop', '--api-sock', sock])
+    guest.stdin.close()
+    console.thread.join()  # to the console's end, once vessel exits
+    guest.wait()
+    return full, diff
+
+
+def each_round(options, measure):
+    """measure(work) in a new directory each round: its results."""
+    results = []
+    for _ in range(options.rounds):
+        work = tempfile.mkdtemp(prefix='vessel-bench-snapshot-',
+                                dir=options.dir)
+        try:
+            results.append(measure(work))
+        finally:
+            shutil.rmtree(work)
+    return results
+
+
+def main_diff(options):
+    print(f'guest wrote {options.written}% of its memory after the full '
+          f'snapshot (half of it before); medians of {options.rounds}')
+    print(f'{"memory":>8} {"full ms":>9} {"full KiB":>10} {"diff ms":>9} '
+          f'{"diff KiB":>10} {"diff/full time":>15} '
+          f'{"restore diff: lazy ms":>22} {"eager ms":>9}')
+    for memory in options.memory.split(','):
+        def measure(work):
+            snapshots = take_full_and_diff(work, memory, options.written)
+            return (*snapshots, restore(work, False, 'diff'),
+                    restore(work, True, 'diff'))
+        full, diff, lazy, eager = zip(*each_round(options, measure))
+        median = statistics.median
+        full_ms = median(v[0] for v in full) * 1000
+        diff_ms = median(v[0] for v in diff) * 1000
+        print(f'{memory:>8} {full_ms:9.1f} {median(v[1] for v in full):10.0f} '
+              f'{diff_ms:9.1f} {median(v[1] for v in diff):10.0f} '
+              f'{diff_ms / full_ms:14.1%} '
+              f'{median(v[0] for v in lazy) * 1000:22.1f} '
+              f'{median(v[0] for v in eager) * 1000:9.1f}')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--memory', default='64M,1G')
+    parser.add_argument('--memory', default=None,
+                        help='sizes, comma-separated (64M,1G; 1G with --diff)')
+    parser.add_argument('--diff', action='store_true',
+                        help='full against diff snapshots of a writing guest')
+    parser.add_argument('--written', type=float, default=1.0,
+                        help='with --diff: percent of memory rewritten')
+    parser.add_argument('--dir', default='/var/tmp',
+                        help='where the snapshots go (a disk, not tmpfs)')
     options = parser.parse_args()
+    if options.diff:
+        options.memory = options.memory or '1G'
+        return main_diff(options)
+    options.memory = options.memory or '64M,1G'
     print(f'{"memory":>8} {"snapshot ms":>12} {"on disk KiB":>12} '
           f'{"lazy: byte ms":>14} {"line ms":>8} {"eager: byte ms":>15} '
           f'{"line ms":>8}')
     for memory in options.memory.split(','):
-        taken, used, lazy, eager = [], [], [], []
-        for _ in range(options.rounds):
-            work = tempfile.mkdtemp(prefix='vessel-bench-snapshot-')
-            try:
-                seconds, kib = take_snapshot(work, memory)
-                taken.append(seconds)
-                used.append(kib)
-                lazy.append(restore(work, False))
-                eager.append(restore(work, True))
-            finally:
-                shutil.rmtree(work)
+        def measure(work):
+            return (*take_snapshot(work, memory), restore(work, False),
+                    restore(work, True))
+        taken, used, lazy, eager = zip(*each_round(options, measure))
         ms = lambda values: statistics.median(values) * 1000
         print(f'{memory:>8} {ms(taken):12.1f} {statistics.median(used):12.0f} '
               f'{ms([v[0] for v in lazy]):14.1f} {ms([v[1] for v in lazy]):8.1f} '
