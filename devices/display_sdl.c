@@ -21,6 +21,10 @@ struct display_sdl {
 	pthread_t thread;
 	atomic_bool stopping;
 	Uint32 wake_event; /* an SDL user event that ends a wait */
+	/* Set from any thread: the whole framebuffer changed behind the dirty
+	 * log's back (a restore wrote it), so the next refresh uploads it
+	 * all. */
+	atomic_bool redraw_all;
 
 	/* Start-up handshake: the thread reports whether the window opened. */
 	pthread_mutex_t lock;
@@ -28,6 +32,9 @@ struct display_sdl {
 	bool start_done;
 	int start_result;
 	char start_error[160];
+	/* The VM's state for the title, set from any thread; the display
+	 * thread reads it when woken. Under lock. */
+	char state[DISPLAY_SDL_STATE_SIZE];
 
 	/* Owned by the display thread from here on. */
 	SDL_Window *window;
@@ -56,9 +63,13 @@ static Uint32 texture_format(const struct framebuffer_format *format)
 static void update_title(struct display_sdl *display)
 {
 	char title[256];
+	char state[DISPLAY_SDL_STATE_SIZE];
 
-	snprintf(title, sizeof(title), "%s - vessel (%s)",
-		 display->options.name,
+	pthread_mutex_lock(&display->lock);
+	memcpy(state, display->state, sizeof(state));
+	pthread_mutex_unlock(&display->lock);
+	snprintf(title, sizeof(title), "%s [%s] - vessel (%s)",
+		 display->options.name, state,
 		 display->grabbed ? "Ctrl+Alt+G releases the pointer" :
 				    "Ctrl+Alt+G grabs the pointer");
 	SDL_SetWindowTitle(display->window, title);
@@ -156,6 +167,12 @@ static void upload(struct display_sdl *display,
 			  (int)mode->line_length);
 }
 
+/* The dirty bitmap's length: a bit per page of the framebuffer. */
+static size_t bitmap_words(const struct framebuffer_mode *mode)
+{
+	return (mode->size / FRAMEBUFFER_PAGE_SIZE + 63) / 64;
+}
+
 /* One refresh: what the guest drew since the last one goes to the
  * texture, and the window is drawn again if anything changed. */
 static void refresh(struct display_sdl *display)
@@ -167,6 +184,10 @@ static void refresh(struct display_sdl *display)
 	int ret = display->options.fetch_dirty(display->options.opaque,
 					       display->dirty_bitmap);
 
+	/* Fetched first all the same, so the log holds nothing stale. */
+	if (ret == 0 && atomic_exchange(&display->redraw_all, false))
+		memset(display->dirty_bitmap, 0xff,
+		       bitmap_words(mode) * sizeof(uint64_t));
 	if (ret == 0)
 		count = framebuffer_dirty_rects(mode, display->dirty_bitmap,
 						mode->size / FRAMEBUFFER_PAGE_SIZE,
@@ -244,6 +265,11 @@ static void send_pointer(struct display_sdl *display, int32_t dx, int32_t dy,
 
 static void handle_event(struct display_sdl *display, const SDL_Event *event)
 {
+	/* Woken by display_sdl_show_state (or to stop). */
+	if (event->type == display->wake_event) {
+		update_title(display);
+		return;
+	}
 	switch (event->type) {
 	case SDL_QUIT:
 		display->options.close_requested(display->options.opaque);
@@ -334,7 +360,6 @@ int display_sdl_create(struct display_sdl **result,
 {
 	const struct framebuffer_mode *mode = &options->framebuffer->mode;
 	struct display_sdl *display = calloc(1, sizeof(*display));
-	size_t pages = mode->size / FRAMEBUFFER_PAGE_SIZE;
 
 	*result = NULL;
 	if (!display) {
@@ -342,7 +367,8 @@ int display_sdl_create(struct display_sdl **result,
 		return -ENOMEM;
 	}
 	display->options = *options;
-	display->dirty_bitmap = calloc((pages + 63) / 64, sizeof(uint64_t));
+	snprintf(display->state, sizeof(display->state), "%s", options->state);
+	display->dirty_bitmap = calloc(bitmap_words(mode), sizeof(uint64_t));
 	if (!display->dirty_bitmap) {
 		free(display);
 		snprintf(err, err_len, "out of memory for the display");
@@ -376,6 +402,22 @@ int display_sdl_create(struct display_sdl **result,
 	}
 	*result = display;
 	return 0;
+}
+
+void display_sdl_show_state(struct display_sdl *display, const char *state)
+{
+	pthread_mutex_lock(&display->lock);
+	snprintf(display->state, sizeof(display->state), "%s", state);
+	pthread_mutex_unlock(&display->lock);
+	/* SDL_PushEvent is safe from any thread; the display thread wakes
+	 * and sets the title (SDL's window calls stay on that thread). */
+	SDL_Event wake = { .type = display->wake_event };
+	SDL_PushEvent(&wake);
+}
+
+void display_sdl_redraw(struct display_sdl *display)
+{
+	atomic_store(&display->redraw_all, true);
 }
 
 void display_sdl_destroy(struct display_sdl *display)

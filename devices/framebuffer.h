@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "device.h"
+
 /* The granularity of KVM's dirty log on x86: one bit per 4 KiB page. */
 #define FRAMEBUFFER_PAGE_SIZE 4096
 
@@ -66,6 +68,15 @@ struct framebuffer {
 int framebuffer_create(struct framebuffer *framebuffer,
 		       const struct framebuffer_mode *mode);
 void framebuffer_destroy(struct framebuffer *framebuffer);
+
+/* The framebuffer's mode and every byte of its memory, for a snapshot. */
+int framebuffer_save(const struct framebuffer *framebuffer,
+		     struct device_state_writer *writer);
+/* The pixels of a saved framebuffer of the same mode: 0, or -EINVAL (a
+ * saved mode other than this one, refused with both named) or -ENOENT,
+ * with the pixels left as they were. */
+int framebuffer_restore(struct framebuffer *framebuffer,
+			struct device_state_reader *reader);
 
 /* A rectangle of the screen, in pixels. */
 struct framebuffer_rect {

@@ -217,6 +217,7 @@ int display_create(struct display **result,
 		const struct display_sdl_options options = {
 			.framebuffer = &display->framebuffer,
 			.name = machine->name,
+			.state = "starting",
 			.fetch_dirty = fetch_dirty,
 			.close_requested = window_closed,
 			.key = key,
@@ -253,6 +254,46 @@ void display_destroy(struct display *display)
 	display_sdl_destroy(display->window);
 	framebuffer_destroy(&display->framebuffer);
 	free(display);
+}
+
+void display_show_state(struct display *display, enum vm_state state)
+{
+	if (!display)
+		return;
+	/* "active" is the API's word; a window's user reads "running". */
+	display_sdl_show_state(display->window, state == VM_STATE_ACTIVE ?
+					   "running" : vm_state_name(state));
+}
+
+static int save(void *opaque, struct device_state_writer *writer)
+{
+	struct display *display = opaque;
+
+	return framebuffer_save(&display->framebuffer, writer);
+}
+
+/* The guest's pixels come back behind the dirty log's back: the window
+ * uploads them all. */
+static int restore(void *opaque, struct device_state_reader *reader)
+{
+	struct display *display = opaque;
+	int result = framebuffer_restore(&display->framebuffer, reader);
+
+	if (!result)
+		display_sdl_redraw(display->window);
+	return result;
+}
+
+static const struct device_ops display_record_ops = {
+	.save = save,
+	.restore = restore,
+	.state_version = 1,
+};
+
+struct device_record display_record(struct display *display, const char *name)
+{
+	return (struct device_record){ .name = name, .ops = &display_record_ops,
+				       .opaque = display };
 }
 
 const struct boot_framebuffer *display_boot_framebuffer(

@@ -48,6 +48,8 @@ static void vm_stop_requested(void *opaque)
 static void enter_state(struct machine *machine, enum vm_state state)
 {
 	machine->state = state;
+	if (machine->vm)
+		vm_show_state(machine->vm, state);
 	if (state == VM_STATE_STOPPED)
 		event_loop_stop(machine->loop);
 }

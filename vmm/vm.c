@@ -409,8 +409,12 @@ static int create_display(struct vm *vm, char *err, size_t err_len)
 		.opaque = vm,
 	};
 
-	return display_create(&vm->display, &vm->config->display, &machine,
-			      err, err_len);
+	int result = display_create(&vm->display, &vm->config->display,
+				    &machine, err, err_len);
+
+	if (!result && vm->display)
+		add_record(vm, display_record(vm->display, "display"));
+	return result;
 }
 
 /* Maps a file read-only for the duration of the load. */

@@ -68,6 +68,8 @@ int vm_resume(struct vm *vm, char *err, size_t err_len);
 
 /* A press of the ACPI power button (any thread). */
 void vm_press_power_button(struct vm *vm);
+/* The lifecycle's state, for what shows it (the display's title). */
+void vm_show_state(struct vm *vm, enum vm_state state);
 
 /* Thread-safe; the first reason given wins. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason,

@@ -5,6 +5,7 @@
  */
 #include "vm_private.h"
 
+#include "display.h"
 #include "vcpu_state.h"
 
 #include <errno.h>
@@ -191,6 +192,11 @@ int vm_resume(struct vm *vm, char *err, size_t err_len)
 	console_connect(vm->console, vm->serial);
 	run_vcpus(vm);
 	return 0;
+}
+
+void vm_show_state(struct vm *vm, enum vm_state state)
+{
+	display_show_state(vm->display, state);
 }
 
 void vm_press_power_button(struct vm *vm)

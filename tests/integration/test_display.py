@@ -16,6 +16,11 @@ guest as mouse packets, Ctrl+Alt+G releases it, keys typed into the
 window arrive as set-1 scancodes, and closing the window presses the
 guest's power button, closing it again stops the VM.
 
+test_display.py snapshot (on this machine's own /dev/kvm): the title
+follows the VM's state (running, paused through the API, running again
+after resume), and a snapshot of the selftest guest's drawn screen,
+restored in a new vessel process, shows the same rectangle in its window.
+
 Environment: VESSEL_BINARY, VESSEL_GUEST_DIR, VESSEL_SELFTEST_GUEST;
 VESSEL_DISPLAY_SCREENSHOT, when set, names a PNG file to write the Linux
 guest's window to (the one in docs/).
@@ -28,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 X_DISPLAY = None  # set by start_x_server()
@@ -334,31 +340,41 @@ def test_linux():
         server.wait()
 
 
+def expect_rectangle(window, name):
+    """Waits for the window to show the selftest guest's white rectangle
+    (x 100-399, y 100-199) and nothing else."""
+    deadline = time.monotonic() + 30
+    while True:
+        width, height, pixels = capture(window, name)
+        inside = all(lit(pixels, width, x, y) for y in range(100, 200)
+                     for x in range(100, 400))
+        if inside or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if not inside:
+        fail("the rectangle the guest drew is not in the window")
+    outside = [(x, y) for y in range(0, height, 2) for x in range(0, width, 2)
+               if not (100 <= x < 400 and 100 <= y < 200)
+               and lit(pixels, width, x, y)]
+    if outside:
+        fail(f"the window has pixels the guest did not draw, at {outside[:3]}")
+
+
+def selftest_vessel(*options):
+    return Vessel([os.environ["VESSEL_BINARY"], "run",
+                   "--kernel", os.environ["VESSEL_SELFTEST_GUEST"],
+                   "--cmdline", "mode=display",
+                   "--display", "sdl", "--name", NAME, *options], x_env())
+
+
 def test_selftest():
     server = start_x_server()
-    vessel = Vessel([os.environ["VESSEL_BINARY"], "run",
-                     "--kernel", os.environ["VESSEL_SELFTEST_GUEST"],
-                     "--cmdline", "mode=display",
-                     "--display", "sdl", "--name", NAME], x_env())
+    vessel = selftest_vessel()
     try:
         window = find_window(30)
         if not vessel.expect("selftest: drew", 30):
             fail("the selftest guest did not draw")
-        deadline = time.monotonic() + 30
-        while True:
-            width, height, pixels = capture(window, "display-selftest")
-            inside = all(lit(pixels, width, x, y) for y in range(100, 200)
-                         for x in range(100, 400))
-            if inside or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        if not inside:
-            fail("the rectangle the guest drew is not in the window")
-        outside = [(x, y) for y in range(0, height, 2) for x in range(0, width, 2)
-                   if not (100 <= x < 400 and 100 <= y < 200)
-                   and lit(pixels, width, x, y)]
-        if outside:
-            fail(f"the window has pixels the guest did not draw, at {outside[:3]}")
+        expect_rectangle(window, "display-selftest")
 
         if not vessel.expect("selftest: mouse 0xfa", 10):
             fail("the mouse did not acknowledge enable data reporting")
@@ -413,10 +429,75 @@ def test_selftest():
         server.wait()
 
 
+def vessel_command(*argv):
+    """A vessel API client command, which must succeed."""
+    done = subprocess.run([os.environ["VESSEL_BINARY"], *argv],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=60)
+    if done.returncode != 0:
+        fail(f"vessel {' '.join(argv)}: {done.stdout.strip()}")
+
+
+def expect_title_state(window, state):
+    """Waits for the title to name the VM's state; the display thread sets
+    it when the event thread tells it, at once."""
+    deadline = time.monotonic() + 10
+    while True:
+        title = xdotool("getwindowname", window)
+        if title.startswith(f"{NAME} [{state}]"):
+            return
+        if time.monotonic() > deadline:
+            fail(f"the title '{title}' does not say {state}")
+        time.sleep(0.2)
+
+
+def test_snapshot():
+    server = start_x_server()
+    scratch = tempfile.mkdtemp(prefix="vessel-display-")
+    socket = os.path.join(scratch, "api.sock")
+    snapshot = os.path.join(scratch, "snapshot")
+    vessel = selftest_vessel("--api-sock", socket)
+    restored = None
+    try:
+        window = find_window(30)
+        if not vessel.expect("selftest: drew", 30):
+            fail("the selftest guest did not draw")
+        expect_rectangle(window, "display-drawn")
+        expect_title_state(window, "running")
+        vessel_command("pause", "--api-sock", socket)
+        expect_title_state(window, "paused")
+        vessel_command("resume", "--api-sock", socket)
+        expect_title_state(window, "running")
+
+        vessel_command("pause", "--api-sock", socket)
+        vessel_command("snapshot", "--api-sock", socket, snapshot)
+        vessel_command("stop", "--api-sock", socket)
+        if vessel.process.wait(20) != 0:
+            fail("vessel did not end cleanly after the stop")
+        # The framebuffer is memory of its own, not guest RAM: only the
+        # snapshot's copy of it can bring the rectangle back, since the
+        # guest drew it once, before the snapshot.
+        restored = Vessel([os.environ["VESSEL_BINARY"], "restore", snapshot],
+                          x_env())
+        window = find_window(30)
+        expect_rectangle(window, "display-restored")
+        expect_title_state(window, "running")
+        print("test_display: PASS", flush=True)
+    finally:
+        vessel.stop()
+        if restored:
+            restored.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+        server.terminate()
+        server.wait()
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["linux"]:
         test_linux()
     elif sys.argv[1:] == ["selftest"]:
         test_selftest()
+    elif sys.argv[1:] == ["snapshot"]:
+        test_snapshot()
     else:
         sys.exit(__doc__)
