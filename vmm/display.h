@@ -54,12 +54,25 @@ struct display_machine {
 	void *opaque;
 };
 
-/* *display is NULL for --display none. 0, or -errno with one line in err. */
+/* *display is NULL for --display none, else attached to machine. 0, or
+ * -errno with one line in err. */
 int display_create(struct display **display,
 		   const struct display_config *config,
 		   const struct display_machine *machine, char *err,
 		   size_t err_len);
 void display_destroy(struct display *display);
+
+/* The window goes on without a VM (a suspended one's, until it is built
+ * again): its last picture stays, input is dropped, and closing it calls
+ * window_closed (display thread; it must not wait for the event thread).
+ * Event thread. */
+void display_detach(struct display *display,
+		    void (*window_closed)(void *opaque), void *opaque);
+/* A detached display serves machine from now on: its framebuffer is
+ * mapped into the new VM. 0, or -errno with one line in err. */
+int display_attach(struct display *display,
+		   const struct display_machine *machine, char *err,
+		   size_t err_len);
 
 /* The VM is in state now: the window's title says so. Any thread. */
 void display_show_state(struct display *display, enum vm_state state);

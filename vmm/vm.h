@@ -70,6 +70,10 @@ int vm_resume(struct vm *vm, char *err, size_t err_len);
 void vm_press_power_button(struct vm *vm);
 /* The lifecycle's state, for what shows it (the display's title). */
 void vm_show_state(struct vm *vm, enum vm_state state);
+/* Takes the display (NULL without one) out of the VM, for the caller to
+ * detach before vm_destroy and keep (display.h): a suspended VM's window
+ * stays open. */
+struct display *vm_release_display(struct vm *vm);
 
 /* Thread-safe; the first reason given wins. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason,
@@ -95,10 +99,14 @@ int vm_save(struct vm *vm, struct state_writer *writer, char *err,
 	    size_t err_len);
 int vm_save_memory(struct vm *vm, int fd, uint64_t *checksum, char *err,
 		   size_t err_len);
+struct display;
 struct vm_image {
 	struct state_reader *state;
 	int memory_fd;
 	bool eager; /* read the image in at once rather than map it */
+	/* A suspended VM's window, detached (display.h), or NULL for a new
+	 * one: the VM takes it, as it takes memory_fd. */
+	struct display *display;
 };
 /* What vm_restore checks of state that needs no machine (the VM's and
  * each vCPU's parts, their versions and sizes), for a refusal before

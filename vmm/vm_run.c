@@ -199,6 +199,14 @@ void vm_show_state(struct vm *vm, enum vm_state state)
 	display_show_state(vm->display, state);
 }
 
+struct display *vm_release_display(struct vm *vm)
+{
+	struct display *display = vm->display;
+
+	vm->display = NULL;
+	return display;
+}
+
 void vm_press_power_button(struct vm *vm)
 {
 	acpi_pm_press_power_button(vm->acpi_pm);

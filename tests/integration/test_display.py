@@ -2,11 +2,12 @@
 """The SDL display under a real X server (Xvfb, started here).
 
 test_display.py linux (inside the emulated AMD-V host, as root): boots the
-default guest with --display sdl and checks what a user would: the window
-shows the guest's text console (a line the guest writes on tty1, compared
-glyph by glyph with the VGA 8x16 font the kernel draws it in), and what is
-typed into the window reaches a shell on tty1, whose command's output
-comes back on the serial console.
+default guest with --display sdl and no command, so its init gives a shell
+on the serial console and one on tty1, and checks what a user would: the
+window shows the guest's text console (a line written on tty1 from the
+serial shell, compared glyph by glyph with the VGA 8x16 font the kernel
+draws it in), and what is typed into the window reaches tty1's shell,
+whose command's output comes back on the serial console.
 
 test_display.py selftest (on this machine's own /dev/kvm): the selftest
 guest draws a rectangle into the framebuffer and prints the i8042's
@@ -18,14 +19,15 @@ guest's power button, closing it again stops the VM.
 
 test_display.py snapshot (on this machine's own /dev/kvm): the title
 follows the VM's state (running, paused through the API, running again
-after resume), and a snapshot of the selftest guest's drawn screen,
-restored in a new vessel process, shows the same rectangle in its window.
+after resume; suspended, with the window and its picture kept, and
+running after resume), and a snapshot of the selftest guest's drawn
+screen, restored in a new vessel process, shows the same rectangle in its
+window; closing a suspended VM's window ends vessel.
 
 Environment: VESSEL_BINARY, VESSEL_GUEST_DIR, VESSEL_SELFTEST_GUEST;
 VESSEL_DISPLAY_SCREENSHOT, when set, names a PNG file to write the Linux
 guest's window to (the one in docs/).
 """
-import base64
 import gzip
 import os
 import select
@@ -40,12 +42,10 @@ X_DISPLAY = None  # set by start_x_server()
 NAME = "display-test"
 MARKER = "VESSEL DISPLAY TEST"
 FONT = "/usr/share/consolefonts/Uni2-VGA16.psf.gz"
-# tty1 is set up by the guest and its shell reads from it; the marker
-# sits on the top line, the prompt under it.
-GUEST_COMMAND = (
-    "printf '\\033[H\\033[2J%s\\n' '" + MARKER + "' > /dev/tty1; "
-    "echo display-test: marker on tty1; "
-    "exec sh -i < /dev/tty1 > /dev/tty1 2>&1")
+# Typed at the serial console's shell: the screen cleared and the marker on
+# its top line, where the typed command's echo follows it.
+MARK_TTY1 = ("printf '\\033[H\\033[2J%s\\n' '" + MARKER + "' > /dev/tty1; "
+             "echo display-test: marker on tty$((0+1))\n")
 TYPED = "echo typed-$((6*7)) > /dev/ttyS0"
 TYPED_RESULT = "typed-42"
 
@@ -84,6 +84,11 @@ class Vessel:
                 self.output += chunk
         self.search_from = self.output.index(want, self.search_from) + len(want)
         return True
+
+    def send(self, text):
+        """Types text at the guest's serial console."""
+        self.process.stdin.write(text.encode())
+        self.process.stdin.flush()
 
     def stop(self):
         if self.process.poll() is None:
@@ -285,13 +290,11 @@ def test_linux():
     guests = os.environ["VESSEL_GUEST_DIR"]
     font = read_psf_font(FONT)
     server = start_x_server()
-    command = base64.b64encode(GUEST_COMMAND.encode()).decode()
     vessel = Vessel([os.environ["VESSEL_BINARY"], "run",
                      "--kernel", os.path.join(guests, "vmlinuz"),
                      "--initrd", os.path.join(guests, "initramfs.cpio.gz"),
                      "--display", "sdl", "--name", NAME,
-                     "--cmdline", "console=ttyS0 reboot=k panic=1 "
-                     "vessel.run64=" + command], x_env())
+                     "--cmdline", "console=ttyS0 reboot=k panic=1"], x_env())
     try:
         window = find_window(60)
         title = xdotool("getwindowname", window)
@@ -300,14 +303,26 @@ def test_linux():
         geometry = xdotool("getwindowgeometry", window)
         if "1024x768" not in geometry:
             fail("window is not the framebuffer's 1024x768: " + geometry)
-        if not vessel.expect("display-test: marker on tty1", 300):
-            fail("the guest did not write its marker on tty1")
+        if not vessel.expect("vessel-guest: userspace up", 300):
+            fail("the guest's init did not finish")
+        if not vessel.expect("vessel-guest: shell on tty1", 60):
+            fail("the guest's init started no shell on tty1")
+        # The serial shell may still be starting: the marker's echo, with
+        # its arithmetic done, says the command ran.
+        vessel.send(MARK_TTY1)
+        if not vessel.expect("display-test: marker on tty1", 60):
+            fail("the serial console's shell did not write the marker")
         # The display thread picks it up at its next refresh; under TCG
         # (and a software GL renderer) that may take a while.
         width, pixels, match = wait_for_text(window, font, MARKER, 60)
         if not any(lit(pixels, width, x, y) for y in range(0, 768, 2)
                    for x in range(0, 1024, 2)):
             keep_picture("display-boot")
+            # Whose fault: a guest without a framebuffer driver, or a
+            # window that does not show what the guest drew.
+            vessel.send("echo fb: $(cat /proc/fb) vt: $(cat "
+                        "/sys/class/tty/tty0/active) end-fb\n")
+            vessel.expect("end-fb", 30)
             fail("the window is blank")
         print(f"test_display: marker glyphs match {match:.1%} of their pixels",
               flush=True)
@@ -468,6 +483,15 @@ def test_snapshot():
         expect_title_state(window, "paused")
         vessel_command("resume", "--api-sock", socket)
         expect_title_state(window, "running")
+        # Suspended, the VM is on disk and released, its window kept with
+        # the screen as it was; resume brings the VM back into it.
+        vessel_command("suspend", "--api-sock", socket,
+                       os.path.join(scratch, "suspended"))
+        expect_title_state(window, "suspended")
+        expect_rectangle(window, "display-suspended")
+        vessel_command("resume", "--api-sock", socket)
+        expect_title_state(window, "running")
+        expect_rectangle(window, "display-resumed")
 
         vessel_command("pause", "--api-sock", socket)
         vessel_command("snapshot", "--api-sock", socket, snapshot)
@@ -477,11 +501,22 @@ def test_snapshot():
         # The framebuffer is memory of its own, not guest RAM: only the
         # snapshot's copy of it can bring the rectangle back, since the
         # guest drew it once, before the snapshot.
-        restored = Vessel([os.environ["VESSEL_BINARY"], "restore", snapshot],
-                          x_env())
+        socket = os.path.join(scratch, "restored.sock")
+        restored = Vessel([os.environ["VESSEL_BINARY"], "restore", snapshot,
+                           "--api-sock", socket], x_env())
         window = find_window(30)
         expect_rectangle(window, "display-restored")
         expect_title_state(window, "running")
+
+        # Closing a suspended VM's window ends vessel; the VM stays on disk.
+        vessel_command("suspend", "--api-sock", socket,
+                       os.path.join(scratch, "suspended-again"))
+        expect_title_state(window, "suspended")
+        close_window(window)
+        if not restored.expect("closed while the VM was suspended", 20):
+            fail("closing a suspended VM's window did not end vessel")
+        if restored.process.wait(20) != 0:
+            fail("vessel did not end with status 0 after the window closed")
         print("test_display: PASS", flush=True)
     finally:
         vessel.stop()
