@@ -275,7 +275,11 @@ static void handle_event(struct display_sdl *display, const SDL_Event *event)
 		display->options.close_requested(display->options.opaque);
 		break;
 	case SDL_WINDOWEVENT:
+		/* SHOWN too: what was drawn before the window was mapped
+		 * never reached the screen, and a server that keeps the
+		 * window's contents sends no expose for it. */
 		if (event->window.event == SDL_WINDOWEVENT_EXPOSED ||
+		    event->window.event == SDL_WINDOWEVENT_SHOWN ||
 		    event->window.event == SDL_WINDOWEVENT_SIZE_CHANGED)
 			display->needs_present = true;
 		else if (event->window.event == SDL_WINDOWEVENT_FOCUS_LOST) {
