@@ -167,12 +167,6 @@ static void upload(struct display_sdl *display,
 			  (int)mode->line_length);
 }
 
-/* The dirty bitmap's length: a bit per page of the framebuffer. */
-static size_t bitmap_words(const struct framebuffer_mode *mode)
-{
-	return (mode->size / FRAMEBUFFER_PAGE_SIZE + 63) / 64;
-}
-
 /* One refresh: what the guest drew since the last one goes to the
  * texture, and the window is drawn again if anything changed. */
 static void refresh(struct display_sdl *display)
@@ -187,7 +181,7 @@ static void refresh(struct display_sdl *display)
 	/* Fetched first all the same, so the log holds nothing stale. */
 	if (ret == 0 && atomic_exchange(&display->redraw_all, false))
 		memset(display->dirty_bitmap, 0xff,
-		       bitmap_words(mode) * sizeof(uint64_t));
+		       framebuffer_dirty_bitmap_words(mode) * sizeof(uint64_t));
 	if (ret == 0)
 		count = framebuffer_dirty_rects(mode, display->dirty_bitmap,
 						mode->size / FRAMEBUFFER_PAGE_SIZE,
@@ -372,7 +366,8 @@ int display_sdl_create(struct display_sdl **result,
 	}
 	display->options = *options;
 	snprintf(display->state, sizeof(display->state), "%s", options->state);
-	display->dirty_bitmap = calloc(bitmap_words(mode), sizeof(uint64_t));
+	display->dirty_bitmap = calloc(framebuffer_dirty_bitmap_words(mode),
+				       sizeof(uint64_t));
 	if (!display->dirty_bitmap) {
 		free(display);
 		snprintf(err, err_len, "out of memory for the display");

@@ -137,6 +137,11 @@ int framebuffer_restore(struct framebuffer *framebuffer,
 				 framebuffer->mode.size);
 }
 
+size_t framebuffer_dirty_bitmap_words(const struct framebuffer_mode *mode)
+{
+	return (mode->size / FRAMEBUFFER_PAGE_SIZE + 63) / 64;
+}
+
 static bool page_dirty(const uint64_t *bitmap, size_t page)
 {
 	return bitmap[page / 64] & (1ULL << (page % 64));

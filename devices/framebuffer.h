@@ -86,6 +86,10 @@ struct framebuffer_rect {
 	uint32_t height;
 };
 
+/* The length of a dirty bitmap of mode's memory (below), in 64-bit
+ * words. */
+size_t framebuffer_dirty_bitmap_words(const struct framebuffer_mode *mode);
+
 /* The rectangles to redraw after the pages whose bits are set in bitmap
  * (bit i of word i / 64 for the page at offset i * FRAMEBUFFER_PAGE_SIZE;
  * KVM's layout on x86_64) were written. Each run of dirty pages becomes

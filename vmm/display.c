@@ -147,14 +147,6 @@ static int register_slot(const struct display *display, int vm_fd,
 	return 0;
 }
 
-/* Bytes of the dirty bitmap: a bit per page, in 64-bit words (KVM's
- * layout). */
-static size_t display_dirty_bitmap_size(const struct display *display)
-{
-	return (display->framebuffer.mode.size / FRAMEBUFFER_PAGE_SIZE + 63) /
-	       64 * sizeof(uint64_t);
-}
-
 /* The pages of the framebuffer the guest wrote since the last call; KVM
  * clears the log and write-protects them again (KVM API,
  * KVM_GET_DIRTY_LOG). Called on the display thread. */
@@ -169,7 +161,9 @@ static int fetch_dirty(void *opaque, uint64_t *bitmap)
 
 	pthread_mutex_lock(&display->lock);
 	if (display->vm_fd < 0)
-		memset(bitmap, 0, display_dirty_bitmap_size(display));
+		memset(bitmap, 0,
+		       framebuffer_dirty_bitmap_words(&display->framebuffer.mode) *
+			       sizeof(uint64_t));
 	else if (ioctl(display->vm_fd, KVM_GET_DIRTY_LOG, &log))
 		result = -errno;
 	pthread_mutex_unlock(&display->lock);
