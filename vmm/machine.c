@@ -91,13 +91,18 @@ static void on_vm_stop(void *opaque, uint32_t events)
 	(void)events;
 	if (read(machine->stop_fd, &count, sizeof(count)) < 0)
 		return;
+	bool window_closed = atomic_exchange(&machine->kept_window_closed,
+					     false);
 	if (!machine->vm) {
-		if (atomic_exchange(&machine->kept_window_closed, false) &&
-		    machine->state == VM_STATE_SUSPENDED)
+		if (window_closed && machine->state == VM_STATE_SUSPENDED)
 			machine_stop(machine, "the display window was closed "
 				     "while the VM was suspended", 0);
 		return;
 	}
+	/* Only the suspended VM's window woke us, and a resume has given it
+	 * to the VM since: the VM runs on. */
+	if (!vm_stopping(machine->vm))
+		return;
 	enum vm_stop_reason reason =
 		vm_stop_reason(machine->vm, message, sizeof(message));
 	vm_destroy(machine->vm);

@@ -78,6 +78,8 @@ struct display *vm_release_display(struct vm *vm);
 /* Thread-safe; the first reason given wins. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason,
 		     const char *message);
+/* Whether a stop was requested: the stop hook was called for it. */
+bool vm_stopping(struct vm *vm);
 /* Why the machine stopped, with the reason's one-line description in
  * message when there is one; only after the stop hook was called. */
 enum vm_stop_reason vm_stop_reason(struct vm *vm, char *message,

@@ -194,6 +194,14 @@ int vm_resume(struct vm *vm, char *err, size_t err_len)
 	return 0;
 }
 
+bool vm_stopping(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	bool stopping = vm->stop_requested;
+	pthread_mutex_unlock(&vm->stop_lock);
+	return stopping;
+}
+
 void vm_show_state(struct vm *vm, enum vm_state state)
 {
 	display_show_state(vm->display, state);
