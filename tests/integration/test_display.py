@@ -286,6 +286,16 @@ def wait_for_text(window, font, text, timeout):
         time.sleep(3)
 
 
+def report_input(vessel, when):
+    """Has the guest's serial shell print what says whether keys reach
+    it: the i8042's interrupt counts, the input devices' handlers and the
+    processes (tty1's shell among them)."""
+    vessel.send(f"echo input {when}:; grep -E ' (1|12): ' /proc/interrupts; "
+                "grep -E '^[NH]:' /proc/bus/input/devices; ps; "
+                "echo input-$((1))-done\n")
+    vessel.expect("input-1-done", 60)
+
+
 def test_linux():
     guests = os.environ["VESSEL_GUEST_DIR"]
     font = read_psf_font(FONT)
@@ -321,8 +331,8 @@ def test_linux():
             # Whose fault: a guest without a framebuffer driver, or a
             # window that does not show what the guest drew.
             vessel.send("echo fb: $(cat /proc/fb) vt: $(cat "
-                        "/sys/class/tty/tty0/active) end-fb\n")
-            vessel.expect("end-fb", 30)
+                        "/sys/class/tty/tty0/active) end-fb$((1))\n")
+            vessel.expect("end-fb1", 30)
             fail("the window is blank")
         print(f"test_display: marker glyphs match {match:.1%} of their pixels",
               flush=True)
@@ -331,12 +341,20 @@ def test_linux():
             fail("the window does not show the guest's tty1 text")
 
         # Type into the window: keys go through the i8042 to tty1, where
-        # the guest's shell runs the command.
+        # the guest's shell runs the command. A click gives the window the
+        # keyboard for certain (and grabs the pointer, whose motion goes
+        # to the guest's psmouse).
+        report_input(vessel, "before typing")
         xdotool("windowfocus", "--sync", window)
+        xdotool("mousemove", "--window", window, "512", "384")
+        xdotool("click", "1")
         time.sleep(1)
         xdotool("type", "--delay", "120", TYPED)
         xdotool("key", "Return")
         if not vessel.expect(TYPED_RESULT, 120):
+            capture(window, "display-typed")
+            keep_picture("display-typed")
+            report_input(vessel, "after typing")
             fail("the command typed into the window did not run")
         time.sleep(2)
         width, height, pixels = capture(window, "display-typed")
