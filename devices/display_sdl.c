@@ -15,6 +15,14 @@
 #define MAX_DIRTY_RECTS 16
 /* The grab hotkey is Ctrl+Alt+G, as in QEMU's SDL display. */
 #define GRAB_KEY SDL_SCANCODE_G
+/* Key events held while the guest's keyboard buffer is full: about 16
+ * shifted characters typed ahead of a slow guest. */
+#define KEY_BACKLOG 64
+
+struct key_event {
+	uint16_t usage;
+	bool pressed;
+};
 
 struct display_sdl {
 	struct display_sdl_options options;
@@ -43,6 +51,9 @@ struct display_sdl {
 	uint64_t *dirty_bitmap;
 	bool grabbed;
 	bool pressed[SDL_NUM_SCANCODES]; /* keys the guest was told are down */
+	struct key_event backlog[KEY_BACKLOG]; /* not yet taken, oldest first */
+	unsigned int backlog_head;
+	unsigned int backlog_count;
 	bool needs_present; /* the window must be drawn again (exposed) */
 	bool fetch_failed; /* said once until a fetch works again */
 };
@@ -200,6 +211,40 @@ static void refresh(struct display_sdl *display)
 	display->needs_present = false;
 }
 
+/* Offers the held keys to the guest's keyboard, oldest first, until it
+ * has no room. */
+static void send_backlog(struct display_sdl *display)
+{
+	while (display->backlog_count > 0) {
+		const struct key_event *event =
+			&display->backlog[display->backlog_head];
+
+		if (!display->options.key(display->options.opaque, event->usage,
+					  event->pressed))
+			return;
+		display->backlog_head = (display->backlog_head + 1) % KEY_BACKLOG;
+		display->backlog_count--;
+	}
+}
+
+/* A key for the guest, in order after those held: a guest that reads its
+ * keyboard slower than keys come (a busy or emulated one) gets them late
+ * rather than losing some, which would leave a Shift's break behind and
+ * the key held in the guest. Past the backlog a key is lost, as a real
+ * keyboard's full buffer loses it. */
+static void send_key(struct display_sdl *display, uint16_t usage, bool pressed)
+{
+	send_backlog(display);
+	if (display->backlog_count == 0 &&
+	    display->options.key(display->options.opaque, usage, pressed))
+		return;
+	if (display->backlog_count == KEY_BACKLOG)
+		return;
+	display->backlog[(display->backlog_head + display->backlog_count) %
+			 KEY_BACKLOG] = (struct key_event){ usage, pressed };
+	display->backlog_count++;
+}
+
 /* SDL's scancodes are the USB HID keyboard usages the keyboard takes;
  * SDL repeats a held key with repeat set, which the guest sees as the
  * keyboard's typematic repeat. */
@@ -219,8 +264,7 @@ static void handle_key(struct display_sdl *display, const SDL_KeyboardEvent *key
 	if (key->type == SDL_KEYUP && !display->pressed[code])
 		return;
 	display->pressed[code] = key->type == SDL_KEYDOWN;
-	display->options.key(display->options.opaque, (uint16_t)code,
-			     key->type == SDL_KEYDOWN);
+	send_key(display, (uint16_t)code, key->type == SDL_KEYDOWN);
 }
 
 /* Keys still held when the window loses the focus are released for the
@@ -231,8 +275,7 @@ static void release_keys(struct display_sdl *display)
 	for (int code = 0; code < SDL_NUM_SCANCODES; code++) {
 		if (display->pressed[code]) {
 			display->pressed[code] = false;
-			display->options.key(display->options.opaque,
-					     (uint16_t)code, false);
+			send_key(display, (uint16_t)code, false);
 		}
 	}
 }
@@ -342,6 +385,7 @@ static void *display_thread(void *opaque)
 				handle_event(display, &event);
 			while (SDL_PollEvent(&event));
 		}
+		send_backlog(display);
 		now = SDL_GetTicks64();
 		if (now >= next_refresh) {
 			refresh(display);

@@ -33,8 +33,9 @@ struct display_sdl_options {
 	/* The user closed the window. */
 	void (*close_requested)(void *opaque);
 	/* A key of USB HID usage (SDL's scancode) went down, repeated or
-	 * went up. */
-	void (*key)(void *opaque, uint16_t usage, bool pressed);
+	 * went up: true when taken, false when the guest's keyboard has no
+	 * room yet (the key and those after it wait, in order). */
+	bool (*key)(void *opaque, uint16_t usage, bool pressed);
 	/* While the pointer is grabbed: motion (dx right, dy up, dz wheel
 	 * towards the user) and the buttons held (PS/2 order: left 0x01,
 	 * right 0x02, middle 0x04). */

@@ -180,14 +180,16 @@ static void window_closed(void *opaque)
 }
 
 /* Input for a detached display has no guest to go to: dropped. */
-static void key(void *opaque, uint16_t usage, bool pressed)
+static bool key(void *opaque, uint16_t usage, bool pressed)
 {
 	struct display *display = opaque;
+	bool taken = true;
 
 	pthread_mutex_lock(&display->lock);
 	if (display->input)
-		i8042_key_event(display->input, usage, pressed);
+		taken = i8042_key_event(display->input, usage, pressed);
 	pthread_mutex_unlock(&display->lock);
+	return taken;
 }
 
 static void pointer(void *opaque, int32_t dx, int32_t dy, int32_t dz,
