@@ -44,6 +44,10 @@ struct device_state_reader {
 	/* The size of a value of variable length, for get_bytes. */
 	int (*get_size)(struct device_state_reader *reader, const char *name,
 			size_t *size);
+	/* Refuses the restore with the device's own reason, for values that
+	 * are well formed but not this device's (another screen mode):
+	 * returns -EINVAL for the device to return. */
+	int (*refuse)(struct device_state_reader *reader, const char *reason);
 };
 
 struct device_ops {

@@ -15,12 +15,24 @@
 #define MAX_DIRTY_RECTS 16
 /* The grab hotkey is Ctrl+Alt+G, as in QEMU's SDL display. */
 #define GRAB_KEY SDL_SCANCODE_G
+/* Key events held while the guest's keyboard buffer is full: about 16
+ * shifted characters typed ahead of a slow guest. */
+#define KEY_BACKLOG 64
+
+struct key_event {
+	uint16_t usage;
+	bool pressed;
+};
 
 struct display_sdl {
 	struct display_sdl_options options;
 	pthread_t thread;
 	atomic_bool stopping;
 	Uint32 wake_event; /* an SDL user event that ends a wait */
+	/* Set from any thread: the whole framebuffer changed behind the dirty
+	 * log's back (a restore wrote it), so the next refresh uploads it
+	 * all. */
+	atomic_bool redraw_all;
 
 	/* Start-up handshake: the thread reports whether the window opened. */
 	pthread_mutex_t lock;
@@ -28,6 +40,9 @@ struct display_sdl {
 	bool start_done;
 	int start_result;
 	char start_error[160];
+	/* The VM's state for the title, set from any thread; the display
+	 * thread reads it when woken. Under lock. */
+	char state[DISPLAY_SDL_STATE_SIZE];
 
 	/* Owned by the display thread from here on. */
 	SDL_Window *window;
@@ -36,6 +51,9 @@ struct display_sdl {
 	uint64_t *dirty_bitmap;
 	bool grabbed;
 	bool pressed[SDL_NUM_SCANCODES]; /* keys the guest was told are down */
+	struct key_event backlog[KEY_BACKLOG]; /* not yet taken, oldest first */
+	unsigned int backlog_head;
+	unsigned int backlog_count;
 	bool needs_present; /* the window must be drawn again (exposed) */
 	bool fetch_failed; /* said once until a fetch works again */
 };
@@ -56,9 +74,13 @@ static Uint32 texture_format(const struct framebuffer_format *format)
 static void update_title(struct display_sdl *display)
 {
 	char title[256];
+	char state[DISPLAY_SDL_STATE_SIZE];
 
-	snprintf(title, sizeof(title), "%s - vessel (%s)",
-		 display->options.name,
+	pthread_mutex_lock(&display->lock);
+	memcpy(state, display->state, sizeof(state));
+	pthread_mutex_unlock(&display->lock);
+	snprintf(title, sizeof(title), "%s [%s] - vessel (%s)",
+		 display->options.name, state,
 		 display->grabbed ? "Ctrl+Alt+G releases the pointer" :
 				    "Ctrl+Alt+G grabs the pointer");
 	SDL_SetWindowTitle(display->window, title);
@@ -167,6 +189,10 @@ static void refresh(struct display_sdl *display)
 	int ret = display->options.fetch_dirty(display->options.opaque,
 					       display->dirty_bitmap);
 
+	/* Fetched first all the same, so the log holds nothing stale. */
+	if (ret == 0 && atomic_exchange(&display->redraw_all, false))
+		memset(display->dirty_bitmap, 0xff,
+		       framebuffer_dirty_bitmap_words(mode) * sizeof(uint64_t));
 	if (ret == 0)
 		count = framebuffer_dirty_rects(mode, display->dirty_bitmap,
 						mode->size / FRAMEBUFFER_PAGE_SIZE,
@@ -183,6 +209,40 @@ static void refresh(struct display_sdl *display)
 	SDL_RenderCopy(display->renderer, display->texture, NULL, NULL);
 	SDL_RenderPresent(display->renderer);
 	display->needs_present = false;
+}
+
+/* Offers the held keys to the guest's keyboard, oldest first, until it
+ * has no room. */
+static void send_backlog(struct display_sdl *display)
+{
+	while (display->backlog_count > 0) {
+		const struct key_event *event =
+			&display->backlog[display->backlog_head];
+
+		if (!display->options.key(display->options.opaque, event->usage,
+					  event->pressed))
+			return;
+		display->backlog_head = (display->backlog_head + 1) % KEY_BACKLOG;
+		display->backlog_count--;
+	}
+}
+
+/* A key for the guest, in order after those held: a guest that reads its
+ * keyboard slower than keys come (a busy or emulated one) gets them late
+ * rather than losing some, which would leave a Shift's break behind and
+ * the key held in the guest. Past the backlog a key is lost, as a real
+ * keyboard's full buffer loses it. */
+static void send_key(struct display_sdl *display, uint16_t usage, bool pressed)
+{
+	send_backlog(display);
+	if (display->backlog_count == 0 &&
+	    display->options.key(display->options.opaque, usage, pressed))
+		return;
+	if (display->backlog_count == KEY_BACKLOG)
+		return;
+	display->backlog[(display->backlog_head + display->backlog_count) %
+			 KEY_BACKLOG] = (struct key_event){ usage, pressed };
+	display->backlog_count++;
 }
 
 /* SDL's scancodes are the USB HID keyboard usages the keyboard takes;
@@ -204,8 +264,7 @@ static void handle_key(struct display_sdl *display, const SDL_KeyboardEvent *key
 	if (key->type == SDL_KEYUP && !display->pressed[code])
 		return;
 	display->pressed[code] = key->type == SDL_KEYDOWN;
-	display->options.key(display->options.opaque, (uint16_t)code,
-			     key->type == SDL_KEYDOWN);
+	send_key(display, (uint16_t)code, key->type == SDL_KEYDOWN);
 }
 
 /* Keys still held when the window loses the focus are released for the
@@ -216,8 +275,7 @@ static void release_keys(struct display_sdl *display)
 	for (int code = 0; code < SDL_NUM_SCANCODES; code++) {
 		if (display->pressed[code]) {
 			display->pressed[code] = false;
-			display->options.key(display->options.opaque,
-					     (uint16_t)code, false);
+			send_key(display, (uint16_t)code, false);
 		}
 	}
 }
@@ -244,12 +302,21 @@ static void send_pointer(struct display_sdl *display, int32_t dx, int32_t dy,
 
 static void handle_event(struct display_sdl *display, const SDL_Event *event)
 {
+	/* Woken by display_sdl_show_state (or to stop). */
+	if (event->type == display->wake_event) {
+		update_title(display);
+		return;
+	}
 	switch (event->type) {
 	case SDL_QUIT:
 		display->options.close_requested(display->options.opaque);
 		break;
 	case SDL_WINDOWEVENT:
+		/* SHOWN too: what was drawn before the window was mapped
+		 * never reached the screen, and a server that keeps the
+		 * window's contents sends no expose for it. */
 		if (event->window.event == SDL_WINDOWEVENT_EXPOSED ||
+		    event->window.event == SDL_WINDOWEVENT_SHOWN ||
 		    event->window.event == SDL_WINDOWEVENT_SIZE_CHANGED)
 			display->needs_present = true;
 		else if (event->window.event == SDL_WINDOWEVENT_FOCUS_LOST) {
@@ -318,6 +385,7 @@ static void *display_thread(void *opaque)
 				handle_event(display, &event);
 			while (SDL_PollEvent(&event));
 		}
+		send_backlog(display);
 		now = SDL_GetTicks64();
 		if (now >= next_refresh) {
 			refresh(display);
@@ -334,7 +402,6 @@ int display_sdl_create(struct display_sdl **result,
 {
 	const struct framebuffer_mode *mode = &options->framebuffer->mode;
 	struct display_sdl *display = calloc(1, sizeof(*display));
-	size_t pages = mode->size / FRAMEBUFFER_PAGE_SIZE;
 
 	*result = NULL;
 	if (!display) {
@@ -342,7 +409,9 @@ int display_sdl_create(struct display_sdl **result,
 		return -ENOMEM;
 	}
 	display->options = *options;
-	display->dirty_bitmap = calloc((pages + 63) / 64, sizeof(uint64_t));
+	snprintf(display->state, sizeof(display->state), "%s", options->state);
+	display->dirty_bitmap = calloc(framebuffer_dirty_bitmap_words(mode),
+				       sizeof(uint64_t));
 	if (!display->dirty_bitmap) {
 		free(display);
 		snprintf(err, err_len, "out of memory for the display");
@@ -376,6 +445,22 @@ int display_sdl_create(struct display_sdl **result,
 	}
 	*result = display;
 	return 0;
+}
+
+void display_sdl_show_state(struct display_sdl *display, const char *state)
+{
+	pthread_mutex_lock(&display->lock);
+	snprintf(display->state, sizeof(display->state), "%s", state);
+	pthread_mutex_unlock(&display->lock);
+	/* SDL_PushEvent is safe from any thread; the display thread wakes
+	 * and sets the title (SDL's window calls stay on that thread). */
+	SDL_Event wake = { .type = display->wake_event };
+	SDL_PushEvent(&wake);
+}
+
+void display_sdl_redraw(struct display_sdl *display)
+{
+	atomic_store(&display->redraw_all, true);
 }
 
 void display_sdl_destroy(struct display_sdl *display)

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -74,6 +76,70 @@ void framebuffer_destroy(struct framebuffer *framebuffer)
 		close(framebuffer->fd);
 	framebuffer->pixels = NULL;
 	framebuffer->fd = -1;
+}
+
+/* What a saved framebuffer is: a mode's numbers and its memory. */
+#define SAVED_MODE_FIELDS 4
+static const char *const saved_mode_names[SAVED_MODE_FIELDS] = {
+	"width", "height", "depth", "line-length",
+};
+
+static void mode_fields(const struct framebuffer_mode *mode,
+			uint64_t fields[SAVED_MODE_FIELDS])
+{
+	fields[0] = mode->width;
+	fields[1] = mode->height;
+	fields[2] = mode->format.depth;
+	fields[3] = mode->line_length;
+}
+
+int framebuffer_save(const struct framebuffer *framebuffer,
+		     struct device_state_writer *writer)
+{
+	uint64_t fields[SAVED_MODE_FIELDS];
+	int result = 0;
+
+	mode_fields(&framebuffer->mode, fields);
+	for (int i = 0; i < SAVED_MODE_FIELDS && !result; i++)
+		result = writer->put_u64(writer, saved_mode_names[i], fields[i]);
+	if (!result)
+		result = writer->put_bytes(writer, "pixels", framebuffer->pixels,
+					   framebuffer->mode.size);
+	return result;
+}
+
+int framebuffer_restore(struct framebuffer *framebuffer,
+			struct device_state_reader *reader)
+{
+	uint64_t own[SAVED_MODE_FIELDS], saved[SAVED_MODE_FIELDS];
+	int result = 0;
+
+	mode_fields(&framebuffer->mode, own);
+	for (int i = 0; i < SAVED_MODE_FIELDS && !result; i++)
+		result = reader->get_u64(reader, saved_mode_names[i], &saved[i]);
+	if (result)
+		return result;
+	if (memcmp(own, saved, sizeof(own))) {
+		char reason[200];
+		snprintf(reason, sizeof(reason),
+			 "the snapshot's screen is %llux%llu at %llu bits per pixel, %llu bytes a line; this display's is %llux%llu at %llu, %llu bytes a line",
+			 (unsigned long long)saved[0],
+			 (unsigned long long)saved[1],
+			 (unsigned long long)saved[2],
+			 (unsigned long long)saved[3],
+			 (unsigned long long)own[0], (unsigned long long)own[1],
+			 (unsigned long long)own[2], (unsigned long long)own[3]);
+		return reader->refuse(reader, reason);
+	}
+	/* The same mode, so the same size: get_bytes checks it before it
+	 * writes a byte. */
+	return reader->get_bytes(reader, "pixels", framebuffer->pixels,
+				 framebuffer->mode.size);
+}
+
+size_t framebuffer_dirty_bitmap_words(const struct framebuffer_mode *mode)
+{
+	return (mode->size / FRAMEBUFFER_PAGE_SIZE + 63) / 64;
 }
 
 static bool page_dirty(const uint64_t *bitmap, size_t page)

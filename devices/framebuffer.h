@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "device.h"
+
 /* The granularity of KVM's dirty log on x86: one bit per 4 KiB page. */
 #define FRAMEBUFFER_PAGE_SIZE 4096
 
@@ -67,6 +69,15 @@ int framebuffer_create(struct framebuffer *framebuffer,
 		       const struct framebuffer_mode *mode);
 void framebuffer_destroy(struct framebuffer *framebuffer);
 
+/* The framebuffer's mode and every byte of its memory, for a snapshot. */
+int framebuffer_save(const struct framebuffer *framebuffer,
+		     struct device_state_writer *writer);
+/* The pixels of a saved framebuffer of the same mode: 0, or -EINVAL (a
+ * saved mode other than this one, refused with both named) or -ENOENT,
+ * with the pixels left as they were. */
+int framebuffer_restore(struct framebuffer *framebuffer,
+			struct device_state_reader *reader);
+
 /* A rectangle of the screen, in pixels. */
 struct framebuffer_rect {
 	uint32_t x;
@@ -74,6 +85,10 @@ struct framebuffer_rect {
 	uint32_t width;
 	uint32_t height;
 };
+
+/* The length of a dirty bitmap of mode's memory (below), in 64-bit
+ * words. */
+size_t framebuffer_dirty_bitmap_words(const struct framebuffer_mode *mode);
 
 /* The rectangles to redraw after the pages whose bits are set in bitmap
  * (bit i of word i / 64 for the page at offset i * FRAMEBUFFER_PAGE_SIZE;

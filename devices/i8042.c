@@ -449,12 +449,13 @@ static void i8042_command_write(void *opaque, uint64_t offset,
 		controller->reset_requested(controller->opaque);
 }
 
-void i8042_key_event(struct i8042 *controller, uint16_t usage, bool pressed)
+bool i8042_key_event(struct i8042 *controller, uint16_t usage, bool pressed)
 {
 	pthread_mutex_lock(&controller->lock);
-	ps2_keyboard_key(&controller->keyboard, usage, pressed);
+	bool taken = ps2_keyboard_key(&controller->keyboard, usage, pressed);
 	pthread_mutex_unlock(&controller->lock);
 	i8042_update_irqs(controller, false);
+	return taken;
 }
 
 void i8042_mouse_event(struct i8042 *controller, int32_t dx, int32_t dy,

@@ -38,8 +38,10 @@ int i8042_attach(struct i8042 *controller, struct bus *pio_bus,
 struct device_record i8042_record(struct i8042 *controller, const char *name);
 
 /* A key of the given USB HID usage (keyboard page; SDL's scancodes) went
- * down, repeated, or went up (devices/ps2_keyboard.h). */
-void i8042_key_event(struct i8042 *controller, uint16_t usage, bool pressed);
+ * down, repeated, or went up (devices/ps2_keyboard.h). false: the
+ * keyboard's buffer is full (the guest reads slower than keys come), and
+ * the key was not taken; offer it again later. */
+bool i8042_key_event(struct i8042 *controller, uint16_t usage, bool pressed);
 
 /* The mouse moved (dx right, dy up, dz wheel towards the user) and holds
  * buttons (PS2_MOUSE_LEFT, _RIGHT, _MIDDLE of devices/ps2_mouse.h). */

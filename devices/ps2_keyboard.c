@@ -259,17 +259,18 @@ void ps2_keyboard_write(struct ps2_keyboard *keyboard, uint8_t byte)
 	}
 }
 
-void ps2_keyboard_key(struct ps2_keyboard *keyboard, uint16_t usage,
+bool ps2_keyboard_key(struct ps2_keyboard *keyboard, uint16_t usage,
 		      bool pressed)
 {
 	uint8_t sequence[PS2_KEY_SEQUENCE_MAX];
 	size_t length;
 
 	if (!keyboard->scanning)
-		return;
+		return true;
 	length = ps2_keyboard_set2_sequence(usage, pressed, sequence);
-	/* A full buffer loses the key, as on the real keyboard. */
-	ps2_queue_put_all(&keyboard->queue, sequence, length);
+	/* A full buffer takes no part of the key, as on the real keyboard;
+	 * the caller may offer it again once the host has read. */
+	return ps2_queue_put_all(&keyboard->queue, sequence, length);
 }
 
 bool ps2_keyboard_read(struct ps2_keyboard *keyboard, uint8_t *byte)

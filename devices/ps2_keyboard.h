@@ -45,8 +45,10 @@ void ps2_keyboard_init(struct ps2_keyboard *keyboard);
 void ps2_keyboard_write(struct ps2_keyboard *keyboard, uint8_t byte);
 
 /* A key of HID usage went down (pressed; again for each repeat) or up.
- * Unknown usages, and everything while scanning is off, are dropped. */
-void ps2_keyboard_key(struct ps2_keyboard *keyboard, uint16_t usage,
+ * Unknown usages, and everything while scanning is off, are dropped.
+ * false: the buffer has no room for the key's whole sequence, and none of
+ * it was queued. */
+bool ps2_keyboard_key(struct ps2_keyboard *keyboard, uint16_t usage,
 		      bool pressed);
 
 /* The next byte for the host, if any. */

@@ -1,6 +1,7 @@
 #include "display.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,15 @@
 #define FRAMEBUFFER_SLOT GUEST_MEMORY_MAX_REGIONS
 
 struct display {
-	int vm_fd;
 	struct framebuffer framebuffer;
 	struct boot_framebuffer boot;
 	struct display_sdl *window;
-	struct i8042 *input;
+	/* What the window feeds, swapped by attach and detach on the event
+	 * thread while the display thread calls through it: held across
+	 * each call, none of which waits for the event thread. */
+	pthread_mutex_t lock;
+	int vm_fd; /* -1 while detached */
+	struct i8042 *input; /* NULL while detached */
 	void (*window_closed)(void *opaque);
 	void *opaque;
 };
@@ -121,8 +126,8 @@ static struct boot_pixel_channel boot_channel(struct framebuffer_channel channel
 
 /* Maps the framebuffer's memory into guest-physical space, logging the
  * pages the guest writes (KVM API, KVM_SET_USER_MEMORY_REGION). */
-static int register_slot(const struct display *display, char *err,
-			 size_t err_len)
+static int register_slot(const struct display *display, int vm_fd,
+			 char *err, size_t err_len)
 {
 	struct kvm_userspace_memory_region slot = {
 		.slot = FRAMEBUFFER_SLOT,
@@ -132,7 +137,7 @@ static int register_slot(const struct display *display, char *err,
 		.userspace_addr = (uint64_t)(uintptr_t)display->framebuffer.pixels,
 	};
 
-	if (ioctl(display->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot)) {
+	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &slot)) {
 		int saved = errno;
 		snprintf(err, err_len,
 			 "KVM_SET_USER_MEMORY_REGION for the framebuffer at 0x%llx: %s",
@@ -152,22 +157,39 @@ static int fetch_dirty(void *opaque, uint64_t *bitmap)
 		.slot = FRAMEBUFFER_SLOT,
 		.dirty_bitmap = bitmap,
 	};
+	int result = 0;
 
-	return ioctl(display->vm_fd, KVM_GET_DIRTY_LOG, &log) ? -errno : 0;
+	pthread_mutex_lock(&display->lock);
+	if (display->vm_fd < 0)
+		memset(bitmap, 0,
+		       framebuffer_dirty_bitmap_words(&display->framebuffer.mode) *
+			       sizeof(uint64_t));
+	else if (ioctl(display->vm_fd, KVM_GET_DIRTY_LOG, &log))
+		result = -errno;
+	pthread_mutex_unlock(&display->lock);
+	return result;
 }
 
 static void window_closed(void *opaque)
 {
 	struct display *display = opaque;
 
+	pthread_mutex_lock(&display->lock);
 	display->window_closed(display->opaque);
+	pthread_mutex_unlock(&display->lock);
 }
 
-static void key(void *opaque, uint16_t usage, bool pressed)
+/* Input for a detached display has no guest to go to: dropped. */
+static bool key(void *opaque, uint16_t usage, bool pressed)
 {
 	struct display *display = opaque;
+	bool taken = true;
 
-	i8042_key_event(display->input, usage, pressed);
+	pthread_mutex_lock(&display->lock);
+	if (display->input)
+		taken = i8042_key_event(display->input, usage, pressed);
+	pthread_mutex_unlock(&display->lock);
+	return taken;
 }
 
 static void pointer(void *opaque, int32_t dx, int32_t dy, int32_t dz,
@@ -175,7 +197,38 @@ static void pointer(void *opaque, int32_t dx, int32_t dy, int32_t dz,
 {
 	struct display *display = opaque;
 
-	i8042_mouse_event(display->input, dx, dy, dz, buttons);
+	pthread_mutex_lock(&display->lock);
+	if (display->input)
+		i8042_mouse_event(display->input, dx, dy, dz, buttons);
+	pthread_mutex_unlock(&display->lock);
+}
+
+int display_attach(struct display *display,
+		   const struct display_machine *machine, char *err,
+		   size_t err_len)
+{
+	int result = register_slot(display, machine->vm_fd, err, err_len);
+
+	if (result)
+		return result;
+	pthread_mutex_lock(&display->lock);
+	display->vm_fd = machine->vm_fd;
+	display->input = machine->input;
+	display->window_closed = machine->window_closed;
+	display->opaque = machine->opaque;
+	pthread_mutex_unlock(&display->lock);
+	return 0;
+}
+
+void display_detach(struct display *display,
+		    void (*window_closed)(void *opaque), void *opaque)
+{
+	pthread_mutex_lock(&display->lock);
+	display->vm_fd = -1;
+	display->input = NULL;
+	display->window_closed = window_closed;
+	display->opaque = opaque;
+	pthread_mutex_unlock(&display->lock);
 }
 
 int display_create(struct display **result,
@@ -201,22 +254,21 @@ int display_create(struct display **result,
 		snprintf(err, err_len, "out of memory for the display");
 		return -ENOMEM;
 	}
-	display->vm_fd = machine->vm_fd;
-	display->input = machine->input;
-	display->window_closed = machine->window_closed;
-	display->opaque = machine->opaque;
+	display->vm_fd = -1;
+	pthread_mutex_init(&display->lock, NULL);
 	ret = framebuffer_create(&display->framebuffer, &mode);
 	if (ret) {
 		snprintf(err, err_len, "framebuffer of %u bytes: %s", mode.size,
 			 strerror(-ret));
-		free(display);
+		display_destroy(display);
 		return ret;
 	}
-	ret = register_slot(display, err, err_len);
+	ret = display_attach(display, machine, err, err_len);
 	if (!ret) {
 		const struct display_sdl_options options = {
 			.framebuffer = &display->framebuffer,
 			.name = machine->name,
+			.state = "starting",
 			.fetch_dirty = fetch_dirty,
 			.close_requested = window_closed,
 			.key = key,
@@ -252,7 +304,48 @@ void display_destroy(struct display *display)
 		return;
 	display_sdl_destroy(display->window);
 	framebuffer_destroy(&display->framebuffer);
+	pthread_mutex_destroy(&display->lock);
 	free(display);
+}
+
+void display_show_state(struct display *display, enum vm_state state)
+{
+	if (!display)
+		return;
+	/* "active" is the API's word; a window's user reads "running". */
+	display_sdl_show_state(display->window, state == VM_STATE_ACTIVE ?
+					   "running" : vm_state_name(state));
+}
+
+static int save(void *opaque, struct device_state_writer *writer)
+{
+	struct display *display = opaque;
+
+	return framebuffer_save(&display->framebuffer, writer);
+}
+
+/* The guest's pixels come back behind the dirty log's back: the window
+ * uploads them all. */
+static int restore(void *opaque, struct device_state_reader *reader)
+{
+	struct display *display = opaque;
+	int result = framebuffer_restore(&display->framebuffer, reader);
+
+	if (!result)
+		display_sdl_redraw(display->window);
+	return result;
+}
+
+static const struct device_ops display_record_ops = {
+	.save = save,
+	.restore = restore,
+	.state_version = 1,
+};
+
+struct device_record display_record(struct display *display, const char *name)
+{
+	return (struct device_record){ .name = name, .ops = &display_record_ops,
+				       .opaque = display };
 }
 
 const struct boot_framebuffer *display_boot_framebuffer(

@@ -8,7 +8,9 @@
  * Promise: with --display none nothing is created and every function is a
  * no-op on the NULL display; with sdl the framebuffer's slot logs dirty
  * pages (KVM_MEM_LOG_DIRTY_PAGES), so the window redraws only what the
- * guest changed.
+ * guest changed. The window's title names the VM and its lifecycle
+ * state; a snapshot holds the framebuffer's mode and pixels (its device
+ * record), and a restore shows them again.
  */
 #ifndef VESSEL_VMM_DISPLAY_H
 #define VESSEL_VMM_DISPLAY_H
@@ -16,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../devices/device.h"
 #include "../firmware/screen_info.h"
+#include "lifecycle.h"
 
 enum display_kind {
 	DISPLAY_NONE,
@@ -50,12 +54,33 @@ struct display_machine {
 	void *opaque;
 };
 
-/* *display is NULL for --display none. 0, or -errno with one line in err. */
+/* *display is NULL for --display none, else attached to machine. 0, or
+ * -errno with one line in err. */
 int display_create(struct display **display,
 		   const struct display_config *config,
 		   const struct display_machine *machine, char *err,
 		   size_t err_len);
 void display_destroy(struct display *display);
+
+/* The window goes on without a VM (a suspended one's, until it is built
+ * again): its last picture stays, input is dropped, and closing it calls
+ * window_closed (display thread; it must not wait for the event thread).
+ * Event thread. */
+void display_detach(struct display *display,
+		    void (*window_closed)(void *opaque), void *opaque);
+/* A detached display serves machine from now on: its framebuffer is
+ * mapped into the new VM. 0, or -errno with one line in err. */
+int display_attach(struct display *display,
+		   const struct display_machine *machine, char *err,
+		   size_t err_len);
+
+/* The VM is in state now: the window's title says so. Any thread. */
+void display_show_state(struct display *display, enum vm_state state);
+
+/* The framebuffer's record (display must not be NULL): save and restore
+ * carry the mode and the pixels; a restore into another mode is refused,
+ * naming both. */
+struct device_record display_record(struct display *display, const char *name);
 
 /* The framebuffer to announce at boot, or NULL without one. */
 const struct boot_framebuffer *display_boot_framebuffer(

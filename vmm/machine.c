@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "display.h"
 #include "progress.h"
 #include "snapshot.h"
 #include "vm.h"
@@ -38,6 +40,10 @@ struct machine {
 	 * (an absolute path, and its identity); NULL when there is none. */
 	char *base_dir;
 	uint64_t base_identity;
+	/* A suspended VM's window, detached, and whether it was closed
+	 * (display thread, then the stop hook). */
+	struct display *kept_display;
+	atomic_bool kept_window_closed;
 };
 
 /* The VM's stop hook: any thread. */
@@ -54,6 +60,9 @@ static void vm_stop_requested(void *opaque)
 static void enter_state(struct machine *machine, enum vm_state state)
 {
 	machine->state = state;
+	if (machine->vm)
+		vm_show_state(machine->vm, state);
+	display_show_state(machine->kept_display, state);
 	if (state == VM_STATE_STOPPED)
 		event_loop_stop(machine->loop);
 }
@@ -86,7 +95,19 @@ static void on_vm_stop(void *opaque, uint32_t events)
 	uint64_t count;
 
 	(void)events;
-	if (read(machine->stop_fd, &count, sizeof(count)) < 0 || !machine->vm)
+	if (read(machine->stop_fd, &count, sizeof(count)) < 0)
+		return;
+	bool window_closed = atomic_exchange(&machine->kept_window_closed,
+					     false);
+	if (!machine->vm) {
+		if (window_closed && machine->state == VM_STATE_SUSPENDED)
+			machine_stop(machine, "the display window was closed "
+				     "while the VM was suspended", 0);
+		return;
+	}
+	/* Only the suspended VM's window woke us, and a resume has given it
+	 * to the VM since: the VM runs on. */
+	if (!vm_stopping(machine->vm))
 		return;
 	enum vm_stop_reason reason =
 		vm_stop_reason(machine->vm, message, sizeof(message));
@@ -153,6 +174,7 @@ void machine_destroy(struct machine *machine)
 	if (!machine)
 		return;
 	vm_destroy(machine->vm);
+	display_destroy(machine->kept_display);
 	if (machine->stop_fd >= 0) {
 		event_loop_remove(machine->loop, machine->stop_fd);
 		close(machine->stop_fd);
@@ -366,11 +388,14 @@ static int build_from_snapshot(struct machine *machine, const char *dir,
 			.eager = eager,
 			.progress = &progress,
 		},
+		.display = machine->kept_display,
 	};
 	char track_err[MESSAGE_SIZE];
 	size_t words;
 
-	snapshot->memory_fd = -1; /* vm_restore takes it */
+	/* vm_restore takes both */
+	snapshot->memory_fd = -1;
+	machine->kept_display = NULL;
 	progress_begin(&progress, "reading guest memory");
 	machine->vm = vm_restore(machine->config, machine->host, machine->loop,
 				 machine->console, &owner, &image, err, err_len);
@@ -417,6 +442,17 @@ int machine_restore(struct machine *machine, const char *dir,
 	return 0;
 }
 
+/* The window of a suspended VM was closed: vessel stops, the VM stays on
+ * disk. Display thread: the stop hook's eventfd takes it to the event
+ * thread. */
+static void on_kept_window_closed(void *opaque)
+{
+	struct machine *machine = opaque;
+
+	atomic_store(&machine->kept_window_closed, true);
+	vm_stop_requested(machine);
+}
+
 int machine_suspend(struct machine *machine, const char *dir, char *err,
 		    size_t err_len)
 {
@@ -445,7 +481,12 @@ int machine_suspend(struct machine *machine, const char *dir, char *err,
 		return result;
 	}
 	/* Guest memory, the vCPUs and the devices go: what is left is
-	 * vessel's own footprint and the snapshot on disk. */
+	 * vessel's own footprint, the snapshot on disk, and the window,
+	 * which shows the screen as it was and says suspended. */
+	machine->kept_display = vm_release_display(machine->vm);
+	if (machine->kept_display)
+		display_detach(machine->kept_display, on_kept_window_closed,
+			       machine);
 	vm_destroy(machine->vm);
 	machine->vm = NULL;
 	free(machine->suspended_dir);

@@ -240,12 +240,20 @@ static int get_size(struct device_state_reader *base, const char *name,
 			&data, size);
 }
 
+static int refuse(struct device_state_reader *base, const char *reason)
+{
+	struct state_reader *reader = (struct state_reader *)base;
+
+	snprintf(reader->err, sizeof(reader->err), "%s", reason);
+	return -EINVAL;
+}
+
 int state_reader_open(struct state_reader *reader, const void *blob,
 		      size_t size)
 {
 	*reader = (struct state_reader){
 		.base = { .get_u64 = get_u64, .get_bytes = get_bytes,
-			  .get_size = get_size },
+			  .get_size = get_size, .refuse = refuse },
 		.blob = blob,
 		.node = -1,
 	};

@@ -396,7 +396,8 @@ static void on_display_window_closed(void *opaque)
 			"the display window was closed twice");
 }
 
-/* The screen, keyboard and mouse of --display (vmm/display.h). */
+/* The screen, keyboard and mouse of --display (vmm/display.h): a new
+ * window, or the one a suspended VM kept, already in vm->display. */
 static int create_display(struct vm *vm, char *err, size_t err_len)
 {
 	const struct display_machine machine = {
@@ -407,8 +408,14 @@ static int create_display(struct vm *vm, char *err, size_t err_len)
 		.opaque = vm,
 	};
 
-	return display_create(&vm->display, &vm->config->display, &machine,
-			      err, err_len);
+	int result = vm->display ?
+		display_attach(vm->display, &machine, err, err_len) :
+		display_create(&vm->display, &vm->config->display, &machine,
+			       err, err_len);
+
+	if (!result && vm->display)
+		add_record(vm, display_record(vm->display, "display"));
+	return result;
 }
 
 /* Maps a file read-only for the duration of the load. */
@@ -549,11 +556,15 @@ static struct vm *assemble(const struct vm_config *config,
 	struct boot_entry entry;
 
 	if (!vm) {
-		if (image)
+		if (image) {
 			close(image->memory.fd);
+			display_destroy(image->display);
+		}
 		snprintf(err, err_len, "out of memory for the VM");
 		return NULL;
 	}
+	/* The VM owns a kept display from here, failure or not. */
+	vm->display = image ? image->display : NULL;
 	vm->config = config;
 	vm->host = host;
 	vm->loop = loop;

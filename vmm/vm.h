@@ -69,10 +69,18 @@ int vm_resume(struct vm *vm, char *err, size_t err_len);
 
 /* A press of the ACPI power button (any thread). */
 void vm_press_power_button(struct vm *vm);
+/* The lifecycle's state, for what shows it (the display's title). */
+void vm_show_state(struct vm *vm, enum vm_state state);
+/* Takes the display (NULL without one) out of the VM, for the caller to
+ * detach before vm_destroy and keep (display.h): a suspended VM's window
+ * stays open. */
+struct display *vm_release_display(struct vm *vm);
 
 /* Thread-safe; the first reason given wins. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason,
 		     const char *message);
+/* Whether a stop was requested: the stop hook was called for it. */
+bool vm_stopping(struct vm *vm);
 /* Why the machine stopped, with the reason's one-line description in
  * message when there is one; only after the stop hook was called. */
 enum vm_stop_reason vm_stop_reason(struct vm *vm, char *message,
@@ -99,9 +107,13 @@ int vm_save_memory(struct vm *vm, int fd, uint64_t *checksum,
 int vm_save_memory_pages(struct vm *vm, int fd, const uint64_t *pages,
 			 size_t count, uint64_t *checksum,
 			 struct progress *progress, char *err, size_t err_len);
+struct display;
 struct vm_image {
 	struct state_reader *state;
 	struct vm_memory_source memory;
+	/* A suspended VM's window, detached (display.h), or NULL for a new
+	 * one: the VM takes it, as it takes the memory's descriptor. */
+	struct display *display;
 };
 
 /*

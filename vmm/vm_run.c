@@ -5,6 +5,7 @@
  */
 #include "vm_private.h"
 
+#include "display.h"
 #include "vcpu_state.h"
 
 #include <errno.h>
@@ -191,6 +192,27 @@ int vm_resume(struct vm *vm, char *err, size_t err_len)
 	console_connect(vm->console, vm->serial);
 	run_vcpus(vm);
 	return 0;
+}
+
+bool vm_stopping(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	bool stopping = vm->stop_requested;
+	pthread_mutex_unlock(&vm->stop_lock);
+	return stopping;
+}
+
+void vm_show_state(struct vm *vm, enum vm_state state)
+{
+	display_show_state(vm->display, state);
+}
+
+struct display *vm_release_display(struct vm *vm)
+{
+	struct display *display = vm->display;
+
+	vm->display = NULL;
+	return display;
 }
 
 void vm_press_power_button(struct vm *vm)

@@ -2,12 +2,14 @@
  * Devices saved through their records and restored into fresh ones, with
  * the snapshot's own state tree (vmm/state_fdt.c): the guest finds the
  * same registers, unread input and pending interrupts; values that do not
- * fit, and a configuration space that is not the device's, are refused.
+ * fit, and a configuration space or screen mode that is not the device's,
+ * are refused.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
 
+#include "devices/framebuffer.h"
 #include "devices/i8042.h"
 #include "devices/pci.h"
 #include "devices/serial.h"
@@ -167,4 +169,64 @@ Test(device_state, pci_refuses_another_devices_configuration)
 	pci_device_destroy(&device);
 	pci_device_destroy(&same);
 	pci_device_destroy(&different);
+}
+
+static void new_framebuffer(struct framebuffer *framebuffer, uint32_t width,
+			    uint32_t height)
+{
+	struct framebuffer_mode mode;
+
+	cr_assert_eq(framebuffer_mode_init(&mode, width, height, 32, 16u << 20),
+		     0);
+	cr_assert_eq(framebuffer_create(framebuffer, &mode), 0);
+}
+
+/* Saves framebuffer into /devices/d and opens it for reading. */
+static void save_framebuffer(const struct framebuffer *framebuffer)
+{
+	const void *blob;
+	size_t size;
+
+	cr_assert_eq(state_writer_init(&writer), 0);
+	cr_assert_eq(state_writer_begin(&writer, "/devices/d", 1), 0);
+	cr_assert_eq(framebuffer_save(framebuffer, &writer.base), 0);
+	cr_assert_eq(state_writer_finish(&writer, &blob, &size), 0);
+	cr_assert_eq(state_reader_open(&reader, blob, size), 0);
+	cr_assert_eq(state_reader_begin(&reader, "/devices/d", 1), 0);
+}
+
+Test(device_state, framebuffer_keeps_every_pixel)
+{
+	struct framebuffer framebuffer, restored;
+
+	new_framebuffer(&framebuffer, 1024, 768);
+	new_framebuffer(&restored, 1024, 768);
+	for (uint32_t i = 0; i < framebuffer.mode.size; i++)
+		framebuffer.pixels[i] = (uint8_t)(i * 7 + i / 4096);
+	save_framebuffer(&framebuffer);
+	cr_assert_eq(framebuffer_restore(&restored, &reader.base), 0);
+	cr_assert_eq(memcmp(restored.pixels, framebuffer.pixels,
+			    framebuffer.mode.size), 0,
+		     "the restored screen differs from the saved one");
+	state_writer_release(&writer);
+	framebuffer_destroy(&framebuffer);
+	framebuffer_destroy(&restored);
+}
+
+Test(device_state, framebuffer_refuses_another_mode_naming_both)
+{
+	struct framebuffer framebuffer, smaller;
+
+	new_framebuffer(&framebuffer, 1024, 768);
+	new_framebuffer(&smaller, 800, 600);
+	memset(framebuffer.pixels, 0x5a, framebuffer.mode.size);
+	save_framebuffer(&framebuffer);
+	cr_assert_eq(framebuffer_restore(&smaller, &reader.base), -EINVAL);
+	cr_assert(strstr(reader.err, "1024x768") && strstr(reader.err, "800x600"),
+		  "the refusal does not name both modes: %s", reader.err);
+	for (uint32_t i = 0; i < smaller.mode.size; i++)
+		cr_assert_eq(smaller.pixels[i], 0, "a refused restore drew");
+	state_writer_release(&writer);
+	framebuffer_destroy(&framebuffer);
+	framebuffer_destroy(&smaller);
 }

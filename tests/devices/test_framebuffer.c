@@ -179,3 +179,12 @@ Test(framebuffer, bits_beyond_the_screen_are_ignored)
 	/* Line 599 starts at 958400: pixels 32-799. */
 	expect_rect(&rects[0], 32, 599, 768, 1);
 }
+
+Test(framebuffer, dirty_bitmap_has_a_bit_for_every_page)
+{
+	struct framebuffer_mode mode = mode_of(1024, 768, 32); /* 768 pages */
+
+	cr_assert_eq(framebuffer_dirty_bitmap_words(&mode), 12);
+	mode = mode_of(800, 600, 16); /* 960000 bytes: 235 pages */
+	cr_assert_eq(framebuffer_dirty_bitmap_words(&mode), 4);
+}

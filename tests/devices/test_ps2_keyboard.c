@@ -296,6 +296,20 @@ Test(ps2_keyboard, full_buffer_drops_whole_sequences)
 	cr_assert_eq(count, 15);
 }
 
+Test(ps2_keyboard, a_full_keyboard_says_the_key_was_not_taken)
+{
+	uint8_t got[32];
+
+	/* A's make is one byte: the output buffer and the keyboard's 16
+	 * take 17, the 18th is refused, and taken once the guest reads. */
+	for (int i = 0; i < 17; i++)
+		cr_assert(i8042_key_event(controller, 0x04, true), "key %d", i);
+	cr_assert_not(i8042_key_event(controller, 0x04, true));
+	cr_assert_eq(port_read8(bus, DATA), 0x1e);
+	cr_assert(i8042_key_event(controller, 0x04, true));
+	cr_assert_eq(drain(got, sizeof(got)), 17);
+}
+
 Test(ps2_keyboard, a_command_discards_unsent_keys_and_resend_repeats)
 {
 	struct ps2_keyboard keyboard;
