@@ -4,11 +4,49 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <SDL.h>
+
+#include "dynamic_library.h"
+
+/* SDL2 is loaded by the first --display sdl only: linked in, it and the
+ * libraries it needs (X11, Wayland, PulseAudio, ALSA, systemd, ...) were
+ * loaded into every VM (dynamic_library.h). */
+#define SDL_LIBRARY "libSDL2-2.0.so.0"
+#define SDL_CALLS(X)                                                          \
+	X(CreateRenderer) X(CreateTexture) X(CreateWindow) X(DestroyRenderer) \
+	X(DestroyTexture) X(DestroyWindow) X(GetCurrentDisplayMode)           \
+	X(GetCurrentVideoDriver) X(GetError) X(GetMouseState) X(GetTicks64)   \
+	X(GetWindowDisplayIndex) X(Init) X(PollEvent) X(PushEvent) X(Quit)    \
+	X(RegisterEvents) X(RenderClear) X(RenderCopy) X(RenderPresent)       \
+	X(RenderSetLogicalSize) X(SetHint) X(SetRelativeMouseMode)            \
+	X(SetWindowGrab) X(SetWindowTitle) X(UpdateTexture)                   \
+	X(WaitEventTimeout)
+
+static struct sdl_calls {
+#define SDL_CALL_MEMBER(name) __typeof__(SDL_##name) *name;
+	SDL_CALLS(SDL_CALL_MEMBER)
+#undef SDL_CALL_MEMBER
+} sdl;
+
+static int load_sdl(char *err, size_t err_len)
+{
+#define SDL_CALL_SYMBOL(name) { "SDL_" #name, offsetof(struct sdl_calls, name) },
+	static const struct dynamic_symbol symbols[] = { SDL_CALLS(SDL_CALL_SYMBOL) };
+#undef SDL_CALL_SYMBOL
+	/* Displays are made by the machine's owner, one at a time. */
+	static bool loaded;
+
+	if (!loaded)
+		loaded = dynamic_library_load(SDL_LIBRARY, symbols,
+					      sizeof(symbols) / sizeof(symbols[0]),
+					      &sdl, err, err_len) == 0;
+	return loaded ? 0 : -ENOENT;
+}
 
 /* Without a refresh rate from the display (Xvfb reports none). */
 #define DEFAULT_REFRESH_HZ 60
@@ -83,7 +121,7 @@ static void update_title(struct display_sdl *display)
 		 display->options.name, state,
 		 display->grabbed ? "Ctrl+Alt+G releases the pointer" :
 				    "Ctrl+Alt+G grabs the pointer");
-	SDL_SetWindowTitle(display->window, title);
+	sdl.SetWindowTitle(display->window, title);
 }
 
 static void set_grab(struct display_sdl *display, bool grabbed)
@@ -91,8 +129,8 @@ static void set_grab(struct display_sdl *display, bool grabbed)
 	display->grabbed = grabbed;
 	/* Relative mode hides the host pointer and reports motion beyond the
 	 * window's edges, which a PS/2 mouse (relative) wants. */
-	SDL_SetRelativeMouseMode(grabbed ? SDL_TRUE : SDL_FALSE);
-	SDL_SetWindowGrab(display->window, grabbed ? SDL_TRUE : SDL_FALSE);
+	sdl.SetRelativeMouseMode(grabbed ? SDL_TRUE : SDL_FALSE);
+	sdl.SetWindowGrab(display->window, grabbed ? SDL_TRUE : SDL_FALSE);
 	update_title(display);
 }
 
@@ -101,39 +139,39 @@ static int open_window(struct display_sdl *display)
 	const struct framebuffer_mode *mode = &display->options.framebuffer->mode;
 
 	/* vessel handles SIGINT and SIGTERM itself (a signalfd). */
-	SDL_SetHint(SDL_HINT_NO_SIGNAL_HANDLERS, "1");
-	if (SDL_Init(SDL_INIT_VIDEO)) {
+	sdl.SetHint(SDL_HINT_NO_SIGNAL_HANDLERS, "1");
+	if (sdl.Init(SDL_INIT_VIDEO)) {
 		snprintf(display->start_error, sizeof(display->start_error),
-			 "SDL: %s", SDL_GetError());
+			 "SDL: %s", sdl.GetError());
 		return -ENODEV;
 	}
 	/* With no display to show it on, SDL falls back to a window nobody
 	 * sees; unless the user chose such a driver, that is an error. */
-	const char *driver = SDL_GetCurrentVideoDriver();
+	const char *driver = sdl.GetCurrentVideoDriver();
 	if (!getenv("SDL_VIDEODRIVER") &&
 	    (!strcmp(driver, "offscreen") || !strcmp(driver, "dummy"))) {
 		snprintf(display->start_error, sizeof(display->start_error),
 			 "SDL: no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset or unreachable)");
 		return -ENODEV;
 	}
-	display->wake_event = SDL_RegisterEvents(1);
-	display->window = SDL_CreateWindow("vessel", SDL_WINDOWPOS_UNDEFINED,
+	display->wake_event = sdl.RegisterEvents(1);
+	display->window = sdl.CreateWindow("vessel", SDL_WINDOWPOS_UNDEFINED,
 					   SDL_WINDOWPOS_UNDEFINED,
 					   (int)mode->width, (int)mode->height,
 					   SDL_WINDOW_RESIZABLE);
 	if (display->window)
-		display->renderer = SDL_CreateRenderer(display->window, -1, 0);
+		display->renderer = sdl.CreateRenderer(display->window, -1, 0);
 	if (display->renderer &&
-	    SDL_RenderSetLogicalSize(display->renderer, (int)mode->width,
+	    sdl.RenderSetLogicalSize(display->renderer, (int)mode->width,
 				     (int)mode->height) == 0)
-		display->texture = SDL_CreateTexture(
+		display->texture = sdl.CreateTexture(
 			display->renderer, texture_format(&mode->format),
 			SDL_TEXTUREACCESS_STREAMING, (int)mode->width,
 			(int)mode->height);
 	if (!display->texture || display->wake_event == (Uint32)-1) {
 		snprintf(display->start_error, sizeof(display->start_error),
 			 "SDL window of %ux%u: %s", mode->width, mode->height,
-			 SDL_GetError());
+			 sdl.GetError());
 		return -ENODEV;
 	}
 	update_title(display);
@@ -143,21 +181,21 @@ static int open_window(struct display_sdl *display)
 static void close_window(struct display_sdl *display)
 {
 	if (display->texture)
-		SDL_DestroyTexture(display->texture);
+		sdl.DestroyTexture(display->texture);
 	if (display->renderer)
-		SDL_DestroyRenderer(display->renderer);
+		sdl.DestroyRenderer(display->renderer);
 	if (display->window)
-		SDL_DestroyWindow(display->window);
-	SDL_Quit();
+		sdl.DestroyWindow(display->window);
+	sdl.Quit();
 }
 
 /* Milliseconds between refreshes: the display's rate, or 60 Hz. */
 static Uint32 refresh_interval(struct display_sdl *display)
 {
 	SDL_DisplayMode mode;
-	int index = SDL_GetWindowDisplayIndex(display->window);
+	int index = sdl.GetWindowDisplayIndex(display->window);
 
-	if (index < 0 || SDL_GetCurrentDisplayMode(index, &mode) ||
+	if (index < 0 || sdl.GetCurrentDisplayMode(index, &mode) ||
 	    mode.refresh_rate <= 0)
 		return 1000 / DEFAULT_REFRESH_HZ;
 	return 1000 / (Uint32)mode.refresh_rate;
@@ -174,7 +212,7 @@ static void upload(struct display_sdl *display,
 				(size_t)rect->y * mode->line_length +
 				(size_t)rect->x * (mode->format.depth / 8);
 
-	SDL_UpdateTexture(display->texture, &area, pixels,
+	sdl.UpdateTexture(display->texture, &area, pixels,
 			  (int)mode->line_length);
 }
 
@@ -205,9 +243,9 @@ static void refresh(struct display_sdl *display)
 		upload(display, &rects[i]);
 	if (count == 0 && !display->needs_present)
 		return;
-	SDL_RenderClear(display->renderer);
-	SDL_RenderCopy(display->renderer, display->texture, NULL, NULL);
-	SDL_RenderPresent(display->renderer);
+	sdl.RenderClear(display->renderer);
+	sdl.RenderCopy(display->renderer, display->texture, NULL, NULL);
+	sdl.RenderPresent(display->renderer);
 	display->needs_present = false;
 }
 
@@ -297,7 +335,7 @@ static void send_pointer(struct display_sdl *display, int32_t dx, int32_t dy,
 	if (!display->grabbed)
 		return;
 	display->options.pointer(display->options.opaque, dx, -dy, -wheel_away,
-				 ps2_buttons(SDL_GetMouseState(NULL, NULL)));
+				 ps2_buttons(sdl.GetMouseState(NULL, NULL)));
 }
 
 static void handle_event(struct display_sdl *display, const SDL_Event *event)
@@ -373,20 +411,20 @@ static void *display_thread(void *opaque)
 	report_start(display, 0);
 
 	Uint32 interval = refresh_interval(display);
-	Uint64 next_refresh = SDL_GetTicks64();
+	Uint64 next_refresh = sdl.GetTicks64();
 	display->needs_present = true;
 	while (!atomic_load(&display->stopping)) {
-		Uint64 now = SDL_GetTicks64();
+		Uint64 now = sdl.GetTicks64();
 		SDL_Event event;
 
-		if (SDL_WaitEventTimeout(&event, next_refresh > now ?
+		if (sdl.WaitEventTimeout(&event, next_refresh > now ?
 						 (int)(next_refresh - now) : 0)) {
 			do
 				handle_event(display, &event);
-			while (SDL_PollEvent(&event));
+			while (sdl.PollEvent(&event));
 		}
 		send_backlog(display);
-		now = SDL_GetTicks64();
+		now = sdl.GetTicks64();
 		if (now >= next_refresh) {
 			refresh(display);
 			next_refresh = now + interval;
@@ -408,6 +446,11 @@ int display_sdl_create(struct display_sdl **result,
 		snprintf(err, err_len, "out of memory for the display");
 		return -ENOMEM;
 	}
+	int ret = load_sdl(err, err_len);
+	if (ret) {
+		free(display);
+		return ret;
+	}
 	display->options = *options;
 	snprintf(display->state, sizeof(display->state), "%s", options->state);
 	display->dirty_bitmap = calloc(framebuffer_dirty_bitmap_words(mode),
@@ -419,7 +462,7 @@ int display_sdl_create(struct display_sdl **result,
 	}
 	pthread_mutex_init(&display->lock, NULL);
 	pthread_cond_init(&display->started, NULL);
-	int ret = pthread_create(&display->thread, NULL, display_thread, display);
+	ret = pthread_create(&display->thread, NULL, display_thread, display);
 	if (ret) {
 		snprintf(err, err_len, "starting the display thread: %s",
 			 strerror(ret));
@@ -455,7 +498,7 @@ void display_sdl_show_state(struct display_sdl *display, const char *state)
 	/* SDL_PushEvent is safe from any thread; the display thread wakes
 	 * and sets the title (SDL's window calls stay on that thread). */
 	SDL_Event wake = { .type = display->wake_event };
-	SDL_PushEvent(&wake);
+	sdl.PushEvent(&wake);
 }
 
 void display_sdl_redraw(struct display_sdl *display)
@@ -469,7 +512,7 @@ void display_sdl_destroy(struct display_sdl *display)
 		return;
 	atomic_store(&display->stopping, true);
 	SDL_Event wake = { .type = display->wake_event };
-	SDL_PushEvent(&wake);
+	sdl.PushEvent(&wake);
 	pthread_join(display->thread, NULL);
 	pthread_cond_destroy(&display->started);
 	pthread_mutex_destroy(&display->lock);

@@ -40,7 +40,7 @@ static int load_libslirp(char *err, size_t err_len)
 #define SLIRP_CALL_SYMBOL(name) { "slirp_" #name, offsetof(struct slirp_calls, name) },
 	static const struct dynamic_symbol symbols[] = { SLIRP_CALLS(SLIRP_CALL_SYMBOL) };
 #undef SLIRP_CALL_SYMBOL
-	/* Backends are made on one thread, before the event loop runs. */
+	/* Backends are made by the machine's owner, one at a time. */
 	static bool loaded;
 
 	if (!loaded)
