@@ -72,7 +72,7 @@ static size_t take_answer(char *data, size_t size, size_t count,
 }
 
 int api_client_request(const char *socket_path, const char *method,
-		       const char *path, const char *body,
+		       const char *path, const char *body, long timeout,
 		       struct api_answer *answer, char *err, size_t err_len)
 {
 	char url[256];
@@ -94,7 +94,9 @@ int api_client_request(const char *socket_path, const char *method,
 	calls.easy_setopt(curl, CURLOPT_URL, url);
 	calls.easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	calls.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	calls.easy_setopt(curl, CURLOPT_TIMEOUT, (long)API_CLIENT_TIMEOUT);
+	calls.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT,
+			  (long)API_CLIENT_CONNECT_TIMEOUT);
+	calls.easy_setopt(curl, CURLOPT_TIMEOUT, timeout);
 	calls.easy_setopt(curl, CURLOPT_WRITEFUNCTION, take_answer);
 	calls.easy_setopt(curl, CURLOPT_WRITEDATA, answer);
 	if (body) {
@@ -286,8 +288,10 @@ int api_client_command(int argc, char **argv)
 	struct api_answer answer;
 	snprintf(path, sizeof(path), status ? "/api/v1/vm" : "/api/v1/vm/%s",
 		 command);
+	/* A suspended VM's resume reads its snapshot back. */
+	long timeout = strcmp(command, "resume") ? API_CLIENT_TIMEOUT : 0;
 	if (api_client_request(socket_path, status ? "GET" : "PUT", path, NULL,
-			       &answer, err, sizeof(err))) {
+			       timeout, &answer, err, sizeof(err))) {
 		fprintf(stderr, "vessel %s: %s\n", command, err);
 		return 1;
 	}
@@ -399,8 +403,8 @@ int api_client_snapshot_command(int argc, char **argv)
 	char err[512], url[64];
 	snprintf(url, sizeof(url), "/api/v1/vm/%s", command);
 	int result = api_client_request(socket_path, "PUT", url,
-					json_object_to_json_string(body), &answer,
-					err, sizeof(err));
+					json_object_to_json_string(body), 0,
+					&answer, err, sizeof(err));
 	json_object_put(body);
 	if (result) {
 		fprintf(stderr, "vessel %s: %s\n", command, err);

@@ -421,7 +421,7 @@ static int read_format(struct state_reader *reader, bool *diff, char *err,
 		if (result == -EPROTO)
 			snprintf(reader->err, sizeof(reader->err), "%s is of a "
 				 "version this vessel does not read (it reads %u, "
-				 "and %u for a diff)", SNAPSHOT_NODE + 1,
+				 "and %u for a diff)", &SNAPSHOT_NODE[1],
 				 SNAPSHOT_VERSION, SNAPSHOT_DIFF_VERSION);
 	}
 	if (!result)

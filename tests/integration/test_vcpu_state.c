@@ -246,6 +246,28 @@ Test(vcpu_state, refuses_parts_of_the_wrong_size, .init = open_host)
 	destroy_vm(&vm);
 }
 
+/* A host without XSAVE (an AMD-V host emulated with QEMU's qemu64 CPU)
+ * saves no XCRs, and its KVM refuses KVM_SET_XCRS whatever it holds: such
+ * a vCPU restores without them. */
+Test(vcpu_state, restores_a_vcpu_saved_without_xcrs, .init = open_host)
+{
+	struct test_vm vm, fresh;
+	size_t size, damaged_size;
+	char err[256];
+
+	create_vm(&vm);
+	void *blob = save(&vm, &size);
+	void *no_xcrs = damage(blob, size, "xcrs", sizeof(struct kvm_xcrs),
+			       &damaged_size);
+	create_vm(&fresh);
+	cr_assert_eq(restore(&fresh, no_xcrs, damaged_size, err, sizeof(err)), 0,
+		     "%s", err);
+	free(no_xcrs);
+	free(blob);
+	destroy_vm(&fresh);
+	destroy_vm(&vm);
+}
+
 Test(vcpu_state, the_guest_clock_catches_up_with_the_time_passed)
 {
 	/* Paused at guest time 5 s, restored 60 s of real time later. */

@@ -802,7 +802,8 @@ Test(api, the_client_reads_the_answers)
 	char err[256];
 
 	cr_assert_eq(api_client_request(socket_path, "GET", "/api/v1/vm", NULL,
-					&answer, err, sizeof(err)),
+					API_CLIENT_TIMEOUT, &answer, err,
+					sizeof(err)),
 		     0, "%s", err);
 	cr_assert_eq(answer.status, 200);
 	cr_assert(strstr(answer.body, "\"state\":\"paused\""), "%s",
@@ -810,8 +811,9 @@ Test(api, the_client_reads_the_answers)
 	api_answer_release(&answer);
 
 	cr_assert_eq(api_client_request(socket_path, "PUT", "/api/v1/vm/config",
-					"{\"kernel\": \"/vmlinuz\"}", &answer,
-					err, sizeof(err)),
+					"{\"kernel\": \"/vmlinuz\"}",
+					API_CLIENT_TIMEOUT, &answer, err,
+					sizeof(err)),
 		     0, "%s", err);
 	cr_assert_eq(answer.status, 204);
 	cr_assert_str_eq(answer.body, "");
