@@ -32,7 +32,7 @@
 #define COMMAND_TIMEOUT 240
 #define HOSTFWD_PORT 10722
 #define GUEST_SINK_PORT 5555
-#define STREAM_MEGABYTES 16
+#define STREAM_MEGABYTES 8
 #define STREAM_TIMEOUT 240 /* seconds */
 #define PAUSE_CYCLES 10
 /* The guest's clock after a restore may be off by what the restore and the
@@ -98,7 +98,8 @@ static void start_guest(struct guest_session *session, const char *cpus)
 			 "--memory", "512M", "--cpus", (char *)cpus,
 			 "--disk", root_disk, "--disk", data_disk, "--net", net,
 			 "--api-sock", socket_path, "--no-reboot",
-			 "--cmdline", "console=ttyS0 reboot=k panic=1 root=/dev/vda ro",
+			 "--cmdline",
+			 "console=ttyS0 reboot=k panic=1 root=/dev/vda ro vessel.ip=dhcp",
 			 NULL };
 	cr_assert_eq(guest_session_start(session, argv), 0);
 	cr_assert(guest_session_expect(session, "vessel-guest: userspace up",
@@ -116,7 +117,7 @@ static void start_iperf3_server(struct guest_session *session, const char *tag)
 	char command[384], listening[64];
 
 	snprintf(command, sizeof(command),
-		 "(iperf3 -s -1 -p %d >/tmp/%s.log 2>&1 &) ; "
+		 "(iperf3 -s -1 -p %d >/tmp/%s-iperf3.log 2>&1 &) ; "
 		 "until grep -qs ':%04X 0*:0000 0A' /proc/net/tcp /proc/net/tcp6; do "
 		 "sleep 0.2; done; echo %s-server=lis''tening\n",
 		 GUEST_SINK_PORT, tag, GUEST_SINK_PORT, tag);
@@ -157,7 +158,7 @@ static void assert_stream_arrived(pid_t sender, const char *when)
 
 static void pause_and_resume_under_io(struct guest_session *session)
 {
-	type(session, FIO_JOB("under-pause", 24) "echo fio=st''arted\n",
+	type(session, FIO_JOB("under-pause", 16) "echo fio=st''arted\n",
 	     "fio=started");
 	start_iperf3_server(session, "under-pause");
 	pid_t sender = send_stream(STREAM_MEGABYTES);
@@ -239,7 +240,7 @@ static void snapshot_restore_and_go_on(struct guest_session *session)
 
 	/* A file written and synced before the snapshot, and fio under way. */
 	read_value(session, "before-sum=", before_sum, sizeof(before_sum));
-	type(session, FIO_JOB("across-snapshot", 32) "echo fio=st''arted\n",
+	type(session, FIO_JOB("across-snapshot", 16) "echo fio=st''arted\n",
 	     "fio=started");
 	guest_session_collect(session, 3000);
 	char *before = snapshot_and_stop(session);
