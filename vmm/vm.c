@@ -179,6 +179,19 @@ static int add_virtio_function(struct vm *vm, struct virtio_device *device,
 	return result;
 }
 
+/* As QEMU's virtio-blk-pci: a queue per vCPU unless told, so that Linux
+ * maps each vCPU to a queue of its own and its completions interrupt the
+ * vCPU that submitted them. */
+static unsigned int disk_queue_count(const struct vm_config *vm_config,
+				     const struct disk_config *config)
+{
+	if (config->queues)
+		return config->queues;
+	return vm_config->cpu_count < OPTIONS_MAX_DISK_QUEUES
+		       ? vm_config->cpu_count
+		       : OPTIONS_MAX_DISK_QUEUES;
+}
+
 static int create_disk(struct vm *vm, const struct disk_config *config,
 		       struct vm_disk *disk, char *err, size_t err_len)
 {
@@ -189,7 +202,8 @@ static int create_disk(struct vm *vm, const struct disk_config *config,
 	if (result)
 		return result;
 	snprintf(name, sizeof(name), "virtio-blk%u", (unsigned int)(disk - vm->disks));
-	disk->blk = virtio_blk_create(disk->disk, &vm->device_context);
+	disk->blk = virtio_blk_create(disk->disk, disk_queue_count(vm->config, config),
+				      &vm->device_context);
 	result = disk->blk ? add_virtio_function(vm, virtio_blk_device(disk->blk),
 						 name, &disk->function) : -errno;
 	if (result)

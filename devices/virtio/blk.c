@@ -4,9 +4,15 @@
  * and a status byte as the last device-writable byte. Requests that pass
  * the checks go to the disk; the rest complete at once with a status.
  *
+ * With VIRTIO_BLK_F_MQ (§5.2.5) the driver uses num_queues request
+ * queues, Linux one per vCPU, each with its own MSI-X vector: a request
+ * completes on the queue it came from, so its interrupt reaches the vCPU
+ * that submitted it, and no vCPU interrupts another to finish a request.
+ * The queues share the disk and its in-flight limit.
+ *
  * Locking: queue_notify runs on the event thread, completions on the event
  * thread or in disk_drain, and reset on whichever thread the transport
- * calls it from (a vCPU's). blk->lock serialises their use of the queue
+ * calls it from (a vCPU's). blk->lock serialises their use of the queues
  * and of the request pool; it is never held while waiting for the disk.
  */
 #include "blk.h"
@@ -40,6 +46,7 @@ struct blk_request {
 	struct disk_request disk_request;
 	uint8_t *status; /* the chain's last writable byte; NULL if none */
 	uint32_t written; /* device-writable bytes filled on success */
+	unsigned int queue; /* the queue it came from, and goes back to */
 	struct virtqueue_element element;
 };
 
@@ -49,14 +56,16 @@ struct virtio_blk {
 	uint64_t capacity; /* 512-byte sectors */
 	uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
 
-	pthread_mutex_t lock; /* guards what follows, and queue 0 */
+	pthread_mutex_t lock; /* guards what follows, and the queues */
 	bool active; /* between activate and reset */
-	/* Stopped taking requests at the disk's in-flight limit; a
-	 * completion resumes. */
-	bool stalled;
-	/* Completions returned chains; the driver is told once the batch
-	 * is done. */
-	bool notify_pending;
+	struct {
+		/* Stopped taking requests at the disk's in-flight limit; a
+		 * completion resumes. */
+		bool stalled;
+		/* Completions returned chains; the driver is told once the
+		 * batch is done. */
+		bool notify_pending;
+	} queues[VIRTIO_MAX_QUEUES];
 	unsigned int in_flight; /* requests the disk has */
 	struct blk_request *free_requests;
 	/* Disk requests completed, for the control API. */
@@ -298,15 +307,17 @@ static void finish_request(struct virtio_blk *blk,
 		*request->status = status;
 		written = (status == VIRTIO_BLK_S_OK ? request->written : 0) + 1;
 	}
-	virtqueue_push(&blk->device.queues[0], request->element.head, written);
+	virtqueue_push(&blk->device.queues[request->queue],
+		       request->element.head, written);
 	put_request(blk, request);
 }
 
-/* Takes one chain from the queue: 1 when one was taken, 0 when the ring
- * is empty, -EBUSY at the in-flight limit, -ENOMEM. */
-static int take_request(struct virtio_blk *blk, bool *pushed)
+/* Takes one chain from queue index: 1 when one was taken, 0 when the
+ * ring is empty, -EBUSY at the in-flight limit, -ENOMEM. */
+static int take_request(struct virtio_blk *blk, unsigned int index,
+			bool *pushed)
 {
-	struct virtqueue *queue = &blk->device.queues[0];
+	struct virtqueue *queue = &blk->device.queues[index];
 	struct blk_request *request;
 	int ret;
 
@@ -319,6 +330,7 @@ static int take_request(struct virtio_blk *blk, bool *pushed)
 			blk->device.needs_reset(&blk->device);
 		return -ENOMEM;
 	}
+	request->queue = index;
 	uint16_t last_avail_idx = queue->last_avail_idx;
 	ret = virtqueue_pop(queue, &request->element);
 	if (ret <= 0) {
@@ -343,12 +355,12 @@ static int take_request(struct virtio_blk *blk, bool *pushed)
 	return 1;
 }
 
-/* Takes requests until the ring is empty, the round's budget spent
- * (virtio_serve_queue) or the disk busy; lock held. Returns whether any
- * chain went back to the driver. */
-static bool process_queue(struct virtio_blk *blk)
+/* Takes requests from queue index until its ring is empty, the round's
+ * budget spent (virtio_serve_queue) or the disk busy; lock held. Returns
+ * whether any chain went back to the driver. */
+static bool process_queue(struct virtio_blk *blk, unsigned int index)
 {
-	struct virtqueue *queue = &blk->device.queues[0];
+	struct virtqueue *queue = &blk->device.queues[index];
 	bool pushed = false;
 	int ret;
 
@@ -357,7 +369,7 @@ static bool process_queue(struct virtio_blk *blk)
 	do {
 		virtqueue_set_notification(queue, false);
 		do
-			ret = take_request(blk, &pushed);
+			ret = take_request(blk, index, &pushed);
 		while (ret > 0);
 		if (ret < 0)
 			break;
@@ -366,7 +378,7 @@ static bool process_queue(struct virtio_blk *blk)
 		 * would otherwise wait for the next kick (§2.7.10). */
 	} while (virtqueue_has_available(queue));
 	disk_unplug(blk->disk);
-	blk->stalled = ret < 0;
+	blk->queues[index].stalled = ret < 0;
 	return pushed;
 }
 
@@ -391,14 +403,17 @@ static void request_completed(struct disk_request *disk_request, int result)
 			       result == 0 ? VIRTIO_BLK_S_OK
 					   : VIRTIO_BLK_S_IOERR);
 		/* Taking requests here would be a round without a budget:
-		 * the queue is served again from the event loop (after a
-		 * pause, when the device is quiesced). */
-		if (blk->stalled) {
-			blk->stalled = false;
-			blk->device.serve_queue_later(&blk->device, 0);
+		 * the queues are served again from the event loop (after a
+		 * pause, when the device is quiesced). The in-flight limit
+		 * is the disk's, so any queue may have stalled on it. */
+		for (unsigned int i = 0; i < blk->device.queue_count; i++) {
+			if (blk->queues[i].stalled) {
+				blk->queues[i].stalled = false;
+				blk->device.serve_queue_later(&blk->device, i);
+			}
 		}
-		/* One interrupt for the whole batch of completions. */
-		blk->notify_pending = true;
+		/* One interrupt a queue for the whole batch of completions. */
+		blk->queues[request->queue].notify_pending = true;
 	}
 	pthread_mutex_unlock(&blk->lock);
 }
@@ -410,10 +425,13 @@ static void completions_ready(void *opaque, uint32_t events)
 	(void)events;
 	disk_process_completions(blk->disk);
 	pthread_mutex_lock(&blk->lock);
-	bool notify = blk->notify_pending && blk->active;
-	blk->notify_pending = false;
-	if (notify)
-		blk->device.notify_queue(&blk->device, 0);
+	for (unsigned int i = 0; i < blk->device.queue_count; i++) {
+		bool notify = blk->queues[i].notify_pending && blk->active;
+
+		blk->queues[i].notify_pending = false;
+		if (notify)
+			blk->device.notify_queue(&blk->device, i);
+	}
 	pthread_mutex_unlock(&blk->lock);
 }
 
@@ -434,13 +452,19 @@ static void blk_write_config(struct virtio_device *device, uint32_t offset,
 	(void)size;
 }
 
+static void clear_stalls(struct virtio_blk *blk)
+{
+	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		blk->queues[i].stalled = false;
+}
+
 static int blk_activate(struct virtio_device *device)
 {
 	struct virtio_blk *blk = blk_of(device);
 
 	pthread_mutex_lock(&blk->lock);
 	blk->active = true;
-	blk->stalled = false;
+	clear_stalls(blk);
 	pthread_mutex_unlock(&blk->lock);
 	return 0;
 }
@@ -451,7 +475,7 @@ static void deactivate(struct virtio_blk *blk)
 {
 	pthread_mutex_lock(&blk->lock);
 	blk->active = false;
-	blk->stalled = false;
+	clear_stalls(blk);
 	pthread_mutex_unlock(&blk->lock);
 }
 
@@ -463,15 +487,24 @@ static void blk_reset(struct virtio_device *device)
 	disk_drain(blk->disk);
 }
 
+/* The request queues the driver may use: without VIRTIO_BLK_F_MQ only
+ * the first (§5.2.2). */
+static unsigned int queues_in_use(const struct virtio_blk *blk)
+{
+	return virtio_has_feature(&blk->device, VIRTIO_BLK_F_MQ)
+		       ? blk->device.queue_count
+		       : 1;
+}
+
 static void blk_queue_notify(struct virtio_device *device, unsigned int queue)
 {
 	struct virtio_blk *blk = blk_of(device);
 
-	if (queue != 0)
+	if (queue >= queues_in_use(blk))
 		return;
 	pthread_mutex_lock(&blk->lock);
-	if (blk->active && process_queue(blk))
-		device->notify_queue(device, 0);
+	if (blk->active && process_queue(blk, queue))
+		device->notify_queue(device, queue);
 	pthread_mutex_unlock(&blk->lock);
 }
 
@@ -538,9 +571,14 @@ static void fill_config(struct virtio_blk *blk)
 		   BLK_MAX_RANGE_SEGMENTS);
 	/* The disk punches holes for write-zeroes with unmap. */
 	config[VIRTIO_BLK_CONFIG_WRITE_ZEROES_MAY_UNMAP] = 1;
+	/* Read only with VIRTIO_BLK_F_MQ, which a single queue leaves out. */
+	config[VIRTIO_BLK_CONFIG_NUM_QUEUES] = (uint8_t)blk->device.queue_count;
+	config[VIRTIO_BLK_CONFIG_NUM_QUEUES + 1] =
+		(uint8_t)(blk->device.queue_count >> 8);
 }
 
-static uint64_t offered_features(const struct disk *disk)
+static uint64_t offered_features(const struct disk *disk,
+				 unsigned int queue_count)
 {
 	uint64_t features = UINT64_C(1) << VIRTIO_F_VERSION_1 |
 			    UINT64_C(1) << VIRTIO_F_INDIRECT_DESC |
@@ -549,6 +587,10 @@ static uint64_t offered_features(const struct disk *disk)
 			    UINT64_C(1) << VIRTIO_BLK_F_BLK_SIZE |
 			    UINT64_C(1) << VIRTIO_BLK_F_FLUSH;
 
+	/* One queue offers no MQ, so that the device reads as it did
+	 * before there were several (and restores such snapshots). */
+	if (queue_count > 1)
+		features |= UINT64_C(1) << VIRTIO_BLK_F_MQ;
 	if (disk_read_only(disk))
 		return features | UINT64_C(1) << VIRTIO_BLK_F_RO;
 	return features | UINT64_C(1) << VIRTIO_BLK_F_DISCARD |
@@ -556,11 +598,17 @@ static uint64_t offered_features(const struct disk *disk)
 }
 
 struct virtio_blk *virtio_blk_create(struct disk *disk,
+				     unsigned int queue_count,
 				     const struct device_context *context)
 {
-	struct virtio_blk *blk = calloc(1, sizeof(*blk));
+	struct virtio_blk *blk;
 	int ret;
 
+	if (queue_count == 0 || queue_count > VIRTIO_MAX_QUEUES) {
+		errno = EINVAL;
+		return NULL;
+	}
+	blk = calloc(1, sizeof(*blk));
 	if (!blk)
 		return NULL;
 	blk->disk = disk;
@@ -568,9 +616,9 @@ struct virtio_blk *virtio_blk_create(struct disk *disk,
 	blk->device = (struct virtio_device){
 		.name = "virtio-blk",
 		.device_id = VIRTIO_ID_BLOCK,
-		.device_features = offered_features(disk),
+		.device_features = offered_features(disk, queue_count),
 		.config_size = VIRTIO_BLK_CONFIG_SIZE,
-		.queue_count = 1,
+		.queue_count = queue_count,
 		.ops = &blk_ops,
 		.context = *context,
 		/* Its configuration is read-only and quiesce drains the disk
@@ -579,8 +627,10 @@ struct virtio_blk *virtio_blk_create(struct disk *disk,
 		 * snapshot's to check (vmm/snapshot.c). */
 		.saved_by_transport = true,
 	};
-	blk->device.queues[0].memory = context->memory;
-	virtqueue_reset(&blk->device.queues[0]);
+	for (unsigned int i = 0; i < queue_count; i++) {
+		blk->device.queues[i].memory = context->memory;
+		virtqueue_reset(&blk->device.queues[i]);
+	}
 	fill_config(blk);
 	pthread_mutex_init(&blk->lock, NULL);
 
