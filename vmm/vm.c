@@ -102,6 +102,21 @@ static int unwatch_fd(void *opaque, int fd)
 	return event_loop_remove(vm->loop, fd);
 }
 
+static int add_poller(void *opaque, const struct device_poller *poller,
+		      void *poller_opaque)
+{
+	struct vm *vm = opaque;
+
+	return event_loop_add_poller(vm->loop, poller, poller_opaque);
+}
+
+static int remove_poller(void *opaque, void *poller_opaque)
+{
+	struct vm *vm = opaque;
+
+	return event_loop_remove_poller(vm->loop, poller_opaque);
+}
+
 static int add_poll_source(void *opaque, const struct poll_source *source,
 			   void *source_opaque)
 {
@@ -271,6 +286,8 @@ static int create_virtio_devices(struct vm *vm, char *err, size_t err_len)
 		.unwatch_fd = unwatch_fd,
 		.add_poll_source = add_poll_source,
 		.remove_poll_source = remove_poll_source,
+		.add_poller = add_poller,
+		.remove_poller = remove_poller,
 		.context_opaque = vm,
 	};
 	vm->virtio_platform = (struct virtio_pci_platform){

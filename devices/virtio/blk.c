@@ -56,8 +56,14 @@ struct virtio_blk {
 	uint64_t capacity; /* 512-byte sectors */
 	uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
 
+	/* The event thread polls the device before it sleeps (its
+	 * context has pollers): chains taken leave the driver's kicks off,
+	 * and arm turns them on again before the thread sleeps. */
+	bool polled;
+
 	pthread_mutex_t lock; /* guards what follows, and the queues */
 	bool active; /* between activate and reset */
+	bool quiesced; /* between quiesce and resume: no look at the rings */
 	struct {
 		/* Stopped taking requests at the disk's in-flight limit; a
 		 * completion resumes. */
@@ -65,6 +71,9 @@ struct virtio_blk {
 		/* Completions returned chains; the driver is told once the
 		 * batch is done. */
 		bool notify_pending;
+		/* The driver broke the available ring: nothing to poll
+		 * until it resets the device. */
+		bool broken;
 	} queues[VIRTIO_MAX_QUEUES];
 	unsigned int in_flight; /* requests the disk has */
 	struct blk_request *free_requests;
@@ -338,6 +347,7 @@ static int take_request(struct virtio_blk *blk, unsigned int index,
 		if (ret < 0 && queue->last_avail_idx == last_avail_idx) {
 			/* The driver's available index is broken: nothing can
 			 * be taken until it resets the device (§2.1.2). */
+			blk->queues[index].broken = true;
 			blk->device.needs_reset(&blk->device);
 			return -EPROTO;
 		}
@@ -371,7 +381,9 @@ static bool process_queue(struct virtio_blk *blk, unsigned int index)
 		do
 			ret = take_request(blk, index, &pushed);
 		while (ret > 0);
-		if (ret < 0)
+		/* Polled, the event thread looks again before it sleeps
+		 * (blk_poll, blk_arm): the driver need not kick meanwhile. */
+		if (ret < 0 || blk->polled)
 			break;
 		virtqueue_set_notification(queue, true);
 		/* A chain made available before kicks were enabled again
@@ -454,8 +466,10 @@ static void blk_write_config(struct virtio_device *device, uint32_t offset,
 
 static void clear_stalls(struct virtio_blk *blk)
 {
-	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++)
+	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		blk->queues[i].stalled = false;
+		blk->queues[i].broken = false;
+	}
 }
 
 static int blk_activate(struct virtio_device *device)
@@ -508,17 +522,84 @@ static void blk_queue_notify(struct virtio_device *device, unsigned int queue)
 	pthread_mutex_unlock(&blk->lock);
 }
 
+/* The queues a poll may look at: lock held. */
+static bool pollable(const struct virtio_blk *blk, unsigned int index)
+{
+	return blk->active && !blk->quiesced && !blk->queues[index].stalled &&
+	       !blk->queues[index].broken && blk->device.queues[index].ready;
+}
+
+/* Chains the driver made available go the way of a kick, through the
+ * transport (which holds them back while the device is paused). */
+static bool poll_queues(struct virtio_blk *blk, bool arm)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&blk->lock);
+	for (unsigned int i = 0; i < queues_in_use(blk); i++) {
+		struct virtqueue *queue = &blk->device.queues[i];
+
+		if (!pollable(blk, i))
+			continue;
+		if (arm)
+			virtqueue_set_notification(queue, true);
+		if (virtqueue_has_available(queue)) {
+			blk->device.serve_queue_later(&blk->device, i);
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&blk->lock);
+	return found;
+}
+
+static bool blk_poll(void *opaque)
+{
+	struct virtio_blk *blk = opaque;
+	bool found = disk_completions_pending(blk->disk);
+
+	if (found)
+		completions_ready(blk, 0);
+	return poll_queues(blk, false) || found;
+}
+
+/* Kicks on again before the event thread sleeps, and a last look
+ * (§2.7.10), so that no chain waits for a kick that is not coming. */
+static bool blk_arm(void *opaque)
+{
+	return poll_queues(opaque, true);
+}
+
+static const struct device_poller blk_poller = {
+	.poll = blk_poll,
+	.arm = blk_arm,
+};
+
 /* A pause: every request in flight completes, and its chain and the
  * interrupt it earned reach the driver, before the pause is reported.
  * Requests a completion makes room for wait in the transport, which
- * holds the queue back until resume. */
+ * holds the queue back until resume. The rings are left with kicks on,
+ * as a snapshot should find them. */
 static int blk_quiesce(struct virtio_device *device)
 {
 	struct virtio_blk *blk = blk_of(device);
 
 	disk_drain(blk->disk);
 	completions_ready(blk, 0);
+	if (blk->polled)
+		blk_arm(blk);
+	pthread_mutex_lock(&blk->lock);
+	blk->quiesced = true;
+	pthread_mutex_unlock(&blk->lock);
 	return 0;
+}
+
+static void blk_resume(struct virtio_device *device)
+{
+	struct virtio_blk *blk = blk_of(device);
+
+	pthread_mutex_lock(&blk->lock);
+	blk->quiesced = false;
+	pthread_mutex_unlock(&blk->lock);
 }
 
 static unsigned int blk_counters(struct virtio_device *device,
@@ -547,6 +628,7 @@ static const struct virtio_device_ops blk_ops = {
 	.reset = blk_reset,
 	.queue_notify = blk_queue_notify,
 	.quiesce = blk_quiesce,
+	.resume = blk_resume,
 	.counters = blk_counters,
 };
 
@@ -637,6 +719,14 @@ struct virtio_blk *virtio_blk_create(struct disk *disk,
 	ret = context->watch_fd(context->context_opaque,
 				disk_completion_fd(disk), EPOLLIN,
 				completions_ready, blk);
+	if (ret == 0 && context->add_poller) {
+		ret = context->add_poller(context->context_opaque, &blk_poller,
+					  blk);
+		if (ret < 0)
+			context->unwatch_fd(context->context_opaque,
+					    disk_completion_fd(disk));
+		blk->polled = ret == 0;
+	}
 	if (ret < 0) {
 		pthread_mutex_destroy(&blk->lock);
 		free(blk);
@@ -659,6 +749,8 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 		return;
 	context = &blk->device.context;
 	deactivate(blk);
+	if (blk->polled)
+		context->remove_poller(context->context_opaque, blk);
 	context->unwatch_fd(context->context_opaque,
 			    disk_completion_fd(blk->disk));
 	disk_drain(blk->disk);
