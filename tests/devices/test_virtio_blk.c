@@ -941,3 +941,145 @@ Test(virtio_blk, a_queue_stalled_by_another_resumes_on_a_completion)
 	wait_used(1);
 	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
 }
+
+/* --- polled by the event thread (devices/device_context.h) -------------- */
+
+static const struct device_poller *poller;
+static void *poller_opaque;
+
+static int fake_add_poller(void *context_opaque,
+			   const struct device_poller *added, void *opaque)
+{
+	(void)context_opaque;
+	poller = added;
+	poller_opaque = opaque;
+	return 0;
+}
+
+static int fake_remove_poller(void *context_opaque, void *opaque)
+{
+	(void)context_opaque;
+	cr_assert_eq(opaque, poller_opaque);
+	poller = NULL;
+	return 0;
+}
+
+/* The device again, on a context whose event thread polls. */
+static void attach_polled(void)
+{
+	struct disk_options options = { .path = path, .serial = SERIAL };
+	struct device_context context = {
+		.memory = &memory,
+		.watch_fd = fake_watch_fd,
+		.unwatch_fd = fake_unwatch_fd,
+		.add_poller = fake_add_poller,
+		.remove_poller = fake_remove_poller,
+	};
+	char err[256];
+
+	detach();
+	cr_assert_eq(disk_open(&disk, &options, err, sizeof(err)), 0, "%s", err);
+	blk = virtio_blk_create(disk, 1, &context);
+	cr_assert_not_null(blk);
+	cr_assert_not_null(poller);
+	device = virtio_blk_device(blk);
+	device->notify_queue = record_notify;
+	device->needs_reset = record_needs_reset;
+	device->serve_queue_later = record_serve_later;
+	device->driver_features = device->device_features;
+	struct virtqueue *queue = &device->queues[0];
+	queue->size = QUEUE_SIZE;
+	queue->desc_addr = DESC_ADDR;
+	queue->avail_addr = AVAIL_ADDR;
+	queue->used_addr = USED_ADDR;
+	queue->ready = true;
+	cr_assert_eq(device->ops->activate(device), 0);
+}
+
+/* VIRTQ_USED_F_NO_NOTIFY (§2.7.10): the driver need not kick. */
+static bool kicks_off(void)
+{
+	return ram_get16(ram, USED_ADDR) & 1;
+}
+
+static void add_flush(void)
+{
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 16, false },
+		{ STATUS_ADDR, 1, true },
+	};
+
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_FLUSH, 0);
+	ram[STATUS_ADDR] = 0xff;
+	add_chain(buffers, 2);
+}
+
+/* Chains taken while the event thread polls leave kicks off; arm turns
+ * them on before it sleeps. */
+Test(virtio_blk, a_polled_queue_leaves_kicks_off_until_armed)
+{
+	attach_polled();
+	add_flush();
+	virtio_serve_queue(device, 0);
+	cr_assert(kicks_off());
+	wait_used(1);
+	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
+	cr_assert_not(poller->arm(poller_opaque), "nothing came meanwhile");
+	cr_assert_not(kicks_off());
+}
+
+/* A chain the driver made available without a kick: the poll sends it the
+ * way of a kick, and so does arm's last look. */
+Test(virtio_blk, a_poll_finds_a_chain_made_available_without_a_kick)
+{
+	attach_polled();
+	cr_assert_not(poller->poll(poller_opaque));
+	add_flush();
+	cr_assert(poller->poll(poller_opaque));
+	cr_assert_eq(serve_later_queues, 1u);
+	serve_later_queues = 0;
+	cr_assert(poller->arm(poller_opaque));
+	cr_assert_eq(serve_later_queues, 1u);
+	wait_used(1);
+	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
+}
+
+/* Completions are reaped by the poll, without the disk's descriptor. */
+Test(virtio_blk, a_poll_reaps_completions)
+{
+	attach_polled();
+	memset(ram + DATA_ADDR, 0x42, 4096);
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_OUT, 0);
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 16, false },
+		{ DATA_ADDR, 4096, false },
+		{ STATUS_ADDR, 1, true },
+	};
+	add_chain(buffers, 3);
+	device->ops->queue_notify(device, 0);
+	for (int i = 0; i < 5000 && used_idx() == 0; i++) {
+		if (!poller->poll(poller_opaque))
+			usleep(1000);
+	}
+	cr_assert_eq(used_idx(), 1);
+	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
+	cr_assert_gt(notify_calls, 0);
+}
+
+/* While paused the rings are not looked at, and they are left with kicks
+ * on, as a snapshot should find them. */
+Test(virtio_blk, a_quiesced_device_is_not_polled)
+{
+	attach_polled();
+	add_flush();
+	virtio_serve_queue(device, 0);
+	cr_assert(kicks_off());
+	cr_assert_eq(device->ops->quiesce(device), 0);
+	cr_assert_not(kicks_off());
+	add_flush();
+	cr_assert_not(poller->poll(poller_opaque));
+	cr_assert_not(poller->arm(poller_opaque));
+	cr_assert_eq(serve_later_queues, 0);
+	device->ops->resume(device);
+	cr_assert(poller->poll(poller_opaque));
+}
