@@ -102,10 +102,32 @@ static void record_serve_later(struct virtio_device *resumed, unsigned int queue
 	serve_later_queues |= 1u << queue;
 }
 
+/* A context whose event thread polls records the device's poller. */
+static const struct device_poller *poller;
+static void *poller_opaque;
+
+static int fake_add_poller(void *context_opaque,
+			   const struct device_poller *added, void *opaque)
+{
+	(void)context_opaque;
+	poller = added;
+	poller_opaque = opaque;
+	return 0;
+}
+
+static int fake_remove_poller(void *context_opaque, void *opaque)
+{
+	(void)context_opaque;
+	cr_assert_eq(opaque, poller_opaque);
+	poller = NULL;
+	return 0;
+}
+
 /* What vmm/ and the transport do: open the image, create the device with
- * queue_count queues, set them up, accept every feature, DRIVER_OK. */
+ * queue_count queues (on a context whose event thread polls, if polled),
+ * set them up, accept every feature, DRIVER_OK. */
 static void attach_queues(bool read_only, unsigned int max_in_flight,
-			  unsigned int queue_count)
+			  unsigned int queue_count, bool polled)
 {
 	struct disk_options options = {
 		.path = path,
@@ -117,6 +139,8 @@ static void attach_queues(bool read_only, unsigned int max_in_flight,
 		.memory = &memory,
 		.watch_fd = fake_watch_fd,
 		.unwatch_fd = fake_unwatch_fd,
+		.add_poller = polled ? fake_add_poller : NULL,
+		.remove_poller = polled ? fake_remove_poller : NULL,
 	};
 	char err[256];
 
@@ -149,7 +173,7 @@ static void attach_queues(bool read_only, unsigned int max_in_flight,
 
 static void attach(bool read_only, unsigned int max_in_flight)
 {
-	attach_queues(read_only, max_in_flight, 1);
+	attach_queues(read_only, max_in_flight, 1, false);
 }
 
 static void detach(void)
@@ -841,7 +865,7 @@ Test(virtio_blk, one_queue_offers_no_mq)
 Test(virtio_blk, several_queues_offer_mq_and_num_queues)
 {
 	detach();
-	attach_queues(false, 0, 3);
+	attach_queues(false, 0, 3, false);
 	cr_assert_eq(device->queue_count, 3);
 	cr_assert(offers(VIRTIO_BLK_F_MQ));
 	cr_assert_eq(config16(VIRTIO_BLK_CONFIG_NUM_QUEUES), 3);
@@ -874,7 +898,7 @@ Test(virtio_blk, a_request_completes_on_the_queue_it_came_from)
 	uint8_t in_file[512];
 
 	detach();
-	attach_queues(false, 0, 3);
+	attach_queues(false, 0, 3, false);
 	for (current_queue = 0; current_queue < 3; current_queue++) {
 		memset(ram + DATA_ADDR, 0x30 + (int)current_queue, 512);
 		notified_queues = 0;
@@ -901,7 +925,7 @@ Test(virtio_blk, without_mq_only_the_first_queue_is_served)
 	};
 
 	detach();
-	attach_queues(false, 0, 2);
+	attach_queues(false, 0, 2, false);
 	device->driver_features &= ~(UINT64_C(1) << VIRTIO_BLK_F_MQ);
 	current_queue = 1;
 	put_header(HEADER_ADDR, VIRTIO_BLK_T_FLUSH, 0);
@@ -923,7 +947,7 @@ Test(virtio_blk, a_queue_stalled_by_another_resumes_on_a_completion)
 	};
 
 	detach();
-	attach_queues(false, 1, 2);
+	attach_queues(false, 1, 2, false);
 	put_header(HEADER_ADDR, VIRTIO_BLK_T_OUT, 0);
 	add_chain(buffers, 3);
 	device->ops->queue_notify(device, 0);
@@ -942,58 +966,12 @@ Test(virtio_blk, a_queue_stalled_by_another_resumes_on_a_completion)
 	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
 }
 
-/* --- polled by the event thread (devices/device_context.h) -------------- */
-
-static const struct device_poller *poller;
-static void *poller_opaque;
-
-static int fake_add_poller(void *context_opaque,
-			   const struct device_poller *added, void *opaque)
-{
-	(void)context_opaque;
-	poller = added;
-	poller_opaque = opaque;
-	return 0;
-}
-
-static int fake_remove_poller(void *context_opaque, void *opaque)
-{
-	(void)context_opaque;
-	cr_assert_eq(opaque, poller_opaque);
-	poller = NULL;
-	return 0;
-}
-
 /* The device again, on a context whose event thread polls. */
 static void attach_polled(void)
 {
-	struct disk_options options = { .path = path, .serial = SERIAL };
-	struct device_context context = {
-		.memory = &memory,
-		.watch_fd = fake_watch_fd,
-		.unwatch_fd = fake_unwatch_fd,
-		.add_poller = fake_add_poller,
-		.remove_poller = fake_remove_poller,
-	};
-	char err[256];
-
 	detach();
-	cr_assert_eq(disk_open(&disk, &options, err, sizeof(err)), 0, "%s", err);
-	blk = virtio_blk_create(disk, 1, &context);
-	cr_assert_not_null(blk);
+	attach_queues(false, 0, 1, true);
 	cr_assert_not_null(poller);
-	device = virtio_blk_device(blk);
-	device->notify_queue = record_notify;
-	device->needs_reset = record_needs_reset;
-	device->serve_queue_later = record_serve_later;
-	device->driver_features = device->device_features;
-	struct virtqueue *queue = &device->queues[0];
-	queue->size = QUEUE_SIZE;
-	queue->desc_addr = DESC_ADDR;
-	queue->avail_addr = AVAIL_ADDR;
-	queue->used_addr = USED_ADDR;
-	queue->ready = true;
-	cr_assert_eq(device->ops->activate(device), 0);
 }
 
 /* VIRTQ_USED_F_NO_NOTIFY (§2.7.10): the driver need not kick. */
