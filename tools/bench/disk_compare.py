@@ -57,7 +57,8 @@ class GuestStopped(RuntimeError):
 
 
 def guest_command(runtime, jobs):
-    runs = []
+    # First the guest idles, disk and all, for the VMM's CPU time then.
+    runs = [f"echo job-begin-idle && sleep {runtime} && echo job-end-idle"]
     for name in jobs:
         options, _ = JOBS[name]
         # The markers let the host count exits and CPU for this job alone.
@@ -217,7 +218,12 @@ def run_once(label, argv, args):
         raise GuestCrashed(f"{label}: the guest kernel crashed")
     if figures is None:
         raise GuestStopped(f"{label}: no fio results:\n{text[-3000:]}")
+    if "idle" in cpu:
+        figures["idle"] = {kind: seconds / args.runtime * 1e3
+                           for kind, seconds in cpu["idle"].items()}
     for job, measured in figures.items():
+        if job == "idle":
+            continue
         ios = measured["ios"] or 1
         if job in cpu:
             measured["vcpu-us"] = cpu[job]["vcpu"] / ios * 1e6
@@ -262,6 +268,14 @@ def summarise(args, names, results):
             if measured:
                 print(f"  {name:14s} p50 {statistics.median(m['p50'] for m in measured):8.1f}"
                       f"  p99 {statistics.median(m['p99'] for m in measured):8.1f}")
+    print("\nidle guest (the first seconds after its boot), CPU ms a second, "
+          "medians over rounds:")
+    for name in names:
+        measured = [results[name][r]["idle"] for r in range(args.rounds)
+                    if results[name][r] and "idle" in results[name][r]]
+        if measured:
+            print(f"  {name:14s} vCPU threads {statistics.median(m['vcpu'] for m in measured):7.2f}"
+                  f"  others {statistics.median(m['other'] for m in measured):7.2f}")
     keys = ["vcpu-us", "other-us"] + (["exits", "interrupts", "mmio", "wakeups"]
                                       if args.exits else [])
     print("\nper request (medians over rounds): CPU us of the vCPU threads "
