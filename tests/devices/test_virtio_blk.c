@@ -1061,3 +1061,32 @@ Test(virtio_blk, a_quiesced_device_is_not_polled)
 	device->ops->resume(device);
 	cr_assert(poller->poll(poller_opaque));
 }
+
+/* A driver that broke its available index keeps no event thread spinning:
+ * the queue is polled no more until a reset. */
+Test(virtio_blk, a_broken_ring_is_not_polled, .timeout = 10)
+{
+	attach_polled();
+	ram_put16(ram, AVAIL_ADDR + 2, QUEUE_SIZE + 5);
+	cr_assert(poller->poll(poller_opaque), "the index moved");
+	virtio_serve_queue(device, 0);
+	cr_assert_eq(needs_reset_calls, 1);
+	serve_later_queues = 0;
+	cr_assert_not(poller->poll(poller_opaque));
+	cr_assert_not(poller->arm(poller_opaque));
+	cr_assert_eq(serve_later_queues, 0);
+}
+
+/* Without MQ the driver has one queue: the others are not looked at. */
+Test(virtio_blk, a_poll_looks_only_at_the_queues_in_use)
+{
+	detach();
+	attach_queues(false, 0, 2, true);
+	device->driver_features &= ~(UINT64_C(1) << VIRTIO_BLK_F_MQ);
+	current_queue = 1;
+	add_flush();
+	cr_assert_not(poller->poll(poller_opaque));
+	device->driver_features |= UINT64_C(1) << VIRTIO_BLK_F_MQ;
+	cr_assert(poller->poll(poller_opaque));
+	cr_assert_eq(serve_later_queues, 2u);
+}
