@@ -215,6 +215,8 @@ def run_once(label, argv, args):
     text = "\n".join(output) + "\n"
     figures = parse_reports(text)
     if figures is None and kernel_crashed(text):
+        print(f"{label}: the end of the console:\n{text[-1500:]}",
+              file=sys.stderr, flush=True)
         raise GuestCrashed(f"{label}: the guest kernel crashed")
     if figures is None:
         raise GuestStopped(f"{label}: no fio results:\n{text[-3000:]}")
