@@ -30,7 +30,6 @@ import os
 import queue
 import re
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import threading
 import time
 
 from guest_crash import ATTEMPTS, GuestCrashed, kernel_crashed, with_new_guests
-from vmm_counters import ExitCounter, thread_cpu_seconds
+from vmm_counters import KVM_DEBUGFS, KvmStats, thread_cpu_seconds
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # name: (fio options, what the figure is)
@@ -195,7 +194,12 @@ def run_once(label, argv, args):
             marker = re.search(r"job-(begin|end)-([\w-]+)", line)
             if marker and marker.group(1) == "begin":
                 if args.exits:
-                    counter = ExitCounter(process.pid)
+                    try:
+                        counter = KvmStats(process.pid)
+                    except (OSError, RuntimeError) as failure:
+                        print(f"{label}: no KVM counters ({failure}); "
+                              "going on without them", file=sys.stderr)
+                        args.exits = False
                 cpu_before = thread_cpu_seconds(process.pid)
             elif marker and cpu_before:
                 job = marker.group(2)
@@ -207,8 +211,6 @@ def run_once(label, argv, args):
             if time.monotonic() > deadline:
                 raise GuestStopped(f"{label}: still running after {args.timeout} s")
     finally:
-        if counter and counter.perf.poll() is None:
-            counter.perf.kill()
         if process.poll() is None:
             process.kill()
         process.wait()
@@ -278,12 +280,13 @@ def summarise(args, names, results):
         if measured:
             print(f"  {name:14s} vCPU threads {statistics.median(m['vcpu'] for m in measured):7.2f}"
                   f"  others {statistics.median(m['other'] for m in measured):7.2f}")
-    keys = ["vcpu-us", "other-us"] + (["exits", "interrupts", "mmio", "wakeups"]
+    keys = ["vcpu-us", "other-us"] + (["exits", "interrupts", "halts", "wakeups"]
                                       if args.exits else [])
     print("\nper request (medians over rounds): CPU us of the vCPU threads "
           "and of the others (vessel's event loop and io_uring workers, "
           "QEMU's main loop, iothread and pool)" +
-          ("; KVM exits, MSIs, MMIO exits, vCPU wakeups" if args.exits else ""))
+          ("; KVM's exits, interrupts injected, halts, vCPU wake-ups"
+           if args.exits else ""))
     for job in args.jobs:
         for name in names:
             measured = [results[name][r][job] for r in range(args.rounds)
@@ -307,8 +310,8 @@ def main():
     parser.add_argument("--jobs", default=",".join(JOBS),
                         help="comma-separated subset of: " + ", ".join(JOBS))
     parser.add_argument("--exits", action="store_true",
-                        help="also count KVM exits, MSIs, MMIO exits and "
-                        "vCPU wake-ups per request (perf stat)")
+                        help="also count KVM's exits, interrupts injected, "
+                        "halts and vCPU wake-ups per request (its debugfs)")
     parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
                         help="measure from the first guest on")
     parser.add_argument("--guest-dir", default=os.path.join(TOP, "guests/out"))
@@ -317,8 +320,9 @@ def main():
     for job in args.jobs:
         if job not in JOBS:
             parser.error(f"unknown job {job}")
-    if args.exits and not shutil.which("perf"):
-        parser.error("--exits needs perf (Debian's linux-perf package)")
+    if args.exits and not os.path.isdir(KVM_DEBUGFS):
+        parser.error(f"--exits reads KVM's counters in {KVM_DEBUGFS}: "
+                     "mount -t debugfs none /sys/kernel/debug")
 
     with tempfile.NamedTemporaryFile(prefix="vessel-bench-", suffix=".img") as data:
         data.truncate(256 << 20)

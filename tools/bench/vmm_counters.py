@@ -63,3 +63,43 @@ def thread_cpu_seconds(pid):
         vcpu = name.startswith(("vcpu", "CPU "))
         seconds["vcpu" if vcpu else "other"] += used
     return seconds
+
+
+# KVM's own counters of a VM, summed over its vCPUs, in debugfs: read at
+# the start and the end of a measurement, without attaching anything to
+# the VMM's process (perf stat's tracepoints did not suit every nested
+# guest). exits: all of them, the driver's kicks through ioeventfds
+# included; irq_injections: interrupts injected; halt_wakeup: halted vCPUs
+# woken.
+KVM_DEBUGFS = "/sys/kernel/debug/kvm"
+KVM_STATS = {
+    "exits": "exits",
+    "irq_injections": "interrupts",
+    "halt_exits": "halts",
+    "halt_wakeup": "wakeups",
+}
+
+
+class KvmStats:
+    """The KVM_STATS of the VMs of the process pid, from the creation of
+    this object to stop()."""
+
+    def __init__(self, pid):
+        self.directories = [os.path.join(KVM_DEBUGFS, name)
+                            for name in os.listdir(KVM_DEBUGFS)
+                            if name.startswith(f"{pid}-")]
+        if not self.directories:
+            raise RuntimeError(f"no VM of process {pid} in {KVM_DEBUGFS}")
+        self.before = self.read()
+
+    def read(self):
+        counts = dict.fromkeys(KVM_STATS.values(), 0)
+        for directory in self.directories:
+            for stat, name in KVM_STATS.items():
+                with open(os.path.join(directory, stat)) as value:
+                    counts[name] += int(value.read())
+        return counts
+
+    def stop(self):
+        after = self.read()
+        return {name: after[name] - self.before[name] for name in after}
