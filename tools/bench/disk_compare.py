@@ -25,6 +25,7 @@ in the same run, e.g. two builds of the disk backend; each gets its own
 line and its own ratios to QEMU.
 """
 import argparse
+import base64
 import json
 import os
 import queue
@@ -98,8 +99,12 @@ def commands(args, data):
     kernel = os.path.join(args.guest_dir, "vmlinuz")
     initrd = os.path.join(args.guest_dir, "initramfs.cpio.gz")
     root = os.path.join(args.guest_dir, "rootfs-tests.ext4")
+    # One word: the kernel hands init at most 32 arguments, and panics
+    # ("Too many boot init vars") at more, which the jobs' words reach.
+    command = base64.b64encode(
+        guest_command(args.runtime, args.jobs).encode()).decode()
     cmdline = ("console=ttyS0 reboot=k panic=1 quiet root=/dev/vda ro "
-               f"vessel.run={guest_command(args.runtime, args.jobs)}")
+               f"vessel.run64={command}")
     runs = {
         label: [path, "run", "--no-reboot", "--kernel", kernel, "--initrd", initrd,
                 "--memory", "512M", "--cpus", str(args.cpus),
