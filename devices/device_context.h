@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "guest_memory.h"
@@ -44,6 +45,20 @@ struct poll_source {
 	void (*dispatch)(void *opaque, const struct poll_set *set);
 };
 
+/*
+ * Work a device can find by reading memory (a ring's index), which the event
+ * thread looks for for a while before it sleeps, so that the guest need not
+ * notify it meanwhile (vmm/busy_poll.h says for how long).
+ */
+struct device_poller {
+	/* Looks for work and does it: whether there was any. */
+	bool (*poll)(void *opaque);
+	/* The event thread is about to sleep: turn the notifications that
+	 * wake it back on, then look once more: whether work came
+	 * meanwhile (the thread then does not sleep). */
+	bool (*arm)(void *opaque);
+};
+
 struct device_context {
 	const struct guest_memory *memory;
 	/* events are EPOLLIN and friends; 0 or -errno. */
@@ -57,6 +72,11 @@ struct device_context {
 	int (*add_poll_source)(void *context_opaque,
 			       const struct poll_source *source, void *opaque);
 	int (*remove_poll_source)(void *context_opaque, void *opaque);
+	/* Optional: polls poller with opaque on the event thread until
+	 * removed (by the same opaque). 0 or -errno. */
+	int (*add_poller)(void *context_opaque, const struct device_poller *poller,
+			  void *opaque);
+	int (*remove_poller)(void *context_opaque, void *opaque);
 	void *context_opaque;
 };
 

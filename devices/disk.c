@@ -351,6 +351,15 @@ static void run_completions(struct disk *disk)
 	disk_unplug(disk);
 }
 
+bool disk_completions_pending(struct disk *disk)
+{
+	pthread_mutex_lock(&disk->lock);
+	bool pending = disk->completed_head != NULL;
+	pthread_mutex_unlock(&disk->lock);
+	return pending || (disk->engine_ops->reapable &&
+			   disk->engine_ops->reapable(disk));
+}
+
 void disk_process_completions(struct disk *disk)
 {
 	pthread_mutex_lock(&disk->callback_lock);

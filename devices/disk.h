@@ -122,6 +122,11 @@ void disk_unplug(struct disk *disk);
  * disk_process_completions. */
 int disk_completion_fd(const struct disk *disk);
 
+/* Whether disk_process_completions has callbacks to run, without a
+ * system call: for a device that polls for completions rather than wait
+ * for disk_completion_fd. The event thread. */
+bool disk_completions_pending(struct disk *disk);
+
 /* Calls the callbacks of every completed request; the event thread calls
  * it when disk_completion_fd is readable. */
 void disk_process_completions(struct disk *disk);

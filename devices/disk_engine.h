@@ -37,6 +37,9 @@ struct disk_engine_ops {
 	/* Posts what has finished with disk_complete; callback_lock held,
 	 * disk->lock not. NULL when the engine posts on its own. */
 	void (*reap)(struct disk *disk);
+	/* Whether reap would find something, by a look at memory; with
+	 * reap. */
+	bool (*reapable)(struct disk *disk);
 	/* Undoes open; nothing is in flight. */
 	void (*close)(struct disk *disk);
 };

@@ -192,5 +192,6 @@ const struct disk_engine_ops disk_pool_ops = {
 	.start = pool_start,
 	.release = pool_release,
 	.reap = NULL,
+	.reapable = NULL,
 	.close = pool_close,
 };

@@ -118,6 +118,12 @@ static void uring_reap(struct disk *disk)
 	}
 }
 
+/* The completion ring's tail, which the kernel moves: no system call. */
+static bool uring_reapable(struct disk *disk)
+{
+	return io_uring_cq_ready(disk->engine) > 0;
+}
+
 static int uring_open(struct disk *disk)
 {
 	struct io_uring_params params = {
@@ -161,5 +167,6 @@ const struct disk_engine_ops disk_uring_ops = {
 	.start = uring_start,
 	.release = uring_release,
 	.reap = uring_reap,
+	.reapable = uring_reapable,
 	.close = uring_close,
 };

@@ -1,5 +1,7 @@
 #include "event_loop.h"
 
+#include "busy_poll.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -54,6 +56,8 @@ struct event_loop {
 	pthread_t thread; /* the thread in event_loop_run, while running */
 	atomic_bool running;
 	struct source sources[EVENT_LOOP_MAX_SOURCES];
+	struct busy_poll busy_poll;
+	unsigned int poller_count;
 	/* For a wait with sources: the epoll descriptor first, then each
 	 * source's descriptors. */
 	struct pollfd poll_fds[1 + EVENT_LOOP_MAX_POLL_FDS];
@@ -255,16 +259,40 @@ int event_loop_remove_source(struct event_loop *loop, void *opaque)
 	return -ENOENT;
 }
 
+int event_loop_add_poller(struct event_loop *loop,
+			  const struct device_poller *poller, void *opaque)
+{
+	int result = busy_poll_add(&loop->busy_poll, poller, opaque);
+
+	if (!result)
+		loop->poller_count++;
+	return result;
+}
+
+int event_loop_remove_poller(struct event_loop *loop, void *opaque)
+{
+	int result = busy_poll_remove(&loop->busy_poll, opaque);
+
+	if (!result)
+		loop->poller_count--;
+	return result;
+}
+
+uint64_t event_loop_poll_window_ns(const struct event_loop *loop)
+{
+	return loop->busy_poll.window_ns;
+}
+
 /*
  * With poll sources, the wait is a poll() over the epoll descriptor (ready
  * when a watched descriptor is) and the sources' own descriptors, bounded
- * by their earliest deadline; every source then sees the result. Returns
- * whether the epoll set has events, or -errno.
+ * by their earliest deadline (at once when timeout_ms is 0); every source
+ * then sees the result. Returns whether the epoll set has events, or
+ * -errno.
  */
-static int wait_with_sources(struct event_loop *loop)
+static int wait_with_sources(struct event_loop *loop, int timeout_ms)
 {
 	unsigned int used = 1;
-	int timeout_ms = -1;
 
 	loop->poll_fds[0] = (struct pollfd){ .fd = loop->epoll_fd,
 					     .events = POLLIN };
@@ -320,12 +348,23 @@ static int run_until_stopped(struct event_loop *loop)
 	struct epoll_event events[16];
 
 	for (;;) {
-		int timeout_ms = -1;
+		/* Pollers that found work: look at the descriptors without
+		 * sleeping, and poll again. */
+		int timeout_ms = loop->poller_count &&
+					 busy_poll_before_sleep(&loop->busy_poll)
+				 ? 0
+				 : -1;
+		bool timed = loop->poller_count && timeout_ms < 0;
+		uint64_t sleep_start = timed ? busy_poll_now_ns() : 0;
 
 		/* No event of the last batch names a retired watch now. */
 		free_retired(loop);
 		if (has_sources(loop)) {
-			int ready = wait_with_sources(loop);
+			int ready = wait_with_sources(loop, timeout_ms);
+			if (timed)
+				busy_poll_after_sleep(&loop->busy_poll,
+						      busy_poll_now_ns() - sleep_start);
+			timed = false;
 			if (ready < 0)
 				return ready;
 			if (atomic_load(&loop->stopping) && take_stop(loop))
@@ -335,6 +374,9 @@ static int run_until_stopped(struct event_loop *loop)
 			timeout_ms = 0; /* collect what poll() saw */
 		}
 		int count = epoll_wait(loop->epoll_fd, events, 16, timeout_ms);
+		if (timed)
+			busy_poll_after_sleep(&loop->busy_poll,
+					      busy_poll_now_ns() - sleep_start);
 		if (count < 0) {
 			if (errno == EINTR)
 				continue;

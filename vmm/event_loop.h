@@ -41,6 +41,14 @@ int event_loop_add_source(struct event_loop *loop,
 			  const struct poll_source *source, void *opaque);
 int event_loop_remove_source(struct event_loop *loop, void *opaque);
 
+/* Polls poller with opaque before every sleep, within the adaptive
+ * window of busy_poll.h, until removed. 0 or -errno. */
+int event_loop_add_poller(struct event_loop *loop,
+			  const struct device_poller *poller, void *opaque);
+int event_loop_remove_poller(struct event_loop *loop, void *opaque);
+/* The polling window now: 0 while the pollers' devices are idle. */
+uint64_t event_loop_poll_window_ns(const struct event_loop *loop);
+
 /* Runs function(opaque) on the event thread, between handlers, and returns
  * when it has run; on the event thread itself it runs at once. A call made
  * before event_loop_run() waits for it. The caller must not hold anything

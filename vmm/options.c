@@ -53,9 +53,10 @@ void options_print_run_usage(void)
 	       "  -n, --cpus N             vCPUs, 1 to %d (default: 1)\n"
 	       "      --cpu-features LIST  hide (-name) or require (+name) CPUID\n"
 	       "                           features, comma-separated, e.g. -xsave,-cx16\n"
-	       "      --disk PATH[,readonly][,serial=ID][,cache=writeback|none]\n"
+	       "      --disk PATH[,readonly][,serial=ID][,cache=writeback|none][,queues=N]\n"
 	       "                           a virtio-blk disk (raw image or block\n"
-	       "                           device), repeatable: vda, vdb, ...\n"
+	       "                           device), repeatable: vda, vdb, ...;\n"
+	       "                           N request queues (default: one per vCPU)\n"
 	       "      --net user[,mac=MAC][,hostfwd=RULE]...[,restrict=on|off]\n"
 	       "                           a virtio-net NIC on user-mode networking\n"
 	       "                           (libslirp: NAT, DHCP 10.0.2.15, gateway\n"
@@ -192,6 +193,31 @@ int options_parse_disk_cache(const char *text, struct disk_config *disk)
 	return 0;
 }
 
+/* A count from 1 to max, in decimal. */
+static int parse_count(const char *field, const char *text, long max,
+		       unsigned int *count, char *err, size_t err_len)
+{
+	char *end;
+
+	errno = 0;
+	long value = strtol(text, &end, 10);
+	if (errno || end == text || *end || value < 1 || value > max) {
+		snprintf(err, err_len, "%s: '%s' is not a count from 1 to %ld",
+			 field, text, max);
+		return -EINVAL;
+	}
+	*count = (unsigned int)value;
+	return 0;
+}
+
+int options_parse_disk_queues(const char *field, const char *text,
+			      struct disk_config *disk, char *err,
+			      size_t err_len)
+{
+	return parse_count(field, text, OPTIONS_MAX_DISK_QUEUES, &disk->queues,
+			   err, err_len);
+}
+
 int options_own_string(char **slot, const char *text, char *err,
 		       size_t err_len)
 {
@@ -206,8 +232,8 @@ int options_own_string(char **slot, const char *text, char *err,
 	return 0;
 }
 
-/* PATH[,readonly][,serial=ID][,cache=writeback|none]; text is modified
- * (the path is cut at the first comma). */
+/* PATH[,readonly][,serial=ID][,cache=writeback|none][,queues=N]; text is
+ * modified (the path is cut at the first comma). */
 static int parse_disk(char *text, struct disk_config *disk, char *err,
 		      size_t err_len)
 {
@@ -230,6 +256,11 @@ static int parse_disk(char *text, struct disk_config *disk, char *err,
 			disk->read_only = true;
 		} else if (!strncmp(item, "serial=", 7)) {
 			if (options_parse_disk_serial(field, item + 7, disk, err,
+						      err_len))
+				return -EINVAL;
+		} else if (!strncmp(item, "queues=", 7)) {
+			snprintf(field, sizeof(field), "--disk %s: queues", text);
+			if (options_parse_disk_queues(field, item + 7, disk, err,
 						      err_len))
 				return -EINVAL;
 		} else if (strncmp(item, "cache=", 6) ||
@@ -416,18 +447,7 @@ static int parse_net(char *text, unsigned int index, struct net_config *net,
 int options_parse_cpu_count(const char *field, const char *text,
 			    unsigned int *count, char *err, size_t err_len)
 {
-	char *end;
-
-	errno = 0;
-	long value = strtol(text, &end, 10);
-	if (errno || end == text || *end || value < 1 ||
-	    value > OPTIONS_MAX_CPUS) {
-		snprintf(err, err_len, "%s: '%s' is not a count from 1 to %d",
-			 field, text, OPTIONS_MAX_CPUS);
-		return -EINVAL;
-	}
-	*count = (unsigned int)value;
-	return 0;
+	return parse_count(field, text, OPTIONS_MAX_CPUS, count, err, err_len);
 }
 
 int options_config_defaults(struct vm_config *config, char *err,

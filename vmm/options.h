@@ -81,6 +81,11 @@ int options_parse_disk_serial(const char *field, const char *text,
 			      size_t err_len);
 /* "writeback" or "none" into disk->direct; 0 or -EINVAL, no message. */
 int options_parse_disk_cache(const char *text, struct disk_config *disk);
+/* "1" to OPTIONS_MAX_DISK_QUEUES into disk->queues; field names it in
+ * err. */
+int options_parse_disk_queues(const char *field, const char *text,
+			      struct disk_config *disk, char *err,
+			      size_t err_len);
 int options_parse_mac(const char *field, const char *text, uint8_t mac[6],
 		      char *err, size_t err_len);
 /* Appends one hostfwd rule (net_hostfwd_parse() syntax) to user. */

@@ -96,6 +96,21 @@ static int unwatch_fd(void *opaque, int fd)
 	return event_loop_remove(vm->loop, fd);
 }
 
+static int add_poller(void *opaque, const struct device_poller *poller,
+		      void *poller_opaque)
+{
+	struct vm *vm = opaque;
+
+	return event_loop_add_poller(vm->loop, poller, poller_opaque);
+}
+
+static int remove_poller(void *opaque, void *poller_opaque)
+{
+	struct vm *vm = opaque;
+
+	return event_loop_remove_poller(vm->loop, poller_opaque);
+}
+
 static int add_poll_source(void *opaque, const struct poll_source *source,
 			   void *source_opaque)
 {
@@ -173,6 +188,19 @@ static int add_virtio_function(struct vm *vm, struct virtio_device *device,
 	return result;
 }
 
+/* As QEMU's virtio-blk-pci: a queue per vCPU unless told, so that Linux
+ * maps each vCPU to a queue of its own and its completions interrupt the
+ * vCPU that submitted them. */
+static unsigned int disk_queue_count(const struct vm_config *vm_config,
+				     const struct disk_config *config)
+{
+	if (config->queues)
+		return config->queues;
+	return vm_config->cpu_count < OPTIONS_MAX_DISK_QUEUES
+		       ? vm_config->cpu_count
+		       : OPTIONS_MAX_DISK_QUEUES;
+}
+
 static int create_disk(struct vm *vm, const struct disk_config *config,
 		       struct vm_disk *disk, char *err, size_t err_len)
 {
@@ -183,7 +211,8 @@ static int create_disk(struct vm *vm, const struct disk_config *config,
 	if (result)
 		return result;
 	snprintf(name, sizeof(name), "virtio-blk%u", (unsigned int)(disk - vm->disks));
-	disk->blk = virtio_blk_create(disk->disk, &vm->device_context);
+	disk->blk = virtio_blk_create(disk->disk, disk_queue_count(vm->config, config),
+				      &vm->device_context);
 	result = disk->blk ? add_virtio_function(vm, virtio_blk_device(disk->blk),
 						 name, &disk->function) : -errno;
 	if (result)
@@ -251,6 +280,8 @@ static int create_virtio_devices(struct vm *vm, char *err, size_t err_len)
 		.unwatch_fd = unwatch_fd,
 		.add_poll_source = add_poll_source,
 		.remove_poll_source = remove_poll_source,
+		.add_poller = add_poller,
+		.remove_poller = remove_poller,
 		.context_opaque = vm,
 	};
 	vm->virtio_platform = (struct virtio_pci_platform){

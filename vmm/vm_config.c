@@ -121,7 +121,9 @@ static struct json_object *disk_to_json(const struct disk_config *disk)
 	    put(object, "serial", json_object_new_string(disk->serial)) &&
 	    put(object, "cache", json_object_new_string(disk->direct ?
 							 "none" :
-							 "writeback")))
+							 "writeback")) &&
+	    (!disk->queues ||
+	     put(object, "queues", json_object_new_int((int)disk->queues))))
 		return object;
 	json_object_put(object);
 	return NULL;
@@ -539,11 +541,23 @@ static int parse_disk_cache(struct json_object *value, const char *field,
 	return 0;
 }
 
+static int parse_disk_queues(struct json_object *value, const char *field,
+			     void *target, char *err, size_t err_len)
+{
+	const char *text;
+	int result = get_integer_text(value, field, &text, err, err_len);
+
+	return result ? result :
+			options_parse_disk_queues(field, text, target, err,
+						  err_len);
+}
+
 static const struct field_handler disk_fields[] = {
 	{ "path", parse_disk_path },
 	{ "readonly", parse_disk_readonly },
 	{ "serial", parse_disk_serial },
 	{ "cache", parse_disk_cache },
+	{ "queues", parse_disk_queues },
 	{ NULL, NULL },
 };
 

@@ -29,12 +29,16 @@
 
 #define OPTIONS_MAX_DISKS 8
 #define OPTIONS_DISK_SERIAL_MAX 20 /* virtio-blk's ID string */
+#define OPTIONS_MAX_DISK_QUEUES 16 /* VIRTIO_MAX_QUEUES */
 
 struct disk_config {
 	char *path;
 	bool read_only;
 	bool direct; /* cache=none: O_DIRECT, no host page cache */
 	char serial[OPTIONS_DISK_SERIAL_MAX + 1];
+	/* Request queues, 1 to OPTIONS_MAX_DISK_QUEUES; 0: one per vCPU, up
+	 * to that many (as QEMU's virtio-blk-pci num-queues). */
+	unsigned int queues;
 };
 
 #define OPTIONS_MAX_NICS 4

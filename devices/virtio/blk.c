@@ -4,9 +4,15 @@
  * and a status byte as the last device-writable byte. Requests that pass
  * the checks go to the disk; the rest complete at once with a status.
  *
+ * With VIRTIO_BLK_F_MQ (§5.2.5) the driver uses num_queues request
+ * queues, Linux one per vCPU, each with its own MSI-X vector: a request
+ * completes on the queue it came from, so its interrupt reaches the vCPU
+ * that submitted it, and no vCPU interrupts another to finish a request.
+ * The queues share the disk and its in-flight limit.
+ *
  * Locking: queue_notify runs on the event thread, completions on the event
  * thread or in disk_drain, and reset on whichever thread the transport
- * calls it from (a vCPU's). blk->lock serialises their use of the queue
+ * calls it from (a vCPU's). blk->lock serialises their use of the queues
  * and of the request pool; it is never held while waiting for the disk.
  */
 #include "blk.h"
@@ -40,6 +46,7 @@ struct blk_request {
 	struct disk_request disk_request;
 	uint8_t *status; /* the chain's last writable byte; NULL if none */
 	uint32_t written; /* device-writable bytes filled on success */
+	unsigned int queue; /* the queue it came from, and goes back to */
 	struct virtqueue_element element;
 };
 
@@ -49,14 +56,25 @@ struct virtio_blk {
 	uint64_t capacity; /* 512-byte sectors */
 	uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
 
-	pthread_mutex_t lock; /* guards what follows, and queue 0 */
+	/* The event thread polls the device before it sleeps (its
+	 * context has pollers): chains taken leave the driver's kicks off,
+	 * and arm turns them on again before the thread sleeps. */
+	bool polled;
+
+	pthread_mutex_t lock; /* guards what follows, and the queues */
 	bool active; /* between activate and reset */
-	/* Stopped taking requests at the disk's in-flight limit; a
-	 * completion resumes. */
-	bool stalled;
-	/* Completions returned chains; the driver is told once the batch
-	 * is done. */
-	bool notify_pending;
+	bool quiesced; /* between quiesce and resume: no look at the rings */
+	struct {
+		/* Stopped taking requests at the disk's in-flight limit; a
+		 * completion resumes. */
+		bool stalled;
+		/* Completions returned chains; the driver is told once the
+		 * batch is done. */
+		bool notify_pending;
+		/* The driver broke the available ring: nothing to poll
+		 * until it resets the device. */
+		bool broken;
+	} queues[VIRTIO_MAX_QUEUES];
 	unsigned int in_flight; /* requests the disk has */
 	struct blk_request *free_requests;
 	/* Disk requests completed, for the control API. */
@@ -298,16 +316,17 @@ static void finish_request(struct virtio_blk *blk,
 		*request->status = status;
 		written = (status == VIRTIO_BLK_S_OK ? request->written : 0) + 1;
 	}
-	virtqueue_push_element(&blk->device.queues[0], &request->element,
-			       written);
+	virtqueue_push_element(&blk->device.queues[request->queue],
+			       &request->element, written);
 	put_request(blk, request);
 }
 
-/* Takes one chain from the queue: 1 when one was taken, 0 when the ring
- * is empty, -EBUSY at the in-flight limit, -ENOMEM. */
-static int take_request(struct virtio_blk *blk, bool *pushed)
+/* Takes one chain from queue index: 1 when one was taken, 0 when the
+ * ring is empty, -EBUSY at the in-flight limit, -ENOMEM. */
+static int take_request(struct virtio_blk *blk, unsigned int index,
+			bool *pushed)
 {
-	struct virtqueue *queue = &blk->device.queues[0];
+	struct virtqueue *queue = &blk->device.queues[index];
 	struct blk_request *request;
 	int ret;
 
@@ -320,6 +339,7 @@ static int take_request(struct virtio_blk *blk, bool *pushed)
 			blk->device.needs_reset(&blk->device);
 		return -ENOMEM;
 	}
+	request->queue = index;
 	uint16_t last_avail_idx = queue->last_avail_idx;
 	ret = virtqueue_pop(queue, &request->element);
 	if (ret <= 0) {
@@ -327,6 +347,7 @@ static int take_request(struct virtio_blk *blk, bool *pushed)
 		if (ret < 0 && queue->last_avail_idx == last_avail_idx) {
 			/* The driver's available index is broken: nothing can
 			 * be taken until it resets the device (§2.1.2). */
+			blk->queues[index].broken = true;
 			blk->device.needs_reset(&blk->device);
 			return -EPROTO;
 		}
@@ -344,12 +365,12 @@ static int take_request(struct virtio_blk *blk, bool *pushed)
 	return 1;
 }
 
-/* Takes requests until the ring is empty, the round's budget spent
- * (virtio_serve_queue) or the disk busy; lock held. Returns whether any
- * chain went back to the driver. */
-static bool process_queue(struct virtio_blk *blk)
+/* Takes requests from queue index until its ring is empty, the round's
+ * budget spent (virtio_serve_queue) or the disk busy; lock held. Returns
+ * whether any chain went back to the driver. */
+static bool process_queue(struct virtio_blk *blk, unsigned int index)
 {
-	struct virtqueue *queue = &blk->device.queues[0];
+	struct virtqueue *queue = &blk->device.queues[index];
 	bool pushed = false;
 	int ret;
 
@@ -358,16 +379,18 @@ static bool process_queue(struct virtio_blk *blk)
 	do {
 		virtqueue_set_notification(queue, false);
 		do
-			ret = take_request(blk, &pushed);
+			ret = take_request(blk, index, &pushed);
 		while (ret > 0);
-		if (ret < 0)
+		/* Polled, the event thread looks again before it sleeps
+		 * (blk_poll, blk_arm): the driver need not kick meanwhile. */
+		if (ret < 0 || blk->polled)
 			break;
 		virtqueue_set_notification(queue, true);
 		/* A chain made available before kicks were enabled again
 		 * would otherwise wait for the next kick (§2.7.10). */
 	} while (virtqueue_has_available(queue));
 	disk_unplug(blk->disk);
-	blk->stalled = ret < 0;
+	blk->queues[index].stalled = ret < 0;
 	return pushed;
 }
 
@@ -392,14 +415,17 @@ static void request_completed(struct disk_request *disk_request, int result)
 			       result == 0 ? VIRTIO_BLK_S_OK
 					   : VIRTIO_BLK_S_IOERR);
 		/* Taking requests here would be a round without a budget:
-		 * the queue is served again from the event loop (after a
-		 * pause, when the device is quiesced). */
-		if (blk->stalled) {
-			blk->stalled = false;
-			blk->device.serve_queue_later(&blk->device, 0);
+		 * the queues are served again from the event loop (after a
+		 * pause, when the device is quiesced). The in-flight limit
+		 * is the disk's, so any queue may have stalled on it. */
+		for (unsigned int i = 0; i < blk->device.queue_count; i++) {
+			if (blk->queues[i].stalled) {
+				blk->queues[i].stalled = false;
+				blk->device.serve_queue_later(&blk->device, i);
+			}
 		}
-		/* One interrupt for the whole batch of completions. */
-		blk->notify_pending = true;
+		/* One interrupt a queue for the whole batch of completions. */
+		blk->queues[request->queue].notify_pending = true;
 	}
 	pthread_mutex_unlock(&blk->lock);
 }
@@ -411,10 +437,13 @@ static void completions_ready(void *opaque, uint32_t events)
 	(void)events;
 	disk_process_completions(blk->disk);
 	pthread_mutex_lock(&blk->lock);
-	bool notify = blk->notify_pending && blk->active;
-	blk->notify_pending = false;
-	if (notify)
-		blk->device.notify_queue(&blk->device, 0);
+	for (unsigned int i = 0; i < blk->device.queue_count; i++) {
+		bool notify = blk->queues[i].notify_pending && blk->active;
+
+		blk->queues[i].notify_pending = false;
+		if (notify)
+			blk->device.notify_queue(&blk->device, i);
+	}
 	pthread_mutex_unlock(&blk->lock);
 }
 
@@ -435,13 +464,21 @@ static void blk_write_config(struct virtio_device *device, uint32_t offset,
 	(void)size;
 }
 
+static void clear_stalls(struct virtio_blk *blk)
+{
+	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		blk->queues[i].stalled = false;
+		blk->queues[i].broken = false;
+	}
+}
+
 static int blk_activate(struct virtio_device *device)
 {
 	struct virtio_blk *blk = blk_of(device);
 
 	pthread_mutex_lock(&blk->lock);
 	blk->active = true;
-	blk->stalled = false;
+	clear_stalls(blk);
 	pthread_mutex_unlock(&blk->lock);
 	return 0;
 }
@@ -452,7 +489,7 @@ static void deactivate(struct virtio_blk *blk)
 {
 	pthread_mutex_lock(&blk->lock);
 	blk->active = false;
-	blk->stalled = false;
+	clear_stalls(blk);
 	pthread_mutex_unlock(&blk->lock);
 }
 
@@ -464,29 +501,105 @@ static void blk_reset(struct virtio_device *device)
 	disk_drain(blk->disk);
 }
 
+/* The request queues the driver may use: without VIRTIO_BLK_F_MQ only
+ * the first (§5.2.2). */
+static unsigned int queues_in_use(const struct virtio_blk *blk)
+{
+	return virtio_has_feature(&blk->device, VIRTIO_BLK_F_MQ)
+		       ? blk->device.queue_count
+		       : 1;
+}
+
 static void blk_queue_notify(struct virtio_device *device, unsigned int queue)
 {
 	struct virtio_blk *blk = blk_of(device);
 
-	if (queue != 0)
+	if (queue >= queues_in_use(blk))
 		return;
 	pthread_mutex_lock(&blk->lock);
-	if (blk->active && process_queue(blk))
-		device->notify_queue(device, 0);
+	if (blk->active && process_queue(blk, queue))
+		device->notify_queue(device, queue);
 	pthread_mutex_unlock(&blk->lock);
 }
+
+/* The queues a poll may look at: lock held. */
+static bool pollable(const struct virtio_blk *blk, unsigned int index)
+{
+	return blk->active && !blk->quiesced && !blk->queues[index].stalled &&
+	       !blk->queues[index].broken && blk->device.queues[index].ready;
+}
+
+/* Chains the driver made available go the way of a kick, through the
+ * transport (which holds them back while the device is paused). */
+static bool poll_queues(struct virtio_blk *blk, bool arm)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&blk->lock);
+	for (unsigned int i = 0; i < queues_in_use(blk); i++) {
+		struct virtqueue *queue = &blk->device.queues[i];
+
+		if (!pollable(blk, i))
+			continue;
+		if (arm)
+			virtqueue_set_notification(queue, true);
+		if (virtqueue_has_available(queue)) {
+			blk->device.serve_queue_later(&blk->device, i);
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&blk->lock);
+	return found;
+}
+
+static bool blk_poll(void *opaque)
+{
+	struct virtio_blk *blk = opaque;
+	bool found = disk_completions_pending(blk->disk);
+
+	if (found)
+		completions_ready(blk, 0);
+	return poll_queues(blk, false) || found;
+}
+
+/* Kicks on again before the event thread sleeps, and a last look
+ * (§2.7.10), so that no chain waits for a kick that is not coming. */
+static bool blk_arm(void *opaque)
+{
+	return poll_queues(opaque, true);
+}
+
+static const struct device_poller blk_poller = {
+	.poll = blk_poll,
+	.arm = blk_arm,
+};
 
 /* A pause: every request in flight completes, and its chain and the
  * interrupt it earned reach the driver, before the pause is reported.
  * Requests a completion makes room for wait in the transport, which
- * holds the queue back until resume. */
+ * holds the queue back until resume. The rings are left with kicks on,
+ * as a snapshot should find them. */
 static int blk_quiesce(struct virtio_device *device)
 {
 	struct virtio_blk *blk = blk_of(device);
 
 	disk_drain(blk->disk);
 	completions_ready(blk, 0);
+	if (blk->polled)
+		blk_arm(blk);
+	pthread_mutex_lock(&blk->lock);
+	blk->quiesced = true;
+	pthread_mutex_unlock(&blk->lock);
 	return 0;
+}
+
+static void blk_resume(struct virtio_device *device)
+{
+	struct virtio_blk *blk = blk_of(device);
+
+	pthread_mutex_lock(&blk->lock);
+	blk->quiesced = false;
+	pthread_mutex_unlock(&blk->lock);
 }
 
 static unsigned int blk_counters(struct virtio_device *device,
@@ -515,6 +628,7 @@ static const struct virtio_device_ops blk_ops = {
 	.reset = blk_reset,
 	.queue_notify = blk_queue_notify,
 	.quiesce = blk_quiesce,
+	.resume = blk_resume,
 	.counters = blk_counters,
 };
 
@@ -539,9 +653,14 @@ static void fill_config(struct virtio_blk *blk)
 		   BLK_MAX_RANGE_SEGMENTS);
 	/* The disk punches holes for write-zeroes with unmap. */
 	config[VIRTIO_BLK_CONFIG_WRITE_ZEROES_MAY_UNMAP] = 1;
+	/* Read only with VIRTIO_BLK_F_MQ, which a single queue leaves out. */
+	config[VIRTIO_BLK_CONFIG_NUM_QUEUES] = (uint8_t)blk->device.queue_count;
+	config[VIRTIO_BLK_CONFIG_NUM_QUEUES + 1] =
+		(uint8_t)(blk->device.queue_count >> 8);
 }
 
-static uint64_t offered_features(const struct disk *disk)
+static uint64_t offered_features(const struct disk *disk,
+				 unsigned int queue_count)
 {
 	uint64_t features = UINT64_C(1) << VIRTIO_F_VERSION_1 |
 			    UINT64_C(1) << VIRTIO_F_INDIRECT_DESC |
@@ -550,6 +669,10 @@ static uint64_t offered_features(const struct disk *disk)
 			    UINT64_C(1) << VIRTIO_BLK_F_BLK_SIZE |
 			    UINT64_C(1) << VIRTIO_BLK_F_FLUSH;
 
+	/* One queue offers no MQ, so that the device reads as it did
+	 * before there were several (and restores such snapshots). */
+	if (queue_count > 1)
+		features |= UINT64_C(1) << VIRTIO_BLK_F_MQ;
 	if (disk_read_only(disk))
 		return features | UINT64_C(1) << VIRTIO_BLK_F_RO;
 	return features | UINT64_C(1) << VIRTIO_BLK_F_DISCARD |
@@ -557,11 +680,17 @@ static uint64_t offered_features(const struct disk *disk)
 }
 
 struct virtio_blk *virtio_blk_create(struct disk *disk,
+				     unsigned int queue_count,
 				     const struct device_context *context)
 {
-	struct virtio_blk *blk = calloc(1, sizeof(*blk));
+	struct virtio_blk *blk;
 	int ret;
 
+	if (queue_count == 0 || queue_count > VIRTIO_MAX_QUEUES) {
+		errno = EINVAL;
+		return NULL;
+	}
+	blk = calloc(1, sizeof(*blk));
 	if (!blk)
 		return NULL;
 	blk->disk = disk;
@@ -569,9 +698,9 @@ struct virtio_blk *virtio_blk_create(struct disk *disk,
 	blk->device = (struct virtio_device){
 		.name = "virtio-blk",
 		.device_id = VIRTIO_ID_BLOCK,
-		.device_features = offered_features(disk),
+		.device_features = offered_features(disk, queue_count),
 		.config_size = VIRTIO_BLK_CONFIG_SIZE,
-		.queue_count = 1,
+		.queue_count = queue_count,
 		.ops = &blk_ops,
 		.context = *context,
 		/* Its configuration is read-only and quiesce drains the disk
@@ -580,14 +709,24 @@ struct virtio_blk *virtio_blk_create(struct disk *disk,
 		 * snapshot's to check (vmm/snapshot.c). */
 		.saved_by_transport = true,
 	};
-	blk->device.queues[0].memory = context->memory;
-	virtqueue_reset(&blk->device.queues[0]);
+	for (unsigned int i = 0; i < queue_count; i++) {
+		blk->device.queues[i].memory = context->memory;
+		virtqueue_reset(&blk->device.queues[i]);
+	}
 	fill_config(blk);
 	pthread_mutex_init(&blk->lock, NULL);
 
 	ret = context->watch_fd(context->context_opaque,
 				disk_completion_fd(disk), EPOLLIN,
 				completions_ready, blk);
+	if (ret == 0 && context->add_poller) {
+		ret = context->add_poller(context->context_opaque, &blk_poller,
+					  blk);
+		if (ret < 0)
+			context->unwatch_fd(context->context_opaque,
+					    disk_completion_fd(disk));
+		blk->polled = ret == 0;
+	}
 	if (ret < 0) {
 		pthread_mutex_destroy(&blk->lock);
 		free(blk);
@@ -610,6 +749,8 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 		return;
 	context = &blk->device.context;
 	deactivate(blk);
+	if (blk->polled)
+		context->remove_poller(context->context_opaque, blk);
 	context->unwatch_fd(context->context_opaque,
 			    disk_completion_fd(blk->disk));
 	disk_drain(blk->disk);

@@ -1,5 +1,6 @@
 /*
- * virtio-blk (virtio 1.2 §5.2): one request queue backed by a host disk.
+ * virtio-blk (virtio 1.2 §5.2): request queues, one or one per vCPU
+ * (VIRTIO_BLK_F_MQ), backed by a host disk.
  *
  * Promise: every request header, segment and buffer layout comes from the
  * guest and is checked before the disk sees it; a bad request gets
@@ -20,6 +21,7 @@
 #define VIRTIO_BLK_F_RO 5
 #define VIRTIO_BLK_F_BLK_SIZE 6
 #define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_MQ 12
 #define VIRTIO_BLK_F_DISCARD 13
 #define VIRTIO_BLK_F_WRITE_ZEROES 14
 
@@ -42,6 +44,7 @@
 #define VIRTIO_BLK_CONFIG_CAPACITY 0 /* le64, in 512-byte sectors */
 #define VIRTIO_BLK_CONFIG_SEG_MAX 12 /* le32 */
 #define VIRTIO_BLK_CONFIG_BLK_SIZE 20 /* le32 */
+#define VIRTIO_BLK_CONFIG_NUM_QUEUES 34 /* le16 */
 #define VIRTIO_BLK_CONFIG_MAX_DISCARD_SECTORS 36 /* le32 */
 #define VIRTIO_BLK_CONFIG_MAX_DISCARD_SEG 40 /* le32 */
 #define VIRTIO_BLK_CONFIG_DISCARD_SECTOR_ALIGNMENT 44 /* le32 */
@@ -52,10 +55,14 @@
 
 struct virtio_blk;
 
-/* A virtio-blk device on disk, which the caller keeps open until
- * virtio_blk_destroy. The device watches disk_completion_fd through
- * context. NULL with errno set on failure. */
+/* A virtio-blk device on disk with queue_count request queues (1 to
+ * VIRTIO_MAX_QUEUES; more than one offers VIRTIO_BLK_F_MQ), which the
+ * caller keeps open until virtio_blk_destroy. A request's chain and its
+ * interrupt go back on the queue it came from. The device watches
+ * disk_completion_fd through context. NULL with errno set on failure
+ * (EINVAL for a queue count out of range). */
 struct virtio_blk *virtio_blk_create(struct disk *disk,
+				     unsigned int queue_count,
 				     const struct device_context *context);
 
 /* What the transport presents. */

@@ -20,9 +20,12 @@
 
 #define RAM_SIZE (4u << 20)
 #define QUEUE_SIZE 16
-#define DESC_ADDR 0x1000
-#define AVAIL_ADDR 0x2000
-#define USED_ADDR 0x3000
+/* Queue q's rings lie RING_STRIDE * q above queue 0's. */
+#define DESC_ADDR (0x1000 + RING_STRIDE * current_queue)
+#define AVAIL_ADDR (0x2000 + RING_STRIDE * current_queue)
+#define USED_ADDR (0x3000 + RING_STRIDE * current_queue)
+#define RING_STRIDE 0x4000u
+#define MAX_TEST_QUEUES 3
 #define HEADER_ADDR 0x10000
 #define STATUS_ADDR 0x11000
 #define DATA_ADDR 0x100000
@@ -40,8 +43,11 @@ static struct disk *disk;
 static struct virtio_blk *blk;
 static struct virtio_device *device;
 static unsigned int notify_calls, needs_reset_calls;
-static bool serve_later_asked;
-static uint16_t next_desc, avail_idx;
+/* A bit per queue: interrupts raised, and queues to serve again. */
+static unsigned int notified_queues, serve_later_queues;
+/* The queue the helpers below lay chains out on, kick and wait for. */
+static unsigned int current_queue;
+static uint16_t next_descs[MAX_TEST_QUEUES], avail_idxs[MAX_TEST_QUEUES];
 
 static struct {
 	int fd;
@@ -78,8 +84,9 @@ static int fake_unwatch_fd(void *context_opaque, int fd)
 static void record_notify(struct virtio_device *notified, unsigned int queue)
 {
 	cr_assert_eq(notified, device);
-	cr_assert_eq(queue, 0);
+	cr_assert_lt(queue, device->queue_count);
 	notify_calls++;
+	notified_queues |= 1u << queue;
 }
 
 static void record_needs_reset(struct virtio_device *failed)
@@ -91,13 +98,36 @@ static void record_needs_reset(struct virtio_device *failed)
 static void record_serve_later(struct virtio_device *resumed, unsigned int queue)
 {
 	cr_assert_eq(resumed, device);
-	cr_assert_eq(queue, 0);
-	serve_later_asked = true;
+	cr_assert_lt(queue, device->queue_count);
+	serve_later_queues |= 1u << queue;
 }
 
-/* What vmm/ and the transport do: open the image, create the device, set
- * up the queue, accept every feature, DRIVER_OK. */
-static void attach(bool read_only, unsigned int max_in_flight)
+/* A context whose event thread polls records the device's poller. */
+static const struct device_poller *poller;
+static void *poller_opaque;
+
+static int fake_add_poller(void *context_opaque,
+			   const struct device_poller *added, void *opaque)
+{
+	(void)context_opaque;
+	poller = added;
+	poller_opaque = opaque;
+	return 0;
+}
+
+static int fake_remove_poller(void *context_opaque, void *opaque)
+{
+	(void)context_opaque;
+	cr_assert_eq(opaque, poller_opaque);
+	poller = NULL;
+	return 0;
+}
+
+/* What vmm/ and the transport do: open the image, create the device with
+ * queue_count queues (on a context whose event thread polls, if polled),
+ * set them up, accept every feature, DRIVER_OK. */
+static void attach_queues(bool read_only, unsigned int max_in_flight,
+			  unsigned int queue_count, bool polled)
 {
 	struct disk_options options = {
 		.path = path,
@@ -109,30 +139,41 @@ static void attach(bool read_only, unsigned int max_in_flight)
 		.memory = &memory,
 		.watch_fd = fake_watch_fd,
 		.unwatch_fd = fake_unwatch_fd,
+		.add_poller = polled ? fake_add_poller : NULL,
+		.remove_poller = polled ? fake_remove_poller : NULL,
 	};
 	char err[256];
 
 	cr_assert_eq(disk_open(&disk, &options, err, sizeof(err)), 0, "%s",
 		     err);
-	blk = virtio_blk_create(disk, &context);
+	blk = virtio_blk_create(disk, queue_count, &context);
 	cr_assert_not_null(blk);
 	cr_assert_eq(watched.fd, disk_completion_fd(disk));
 	device = virtio_blk_device(blk);
 	device->notify_queue = record_notify;
 	device->needs_reset = record_needs_reset;
 	device->serve_queue_later = record_serve_later;
-	serve_later_asked = false;
+	serve_later_queues = 0;
 	device->driver_features = device->device_features;
 
-	struct virtqueue *queue = &device->queues[0];
-	queue->size = QUEUE_SIZE;
-	queue->desc_addr = DESC_ADDR;
-	queue->avail_addr = AVAIL_ADDR;
-	queue->used_addr = USED_ADDR;
-	queue->indirect = true;
-	queue->ready = true;
-	cr_assert_eq(virtqueue_validate(queue), 0);
+	for (current_queue = 0; current_queue < queue_count; current_queue++) {
+		struct virtqueue *queue = &device->queues[current_queue];
+
+		queue->size = QUEUE_SIZE;
+		queue->desc_addr = DESC_ADDR;
+		queue->avail_addr = AVAIL_ADDR;
+		queue->used_addr = USED_ADDR;
+		queue->indirect = true;
+		queue->ready = true;
+		cr_assert_eq(virtqueue_validate(queue), 0);
+	}
+	current_queue = 0;
 	cr_assert_eq(device->ops->activate(device), 0);
+}
+
+static void attach(bool read_only, unsigned int max_in_flight)
+{
+	attach_queues(read_only, max_in_flight, 1, false);
 }
 
 static void detach(void)
@@ -154,8 +195,10 @@ static void setup(void)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(ftruncate(fd, IMAGE_SIZE), 0);
 	close(fd);
-	next_desc = avail_idx = 0;
-	notify_calls = needs_reset_calls = 0;
+	memset(next_descs, 0, sizeof(next_descs));
+	memset(avail_idxs, 0, sizeof(avail_idxs));
+	current_queue = 0;
+	notify_calls = needs_reset_calls = notified_queues = 0;
 	attach(false, 0);
 }
 
@@ -183,20 +226,22 @@ static void set_desc(unsigned int index, uint64_t addr, uint32_t len,
 /* Lays out buffers as one chain and makes it available (§2.7.13). */
 static uint16_t add_chain(const struct buffer *buffers, unsigned int count)
 {
-	uint16_t head = next_desc;
+	uint16_t *next_desc = &next_descs[current_queue];
+	uint16_t *avail_idx = &avail_idxs[current_queue];
+	uint16_t head = *next_desc;
 
 	for (unsigned int i = 0; i < count; i++) {
-		uint16_t index = next_desc;
+		uint16_t index = *next_desc;
 
-		next_desc = (next_desc + 1) % QUEUE_SIZE;
+		*next_desc = (*next_desc + 1) % QUEUE_SIZE;
 		set_desc(index, buffers[i].gpa, buffers[i].len,
 			 (buffers[i].writable ? F_WRITE : 0) |
 				 (i + 1 < count ? F_NEXT : 0),
-			 next_desc);
+			 *next_desc);
 	}
-	ram_put16(ram, AVAIL_ADDR + 4 + 2 * (avail_idx % QUEUE_SIZE), head);
-	avail_idx++;
-	ram_put16(ram, AVAIL_ADDR + 2, avail_idx);
+	ram_put16(ram, AVAIL_ADDR + 4 + 2 * (*avail_idx % QUEUE_SIZE), head);
+	(*avail_idx)++;
+	ram_put16(ram, AVAIL_ADDR + 2, *avail_idx);
 	return head;
 }
 
@@ -223,9 +268,12 @@ static void wait_used(uint16_t expected)
 	while (used_idx() != expected) {
 		struct pollfd poll_fd = { .fd = watched.fd, .events = POLLIN };
 
-		if (serve_later_asked) {
-			serve_later_asked = false;
-			virtio_serve_queue(device, 0);
+		if (serve_later_queues) {
+			unsigned int queue = (unsigned int)__builtin_ctz(
+				serve_later_queues);
+
+			serve_later_queues &= ~(1u << queue);
+			virtio_serve_queue(device, queue);
 			continue;
 		}
 
@@ -251,7 +299,7 @@ static uint8_t run_chain(const struct buffer *buffers, unsigned int count)
 
 	ram[STATUS_ADDR] = 0xff;
 	head = add_chain(buffers, count);
-	device->ops->queue_notify(device, 0);
+	device->ops->queue_notify(device, current_queue);
 	wait_used(n + 1);
 	cr_assert_eq(used_id(n), head);
 	return ram[STATUS_ADDR];
@@ -740,7 +788,8 @@ Test(virtio_blk, quiesce_drains_and_resume_serves_what_waited)
 	buffers[1].writable = true;
 	add_chain(buffers, 3);
 	cr_assert_eq(used_idx(), 1);
-	cr_assert_null(device->ops->resume, "the transport serves what waited");
+	device->ops->resume(device);
+	cr_assert_eq(used_idx(), 1, "the transport serves what waited");
 	device->ops->queue_notify(device, 0);
 	wait_used(2);
 	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
@@ -795,4 +844,249 @@ Test(virtio_blk, a_driver_that_refills_at_once_gets_a_budget_a_round,
 	}
 	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
 	cr_assert_eq(needs_reset_calls, 0);
+}
+
+/* --- several request queues (VIRTIO_BLK_F_MQ, §5.2.5) ------------------- */
+
+static uint16_t config16(uint32_t offset)
+{
+	uint8_t bytes[2];
+
+	device->ops->read_config(device, offset, bytes, sizeof(bytes));
+	return (uint16_t)(bytes[0] | bytes[1] << 8);
+}
+
+Test(virtio_blk, one_queue_offers_no_mq)
+{
+	cr_assert_eq(device->queue_count, 1);
+	cr_assert_not(offers(VIRTIO_BLK_F_MQ));
+}
+
+Test(virtio_blk, several_queues_offer_mq_and_num_queues)
+{
+	detach();
+	attach_queues(false, 0, 3, false);
+	cr_assert_eq(device->queue_count, 3);
+	cr_assert(offers(VIRTIO_BLK_F_MQ));
+	cr_assert_eq(config16(VIRTIO_BLK_CONFIG_NUM_QUEUES), 3);
+	/* The fields around it are as before. */
+	cr_assert_eq(config32(VIRTIO_BLK_CONFIG_BLK_SIZE), 512);
+	cr_assert_eq(config32(VIRTIO_BLK_CONFIG_MAX_DISCARD_SECTORS),
+		     UINT32_C(1) << 22);
+}
+
+Test(virtio_blk, a_queue_count_out_of_range_is_refused)
+{
+	struct device_context context = {
+		.memory = &memory,
+		.watch_fd = fake_watch_fd,
+		.unwatch_fd = fake_unwatch_fd,
+	};
+
+	errno = 0;
+	cr_assert_null(virtio_blk_create(disk, 0, &context));
+	cr_assert_eq(errno, EINVAL);
+	errno = 0;
+	cr_assert_null(virtio_blk_create(disk, VIRTIO_MAX_QUEUES + 1, &context));
+	cr_assert_eq(errno, EINVAL);
+}
+
+/* Each queue's requests come back in its own used ring, with its own
+ * interrupt: Linux completes a request on the vCPU whose queue it is. */
+Test(virtio_blk, a_request_completes_on_the_queue_it_came_from)
+{
+	uint8_t in_file[512];
+
+	detach();
+	attach_queues(false, 0, 3, false);
+	for (current_queue = 0; current_queue < 3; current_queue++) {
+		memset(ram + DATA_ADDR, 0x30 + (int)current_queue, 512);
+		notified_queues = 0;
+		cr_assert_eq(run_request(VIRTIO_BLK_T_OUT, current_queue, 512,
+					 false),
+			     VIRTIO_BLK_S_OK);
+		cr_assert_eq(notified_queues, 1u << current_queue);
+		cr_assert_eq(used_idx(), 1, "queue %u's used ring",
+			     current_queue);
+	}
+	for (unsigned int queue = 0; queue < 3; queue++) {
+		image_read(path, queue * 512, in_file, sizeof(in_file));
+		cr_assert_eq(in_file[0], 0x30 + queue);
+	}
+}
+
+/* Without MQ the driver has one queue (§5.2.2): kicks on the others
+ * take nothing. */
+Test(virtio_blk, without_mq_only_the_first_queue_is_served)
+{
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 16, false },
+		{ STATUS_ADDR, 1, true },
+	};
+
+	detach();
+	attach_queues(false, 0, 2, false);
+	device->driver_features &= ~(UINT64_C(1) << VIRTIO_BLK_F_MQ);
+	current_queue = 1;
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_FLUSH, 0);
+	add_chain(buffers, 2);
+	virtio_serve_queue(device, 1);
+	cr_assert_eq(device->queues[1].last_avail_idx, 0);
+	cr_assert_eq(used_idx(), 0);
+	cr_assert_eq(notify_calls, 0);
+}
+
+/* The in-flight limit is the disk's: a queue that stalled on it because
+ * another queue's requests filled it is served again on a completion. */
+Test(virtio_blk, a_queue_stalled_by_another_resumes_on_a_completion)
+{
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 16, false },
+		{ DATA_ADDR, 65536, false },
+		{ STATUS_ADDR, 1, true },
+	};
+
+	detach();
+	attach_queues(false, 1, 2, false);
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_OUT, 0);
+	add_chain(buffers, 3);
+	device->ops->queue_notify(device, 0);
+	current_queue = 1;
+	buffers[1].gpa = DATA_ADDR + 65536;
+	buffers[2].gpa = STATUS_ADDR + 1;
+	add_chain(buffers, 3);
+	device->ops->queue_notify(device, 1);
+	cr_assert_eq(device->queues[1].last_avail_idx, 0,
+		     "queue 1 waits for the disk");
+	wait_used(1);
+	cr_assert_eq(ram[STATUS_ADDR + 1], VIRTIO_BLK_S_OK);
+	cr_assert(notified_queues & 2u);
+	current_queue = 0;
+	wait_used(1);
+	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
+}
+
+/* The device again, on a context whose event thread polls. */
+static void attach_polled(void)
+{
+	detach();
+	attach_queues(false, 0, 1, true);
+	cr_assert_not_null(poller);
+}
+
+/* VIRTQ_USED_F_NO_NOTIFY (§2.7.10): the driver need not kick. */
+static bool kicks_off(void)
+{
+	return ram_get16(ram, USED_ADDR) & 1;
+}
+
+static void add_flush(void)
+{
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 16, false },
+		{ STATUS_ADDR, 1, true },
+	};
+
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_FLUSH, 0);
+	ram[STATUS_ADDR] = 0xff;
+	add_chain(buffers, 2);
+}
+
+/* Chains taken while the event thread polls leave kicks off; arm turns
+ * them on before it sleeps. */
+Test(virtio_blk, a_polled_queue_leaves_kicks_off_until_armed)
+{
+	attach_polled();
+	add_flush();
+	virtio_serve_queue(device, 0);
+	cr_assert(kicks_off());
+	wait_used(1);
+	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
+	cr_assert_not(poller->arm(poller_opaque), "nothing came meanwhile");
+	cr_assert_not(kicks_off());
+}
+
+/* A chain the driver made available without a kick: the poll sends it the
+ * way of a kick, and so does arm's last look. */
+Test(virtio_blk, a_poll_finds_a_chain_made_available_without_a_kick)
+{
+	attach_polled();
+	cr_assert_not(poller->poll(poller_opaque));
+	add_flush();
+	cr_assert(poller->poll(poller_opaque));
+	cr_assert_eq(serve_later_queues, 1u);
+	serve_later_queues = 0;
+	cr_assert(poller->arm(poller_opaque));
+	cr_assert_eq(serve_later_queues, 1u);
+	wait_used(1);
+	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
+}
+
+/* Completions are reaped by the poll, without the disk's descriptor. */
+Test(virtio_blk, a_poll_reaps_completions)
+{
+	attach_polled();
+	memset(ram + DATA_ADDR, 0x42, 4096);
+	put_header(HEADER_ADDR, VIRTIO_BLK_T_OUT, 0);
+	struct buffer buffers[] = {
+		{ HEADER_ADDR, 16, false },
+		{ DATA_ADDR, 4096, false },
+		{ STATUS_ADDR, 1, true },
+	};
+	add_chain(buffers, 3);
+	device->ops->queue_notify(device, 0);
+	for (int i = 0; i < 5000 && used_idx() == 0; i++) {
+		if (!poller->poll(poller_opaque))
+			usleep(1000);
+	}
+	cr_assert_eq(used_idx(), 1);
+	cr_assert_eq(ram[STATUS_ADDR], VIRTIO_BLK_S_OK);
+	cr_assert_gt(notify_calls, 0);
+}
+
+/* While paused the rings are not looked at, and they are left with kicks
+ * on, as a snapshot should find them. */
+Test(virtio_blk, a_quiesced_device_is_not_polled)
+{
+	attach_polled();
+	add_flush();
+	virtio_serve_queue(device, 0);
+	cr_assert(kicks_off());
+	cr_assert_eq(device->ops->quiesce(device), 0);
+	cr_assert_not(kicks_off());
+	add_flush();
+	cr_assert_not(poller->poll(poller_opaque));
+	cr_assert_not(poller->arm(poller_opaque));
+	cr_assert_eq(serve_later_queues, 0);
+	device->ops->resume(device);
+	cr_assert(poller->poll(poller_opaque));
+}
+
+/* A driver that broke its available index keeps no event thread spinning:
+ * the queue is polled no more until a reset. */
+Test(virtio_blk, a_broken_ring_is_not_polled, .timeout = 10)
+{
+	attach_polled();
+	ram_put16(ram, AVAIL_ADDR + 2, QUEUE_SIZE + 5);
+	cr_assert(poller->poll(poller_opaque), "the index moved");
+	virtio_serve_queue(device, 0);
+	cr_assert_eq(needs_reset_calls, 1);
+	serve_later_queues = 0;
+	cr_assert_not(poller->poll(poller_opaque));
+	cr_assert_not(poller->arm(poller_opaque));
+	cr_assert_eq(serve_later_queues, 0);
+}
+
+/* Without MQ the driver has one queue: the others are not looked at. */
+Test(virtio_blk, a_poll_looks_only_at_the_queues_in_use)
+{
+	detach();
+	attach_queues(false, 0, 2, true);
+	device->driver_features &= ~(UINT64_C(1) << VIRTIO_BLK_F_MQ);
+	current_queue = 1;
+	add_flush();
+	cr_assert_not(poller->poll(poller_opaque));
+	device->driver_features |= UINT64_C(1) << VIRTIO_BLK_F_MQ;
+	cr_assert(poller->poll(poller_opaque));
+	cr_assert_eq(serve_later_queues, 2u);
 }

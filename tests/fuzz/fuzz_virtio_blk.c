@@ -60,7 +60,7 @@ static void create_disk(unsigned int i, bool read_only)
 		fprintf(stderr, "fuzz_virtio_blk: %s\n", err);
 		abort();
 	}
-	devices[i] = virtio_blk_create(disks[i], &context);
+	devices[i] = virtio_blk_create(disks[i], 1, &context);
 	if (!devices[i])
 		abort();
 	fuzz_transport_attach(virtio_blk_device(devices[i]));

@@ -327,3 +327,102 @@ Test(event_loop, a_call_from_the_event_thread_runs_at_once)
 	event_loop_remove(loop, fd);
 	close(fd);
 }
+
+static unsigned int loop_polls, loop_arms;
+
+static bool count_loop_poll(void *opaque)
+{
+	(void)opaque;
+	loop_polls++;
+	return false;
+}
+
+static bool count_loop_arm(void *opaque)
+{
+	(void)opaque;
+	loop_arms++;
+	return false;
+}
+
+static const struct device_poller counting_poller = {
+	.poll = count_loop_poll,
+	.arm = count_loop_arm,
+};
+
+/* Wakes the loop every 20 ms, then stops it: a guest with a timer and no
+ * I/O. */
+static void *wake_slowly(void *opaque)
+{
+	uint64_t one = 1;
+
+	struct timespec pause = { .tv_nsec = 20 * 1000 * 1000 };
+
+	for (int i = 0; i < 5; i++) {
+		nanosleep(&pause, NULL);
+		cr_assert_eq(write(*(int *)opaque, &one, sizeof(one)), sizeof(one));
+	}
+	/* The stop is a wake-up too: as late as the others. */
+	nanosleep(&pause, NULL);
+	event_loop_stop(loop);
+	return NULL;
+}
+
+static void drain_eventfd(void *opaque, uint32_t events)
+{
+	uint64_t value;
+
+	(void)events;
+	cr_assert_eq(read(*(int *)opaque, &value, sizeof(value)), sizeof(value));
+}
+
+/* An idle guest's event thread burns no CPU polling: every sleep is long,
+ * so the window stays shut, and arm alone runs before each sleep. */
+Test(event_loop, an_idle_loop_does_not_poll)
+{
+	int fd = eventfd(0, EFD_NONBLOCK);
+	pthread_t waker;
+
+	loop_polls = loop_arms = 0;
+	cr_assert_eq(event_loop_add(loop, fd, EPOLLIN, drain_eventfd, &fd), 0);
+	cr_assert_eq(event_loop_add_poller(loop, &counting_poller, &fd), 0);
+	pthread_create(&waker, NULL, wake_slowly, &fd);
+	cr_assert_eq(event_loop_run(loop), 0);
+	pthread_join(waker, NULL);
+	cr_assert_eq(loop_polls, 0);
+	cr_assert_geq(loop_arms, 5, "arm ran before every sleep");
+	cr_assert_eq(event_loop_poll_window_ns(loop), 0);
+	cr_assert_eq(event_loop_remove_poller(loop, &fd), 0);
+	event_loop_remove(loop, fd);
+	close(fd);
+}
+
+static unsigned int busy_wakes;
+
+/* Makes its descriptor readable again at once, a thousand times: a guest
+ * that submits back to back, so that the loop's sleeps are all short. */
+static void wake_again(void *opaque, uint32_t events)
+{
+	uint64_t value;
+
+	(void)events;
+	cr_assert_eq(read(*(int *)opaque, &value, sizeof(value)), sizeof(value));
+	if (++busy_wakes == 1000)
+		event_loop_stop(loop);
+	else
+		cr_assert_eq(write(*(int *)opaque, &value, sizeof(value)),
+			     sizeof(value));
+}
+
+Test(event_loop, a_busy_loop_polls_before_it_sleeps)
+{
+	int fd = eventfd(1, EFD_NONBLOCK);
+
+	loop_polls = loop_arms = busy_wakes = 0;
+	cr_assert_eq(event_loop_add(loop, fd, EPOLLIN, wake_again, &fd), 0);
+	cr_assert_eq(event_loop_add_poller(loop, &counting_poller, &fd), 0);
+	cr_assert_eq(event_loop_run(loop), 0);
+	cr_assert_gt(loop_polls, 0, "short sleeps opened the window");
+	cr_assert_gt(event_loop_poll_window_ns(loop), 0);
+	event_loop_remove(loop, fd);
+	close(fd);
+}

@@ -161,7 +161,7 @@ Test(options, sizes)
 Test(options, disks)
 {
 	char first[] = "/images/root.img,readonly,serial=root-disk";
-	char second[] = "/dev/sdb,cache=none";
+	char second[] = "/dev/sdb,cache=none,queues=4";
 
 	cr_assert_eq(PARSE(&config, "-k", "/k", "--disk", first, "--disk", second),
 		     OPTIONS_OK, "%s", err);
@@ -170,7 +170,9 @@ Test(options, disks)
 	cr_assert(config.disks[0].read_only);
 	cr_assert_str_eq(config.disks[0].serial, "root-disk");
 	cr_assert_not(config.disks[0].direct);
+	cr_assert_eq(config.disks[0].queues, 0, "one per vCPU");
 	cr_assert_str_eq(config.disks[1].path, "/dev/sdb");
+	cr_assert_eq(config.disks[1].queues, 4);
 	cr_assert_not(config.disks[1].read_only);
 	cr_assert(config.disks[1].direct);
 	cr_assert_str_eq(config.disks[1].serial, "");
@@ -182,6 +184,8 @@ Test(options, bad_disks)
 	char unknown[] = "/img,fast";
 	char long_serial[] = "/img,serial=this-serial-is-longer-than-20";
 	char bad_cache[] = "/img,cache=unsafe";
+	char no_queues[] = "/img,queues=0";
+	char many_queues[] = "/img,queues=17";
 
 	cr_assert_eq(PARSE(&config, "-k", "/k", "--disk", empty), -EINVAL);
 	cr_assert(strstr(err, "--disk"), "%s", err);
@@ -191,6 +195,10 @@ Test(options, bad_disks)
 	cr_assert(strstr(err, "serial"), "%s", err);
 	cr_assert_eq(PARSE(&config, "-k", "/k", "--disk", bad_cache), -EINVAL);
 	cr_assert(strstr(err, "cache=unsafe"), "%s", err);
+	cr_assert_eq(PARSE(&config, "-k", "/k", "--disk", no_queues), -EINVAL);
+	cr_assert(strstr(err, "--disk /img: queues: '0'"), "%s", err);
+	cr_assert_eq(PARSE(&config, "-k", "/k", "--disk", many_queues), -EINVAL);
+	cr_assert(strstr(err, "from 1 to 16"), "%s", err);
 }
 
 Test(options, at_most_eight_disks)

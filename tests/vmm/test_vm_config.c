@@ -41,6 +41,7 @@ static void assert_same_config(const struct vm_config *a,
 		cr_assert_eq(a->disks[i].read_only, b->disks[i].read_only);
 		cr_assert_eq(a->disks[i].direct, b->disks[i].direct);
 		cr_assert_str_eq(a->disks[i].serial, b->disks[i].serial);
+		cr_assert_eq(a->disks[i].queues, b->disks[i].queues);
 	}
 	cr_assert_eq(a->nic_count, b->nic_count);
 	for (unsigned int i = 0; i < a->nic_count; i++) {
@@ -87,7 +88,7 @@ static struct vm_config *through_json(const struct vm_config *config)
 Test(vm_config, command_line_round_trip)
 {
 	char disk0[] = "/images/root.img,readonly,serial=root-disk";
-	char disk1[] = "/dev/sdb,cache=none";
+	char disk1[] = "/dev/sdb,cache=none,queues=3";
 	char user[] = "user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-10.0.2.16:53,restrict=on";
 	char tap[] = "tap,ifname=tap0,mac=52:54:00:ab:cd:ef";
 	char tap_fd[] = "tap,fd=5";
@@ -215,6 +216,9 @@ Test(vm_config, refusals_name_the_field)
 		{ "{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/i\", \"serial\": \"this-serial-is-longer-than-20\"}]}", "disks[0].serial" },
 		{ "{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/i\", \"cache\": \"unsafe\"}]}", "disks[0].cache" },
 		{ "{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/i\", \"readonly\": \"yes\"}]}", "disks[0].readonly" },
+		{ "{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/i\", \"queues\": 0}]}", "disks[0].queues" },
+		{ "{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/i\", \"queues\": 17}]}", "disks[0].queues" },
+		{ "{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/i\", \"queues\": \"2\"}]}", "disks[0].queues: expected an integer" },
 		{ "{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/i\", \"fast\": true}]}", "disks[0].fast: unknown key" },
 		{ "{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/a\"}, {\"path\": \"/a\"}, {\"path\": \"/a\"}, {\"path\": \"/a\"}, {\"path\": \"/a\"}, {\"path\": \"/a\"}, {\"path\": \"/a\"}, {\"path\": \"/a\"}, {\"path\": \"/a\"}]}", "disks: more than 8" },
 		{ "{\"kernel\": \"/k\", \"nets\": [{}]}", "nets[0].backend is required" },

@@ -19,7 +19,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import threading
 import time
 
 from guest_crash import GuestCrashed, kernel_crashed, with_new_guests
+from vmm_counters import EXIT_EVENTS, ExitCounter, thread_cpu_seconds
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAMESPACE = "vessel-bench"
@@ -50,18 +50,6 @@ while True:
 """
 BACKENDS = ("user", "tap")
 DIRECTIONS = ("host-to-guest", "guest-to-host")
-# What --exits counts in the VMM's process during each iperf3 run (KVM's
-# tracepoints, read with perf stat): what a frame costs the guest beyond
-# copying it. On a nested host every exit is dear, and these figures move
-# far less from run to run than the throughput does.
-EXIT_EVENTS = {
-    "kvm:kvm_exit": "exits",
-    "kvm:kvm_msi_set_irq": "interrupts",  # MSIs: the queues' notifications
-    "kvm:kvm_mmio": "mmio",  # the driver's kicks, and any other MMIO
-    "kvm:kvm_vcpu_wakeup": "wakeups",  # halted vCPUs woken
-}
-
-
 def run(*argv):
     subprocess.run(argv, check=True)
 
@@ -164,32 +152,6 @@ class Console:
             time.sleep(0.2)
 
 
-class ExitCounter:
-    """perf stat on the VMM's process for the length of one iperf3 run:
-    the EXIT_EVENTS it counted."""
-
-    def __init__(self, pid):
-        self.perf = subprocess.Popen(
-            ["perf", "stat", "-x,", "-p", str(pid)] +
-            [argument for event in EXIT_EVENTS for argument in ("-e", event)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def stop(self):
-        """{name: count}, from perf's CSV lines ("count,unit,event,...")."""
-        self.perf.send_signal(signal.SIGINT)
-        _, report = self.perf.communicate(timeout=30)
-        counts = {}
-        for line in report.decode(errors="replace").splitlines():
-            fields = line.split(",")
-            if len(fields) > 2 and fields[2] in EXIT_EVENTS:
-                counts[EXIT_EVENTS[fields[2]]] = (
-                    int(fields[0]) if fields[0].isdigit() else 0)
-        if len(counts) != len(EXIT_EVENTS):
-            text = report.decode(errors="replace")
-            raise RuntimeError(f"perf stat counted no KVM events:\n{text[-800:]}")
-        return counts
-
-
 def tap_frames():
     """{"from": (frames, bytes), "to": (frames, bytes)}: what the TAP has
     carried from the guest (the VMM's writes, the kernel's receive side)
@@ -207,27 +169,6 @@ def tap_frames():
         raise AttemptFailed(f"reading the TAP's counters: "
                             f"{result.stderr.decode(errors='replace').strip()}")
     return {"from": (rx_packets, rx_bytes), "to": (tx_packets, tx_bytes)}
-
-
-def thread_cpu_seconds(pid):
-    """{"vcpu": seconds, "other": seconds} of CPU the VMM's threads have
-    used: the vCPU threads (vessel's vcpuN, QEMU's "CPU N/KVM" with
-    debug-threads=on), whose time includes the guest's own, and the rest
-    (the event loop, QEMU's main loop, workers)."""
-    seconds = {"vcpu": 0.0, "other": 0.0}
-    tick = os.sysconf("SC_CLK_TCK")
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
-                text = stat.read()
-        except OSError:
-            continue  # the thread ended
-        name = text[text.index("(") + 1:text.rindex(")")]
-        fields = text[text.rindex(")") + 2:].split()
-        used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-        vcpu = name.startswith(("vcpu", "CPU "))
-        seconds["vcpu" if vcpu else "other"] += used
-    return seconds
 
 
 class AttemptFailed(Exception):

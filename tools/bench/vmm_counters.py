@@ -1,0 +1,105 @@
+"""What a VMM's process spends during a measurement, for the benchmarks:
+KVM's exits and interrupts (perf stat on KVM's tracepoints) and the CPU
+time of its threads, the vCPU threads apart from the rest."""
+
+import os
+import signal
+import subprocess
+
+# What --exits counts in the VMM's process during a measurement (KVM's
+# tracepoints, read with perf stat): what a frame or a request costs the
+# guest beyond moving its bytes. On a nested host every exit is dear, and
+# these figures move far less from run to run than the throughput does.
+EXIT_EVENTS = {
+    "kvm:kvm_exit": "exits",
+    "kvm:kvm_msi_set_irq": "interrupts",  # MSIs: the queues' notifications
+    "kvm:kvm_mmio": "mmio",  # the driver's kicks, and any other MMIO
+    "kvm:kvm_vcpu_wakeup": "wakeups",  # halted vCPUs woken
+}
+
+
+class ExitCounter:
+    """perf stat on the VMM's process for the length of one measurement:
+    the EXIT_EVENTS it counted."""
+
+    def __init__(self, pid):
+        self.perf = subprocess.Popen(
+            ["perf", "stat", "-x,", "-p", str(pid)] +
+            [argument for event in EXIT_EVENTS for argument in ("-e", event)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self):
+        """{name: count}, from perf's CSV lines ("count,unit,event,...")."""
+        self.perf.send_signal(signal.SIGINT)
+        _, report = self.perf.communicate(timeout=30)
+        counts = {}
+        for line in report.decode(errors="replace").splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2] in EXIT_EVENTS:
+                counts[EXIT_EVENTS[fields[2]]] = (
+                    int(fields[0]) if fields[0].isdigit() else 0)
+        if len(counts) != len(EXIT_EVENTS):
+            text = report.decode(errors="replace")
+            raise RuntimeError(f"perf stat counted no KVM events:\n{text[-800:]}")
+        return counts
+
+
+def thread_cpu_seconds(pid):
+    """{"vcpu": seconds, "other": seconds} of CPU the VMM's threads have
+    used: the vCPU threads (vessel's vcpuN, QEMU's "CPU N/KVM" with
+    debug-threads=on), whose time includes the guest's own, and the rest
+    (the event loop, QEMU's main loop, workers)."""
+    seconds = {"vcpu": 0.0, "other": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue  # the thread ended
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        vcpu = name.startswith(("vcpu", "CPU "))
+        seconds["vcpu" if vcpu else "other"] += used
+    return seconds
+
+
+# KVM's own counters of a VM, summed over its vCPUs, in debugfs: read at
+# the start and the end of a measurement, without attaching anything to
+# the VMM's process (perf stat's tracepoints did not suit every nested
+# guest). exits: all of them, the driver's kicks through ioeventfds
+# included; irq_injections: interrupts injected; halt_wakeup: halted vCPUs
+# woken.
+KVM_DEBUGFS = "/sys/kernel/debug/kvm"
+KVM_STATS = {
+    "exits": "exits",
+    "irq_injections": "interrupts",
+    "halt_exits": "halts",
+    "halt_wakeup": "wakeups",
+}
+
+
+class KvmStats:
+    """The KVM_STATS of the VMs of the process pid, from the creation of
+    this object to stop()."""
+
+    def __init__(self, pid):
+        self.directories = [os.path.join(KVM_DEBUGFS, name)
+                            for name in os.listdir(KVM_DEBUGFS)
+                            if name.startswith(f"{pid}-")]
+        if not self.directories:
+            raise RuntimeError(f"no VM of process {pid} in {KVM_DEBUGFS}")
+        self.before = self.read()
+
+    def read(self):
+        counts = dict.fromkeys(KVM_STATS.values(), 0)
+        for directory in self.directories:
+            for stat, name in KVM_STATS.items():
+                with open(os.path.join(directory, stat)) as value:
+                    counts[name] += int(value.read())
+        return counts
+
+    def stop(self):
+        after = self.read()
+        return {name: after[name] - self.before[name] for name in after}
