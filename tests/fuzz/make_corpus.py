@@ -3,7 +3,9 @@
 of meaningful inputs each (a well-formed request of every kind a device
 knows, and the classic malformed ones), in the operation encoding the
 target's header comment describes. The files are committed; run this
-again after changing an encoding.
+again after changing an encoding. corpus/snapshot is not written here: it
+holds the state.dtb of a real snapshot (`vessel snapshot` of the selftest
+guest), which no script can make without a VM.
 
 Usage: tests/fuzz/make_corpus.py
 """
@@ -386,10 +388,21 @@ def options():
     }
 
 
+def page_list():
+    return {
+        "three": u64(0) + u64(7) + u64(262143),
+        "empty": b"",
+        "unordered": u64(9) + u64(3),
+        "beyond": u64(262144),
+        "cut": u64(5) + b"\x01\x02",
+    }
+
+
 TARGETS = {
     "virtqueue": virtqueue, "virtio_blk": virtio_blk, "virtio_net": virtio_net,
     "virtio_pci": virtio_pci, "pci": pci, "serial": serial, "i8042": i8042,
     "cmos_rtc": cmos_rtc, "bzimage": bzimage, "elf_pvh": elf_pvh, "options": options,
+    "page_list": page_list,
 }
 
 
