@@ -34,6 +34,12 @@ struct machine {
 	int exit_status;
 	/* Set by machine_stop: the status a user's stop ends with. */
 	int requested_status;
+	/* A user's stop, and its message, held by the machine too: the VM
+	 * may be stopping already for a reset of its own, which keeps its
+	 * first reason, and that reset must not boot a new VM once the stop
+	 * has been answered. */
+	bool user_stop;
+	char user_stop_message[MESSAGE_SIZE];
 	char *suspended_dir; /* the snapshot a suspended VM is in */
 	/* The base of the next diff snapshot: the last snapshot the VM was
 	 * written to or restored from, while its writes are tracked since
@@ -111,6 +117,10 @@ static void on_vm_stop(void *opaque, uint32_t events)
 		return;
 	enum vm_stop_reason reason =
 		vm_stop_reason(machine->vm, message, sizeof(message));
+	if (reason == VM_STOP_RESET && machine->user_stop) {
+		reason = VM_STOP_REQUESTED;
+		snprintf(message, sizeof(message), "%s", machine->user_stop_message);
+	}
 	vm_destroy(machine->vm);
 	machine->vm = NULL;
 
@@ -249,9 +259,7 @@ int machine_request(struct machine *machine, enum vm_request request,
 	case VM_REQUEST_STOP:
 		if (machine->vm) {
 			/* The stop hook finishes it (on_vm_stop). */
-			machine->requested_status = 0;
-			vm_request_stop(machine->vm, VM_STOP_REQUESTED,
-					"stopped through the control API");
+			machine_stop(machine, "stopped through the control API", 0);
 			return 0;
 		}
 		break;
@@ -273,6 +281,9 @@ void machine_stop(struct machine *machine, const char *message,
 {
 	machine->requested_status = exit_status;
 	if (machine->vm) {
+		machine->user_stop = true;
+		snprintf(machine->user_stop_message,
+			 sizeof(machine->user_stop_message), "%s", message);
 		vm_request_stop(machine->vm, VM_STOP_REQUESTED, message);
 		return;
 	}
