@@ -59,8 +59,10 @@ static void start_guest(struct guest_session *session, const char *cpus,
 	snprintf(initrd, sizeof(initrd), "%s", guest_artifact("initramfs.cpio.gz"));
 	snprintf(socket_path, sizeof(socket_path), "/tmp/vessel-lifecycle-%d.sock",
 		 getpid());
+	/* quiet: a kernel message printed in the middle of a counter line
+	 * (a module's probe after userspace is up) would hide the line. */
 	snprintf(cmdline, sizeof(cmdline),
-		 "console=ttyS0 reboot=k panic=1 vessel.run=%s", command);
+		 "console=ttyS0 reboot=k panic=1 quiet vessel.run=%s", command);
 	char *argv[] = { "vessel", "run",
 			 "--kernel", kernel, "--initrd", initrd,
 			 "--memory", "512M", "--cpus", (char *)cpus,
