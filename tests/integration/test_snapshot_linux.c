@@ -36,10 +36,9 @@
 #define STREAM_MEGABYTES 8
 #define STREAM_TIMEOUT 240 /* seconds */
 #define PAUSE_CYCLES 10
-/* The guest's wall clock after a restore is printed, not checked: with
- * its clocksource on the TSC (as in the emulated host), the restored TSC
- * goes on from where it was and the guest's clock is behind by the time
- * the VM spent on disk; vessel moves only kvmclock on. */
+/* The guest's wall clock after a restore is printed, not checked: in the
+ * emulated host it comes back behind by part of the time the VM spent on
+ * disk (docs/snapshot.md, "Not yet right"). */
 #define TIME_ON_DISK_SECONDS 8
 static char socket_path[64];
 static char data_image[64];
