@@ -41,11 +41,9 @@ static int load_sdl(char *err, size_t err_len)
 	/* Displays are made by the machine's owner, one at a time. */
 	static bool loaded;
 
-	if (!loaded)
-		loaded = dynamic_library_load(SDL_LIBRARY, symbols,
-					      sizeof(symbols) / sizeof(symbols[0]),
-					      &sdl, err, err_len) == 0;
-	return loaded ? 0 : -ENOENT;
+	return dynamic_library_load_once(&loaded, SDL_LIBRARY, symbols,
+					 sizeof(symbols) / sizeof(symbols[0]),
+					 &sdl, err, err_len);
 }
 
 /* Without a refresh rate from the display (Xvfb reports none). */

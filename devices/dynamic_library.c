@@ -32,3 +32,15 @@ int dynamic_library_load(const char *library,
 	}
 	return 0;
 }
+
+int dynamic_library_load_once(bool *loaded, const char *library,
+			      const struct dynamic_symbol *symbols, size_t count,
+			      void *calls, char *err, size_t err_len)
+{
+	if (*loaded)
+		return 0;
+	int result = dynamic_library_load(library, symbols, count, calls, err,
+					  err_len);
+	*loaded = result == 0;
+	return result;
+}

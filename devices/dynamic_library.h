@@ -10,6 +10,7 @@
 #ifndef VESSEL_DEVICES_DYNAMIC_LIBRARY_H
 #define VESSEL_DEVICES_DYNAMIC_LIBRARY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct dynamic_symbol {
@@ -23,5 +24,12 @@ struct dynamic_symbol {
 int dynamic_library_load(const char *library,
 			 const struct dynamic_symbol *symbols, size_t count,
 			 void *calls, char *err, size_t err_len);
+
+/* dynamic_library_load until it has worked once, *loaded saying whether it
+ * has: for a module that loads its library when a VM first asks for it.
+ * Called by one thread at a time. */
+int dynamic_library_load_once(bool *loaded, const char *library,
+			      const struct dynamic_symbol *symbols, size_t count,
+			      void *calls, char *err, size_t err_len);
 
 #endif

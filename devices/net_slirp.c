@@ -43,11 +43,9 @@ static int load_libslirp(char *err, size_t err_len)
 	/* Backends are made by the machine's owner, one at a time. */
 	static bool loaded;
 
-	if (!loaded)
-		loaded = dynamic_library_load(SLIRP_LIBRARY, symbols,
-					      sizeof(symbols) / sizeof(symbols[0]),
-					      &libslirp, err, err_len) == 0;
-	return loaded ? 0 : -ENOENT;
+	return dynamic_library_load_once(&loaded, SLIRP_LIBRARY, symbols,
+					 sizeof(symbols) / sizeof(symbols[0]),
+					 &libslirp, err, err_len);
 }
 
 /* Frames held for a guest without receive buffers. slirp's frames are at

@@ -55,3 +55,22 @@ Test(dynamic_library, a_missing_symbol_is_named)
 					  sizeof(err)), -ENOENT);
 	cr_assert_str_eq(err, "libc.so.6 has no vessel_no_such_call");
 }
+
+Test(dynamic_library, loaded_once_it_is_not_loaded_again)
+{
+	struct libc_calls calls = { 0 };
+	bool loaded = false;
+	char err[256] = "";
+
+	cr_assert_eq(dynamic_library_load_once(&loaded, "libvessel-missing.so.9",
+					       libc_symbols, 2, &calls, err,
+					       sizeof(err)), -ENOENT);
+	cr_assert_not(loaded);
+	cr_assert_eq(dynamic_library_load_once(&loaded, "libc.so.6", libc_symbols,
+					       2, &calls, err, sizeof(err)), 0);
+	cr_assert(loaded);
+	calls.getpid = NULL;
+	cr_assert_eq(dynamic_library_load_once(&loaded, "libc.so.6", libc_symbols,
+					       2, &calls, err, sizeof(err)), 0);
+	cr_assert_null(calls.getpid, "a library loaded once is not loaded again");
+}
