@@ -544,6 +544,19 @@ static int remove_stale_socket(const struct sockaddr_un *address,
 	return unlink(path) ? -errno : 0;
 }
 
+/* The name the socket is bound under before it listens: the file at the
+ * final path must only appear once connections to it are taken, or a
+ * client that waits for the file is refused in between (bind creates the
+ * file, listen comes after). Empty when the path leaves no room for it:
+ * the socket is then bound at its path directly. */
+static void staging_name(const char *path, char *name, size_t size)
+{
+	int length = snprintf(name, size, "%s.%d.staging", path, (int)getpid());
+
+	if (length < 0 || (size_t)length >= size)
+		name[0] = '\0';
+}
+
 /* The listening socket, its file created with mode (never looser for a
  * moment: the umask covers bind()). */
 static int create_socket(struct http_server *server, char *err,
@@ -552,6 +565,7 @@ static int create_socket(struct http_server *server, char *err,
 	struct sockaddr_un address = { .sun_family = AF_UNIX };
 	const char *path = server->options.socket_path;
 	mode_t mode = server->options.socket_mode;
+	char staging[sizeof(address.sun_path)];
 	struct stat info;
 
 	if (strlen(path) >= sizeof(address.sun_path)) {
@@ -565,12 +579,20 @@ static int create_socket(struct http_server *server, char *err,
 		return -errno;
 	int result = remove_stale_socket(&address, err, err_len);
 	if (!result) {
+		staging_name(path, staging, sizeof(staging));
+		if (staging[0]) {
+			unlink(staging);
+			strcpy(address.sun_path, staging);
+		}
 		mode_t old_mask = umask(~mode & 0777);
 		result = bind(fd, (struct sockaddr *)&address, sizeof(address));
 		umask(old_mask);
-		if (result || chmod(path, mode) || listen(fd, SOMAXCONN) ||
-		    stat(path, &info))
+		if (result || chmod(address.sun_path, mode) ||
+		    listen(fd, SOMAXCONN) ||
+		    (staging[0] && rename(staging, path)) || stat(path, &info))
 			result = -errno;
+		if (result && staging[0])
+			unlink(staging);
 	}
 	if (result) {
 		if (!*err)

@@ -1041,3 +1041,70 @@ Test(api_socket, the_answer_to_stop_is_written_before_the_loop_ends)
 	cr_assert_eq(response.status, 204, "%s", response.text);
 	event_loop_destroy(loop);
 }
+
+/* A client that waits for the socket file and connects the moment it
+ * appears is never refused: the file only appears once the server
+ * listens. A watcher thread spins on the path while the server is made
+ * again and again, which catches the gap between bind and listen. */
+struct socket_watch {
+	const char *path;
+	volatile bool done;
+	unsigned int refused, connected;
+};
+
+static void *watch_socket(void *opaque)
+{
+	struct socket_watch *watch = opaque;
+	struct sockaddr_un address = { .sun_family = AF_UNIX };
+	bool seen = false;
+	struct stat info;
+
+	strcpy(address.sun_path, watch->path);
+	while (!watch->done) {
+		bool present = stat(watch->path, &info) == 0;
+
+		if (present && !seen) {
+			int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+			if (connect(fd, (struct sockaddr *)&address,
+				    sizeof(address)) == 0)
+				watch->connected++;
+			else if (errno == ECONNREFUSED)
+				watch->refused++;
+			close(fd);
+		}
+		seen = present;
+	}
+	return NULL;
+}
+
+Test(api_socket, the_file_appears_only_once_the_server_listens)
+{
+	char path[108], err[256];
+	struct socket_watch watch = { .path = path };
+	pthread_t watcher;
+
+	loop = event_loop_create();
+	snprintf(path, sizeof(path), "/tmp/vessel-test-api-listen-%d", getpid());
+	unlink(path);
+	cr_assert_eq(pthread_create(&watcher, NULL, watch_socket, &watch), 0);
+	for (int round = 0; round < 1000; round++) {
+		struct api_server *server = create_at(path, 0600, err,
+						      sizeof(err));
+
+		cr_assert_not_null(server, "%s", err);
+		usleep(100); /* time for the watcher to see the file */
+		api_server_destroy(server);
+		usleep(100);
+	}
+	watch.done = true;
+	pthread_join(watcher, NULL);
+	cr_assert_eq(watch.refused, 0, "refused %u times, connected %u times",
+		     watch.refused, watch.connected);
+	cr_assert_gt(watch.connected, 0);
+
+	char staging[160];
+	snprintf(staging, sizeof(staging), "%s.%d.staging", path, getpid());
+	cr_assert_neq(access(staging, F_OK), 0, "%s stayed behind", staging);
+	event_loop_destroy(loop);
+}
