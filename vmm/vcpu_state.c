@@ -17,6 +17,8 @@
 #define MAX_MSRS 1024
 /* An XSAVE area with every feature a CPU of today has is under 12 KiB. */
 #define MAX_XSAVE_SIZE (64u << 10)
+/* The time-stamp counter as an MSR (Intel SDM vol. 4, table 2-2). */
+#define MSR_IA32_TSC 0x10
 
 /* A part of fixed size, read and written with one ioctl each. */
 struct fixed_part {
@@ -169,6 +171,14 @@ static int save_msrs(int kvm_fd, int vcpu_fd, struct state_writer *writer,
 	}
 	result = put(writer, "msrs", kept->entries,
 		     kept->nmsrs * sizeof(kept->entries[0]), path, err, err_len);
+	/* When the TSC among them was read: restore moves it on from there. */
+	if (!result) {
+		result = writer->base.put_u64(&writer->base, "msrs-realtime-ns",
+					      (uint64_t)vcpu_state_realtime_ns());
+		if (result)
+			result = failed(err, err_len, path, "msrs-realtime-ns",
+					-result);
+	}
 out:
 	free(list);
 	free(kept);
@@ -326,6 +336,41 @@ static int restore_tsc_khz(int vcpu_fd, struct state_reader *reader,
 	return 0;
 }
 
+uint64_t vcpu_state_tsc_after(uint64_t tsc, uint64_t tsc_khz,
+			      int64_t read_realtime_ns, int64_t now_realtime_ns)
+{
+	if (now_realtime_ns <= read_realtime_ns)
+		return tsc;
+	unsigned __int128 passed = (unsigned __int128)(now_realtime_ns -
+						       read_realtime_ns) *
+				   tsc_khz / 1000000;
+	return passed > UINT64_MAX - tsc ? UINT64_MAX : tsc + (uint64_t)passed;
+}
+
+/* The saved TSC (MSR_IA32_TSC), moved on by the real time since it was
+ * read, as the kvmclock is (vcpu_state_clock_after): a guest whose
+ * clocksource is the TSC (Linux prefers it to kvm-clock when the TSC is
+ * invariant) would otherwise come back behind by the time on disk. */
+static int move_tsc_on(struct kvm_msrs *msrs, struct state_reader *reader,
+		       char *err, size_t err_len)
+{
+	uint64_t khz, read_at;
+	int result = reader->base.get_u64(&reader->base, "tsc-khz", &khz);
+
+	if (!result)
+		result = reader->base.get_u64(&reader->base, "msrs-realtime-ns",
+					      &read_at);
+	if (result)
+		return refused(reader, result, err, err_len);
+	int64_t now = vcpu_state_realtime_ns();
+	for (uint32_t i = 0; i < msrs->nmsrs; i++)
+		if (msrs->entries[i].index == MSR_IA32_TSC)
+			msrs->entries[i].data = vcpu_state_tsc_after(
+				msrs->entries[i].data, khz,
+				(int64_t)read_at, now);
+	return 0;
+}
+
 static int restore_msrs(int vcpu_fd, struct state_reader *reader,
 			const char *path, char *err, size_t err_len)
 {
@@ -347,6 +392,11 @@ static int restore_msrs(int vcpu_fd, struct state_reader *reader,
 		return failed(err, err_len, path, "msrs", ENOMEM);
 	msrs->nmsrs = (uint32_t)(size / entry);
 	memcpy(msrs->entries, data, size);
+	result = move_tsc_on(msrs, reader, err, err_len);
+	if (result) {
+		free(msrs);
+		return result;
+	}
 	int set = ioctl(vcpu_fd, KVM_SET_MSRS, msrs);
 	if (set < 0)
 		result = failed(err, err_len, path, "KVM_SET_MSRS", errno);
@@ -455,6 +505,9 @@ int vcpu_state_check(struct state_reader *reader, const char *path, char *err,
 					       &data, &size);
 	if (!result)
 		result = state_reader_get_blob(reader, "tsc-khz", 8, 8, &data, &size);
+	if (!result)
+		result = state_reader_get_blob(reader, "msrs-realtime-ns", 8, 8,
+					       &data, &size);
 	if (!result)
 		result = state_reader_get_blob(reader, "xsave",
 					       sizeof(struct kvm_xsave),

@@ -24,7 +24,7 @@
 
 #include "state_fdt.h"
 
-#define VCPU_STATE_VERSION 1
+#define VCPU_STATE_VERSION 2
 #define VM_KVM_STATE_VERSION 1
 
 /* The vCPU vcpu_fd of vm_fd (kvm_fd the system's /dev/kvm) into the node
@@ -49,6 +49,10 @@ int vcpu_state_check(struct state_reader *reader, const char *path, char *err,
 uint64_t vcpu_state_clock_after(uint64_t paused_clock_ns,
 				int64_t paused_realtime_ns,
 				int64_t now_realtime_ns);
+/* The guest's TSC (tsc at tsc_khz, read at read_realtime_ns) moved on the
+ * same way: restore gives it back as it would be now. */
+uint64_t vcpu_state_tsc_after(uint64_t tsc, uint64_t tsc_khz,
+			      int64_t read_realtime_ns, int64_t now_realtime_ns);
 /* The host's CLOCK_REALTIME in ns. */
 int64_t vcpu_state_realtime_ns(void);
 
