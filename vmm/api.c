@@ -268,8 +268,8 @@ static struct reply handle_snapshot(struct api_server *server,
 }
 
 /* {"source": DIR, "paused": false, "eager": false,
- * "allow_changed_disks": false}: the VM of a snapshot, into an inactive VM
- * (vessel serve). */
+ * "allow_changed_disks": false, "skip_memory_check": false}: the VM of a
+ * snapshot, into an inactive VM (vessel serve). */
 static struct reply handle_restore(struct api_server *server,
 				   const struct route *route,
 				   const struct http_request *request)
@@ -298,6 +298,9 @@ static struct reply handle_restore(struct api_server *server,
 			else if (!strcmp(key, "allow_changed_disks") && flag)
 				restore.allow_changed_disks =
 					json_object_get_boolean(value);
+			else if (!strcmp(key, "skip_memory_check") && flag)
+				restore.skip_memory_check =
+					json_object_get_boolean(value);
 			else
 				valid = false;
 		}
@@ -306,8 +309,8 @@ static struct reply handle_restore(struct api_server *server,
 		json_object_put(object);
 		return error_reply(HTTP_STATUS_BAD_REQUEST, "the body must be "
 				   "{\"source\": DIR} with optional \"paused\", "
-				   "\"eager\" and \"allow_changed_disks\": true "
-				   "or false");
+				   "\"eager\", \"allow_changed_disks\" and "
+				   "\"skip_memory_check\": true or false");
 	}
 	restore.dir = json_object_get_string(source);
 	int result = server->ops->restore(server->opaque, &restore, err,

@@ -52,12 +52,14 @@ struct control_snapshot {
 
 /* The VM of the snapshot in dir, running or paused, its memory read in at
  * once when eager; disks changed since the snapshot refuse it unless
- * allow_changed_disks. */
+ * allow_changed_disks; skip_memory_check leaves the memory file's
+ * checksum unread (snapshot.h, struct snapshot_leniency). */
 struct control_restore {
 	const char *dir;
 	bool paused;
 	bool eager;
 	bool allow_changed_disks;
+	bool skip_memory_check;
 };
 
 struct control_ops {

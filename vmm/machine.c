@@ -511,7 +511,7 @@ static int resume_suspended(struct machine *machine, char *err,
 			    size_t err_len)
 {
 	struct snapshot snapshot;
-	int result = snapshot_open(machine->suspended_dir, false, &snapshot, err,
+	int result = snapshot_open(machine->suspended_dir, NULL, &snapshot, err,
 				   err_len);
 
 	if (!result)
@@ -544,8 +544,11 @@ static int restore_op(void *opaque, const struct control_restore *request,
 		return refuse(machine, VM_REQUEST_START, err, err_len);
 	/* A snapshot that cannot be read is a request that is wrong in
 	 * itself (control.h). */
-	if (snapshot_open(request->dir, request->allow_changed_disks, &snapshot,
-			  err, err_len))
+	const struct snapshot_leniency leniency = {
+		.allow_changed_disks = request->allow_changed_disks,
+		.skip_memory_check = request->skip_memory_check,
+	};
+	if (snapshot_open(request->dir, &leniency, &snapshot, err, err_len))
 		return -EINVAL;
 	int result = snapshot_check_new_process(&snapshot, err, err_len);
 	if (!result && snapshot.warning[0])

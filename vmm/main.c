@@ -269,7 +269,7 @@ static int serve_command(int argc, char **argv)
 static void print_restore_usage(void)
 {
 	printf("Usage: vessel restore DIR [--api-sock PATH] [--paused] [--eager]\n"
-	       "                      [--allow-changed-disks]\n"
+	       "                      [--allow-changed-disks] [--skip-memory-check]\n"
 	       "\n"
 	       "Run the VM of the snapshot in DIR (vessel snapshot) in this\n"
 	       "process, from where it was: nothing is booted, and the kernel\n"
@@ -285,6 +285,11 @@ static void print_restore_usage(void)
 	       "                       restore over disks written since the\n"
 	       "                       snapshot, with a warning naming them (the\n"
 	       "                       guest's caches may not match them)\n"
+	       "      --skip-memory-check\n"
+	       "                       do not check the memory file against its\n"
+	       "                       checksum: a restore that no longer reads\n"
+	       "                       every written page first, for snapshots\n"
+	       "                       on storage you trust\n"
 	       "  -h, --help           show this help\n");
 }
 
@@ -295,12 +300,14 @@ static int restore_command(int argc, char **argv)
 		{ "paused", no_argument, NULL, 'p' },
 		{ "eager", no_argument, NULL, 'e' },
 		{ "allow-changed-disks", no_argument, NULL, 'c' },
+		{ "skip-memory-check", no_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run_options run = { 0 };
 	struct snapshot snapshot;
-	bool eager = false, allow_changed_disks = false;
+	struct snapshot_leniency leniency = { 0 };
+	bool eager = false;
 	char err[ERROR_TEXT_SIZE];
 
 	optind = 0;
@@ -318,7 +325,10 @@ static int restore_command(int argc, char **argv)
 			eager = true;
 			break;
 		case 'c':
-			allow_changed_disks = true;
+			leniency.allow_changed_disks = true;
+			break;
+		case 'm':
+			leniency.skip_memory_check = true;
 			break;
 		case 'h':
 			print_restore_usage();
@@ -332,7 +342,7 @@ static int restore_command(int argc, char **argv)
 			"required (see vessel restore --help)\n");
 		return 2;
 	}
-	if (snapshot_open(argv[optind], allow_changed_disks, &snapshot, err,
+	if (snapshot_open(argv[optind], &leniency, &snapshot, err,
 			  sizeof(err))) {
 		fprintf(stderr, "vessel restore: %s: %s\n", argv[optind], err);
 		return 1;

@@ -502,7 +502,7 @@ static int check_memory(int dir_fd, struct snapshot *snapshot,
 	int result = open_memory_file(dir_fd, snapshot, &snapshot->memory_fd,
 				      err, err_len);
 
-	if (result)
+	if (result || snapshot->memory_unchecked)
 		return result;
 	result = vm_memory_image_checksum(snapshot->memory_fd,
 					  snapshot->config->memory_size, &found,
@@ -535,7 +535,7 @@ static int check_diff_memory(int dir_fd, struct snapshot *snapshot,
 		return result;
 	}
 	result = open_memory_file(dir_fd, snapshot, &fd, err, err_len);
-	if (!result) {
+	if (!result && !snapshot->memory_unchecked) {
 		result = vm_memory_pages_checksum(fd, pages, count, &found,
 						  progress);
 		result = checksum_refused(result, found, checksum, err, err_len);
@@ -636,15 +636,21 @@ static int open_base(struct snapshot *snapshot, const char *dir,
 	return result;
 }
 
-int snapshot_open(const char *dir, bool allow_changed_disks,
+int snapshot_open(const char *dir, const struct snapshot_leniency *leniency,
 		  struct snapshot *snapshot, char *err, size_t err_len)
 {
+	static const struct snapshot_leniency strict;
 	uint64_t state_checksum, memory_checksum;
 	struct progress progress;
 	bool diff = false;
 	int result;
 
-	*snapshot = (struct snapshot){ .memory_fd = -1 };
+	if (!leniency)
+		leniency = &strict;
+	*snapshot = (struct snapshot){
+		.memory_fd = -1,
+		.memory_unchecked = leniency->skip_memory_check,
+	};
 	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir_fd < 0) {
 		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
@@ -665,9 +671,12 @@ int snapshot_open(const char *dir, bool allow_changed_disks,
 		result = vm_check_state(snapshot->config, &snapshot->reader, err,
 					err_len);
 	if (!result)
-		result = check_disks(snapshot, allow_changed_disks, err, err_len);
+		result = check_disks(snapshot, leniency->allow_changed_disks, err,
+				     err_len);
 	if (!result) {
-		progress_begin(&progress, "checking the snapshot's memory");
+		progress_begin(&progress, snapshot->memory_unchecked ?
+					  "opening the snapshot's memory" :
+					  "checking the snapshot's memory");
 		result = open_memory(dir_fd, snapshot, &snapshot->reader, diff,
 				     memory_checksum, 0, &progress, err, err_len);
 		progress_end(&progress);

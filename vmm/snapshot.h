@@ -64,14 +64,27 @@ struct snapshot {
 	/* What the user should hear of a restore that goes on anyway
 	 * (disks changed since, allowed); empty when nothing. */
 	char warning[512];
+	bool memory_unchecked; /* its memory's checksum was not read */
+};
+
+/* What a restore may let pass that it refuses by default. */
+struct snapshot_leniency {
+	/* Disks written since the snapshot: named in the warning. */
+	bool allow_changed_disks;
+	/* The memory file's checksum is not computed: the restore no longer
+	 * reads every written page before the VM is made, so its time stops
+	 * growing with the data, and a memory file damaged since is no
+	 * longer refused (its size and the state's checksum still are). For
+	 * snapshots on storage the user trusts. */
+	bool skip_memory_check;
 };
 
 /* Opens and checks the snapshot in dir, and for a diff each base under
  * it: missing, another snapshot than the one the diff was taken over, or
  * damaged, it refuses. A disk that changed since the snapshot refuses it
- * too, unless allow_changed_disks (then it is named in warning). 0 or
- * -errno with err. */
-int snapshot_open(const char *dir, bool allow_changed_disks,
+ * too; leniency (NULL for none) lets what it names pass. 0 or -errno with
+ * err. */
+int snapshot_open(const char *dir, const struct snapshot_leniency *leniency,
 		  struct snapshot *snapshot, char *err, size_t err_len);
 void snapshot_close(struct snapshot *snapshot);
 /* Whether another process than the one that took it can restore it: not

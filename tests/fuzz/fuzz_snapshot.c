@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 "xxh3-64 %016" PRIx64 " state.dtb\nxxh3-64 %016" PRIx64 " memory\n",
 		 (uint64_t)XXH3_64bits(data, size), (uint64_t)0);
 	write_file("checksum", checksums, strlen(checksums));
-	if (snapshot_open(dir, false, &snapshot, err, sizeof(err)) == 0) {
+	if (snapshot_open(dir, NULL, &snapshot, err, sizeof(err)) == 0) {
 		snapshot_close(&snapshot);
 		return 0;
 	}

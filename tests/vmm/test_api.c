@@ -40,6 +40,7 @@ struct fake_vm {
 	char snapshot_dir[64]; /* the last snapshot's destination */
 	bool snapshot_resume;
 	bool snapshot_diff; /* or a restore's allow_changed_disks */
+	bool restore_skips_memory_check;
 	/* When set, describe reports CONTROL_MAX_COUNTER_GROUPS groups of
 	 * this name: an answer larger than a socket's buffer. */
 	const char *group_name;
@@ -161,6 +162,11 @@ static int fake_suspend(void *opaque, const char *dir, char *err,
 static int fake_restore(void *opaque, const struct control_restore *request,
 			char *err, size_t err_len)
 {
+	struct fake_vm *vm = opaque;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->restore_skips_memory_check = request->skip_memory_check;
+	pthread_mutex_unlock(&vm->lock);
 	return fake_take(opaque, request->dir, request->paused,
 			 request->allow_changed_disks, err, err_len);
 }
@@ -1000,10 +1006,18 @@ Test(api, restore_takes_a_source_and_its_flags)
 	     &response);
 	cr_assert_eq(response.status, 204, "%s", response.text);
 	cr_assert(fake.snapshot_diff, "allow_changed_disks reaches the VM");
+	cr_assert(!fake.restore_skips_memory_check);
+	http("PUT", "/api/v1/vm/restore",
+	     "{\"source\": \"/tmp/s8\", \"skip_memory_check\": true}",
+	     &response);
+	cr_assert_eq(response.status, 204, "%s", response.text);
+	cr_assert(fake.restore_skips_memory_check,
+		  "skip_memory_check reaches the VM");
 	const char *bad[] = { "{}", "{\"source\": 1}", "{\"source\": \"\"}",
 			      "{\"source\": \"/x\", \"eager\": 1}",
 			      "{\"source\": \"/x\", \"resume\": true}",
-			      "{\"source\": \"/x\", \"allow_changed_disks\": 1}" };
+			      "{\"source\": \"/x\", \"allow_changed_disks\": 1}",
+			      "{\"source\": \"/x\", \"skip_memory_check\": \"yes\"}" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		http("PUT", "/api/v1/vm/restore", bad[i], &response);
 		cr_assert_eq(response.status, 400, "%s: %s", bad[i], response.text);

@@ -14,8 +14,15 @@ then a full snapshot is taken (and the guest resumed), the guest rewrites
 full one: the times and sizes of both, and the diff's restore (lazy and
 --eager) to the first console byte.
 
+With --scaling: for each size the guest (mode=write) writes half of its
+memory, a full snapshot is taken, and lazy restores are timed to the
+guest's first console byte with the memory checksum checked (the default)
+and with --skip-memory-check, each beside the smallest size's figure: how
+far a restore's time grows with the guest's memory.
+
 Usage: tools/bench/snapshot_bench.py [--rounds N] [--memory 64M,1G]
        tools/bench/snapshot_bench.py --diff [--written 1] [--memory 1G]
+       tools/bench/snapshot_bench.py --scaling [--memory 256M,1G,4G]
 """
 import argparse
 import os
@@ -27,8 +34,12 @@ import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VESSEL = os.path.join(TOP, 'build', 'vmm', 'vessel')
-GUEST = os.path.join(TOP, 'build', 'guests', 'selftest.elf')
+# VESSEL_BINARY and VESSEL_SELFTEST_GUEST, as the tests take them, name
+# another build's.
+VESSEL = os.environ.get('VESSEL_BINARY',
+                        os.path.join(TOP, 'build', 'vmm', 'vessel'))
+GUEST = os.environ.get('VESSEL_SELFTEST_GUEST',
+                       os.path.join(TOP, 'build', 'guests', 'selftest.elf'))
 
 
 def wait_for(path):
@@ -60,10 +71,10 @@ def take_snapshot(work, memory):
     return taken, used
 
 
-def restore(work, eager, name='snap'):
+def restore(work, eager, name='snap', *options):
     """Seconds from `vessel restore`'s start to the guest's first console
     byte, and to the end of that line."""
-    args = [VESSEL, 'restore', os.path.join(work, name)]
+    args = [VESSEL, 'restore', os.path.join(work, name), *options]
     if eager:
         args.append('--eager')
     start = time.monotonic()
@@ -117,6 +128,27 @@ def snapshot_timed(sock, path, *options):
     taken = time.monotonic() - start
     used = int(subprocess.check_output(['du', '-sk', path]).split()[0])
     return taken, used
+
+
+def take_half_written(work, memory):
+    """The writing guest's full snapshot once it wrote half of its memory:
+    (seconds, KiB)."""
+    sock = os.path.join(work, 'api.sock')
+    size = mebibytes(memory)
+    guest = subprocess.Popen(
+        [VESSEL, 'run', '--kernel', GUEST, '--memory', memory, '--cmdline',
+         f'mode=write {size // 2} 0 2000000', '--api-sock', sock],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    console = Console(guest.stdout)
+    wait_for(sock)
+    console.wait_for('selftest: filled')
+    taken = snapshot_timed(sock, os.path.join(work, 'snap'))
+    subprocess.check_call([VESSEL, 'stop', '--api-sock', sock])
+    guest.stdin.close()
+    console.thread.join()
+    guest.wait()
+    return taken
 
 
 def take_full_and_diff(work, memory, written_percent):
@@ -180,6 +212,27 @@ def main_diff(options):
               f'{median(v[0] for v in eager) * 1000:9.1f}')
 
 
+def main_scaling(options):
+    print(f'guest wrote half of its memory; lazy restore to the first '
+          f'console byte; medians of {options.rounds}')
+    print(f'{"memory":>8} {"snapshot ms":>12} {"on disk KiB":>12} '
+          f'{"checked ms":>11} {"x smallest":>11} '
+          f'{"skip-check ms":>14} {"x smallest":>11}')
+    smallest = None
+    for memory in options.memory.split(','):
+        def measure(work):
+            taken, used = take_half_written(work, memory)
+            return (taken, used, restore(work, False)[0],
+                    restore(work, False, 'snap', '--skip-memory-check')[0])
+        taken, used, checked, skipped = zip(*each_round(options, measure))
+        median = statistics.median
+        row = (median(checked), median(skipped))
+        smallest = smallest or row
+        print(f'{memory:>8} {median(taken) * 1000:12.1f} {median(used):12.0f} '
+              f'{row[0] * 1000:11.1f} {row[0] / smallest[0]:11.2f} '
+              f'{row[1] * 1000:14.1f} {row[1] / smallest[1]:11.2f}')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=5)
@@ -187,6 +240,9 @@ def main():
                         help='sizes, comma-separated (64M,1G; 1G with --diff)')
     parser.add_argument('--diff', action='store_true',
                         help='full against diff snapshots of a writing guest')
+    parser.add_argument('--scaling', action='store_true',
+                        help='restore time against memory size, half of '
+                             'it written (256M,1G,4G)')
     parser.add_argument('--written', type=float, default=1.0,
                         help='with --diff: percent of memory rewritten')
     parser.add_argument('--dir', default='/var/tmp',
@@ -195,6 +251,9 @@ def main():
     if options.diff:
         options.memory = options.memory or '1G'
         return main_diff(options)
+    if options.scaling:
+        options.memory = options.memory or '256M,1G,4G'
+        return main_scaling(options)
     options.memory = options.memory or '64M,1G'
     print(f'{"memory":>8} {"snapshot ms":>12} {"on disk KiB":>12} '
           f'{"lazy: byte ms":>14} {"line ms":>8} {"eager: byte ms":>15} '
