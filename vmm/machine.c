@@ -80,8 +80,11 @@ static int start_vm(struct machine *machine, bool paused, char *err,
 	const struct vm_owner owner = { .stop_requested = vm_stop_requested,
 					.opaque = machine };
 
+	struct display *kept = machine->kept_display;
+
+	machine->kept_display = NULL; /* the VM's now, failure or not */
 	machine->vm = vm_create(machine->config, machine->host, machine->loop,
-				machine->console, &owner, err, err_len);
+				machine->console, &owner, kept, err, err_len);
 	if (!machine->vm)
 		return -EINVAL;
 	int result = vm_start(machine->vm, paused, err, err_len);
@@ -90,6 +93,28 @@ static int start_vm(struct machine *machine, bool paused, char *err,
 		machine->vm = NULL;
 	}
 	return result;
+}
+
+/* The window of a suspended VM was closed: vessel stops, the VM stays on
+ * disk (closed while a reboot builds the next VM, it is the old VM's and
+ * passes). Display thread: the stop hook's eventfd takes it to the event
+ * thread. */
+static void on_kept_window_closed(void *opaque)
+{
+	struct machine *machine = opaque;
+
+	atomic_store(&machine->kept_window_closed, true);
+	vm_stop_requested(machine);
+}
+
+/* The VM's window, kept by the machine while the VM is gone (suspended,
+ * or between a reset and the next boot): it shows its last picture. */
+static void keep_display(struct machine *machine)
+{
+	machine->kept_display = vm_release_display(machine->vm);
+	if (machine->kept_display)
+		display_detach(machine->kept_display, on_kept_window_closed,
+			       machine);
 }
 
 /* The VM stopped itself or was stopped: a reset boots a fresh machine,
@@ -121,6 +146,9 @@ static void on_vm_stop(void *opaque, uint32_t events)
 		reason = VM_STOP_REQUESTED;
 		snprintf(message, sizeof(message), "%s", machine->user_stop_message);
 	}
+	/* A reboot keeps the window: the same one shows the new boot. */
+	if (reason == VM_STOP_RESET && !machine->config->no_reboot)
+		keep_display(machine);
 	vm_destroy(machine->vm);
 	machine->vm = NULL;
 
@@ -453,17 +481,6 @@ int machine_restore(struct machine *machine, const char *dir,
 	return 0;
 }
 
-/* The window of a suspended VM was closed: vessel stops, the VM stays on
- * disk. Display thread: the stop hook's eventfd takes it to the event
- * thread. */
-static void on_kept_window_closed(void *opaque)
-{
-	struct machine *machine = opaque;
-
-	atomic_store(&machine->kept_window_closed, true);
-	vm_stop_requested(machine);
-}
-
 int machine_suspend(struct machine *machine, const char *dir, char *err,
 		    size_t err_len)
 {
@@ -494,10 +511,7 @@ int machine_suspend(struct machine *machine, const char *dir, char *err,
 	/* Guest memory, the vCPUs and the devices go: what is left is
 	 * vessel's own footprint, the snapshot on disk, and the window,
 	 * which shows the screen as it was and says suspended. */
-	machine->kept_display = vm_release_display(machine->vm);
-	if (machine->kept_display)
-		display_detach(machine->kept_display, on_kept_window_closed,
-			       machine);
+	keep_display(machine);
 	vm_destroy(machine->vm);
 	machine->vm = NULL;
 	free(machine->suspended_dir);

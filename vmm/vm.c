@@ -580,22 +580,21 @@ static int create_vcpus(struct vm *vm, const struct boot_entry *entry,
 static struct vm *assemble(const struct vm_config *config,
 			   const struct kvm_host *host, struct event_loop *loop,
 			   struct console *console, const struct vm_owner *owner,
-			   const struct vm_image *image, char *err,
-			   size_t err_len)
+			   const struct vm_image *image, struct display *display,
+			   char *err, size_t err_len)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	struct boot_entry entry;
 
 	if (!vm) {
-		if (image) {
+		if (image)
 			close(image->memory.fd);
-			display_destroy(image->display);
-		}
+		display_destroy(display);
 		snprintf(err, err_len, "out of memory for the VM");
 		return NULL;
 	}
 	/* The VM owns a kept display from here, failure or not. */
-	vm->display = image ? image->display : NULL;
+	vm->display = display;
 	vm->config = config;
 	vm->host = host;
 	vm->loop = loop;
@@ -632,9 +631,10 @@ static struct vm *assemble(const struct vm_config *config,
 struct vm *vm_create(const struct vm_config *config,
 		     const struct kvm_host *host, struct event_loop *loop,
 		     struct console *console, const struct vm_owner *owner,
-		     char *err, size_t err_len)
+		     struct display *display, char *err, size_t err_len)
 {
-	return assemble(config, host, loop, console, owner, NULL, err, err_len);
+	return assemble(config, host, loop, console, owner, NULL, display, err,
+			err_len);
 }
 
 struct vm *vm_restore(const struct vm_config *config,
@@ -642,7 +642,8 @@ struct vm *vm_restore(const struct vm_config *config,
 		      struct console *console, const struct vm_owner *owner,
 		      const struct vm_image *image, char *err, size_t err_len)
 {
-	return assemble(config, host, loop, console, owner, image, err, err_len);
+	return assemble(config, host, loop, console, owner, image,
+			image->display, err, err_len);
 }
 
 void vm_destroy(struct vm *vm)

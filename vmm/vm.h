@@ -44,11 +44,15 @@ struct vm_owner {
 };
 
 struct vm;
+struct display;
 
+/* A VM booted from config's kernel. display: a window kept from the VM
+ * before (detached, display.h), which the VM takes, failure or not; NULL
+ * for a new one when config asks for a display. */
 struct vm *vm_create(const struct vm_config *config,
 		     const struct kvm_host *host, struct event_loop *loop,
 		     struct console *console, const struct vm_owner *owner,
-		     char *err, size_t err_len);
+		     struct display *display, char *err, size_t err_len);
 /* Stops and joins the vCPUs, then frees everything. */
 void vm_destroy(struct vm *vm);
 
@@ -73,7 +77,7 @@ void vm_press_power_button(struct vm *vm);
 void vm_show_state(struct vm *vm, enum vm_state state);
 /* Takes the display (NULL without one) out of the VM, for the caller to
  * detach before vm_destroy and keep (display.h): a suspended VM's window
- * stays open. */
+ * stays open, and a rebooted VM's is the same window. */
 struct display *vm_release_display(struct vm *vm);
 
 /* Thread-safe; the first reason given wins. */
@@ -107,7 +111,6 @@ int vm_save_memory(struct vm *vm, int fd, uint64_t *checksum,
 int vm_save_memory_pages(struct vm *vm, int fd, const uint64_t *pages,
 			 size_t count, uint64_t *checksum,
 			 struct progress *progress, char *err, size_t err_len);
-struct display;
 struct vm_image {
 	struct state_reader *state;
 	struct vm_memory_source memory;

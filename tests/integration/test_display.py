@@ -15,7 +15,8 @@ keyboard and mouse bytes: the window shows exactly the rectangle (the dirty
 log and the upload), a click grabs the pointer and the buttons reach the
 guest as mouse packets, Ctrl+Alt+G releases it, keys typed into the
 window arrive as set-1 scancodes, and closing the window presses the
-guest's power button, closing it again stops the VM.
+guest's power button, closing it again stops the VM; a guest that resets
+again and again is booted again in the same window.
 
 test_display.py snapshot (on this machine's own /dev/kvm): the title
 follows the VM's state (running, paused through the API, running again
@@ -394,11 +395,41 @@ def expect_rectangle(window, name):
         fail(f"the window has pixels the guest did not draw, at {outside[:3]}")
 
 
-def selftest_vessel(*options):
+def selftest_vessel(*options, mode="display"):
     return Vessel([os.environ["VESSEL_BINARY"], "run",
                    "--kernel", os.environ["VESSEL_SELFTEST_GUEST"],
-                   "--cmdline", "mode=display",
+                   "--cmdline", "mode=" + mode,
                    "--display", "sdl", "--name", NAME, *options], x_env())
+
+
+def windows_named(name):
+    found = subprocess.run(["xdotool", "search", "--name", name],
+                           env=x_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    return found.stdout.split()
+
+
+def expect_reboots_keep_the_window():
+    """A guest that resets again and again is booted again in the same
+    window: the window never goes away while it reboots."""
+    vessel = selftest_vessel(mode="reset")
+    try:
+        window = find_window(30)
+        absent = 0
+        for _ in range(30):
+            if windows_named(NAME) != [window]:
+                absent += 1
+            time.sleep(0.1)
+        if not vessel.expect("selftest: resetting through the i8042", 10):
+            fail("the guest did not reset")
+        resets = vessel.output.count(b"selftest: resetting")
+        if resets < 3:
+            fail(f"the guest reset {resets} times only while watched")
+        if absent:
+            fail(f"the window was gone in {absent} of 30 looks while the "
+                 f"guest rebooted {resets} times")
+    finally:
+        vessel.stop()
 
 
 def test_selftest():
@@ -456,6 +487,7 @@ def test_selftest():
         status = vessel.process.wait(20)
         if status != 0:
             fail(f"vessel ended with status {status} after the window closed")
+        expect_reboots_keep_the_window()
         print("test_display: PASS", flush=True)
     finally:
         vessel.stop()
