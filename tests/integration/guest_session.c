@@ -47,15 +47,21 @@ unsigned long console_last_count(const char *text)
 bool console_counted_in_order(const char *text, unsigned long first,
 			      unsigned long *wrong, unsigned long *expected)
 {
-	*expected = first;
-	for (const char *at = text; (at = strstr(at, "\nn=")); at += 3) {
-		unsigned long number = strtoul(at + 3, NULL, 10);
+	bool seen = false;
 
-		if (number != *expected) {
+	*expected = first == CONSOLE_COUNT_ANY ? 0 : first;
+	for (const char *at = text; (at = strstr(at, "n=")); at += 2) {
+		char *end;
+		unsigned long number = strtoul(at + 2, &end, 10);
+
+		if (end == at + 2 || *end != '\r')
+			continue;
+		if ((seen || first != CONSOLE_COUNT_ANY) && number != *expected) {
 			*wrong = number;
 			return false;
 		}
-		(*expected)++;
+		*expected = number + 1;
+		seen = true;
 	}
 	return true;
 }

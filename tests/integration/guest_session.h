@@ -75,9 +75,14 @@ int api_request(const char *socket_path, const char *method, const char *path,
  * middle of a line, whose digits are then not all there yet. */
 unsigned long console_last_count(const char *text);
 
-/* Whether every counter line of text is the one after the line before,
- * from n=first on; if not, *wrong is the number printed where *expected
- * belonged. */
+/* Whether every counter number of text is the one after the one before,
+ * from n=first on (or from whichever comes first, CONSOLE_COUNT_ANY); if
+ * not, *wrong is the number printed where *expected belonged, else
+ * *expected is the number after the last (0 when there was none with
+ * CONSOLE_COUNT_ANY). A number counts where "n=NUMBER" ends its line,
+ * wherever it starts: the shell's prompt, or a command typed meanwhile,
+ * may share the line. */
+#define CONSOLE_COUNT_ANY ((unsigned long)-1)
 bool console_counted_in_order(const char *text, unsigned long first,
 			      unsigned long *wrong, unsigned long *expected);
 
