@@ -130,33 +130,11 @@ def snapshot_timed(sock, path, *options):
     return taken, used
 
 
-def take_half_written(work, memory):
-    """The writing guest's full snapshot once it wrote half of its memory:
-    (seconds, KiB)."""
+def start_writer(work, memory, touch_kib):
+    """The selftest guest (mode=write) once it filled half of its memory:
+    (process, console, API socket, the console's line count then)."""
     sock = os.path.join(work, 'api.sock')
     size = mebibytes(memory)
-    guest = subprocess.Popen(
-        [VESSEL, 'run', '--kernel', GUEST, '--memory', memory, '--cmdline',
-         f'mode=write {size // 2} 0 2000000', '--api-sock', sock],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    console = Console(guest.stdout)
-    wait_for(sock)
-    console.wait_for('selftest: filled')
-    taken = snapshot_timed(sock, os.path.join(work, 'snap'))
-    subprocess.check_call([VESSEL, 'stop', '--api-sock', sock])
-    guest.stdin.close()
-    console.thread.join()
-    guest.wait()
-    return taken
-
-
-def take_full_and_diff(work, memory, written_percent):
-    """The writing guest's full snapshot over half of its memory, then a
-    diff after it rewrote written_percent of it: (seconds, KiB) of each."""
-    sock = os.path.join(work, 'api.sock')
-    size = mebibytes(memory)
-    touch_kib = int(size * 1024 * written_percent / 100)
     guest = subprocess.Popen(
         [VESSEL, 'run', '--kernel', GUEST, '--memory', memory, '--cmdline',
          f'mode=write {size // 2} {touch_kib} 2000000', '--api-sock', sock],
@@ -164,16 +142,36 @@ def take_full_and_diff(work, memory, written_percent):
         stderr=subprocess.STDOUT, text=True)
     console = Console(guest.stdout)
     wait_for(sock)
-    seen = console.wait_for('selftest: filled')
+    return guest, console, sock, console.wait_for('selftest: filled')
+
+
+def stop_writer(guest, console, sock):
+    subprocess.check_call([VESSEL, 'stop', '--api-sock', sock])
+    guest.stdin.close()
+    console.thread.join()  # to the console's end, once vessel exits
+    guest.wait()
+
+
+def take_half_written(work, memory):
+    """The writing guest's full snapshot once it wrote half of its memory:
+    (seconds, KiB)."""
+    guest, console, sock, _ = start_writer(work, memory, 0)
+    taken = snapshot_timed(sock, os.path.join(work, 'snap'))
+    stop_writer(guest, console, sock)
+    return taken
+
+
+def take_full_and_diff(work, memory, written_percent):
+    """The writing guest's full snapshot over half of its memory, then a
+    diff after it rewrote written_percent of it: (seconds, KiB) of each."""
+    touch_kib = int(mebibytes(memory) * 1024 * written_percent / 100)
+    guest, console, sock, seen = start_writer(work, memory, touch_kib)
     full = snapshot_timed(sock, os.path.join(work, 'snap'), '--resume')
     guest.stdin.write('x')
     guest.stdin.flush()
     console.wait_for('selftest: touched', seen)
     diff = snapshot_timed(sock, os.path.join(work, 'diff'), '--diff')
-    subprocess.check_call([VESSEL, 'stop', '--api-sock', sock])
-    guest.stdin.close()
-    console.thread.join()  # to the console's end, once vessel exits
-    guest.wait()
+    stop_writer(guest, console, sock)
     return full, diff
 
 
