@@ -11,9 +11,10 @@ a counter line (`tick N`) on its console every 100 ms. Then:
 - vessel: `vessel pause`, then `vessel snapshot --api-sock S DIR` timed
   (the client's whole run: the request, the state, the memory image and its
   fsyncs), its size on disk (the allocated blocks of DIR's files: `memory`
-  is sparse), `vessel stop`. Then `vessel restore DIR`, lazy and
-  `--eager`, each timed from the process's start to the first console byte
-  after the restore and to the next whole counter line. A third restore,
+  is sparse), `vessel stop`. Then `vessel restore DIR`, lazy, lazy with
+  `--skip-memory-check` ("no check") and `--eager`, each timed from the
+  process's start to the first console byte after the restore and to the
+  next whole counter line. A third restore,
   `vessel serve` and `PUT /api/v1/vm/restore`, gives the moment the VM
   runs: from the process's start to the API's answer, which comes once the
   vCPUs have been let go.
@@ -344,11 +345,10 @@ def vessel_snapshot(args, mib, work):
         kill(process)
 
 
-def vessel_restore(args, work, before, eager):
-    """`vessel restore`: (None, first byte, next line) in seconds."""
-    argv = [args.vessel, "restore", os.path.join(work, "snapshot")]
-    if eager:
-        argv.append("--eager")
+def vessel_restore(args, work, before, *options):
+    """`vessel restore` with options: (None, first byte, next line) in
+    seconds."""
+    argv = [args.vessel, "restore", os.path.join(work, "snapshot"), *options]
     process = start(argv)
     console = Console(process, time.monotonic())
     try:
@@ -493,8 +493,10 @@ def one_size(args, mib, figures):
             print(f"  {label} vessel snapshot {saved[0]:8.3f} s, "
                   f"{saved[1] / 2**20:7.1f} MiB", flush=True)
             for name, function, extra in (
-                    ("vessel lazy", vessel_restore, (False,)),
-                    ("vessel eager", vessel_restore, (True,)),
+                    ("vessel lazy", vessel_restore, ()),
+                    ("vessel no check", vessel_restore,
+                     ("--skip-memory-check",)),
+                    ("vessel eager", vessel_restore, ("--eager",)),
                     ("vessel API lazy", vessel_api_restore, ())):
                 result = attempt(f"{label} {name} restore", function, args, work,
                                  saved[2], *extra)
@@ -547,7 +549,8 @@ def report(args, sizes, all_figures):
     for mib in sorted(sizes):
         figures = all_figures[mib]
         qemu = [median([r[i] for r in figures["QEMU"]]) for i in range(3)]
-        for name, save in (("vessel lazy", "vessel save"), ("vessel eager", None),
+        for name, save in (("vessel lazy", "vessel save"),
+                           ("vessel no check", None), ("vessel eager", None),
                            ("vessel API lazy", None), ("QEMU", "QEMU save")):
             values = [median([r[i] for r in figures[name]]) for i in range(3)]
             if save and figures[save]:
@@ -563,7 +566,8 @@ def report(args, sizes, all_figures):
     if len(sizes) > 1:
         small, large = all_figures[min(sizes)], all_figures[max(sizes)]
         print(f"\nvessel restore, {max(sizes)}M / {min(sizes)}M (target at most 1.5):")
-        for name in ("vessel lazy", "vessel eager", "vessel API lazy"):
+        for name in ("vessel lazy", "vessel no check", "vessel eager",
+                     "vessel API lazy"):
             parts = []
             for index, what in ((0, "runs"), (1, "first byte"), (2, "next line")):
                 a = median([r[index] for r in large[name]])
@@ -593,7 +597,8 @@ def main():
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
 
-    names = ("vessel save", "vessel lazy", "vessel eager", "vessel API lazy",
+    names = ("vessel save", "vessel lazy", "vessel no check", "vessel eager",
+             "vessel API lazy",
              "QEMU save", "QEMU")
     figures = {mib: {name: [] for name in names} for mib in sizes}
     print(f"snapshots in {args.workdir or tempfile.gettempdir()}", flush=True)
