@@ -36,7 +36,8 @@ For each boot it measures:
     own time and interval (its resolution) are printed.
 Then vessel/QEMU ratios per round, and their medians over the rounds.
 Both VMMs render with the SDL renderer SDL picks (OpenGL through Mesa's
-llvmpipe under Xvfb) unless --render-driver names one for both. Inside
+llvmpipe under Xvfb) unless --render-driver names one for both
+(`software`: no GL at all). Inside
 the emulated host llvmpipe runs under TCG and takes both inner CPUs for
 either VMM: there the display thread's and QEMU's main thread's own
 ticks, printed beside the totals, are the displays' own cost.
@@ -434,6 +435,20 @@ def qemu_argv(args, name):
             f"console=ttyS0 reboot=k panic=1 consoleblank=0 vga={args.qemu_vga}"]
 
 
+def sdl_environment(args):
+    """SDL's settings for both VMMs. SDL's software renderer presents
+    through the window's surface, and SDL backs that surface with an
+    OpenGL texture when it can, llvmpipe under Xvfb: only
+    SDL_FRAMEBUFFER_ACCELERATION=0 keeps GL out of it (measured: the
+    llvmpipe threads worked as hard with SDL_RENDER_DRIVER=software alone)."""
+    if not args.render_driver:
+        return {}
+    settings = {"SDL_RENDER_DRIVER": args.render_driver}
+    if args.render_driver == "software":
+        settings["SDL_FRAMEBUFFER_ACCELERATION"] = "0"
+    return settings
+
+
 def boot(argv, env, args):
     """The VMM with its guest's userspace up; a guest that does not get
     there (the emulated host's nested guests now and then stop while
@@ -459,8 +474,7 @@ def run_once(args, vmm, round_number, x_server, x_display):
     is_display_thread = (is_vessel_display_thread if vmm == "vessel"
                          else is_qemu_display_thread)
     env = dict(os.environ, DISPLAY=x_display)
-    if args.render_driver:
-        env["SDL_RENDER_DRIVER"] = args.render_driver
+    env.update(sdl_environment(args))
     console = boot(argv, env, args)
     capture = WindowCapture(x_display)
     try:
@@ -558,7 +572,8 @@ def main():
                         "does not reach userspace")
     parser.add_argument("--render-driver", default="",
                         help="SDL_RENDER_DRIVER for both VMMs (software: "
-                        "SDL's own, without GL); default SDL's choice")
+                        "SDL's own, with SDL_FRAMEBUFFER_ACCELERATION=0, so "
+                        "without GL); default SDL's choice")
     parser.add_argument("--trial-timeout", type=float, default=20)
     parser.add_argument("--vmms", default="vessel,qemu",
                         help="which to run, in each round's order")
@@ -574,8 +589,9 @@ def main():
 
     print("vessel: " + " ".join(vessel_argv(args, "NAME")))
     print("QEMU:   " + " ".join(qemu_argv(args, "NAME")))
-    print("SDL_RENDER_DRIVER: " + (args.render_driver or "unset, SDL's choice"),
-          flush=True)
+    print("SDL: " + (" ".join(f"{name}={value}" for name, value
+                             in sdl_environment(args).items())
+                    or "SDL's choice of renderer"), flush=True)
     x_server, x_display = start_x_server()
     results, runs = [], {vmm: [] for vmm in vmms}
     try:
