@@ -341,9 +341,11 @@ uint64_t vcpu_state_tsc_after(uint64_t tsc, uint64_t tsc_khz,
 {
 	if (now_realtime_ns <= read_realtime_ns)
 		return tsc;
-	unsigned __int128 passed = (unsigned __int128)(now_realtime_ns -
-						       read_realtime_ns) *
-				   tsc_khz / 1000000;
+	/* In unsigned arithmetic: a saved time far in the past must not
+	 * overflow the difference. */
+	uint64_t elapsed_ns = (uint64_t)now_realtime_ns - (uint64_t)read_realtime_ns;
+	unsigned __int128 passed = (unsigned __int128)elapsed_ns * tsc_khz /
+				   1000000;
 	return passed > UINT64_MAX - tsc ? UINT64_MAX : tsc + (uint64_t)passed;
 }
 

@@ -301,6 +301,9 @@ Test(vcpu_state, the_tsc_catches_up_with_the_time_passed)
 	cr_assert_eq(vcpu_state_tsc_after(UINT64_MAX - 10, 5000000, 0,
 					  INT64_MAX),
 		     UINT64_MAX);
+	/* A saved time from a damaged snapshot, as far back as it goes. */
+	cr_assert_eq(vcpu_state_tsc_after(0, 1, INT64_MIN, INT64_MAX),
+		     UINT64_MAX / 1000000);
 }
 
 static uint64_t read_tsc_msr(int vcpu_fd)
