@@ -680,14 +680,15 @@ void http_server_destroy(struct http_server *server)
 		close(server->timer_fd);
 	}
 	if (server->listen_fd >= 0) {
-		event_loop_remove(server->loop, server->listen_fd);
-		close(server->listen_fd);
 		/* Only the file this server made: another may have replaced
-		 * it. */
+		 * it. Gone before the socket closes, so that a client never
+		 * finds the file with nobody listening. */
 		if (!stat(server->options.socket_path, &info) &&
 		    info.st_dev == server->socket_device &&
 		    info.st_ino == server->socket_inode)
 			unlink(server->options.socket_path);
+		event_loop_remove(server->loop, server->listen_fd);
+		close(server->listen_fd);
 	}
 	free(server->connections);
 	free((char *)server->options.socket_path);

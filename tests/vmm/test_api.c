@@ -1058,8 +1058,12 @@ Test(api_socket, the_answer_to_stop_is_written_before_the_loop_ends)
 
 /* A client that waits for the socket file and connects the moment it
  * appears is never refused: the file only appears once the server
- * listens. A watcher thread spins on the path while the server is made
- * again and again, which catches the gap between bind and listen. */
+ * listens, and is gone before it stops listening. A watcher thread spins
+ * on the path while the server is made and destroyed again and again,
+ * which catches the gap between bind and listen, or between close and
+ * unlink. A refusal counts when the file it was refused at is still
+ * there afterwards: one that is gone was a destroy's unlink and close
+ * coming between the connect's lookup and its check. */
 struct socket_watch {
 	const char *path;
 	volatile bool done;
@@ -1080,10 +1084,14 @@ static void *watch_socket(void *opaque)
 		if (present && !seen) {
 			int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
+			struct stat after;
+
 			if (connect(fd, (struct sockaddr *)&address,
 				    sizeof(address)) == 0)
 				watch->connected++;
-			else if (errno == ECONNREFUSED)
+			else if (errno == ECONNREFUSED &&
+				 stat(watch->path, &after) == 0 &&
+				 after.st_ino == info.st_ino)
 				watch->refused++;
 			close(fd);
 		}
