@@ -308,13 +308,16 @@ Test(vcpu_state, the_tsc_catches_up_with_the_time_passed)
 
 static uint64_t read_tsc_msr(int vcpu_fd)
 {
-	struct {
-		struct kvm_msrs header;
-		struct kvm_msr_entry entry;
-	} msrs = { .header.nmsrs = 1, .entry.index = MSR_IA32_TSC };
+	struct kvm_msrs *msrs = calloc(1, sizeof(*msrs) +
+					      sizeof(struct kvm_msr_entry));
 
-	cr_assert_eq(ioctl(vcpu_fd, KVM_GET_MSRS, &msrs), 1);
-	return msrs.entry.data;
+	cr_assert_not_null(msrs);
+	msrs->nmsrs = 1;
+	msrs->entries[0].index = MSR_IA32_TSC;
+	cr_assert_eq(ioctl(vcpu_fd, KVM_GET_MSRS, msrs), 1);
+	uint64_t tsc = msrs->entries[0].data;
+	free(msrs);
+	return tsc;
 }
 
 /* A guest whose clocksource is the TSC keeps the right time across a
