@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
@@ -1066,7 +1067,7 @@ Test(api_socket, the_answer_to_stop_is_written_before_the_loop_ends)
  * coming between the connect's lookup and its check. */
 struct socket_watch {
 	const char *path;
-	volatile bool done;
+	atomic_bool done;
 	unsigned int refused, connected;
 };
 
@@ -1078,7 +1079,7 @@ static void *watch_socket(void *opaque)
 	struct stat info;
 
 	strcpy(address.sun_path, watch->path);
-	while (!watch->done) {
+	while (!atomic_load(&watch->done)) {
 		bool present = stat(watch->path, &info) == 0;
 
 		if (present && !seen) {
@@ -1119,7 +1120,7 @@ Test(api_socket, the_file_appears_only_once_the_server_listens)
 		api_server_destroy(server);
 		usleep(100);
 	}
-	watch.done = true;
+	atomic_store(&watch.done, true);
 	pthread_join(watcher, NULL);
 	cr_assert_eq(watch.refused, 0, "refused %u times, connected %u times",
 		     watch.refused, watch.connected);
