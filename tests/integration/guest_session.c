@@ -172,6 +172,11 @@ int guest_session_start(struct guest_session *session, char *const argv[])
 					   .boots_expected = 1 };
 	if (!binary || pipe2(input, O_CLOEXEC) || pipe2(output, O_CLOEXEC))
 		return -EINVAL;
+	/* Typing at a vessel that has ended (its guest crashed) must fail
+	 * that send, with EPIPE, not kill the test with SIGPIPE: a failed
+	 * check names the test and what its guest printed, where a test
+	 * killed by a signal leaves criterion's "CRASH!" alone. */
+	signal(SIGPIPE, SIG_IGN);
 	/* vessel dies with the test, even when an assertion ends the test
 	 * before it closes the session: no guest runs on after its test. */
 	session->pid = fork_test_helper();

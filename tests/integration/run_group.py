@@ -31,7 +31,9 @@ KNOWN_FAULTS = ("guest_session: the guest kernel crashed",
                 "guest_session: the guest stopped")
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 RUN = re.compile(r"^\[RUN \] (\S+)")
-FAIL = re.compile(r"^\[FAIL\] (\S+): \(")
+# A failed check ends "[FAIL] NAME: (TIME)", a test killed by a signal
+# "[FAIL] NAME: CRASH!".
+FAIL = re.compile(r"^\[FAIL\] (\S+): (\(|CRASH!)")
 
 
 def run(argv):
