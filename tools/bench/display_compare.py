@@ -61,6 +61,9 @@ import tempfile
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The display test's Xvfb start-up, shared.
+sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+import xvfb  # noqa: E402
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 FB_WIDTH, FB_HEIGHT = 1024, 768
 GLYPH_WIDTH, GLYPH_HEIGHT = 8, 16
@@ -136,40 +139,6 @@ class Console:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
         self.process.wait()
-
-
-def start_x_server():
-    """Xvfb on a free display number, as tests/integration/test_display.py
-    starts it: (process, DISPLAY)."""
-    # The root is read-only inside the emulated host: Xvfb writes its
-    # compiled keymap to /var/lib/xkb.
-    if not os.access("/var/lib/xkb", os.W_OK):
-        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/var/lib/xkb"],
-                       check=True)
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-br",
-                               "-nolisten", "tcp", "-screen", "0",
-                               "1280x1024x24"],
-                              pass_fds=[write_end], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    # It writes the number and the newline apart: read up to the newline,
-    # so that it never writes into a closed pipe (and dies of SIGPIPE).
-    number = b""
-    deadline = time.monotonic() + 60
-    while not number.endswith(b"\n") and time.monotonic() < deadline:
-        ready, _, _ = select.select([read_end], [], [], 1)
-        if ready:
-            chunk = os.read(read_end, 16)
-            if not chunk:
-                break
-            number += chunk
-    os.close(read_end)
-    number = number.decode().strip()
-    if not number.isdigit():
-        server.kill()
-        raise RuntimeError("Xvfb did not start")
-    return server, ":" + number
 
 
 def find_window(display, name, timeout):
@@ -592,7 +561,7 @@ def main():
     print("SDL: " + (" ".join(f"{name}={value}" for name, value
                              in sdl_environment(args).items())
                     or "SDL's choice of renderer"), flush=True)
-    x_server, x_display = start_x_server()
+    x_server, x_display = xvfb.start()
     results, runs = [], {vmm: [] for vmm in vmms}
     try:
         for round_number in range(1, args.rounds + 1):
