@@ -39,7 +39,8 @@ import threading
 import time
 
 from guest_crash import ATTEMPTS, GuestCrashed, kernel_crashed, with_new_guests
-from vmm_counters import KVM_DEBUGFS, KvmStats, thread_cpu_seconds
+from vmm_counters import (KVM_DEBUGFS, KVM_EXIT_REASONS, KVM_STATS, KvmStats,
+                          thread_cpu_seconds)
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # name: (fio options, what the figure is)
@@ -200,7 +201,7 @@ def run_once(label, argv, args):
             if marker and marker.group(1) == "begin":
                 if args.exits:
                     try:
-                        counter = KvmStats(process.pid)
+                        counter = KvmStats(process.pid, {**KVM_STATS, **KVM_EXIT_REASONS})
                     except (OSError, RuntimeError) as failure:
                         print(f"{label}: no KVM counters ({failure}); "
                               "going on without them", file=sys.stderr)
@@ -285,12 +286,15 @@ def summarise(args, names, results):
         if measured:
             print(f"  {name:14s} vCPU threads {statistics.median(m['vcpu'] for m in measured):7.2f}"
                   f"  others {statistics.median(m['other'] for m in measured):7.2f}")
-    keys = ["vcpu-us", "other-us"] + (["exits", "interrupts", "halts", "wakeups"]
+    keys = ["vcpu-us", "other-us"] + (list(KVM_STATS.values()) +
+                                      list(KVM_EXIT_REASONS.values())
                                       if args.exits else [])
     print("\nper request (medians over rounds): CPU us of the vCPU threads "
           "and of the others (vessel's event loop and io_uring workers, "
           "QEMU's main loop, iothread and pool)" +
-          ("; KVM's exits, interrupts injected, halts, vCPU wake-ups"
+          ("; KVM's exits, interrupts injected, halts, vCPU wake-ups, "
+           "and of the exits: host interrupts, interrupt windows, "
+           "instructions emulated, port and MMIO exits to the VMM"
            if args.exits else ""))
     for job in args.jobs:
         for name in names:

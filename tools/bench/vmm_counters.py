@@ -78,13 +78,26 @@ KVM_STATS = {
     "halt_exits": "halts",
     "halt_wakeup": "wakeups",
 }
+# Where the exits went, for --exits: host interrupts that took a CPU out
+# of the guest (a kick of a running vCPU to deliver an MSI among them),
+# waits for the guest to take an interrupt, instructions KVM emulated (an
+# MMIO kick, on AMD, is one), and exits to the VMM for port and MMIO
+# accesses.
+KVM_EXIT_REASONS = {
+    "irq_exits": "host-irqs",
+    "irq_window_exits": "irq-windows",
+    "insn_emulation": "emulated",
+    "io_exits": "pio-vmm",
+    "mmio_exits": "mmio-vmm",
+}
 
 
 class KvmStats:
-    """The KVM_STATS of the VMs of the process pid, from the creation of
-    this object to stop()."""
+    """The stats (KVM_STATS by default: debugfs file: name) of the VMs of
+    the process pid, from the creation of this object to stop()."""
 
-    def __init__(self, pid):
+    def __init__(self, pid, stats=KVM_STATS):
+        self.stats = stats
         self.directories = [os.path.join(KVM_DEBUGFS, name)
                             for name in os.listdir(KVM_DEBUGFS)
                             if name.startswith(f"{pid}-")]
@@ -93,9 +106,9 @@ class KvmStats:
         self.before = self.read()
 
     def read(self):
-        counts = dict.fromkeys(KVM_STATS.values(), 0)
+        counts = dict.fromkeys(self.stats.values(), 0)
         for directory in self.directories:
-            for stat, name in KVM_STATS.items():
+            for stat, name in self.stats.items():
                 with open(os.path.join(directory, stat)) as value:
                     counts[name] += int(value.read())
         return counts
