@@ -520,6 +520,12 @@ static void blk_queue_notify(struct virtio_device *device, unsigned int queue)
 	if (blk->active && process_queue(blk, queue))
 		device->notify_queue(device, queue);
 	pthread_mutex_unlock(&blk->lock);
+	/* A read the page cache held completed inside the submission
+	 * (io_uring's inline attempt): it goes back to the driver now, with
+	 * its interrupt, rather than after another turn of the event loop
+	 * woken by the completion eventfd. */
+	if (disk_completions_pending(blk->disk))
+		completions_ready(blk, 0);
 }
 
 /* The queues a poll may look at: lock held. */

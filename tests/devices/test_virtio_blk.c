@@ -723,7 +723,10 @@ Test(virtio_blk, requests_beyond_the_in_flight_limit_wait)
 }
 
 /* reset returns once the disk is done with the request, and its
- * completion no longer reaches the rings the driver took back. */
+ * completion no longer reaches the rings the driver took back. The
+ * test's own plug holds the request at the disk through the kick (which
+ * reaps what completed at once), so that it is still in flight at the
+ * reset, whose drain starts it. */
 Test(virtio_blk, reset_waits_for_requests_in_flight)
 {
 	struct buffer buffers[] = {
@@ -737,8 +740,10 @@ Test(virtio_blk, reset_waits_for_requests_in_flight)
 	memset(ram + DATA_ADDR, 0x77, 65536);
 	ram[STATUS_ADDR] = 0xff;
 	add_chain(buffers, 3);
+	disk_plug(disk);
 	device->ops->queue_notify(device, 0);
 	device->ops->reset(device);
+	disk_unplug(disk);
 	image_read(path, 0, in_file, sizeof(in_file));
 	cr_assert_arr_eq(in_file, ram + DATA_ADDR, sizeof(in_file));
 	cr_assert_eq(used_idx(), 0);
@@ -950,6 +955,9 @@ Test(virtio_blk, a_queue_stalled_by_another_resumes_on_a_completion)
 	attach_queues(false, 1, 2, false);
 	put_header(HEADER_ADDR, VIRTIO_BLK_T_OUT, 0);
 	add_chain(buffers, 3);
+	/* Held at the disk, the first request is still in flight at the
+	 * second kick, however fast the image completes it. */
+	disk_plug(disk);
 	device->ops->queue_notify(device, 0);
 	current_queue = 1;
 	buffers[1].gpa = DATA_ADDR + 65536;
@@ -958,6 +966,7 @@ Test(virtio_blk, a_queue_stalled_by_another_resumes_on_a_completion)
 	device->ops->queue_notify(device, 1);
 	cr_assert_eq(device->queues[1].last_avail_idx, 0,
 		     "queue 1 waits for the disk");
+	disk_unplug(disk);
 	wait_used(1);
 	cr_assert_eq(ram[STATUS_ADDR + 1], VIRTIO_BLK_S_OK);
 	cr_assert(notified_queues & 2u);
