@@ -45,24 +45,32 @@ class ExitCounter:
 
 
 def thread_cpu_seconds(pid):
-    """{"vcpu": seconds, "other": seconds} of CPU the VMM's threads have
-    used: the vCPU threads (vessel's vcpuN, QEMU's "CPU N/KVM" with
+    """{"vcpu": seconds, "other": seconds} of CPU the VMM has used: its
+    vCPU threads (vessel's vcpuN, QEMU's "CPU N/KVM" with
     debug-threads=on), whose time includes the guest's own, and the rest
-    (the event loop, QEMU's main loop, workers)."""
-    seconds = {"vcpu": 0.0, "other": 0.0}
+    of the process (the event loop, QEMU's main loop, workers), taken as
+    the whole process's time less the vCPU threads': the process's count
+    keeps the time of threads that have ended (io_uring's and QEMU's
+    short-lived workers), which a sum over the living threads would lose."""
     tick = os.sysconf("SC_CLK_TCK")
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
-                text = stat.read()
-        except OSError:
-            continue  # the thread ended
+
+    def used(stat_path):
+        with open(stat_path) as stat:
+            text = stat.read()
         name = text[text.index("(") + 1:text.rindex(")")]
         fields = text[text.rindex(")") + 2:].split()
-        used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-        vcpu = name.startswith(("vcpu", "CPU "))
-        seconds["vcpu" if vcpu else "other"] += used
-    return seconds
+        return name, (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+
+    vcpu = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name, seconds = used(f"/proc/{pid}/task/{tid}/stat")
+        except OSError:
+            continue  # the thread ended
+        if name.startswith(("vcpu", "CPU ")):
+            vcpu += seconds
+    _, total = used(f"/proc/{pid}/stat")
+    return {"vcpu": vcpu, "other": max(0.0, total - vcpu)}
 
 
 # KVM's own counters of a VM, summed over its vCPUs, in debugfs: read at
