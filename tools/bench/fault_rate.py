@@ -23,7 +23,7 @@ Usage, on the build machine (every inner host takes the emulated-host lock
 on its own, and releases it before the next):
   tools/bench/fault_rate.py --hosts 3 --boots 4 \\
       --config default \\
-      --config 'qemu10=VESSEL_EMUHOST_QEMU=tools/emuhost/out/backports/qemu/usr/bin/qemu-system-x86_64' \\
+      --config 'qemu72=VESSEL_EMUHOST_QEMU=qemu-system-x86_64' \\
       --config "quiet-svm=--kvm-amd-params 'avic=0 vgif=0'"
 A configuration is LABEL[=SPEC]: SPEC's words are NAME=VALUE environment
 settings (VESSEL_EMUHOST_QEMU) followed by tools/emuhost/run options.
