@@ -741,6 +741,16 @@ static const struct field_handler config_fields[] = {
 	{ NULL, NULL },
 };
 
+/* Messages quote the client's keys and values, which JSON lets carry any
+ * character: control characters become '?' so a refusal stays one line
+ * (a log, a terminal, the API's single-line error). */
+static void make_printable(char *text)
+{
+	for (; *text; text++)
+		if ((unsigned char)*text < 0x20 || *text == 0x7f)
+			*text = '?';
+}
+
 int vm_config_from_json(struct json_object *object,
 			struct vm_config **config, char *err, size_t err_len)
 {
@@ -761,6 +771,8 @@ int vm_config_from_json(struct json_object *object,
 	}
 	if (result) {
 		vm_config_free(parsed);
+		if (err_len)
+			make_printable(err);
 		return result;
 	}
 	*config = parsed;

@@ -186,6 +186,8 @@ Test(vm_config, refusals_name_the_field)
 		{ "[]", "configuration" },
 		{ "{}", "kernel" },
 		{ "{\"kernel\": \"/k\", \"colour\": 1}", "colour: unknown key" },
+		{ "{\"kernel\": \"/k\", \"cm\\nline\": 1}", "cm?line: unknown key" },
+		{ "{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/i\", \"cache\": \"a\\r\\u001b[2Jb\"}]}", "'a??[2Jb' is not writeback" },
 		{ "{\"kernel\": 7}", "kernel: expected a string" },
 		{ "{\"kernel\": \"/k\\u0000x\"}", "kernel: contains a NUL" },
 		{ "{\"kernel\": \"/k\", \"version\": 2}", "version" },
