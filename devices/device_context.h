@@ -57,6 +57,11 @@ struct device_poller {
 	 * wake it back on, then look once more: whether work came
 	 * meanwhile (the thread then does not sleep). */
 	bool (*arm)(void *opaque);
+	/* Whether work waits, looking only (no system call, nothing done):
+	 * asked once after each sleep, it tells the event thread whether the
+	 * wake-up was this device's, which is what opens the polling window
+	 * (a wake-up for a network frame or a timer does not). */
+	bool (*pending)(void *opaque);
 };
 
 struct device_context {

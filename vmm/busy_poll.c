@@ -67,9 +67,23 @@ bool busy_poll_before_sleep(struct busy_poll *poll)
 	return poll_once(poll, true);
 }
 
-void busy_poll_after_sleep(struct busy_poll *poll, uint64_t slept_ns)
+bool busy_poll_pending(struct busy_poll *poll)
 {
-	if (slept_ns <= BUSY_POLL_MAX_NS) {
+	for (unsigned int i = 0; i < BUSY_POLL_MAX_POLLERS; i++) {
+		const struct device_poller *poller = poll->pollers[i].poller;
+
+		if (poller && poller->pending(poll->pollers[i].opaque))
+			return true;
+	}
+	return false;
+}
+
+void busy_poll_after_sleep(struct busy_poll *poll, uint64_t slept_ns,
+			   bool pending)
+{
+	/* A poll would have caught only a poller's work, and only if it came
+	 * within the window: other wake-ups say nothing for polling. */
+	if (pending && slept_ns <= BUSY_POLL_MAX_NS) {
 		poll->window_ns = poll->window_ns ? poll->window_ns * 2
 						  : BUSY_POLL_START_NS;
 		if (poll->window_ns > BUSY_POLL_MAX_NS)

@@ -343,6 +343,16 @@ static bool take_stop(struct event_loop *loop)
 	return atomic_exchange(&loop->stopping, false);
 }
 
+/* The polling window follows how long the sleep was, and whether a
+ * poller's work is what ended it. */
+static void after_timed_sleep(struct event_loop *loop, uint64_t sleep_start)
+{
+	uint64_t slept_ns = busy_poll_now_ns() - sleep_start;
+
+	busy_poll_after_sleep(&loop->busy_poll, slept_ns,
+			      busy_poll_pending(&loop->busy_poll));
+}
+
 static int run_until_stopped(struct event_loop *loop)
 {
 	struct epoll_event events[16];
@@ -362,8 +372,7 @@ static int run_until_stopped(struct event_loop *loop)
 		if (has_sources(loop)) {
 			int ready = wait_with_sources(loop, timeout_ms);
 			if (timed)
-				busy_poll_after_sleep(&loop->busy_poll,
-						      busy_poll_now_ns() - sleep_start);
+				after_timed_sleep(loop, sleep_start);
 			timed = false;
 			if (ready < 0)
 				return ready;
@@ -375,8 +384,7 @@ static int run_until_stopped(struct event_loop *loop)
 		}
 		int count = epoll_wait(loop->epoll_fd, events, 16, timeout_ms);
 		if (timed)
-			busy_poll_after_sleep(&loop->busy_poll,
-					      busy_poll_now_ns() - sleep_start);
+			after_timed_sleep(loop, sleep_start);
 		if (count < 0) {
 			if (errno == EINTR)
 				continue;

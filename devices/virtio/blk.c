@@ -575,9 +575,24 @@ static bool blk_arm(void *opaque)
 	return poll_queues(opaque, true);
 }
 
+/* A completion in the ring, or a chain in a queue a poll looks at. */
+static bool blk_pending(void *opaque)
+{
+	struct virtio_blk *blk = opaque;
+	bool found = disk_completions_pending(blk->disk);
+
+	pthread_mutex_lock(&blk->lock);
+	for (unsigned int i = 0; i < queues_in_use(blk) && !found; i++)
+		found = pollable(blk, i) &&
+			virtqueue_has_available(&blk->device.queues[i]);
+	pthread_mutex_unlock(&blk->lock);
+	return found;
+}
+
 static const struct device_poller blk_poller = {
 	.poll = blk_poll,
 	.arm = blk_arm,
+	.pending = blk_pending,
 };
 
 /* A pause: every request in flight completes, and its chain and the
@@ -620,6 +635,9 @@ static unsigned int blk_counters(struct virtio_device *device,
 		{ "read_bytes", blk->read_bytes },
 		{ "written_bytes", blk->written_bytes },
 		{ "errors", blk->errors },
+		/* Not a count but the present: a guest waiting on a disk
+		 * shows whether its requests are at the host. */
+		{ "in_flight", blk->in_flight },
 	};
 	pthread_mutex_unlock(&blk->lock);
 	for (; count < max && count < ARRAY_SIZE(counters); count++)

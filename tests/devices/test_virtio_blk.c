@@ -809,7 +809,7 @@ Test(virtio_blk, counters_count_requests_and_bytes)
 	cr_assert_eq(run_request(VIRTIO_BLK_T_IN, 0, 1024, true), VIRTIO_BLK_S_OK);
 	unsigned int count = device->ops->counters(device, counters,
 						   DEVICE_MAX_COUNTERS);
-	cr_assert_eq(count, 4);
+	cr_assert_eq(count, 5);
 	cr_assert_str_eq(counters[0].name, "requests");
 	cr_assert_eq(counters[0].value, 2);
 	cr_assert_str_eq(counters[1].name, "read_bytes");
@@ -817,6 +817,8 @@ Test(virtio_blk, counters_count_requests_and_bytes)
 	cr_assert_str_eq(counters[2].name, "written_bytes");
 	cr_assert_eq(counters[2].value, 4096);
 	cr_assert_eq(counters[3].value, 0, "no errors");
+	cr_assert_str_eq(counters[4].name, "in_flight");
+	cr_assert_eq(counters[4].value, 0, "both requests completed");
 }
 
 /*

@@ -172,6 +172,10 @@ int guest_session_start(struct guest_session *session, char *const argv[])
 					   .boots_expected = 1 };
 	if (!binary || pipe2(input, O_CLOEXEC) || pipe2(output, O_CLOEXEC))
 		return -EINVAL;
+	for (size_t i = 1; argv[i] && argv[i + 1]; i++)
+		if (!strcmp(argv[i], "--api-sock"))
+			snprintf(session->api_socket, sizeof(session->api_socket),
+				 "%s", argv[i + 1]);
 	/* Typing at a vessel that has ended (its guest crashed) must fail
 	 * that send, with EPIPE, not kill the test with SIGPIPE: a failed
 	 * check names the test and what its guest printed, where a test
@@ -270,6 +274,8 @@ static void note_restart(struct guest_session *session)
 /* A wait that gives up on a console silent this long, with a vCPU running
  * guest code all along, found a guest that stopped, not a slow one. */
 #define STOPPED_SILENCE_SECONDS 60
+/* The console lines a wait that gives up repeats at the end of the log. */
+#define CONSOLE_TAIL_LINES 8
 
 struct vcpu_sample {
 	int tid;
@@ -370,6 +376,48 @@ static void wait_channel(pid_t pid, int tid, char *out, size_t size)
 	fclose(file);
 }
 
+/* The console's last lines, each marked for tools/test-summary's digest,
+ * which keeps only marked lines: what the guest did last. */
+static void print_console_tail(const struct guest_session *session)
+{
+	size_t start = session->output_len;
+
+	for (int lines = 0; start > 0 && lines <= CONSOLE_TAIL_LINES; start--)
+		lines += session->output[start - 1] == '\n';
+	const char *line = session->output + start;
+	while (*line) {
+		size_t length = strcspn(line, "\r\n");
+		if (length)
+			fprintf(stderr, "guest_session: console| %.*s\n",
+				(int)length, line);
+		line += length;
+		line += strspn(line, "\r\n");
+	}
+}
+
+/* The VM's state and device counters, as `vessel status` prints them: a
+ * guest waiting on a device shows whether its requests reached vessel
+ * (received bytes of the console's input, a disk's requests in flight). */
+static void print_vessel_status(const struct guest_session *session)
+{
+	char command[512], line[256];
+
+	if (!session->api_socket[0] || !getenv("VESSEL_BINARY"))
+		return;
+	fprintf(stderr, "guest_session: the test typed %zu bytes (serial0's "
+			"received_bytes counts those the guest took)\n",
+		session->typed_bytes);
+	snprintf(command, sizeof(command), "'%s' status --api-sock '%s' 2>&1",
+		 getenv("VESSEL_BINARY"), session->api_socket);
+	FILE *status = popen(command, "r");
+	if (!status)
+		return;
+	while (fgets(line, sizeof(line), status))
+		if (line[0] != '\n')
+			fprintf(stderr, "guest_session: vessel| %s", line);
+	pclose(status);
+}
+
 /* Called when a wait gives up: says what each vCPU did over one second,
  * and whether the guest stopped (see STOPPED_SILENCE_SECONDS). Inside the
  * emulated host a guest now and then stops with a vCPU spinning in guest
@@ -405,6 +453,8 @@ static void report_stall(struct guest_session *session, double silent_seconds)
 				spinning = true;
 		}
 	}
+	print_console_tail(session);
+	print_vessel_status(session);
 	if (spinning && silent_seconds >= STOPPED_SILENCE_SECONDS)
 		fprintf(stderr, "guest_session: the guest stopped: a vCPU keeps "
 				"running guest code and the console is silent; in the "
@@ -526,6 +576,7 @@ int guest_session_send(struct guest_session *session, const char *text)
 			return -errno;
 		text += written;
 		len -= (size_t)written;
+		session->typed_bytes += (size_t)written;
 	}
 	return 0;
 }

@@ -26,6 +26,10 @@ struct guest_session {
 	size_t boot_search_from;
 	double last_output_at; /* CLOCK_MONOTONIC seconds of the last output */
 	int exit_status; /* -1 until the process is reaped */
+	/* vessel's --api-sock, "" without: a wait that gives up prints the
+	 * VM's counters from it. */
+	char api_socket[108];
+	size_t typed_bytes; /* written to vessel's stdin so far */
 };
 
 /* argv[0] is ignored: the vessel binary comes from $VESSEL_BINARY. */
