@@ -11,7 +11,11 @@ script boots reproducers again and again, under vessel and under QEMU:
            console (the console order test's guest), --no-reboot;
   tap      the default guest, 2 vCPUs, sending 100 MB (--tap-mb) over TCP to the host
            through a TAP device in a network namespace, --no-reboot;
-  plain    the default guest, 2 vCPUs, booting and powering off.
+  plain    the default guest, 2 vCPUs, booting and powering off;
+  pause    the default guest, 4 vCPUs, counting on its console every 0.1 s
+           with two shell loops spinning, paused and resumed PAUSE_CYCLES
+           times by its VMM (vessel's control API, QEMU's QMP stop/cont)
+           as the snapshot test's guest is.
 A boot ends "ok", "crash" (a crash sign on the console, a second boot, or
 the VMM ending before the guest's command did), "stop" (the console silent
 and, for tap, no bytes arriving for STOP_SECONDS while the VMM runs) or "wrong" (it ended but its output or
@@ -36,6 +40,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -45,7 +50,7 @@ from guest_crash import kernel_crashed
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN = os.path.join(TOP, "tools", "emuhost", "run")
-REPRODUCERS = ("console", "tap", "plain")
+REPRODUCERS = ("console", "tap", "plain", "pause")
 VMMS = ("vessel", "qemu")
 # A guest whose console says nothing for this long while its VMM runs (and,
 # for tap, that sends nothing either) has stopped.
@@ -73,10 +78,18 @@ while data := connection.recv(1 << 20):
     total += len(data)
 print(total, flush=True)
 """
+# The pause reproducer: the guest counts to PAUSE_COUNT, one number every
+# 0.1 s, while its VMM pauses it for PAUSE_SECONDS and lets it run for
+# RUN_SECONDS, PAUSE_CYCLES times.
+PAUSE_COUNT = 300
+PAUSE_CYCLES = 20
+PAUSE_SECONDS = 0.5
+RUN_SECONDS = 0.7
 RESULT = "fault_rate-boot "
 BOOT_MARK = "vessel-guest: userspace up"
 EXIT_OK = "vessel-guest: exit=0"
 LOCK = "/tmp/vessel-emuhost.lock"
+CONTROL_SOCKET = "/tmp/vessel-fault-rate.sock"
 
 
 # Inside an inner host: the reproducers.
@@ -86,6 +99,10 @@ def guest_command(reproducer, args):
         return f"seq 1 {SEQ_LINES}"
     if reproducer == "tap":
         return (f"head -c {args.tap_mb * 1000000} /dev/zero | nc {HOST_ADDRESS} {SINK_PORT}")
+    if reproducer == "pause":
+        return ("(while :; do :; done) & a=$!; (while :; do :; done) & b=$!; "
+                f"i=0; while [ $i -lt {PAUSE_COUNT} ]; do i=$((i+1)); "
+                "echo n=$i; sleep 0.1; done; kill $a $b")
     return "true"
 
 
@@ -98,17 +115,22 @@ def vmm_argv(vmm, reproducer, args):
     command = base64.b64encode(guest_command(reproducer, args).encode()).decode()
     address = f" vessel.ip={GUEST_ADDRESS}/24" if reproducer == "tap" else ""
     cmdline = f"console=ttyS0 {loglevel} panic=1{address} vessel.run64={command}"
+    cpus = "4" if reproducer == "pause" else "2"
     if vmm == "vessel":
         argv = [args.vessel, "run", "--no-reboot", "--kernel", kernel,
-                "--initrd", initrd, "--memory", "512M", "--cpus", "2",
+                "--initrd", initrd, "--memory", "512M", "--cpus", cpus,
                 "--cmdline", cmdline]
         if reproducer == "tap":
             argv += ["--net", f"tap,ifname={TAP}"]
+        if reproducer == "pause":
+            argv += ["--api-sock", CONTROL_SOCKET]
     else:
         argv = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "pc",
-                "-m", "512M", "-smp", "2", "-nodefaults", "-no-user-config",
+                "-m", "512M", "-smp", cpus, "-nodefaults", "-no-user-config",
                 "-nographic", "-serial", "stdio", "-no-reboot",
                 "-kernel", kernel, "-initrd", initrd, "-append", cmdline]
+        if reproducer == "pause":
+            argv += ["-qmp", f"unix:{CONTROL_SOCKET},server=on,wait=off"]
         if reproducer == "tap":
             argv += ["-netdev", f"tap,id=n0,ifname={TAP},script=no,"
                      "downscript=no,vhost=off",
@@ -164,6 +186,64 @@ def seq_in_order(console):
     return None if expected == SEQ_LINES + 1 else f"{expected - 1} lines"
 
 
+def counted_in_order(console):
+    """Whether the pause reproducer's n=1..PAUSE_COUNT are all there, in
+    order: None, or what is wrong."""
+    numbers = [int(n) for n in re.findall(r"^n=(\d+)\r?$", console, re.M)]
+    if numbers != list(range(1, len(numbers) + 1)):
+        wrong = next(i for i, n in enumerate(numbers, 1) if n != i)
+        return f"n={numbers[wrong - 1]} where n={wrong} belonged"
+    return None if len(numbers) == PAUSE_COUNT else f"counted to {len(numbers)}"
+
+
+class QmpClient:
+    """QEMU's QMP on a Unix socket, past its capabilities handshake."""
+
+    def __init__(self, path):
+        self.socket = socket.socket(socket.AF_UNIX)
+        self.socket.connect(path)
+        self.file = self.socket.makefile("rw")
+        self.file.readline()  # the greeting
+        self.execute("qmp_capabilities")
+
+    def execute(self, command):
+        self.file.write(json.dumps({"execute": command}) + "\n")
+        self.file.flush()
+        # Events may come before the answer.
+        while "return" not in (answer := json.loads(self.file.readline())):
+            if "error" in answer:
+                raise RuntimeError(f"QMP {command}: {answer['error']}")
+
+    def close(self):
+        self.socket.close()
+
+
+def pause_cycles(vmm, args, process, failures):
+    """Pauses and resumes the VMM's guest PAUSE_CYCLES times, as the
+    snapshot test does, while it runs; what went wrong goes to failures."""
+    try:
+        if vmm == "qemu":
+            qmp = QmpClient(CONTROL_SOCKET)
+            stop, resume = (lambda: qmp.execute("stop")), (lambda: qmp.execute("cont"))
+        else:
+            def request(verb):
+                subprocess.run([args.vessel, verb, "--api-sock", CONTROL_SOCKET],
+                               check=True, capture_output=True, timeout=30)
+            stop, resume = (lambda: request("pause")), (lambda: request("resume"))
+        for _ in range(PAUSE_CYCLES):
+            if process.poll() is not None:
+                return
+            stop()
+            time.sleep(PAUSE_SECONDS)
+            resume()
+            time.sleep(RUN_SECONDS)
+        if vmm == "qemu":
+            qmp.close()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        if process.poll() is None:
+            failures.append(f"pause/resume failed: {error}")
+
+
 def tail(console, lines=4):
     return " | ".join(line.strip() for line in console.strip().splitlines()[-lines:])
 
@@ -177,15 +257,25 @@ def boot_once(vmm, reproducer, args):
                                  "-c", SINK], stdout=subprocess.PIPE)
         sink.stdout.readline()
         sink_output = Output(sink.stdout)
+    if reproducer == "pause" and os.path.exists(CONTROL_SOCKET):
+        os.unlink(CONTROL_SOCKET)
     start = time.monotonic()
     process = subprocess.Popen(vmm_argv(vmm, reproducer, args),
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
     output = Output(process.stdout)
     result = None
+    pauser, pause_failures = None, []
     while process.poll() is None:
         time.sleep(0.5)
         console, last = output.snapshot()
+        if reproducer == "pause" and not pauser and "n=1\r" in console:
+            pauser = threading.Thread(target=pause_cycles, daemon=True,
+                                      args=(vmm, args, process, pause_failures))
+            pauser.start()
+        if pauser and pauser.is_alive():
+            # A paused guest is silent by design.
+            last = time.monotonic()
         if sink_output:
             last = max(last, sink_output.snapshot()[1])
         now = time.monotonic()
@@ -211,6 +301,9 @@ def boot_once(vmm, reproducer, args):
             result, detail = "wrong", f"status {process.returncode}"
         elif reproducer == "console" and seq_in_order(console):
             result, detail = "wrong", seq_in_order(console)
+        elif reproducer == "pause" and (pause_failures or counted_in_order(console)):
+            result = "wrong"
+            detail = "; ".join(pause_failures) or counted_in_order(console)
         else:
             result = "ok"
     if sink:
