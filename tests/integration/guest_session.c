@@ -404,9 +404,6 @@ static void print_vessel_status(const struct guest_session *session)
 
 	if (!session->api_socket[0] || !getenv("VESSEL_BINARY"))
 		return;
-	fprintf(stderr, "guest_session: the test typed %zu bytes (serial0's "
-			"received_bytes counts those the guest took)\n",
-		session->typed_bytes);
 	snprintf(command, sizeof(command), "'%s' status --api-sock '%s' 2>&1",
 		 getenv("VESSEL_BINARY"), session->api_socket);
 	FILE *status = popen(command, "r");
@@ -454,6 +451,9 @@ static void report_stall(struct guest_session *session, double silent_seconds)
 		}
 	}
 	print_console_tail(session);
+	fprintf(stderr, "guest_session: the test typed %zu bytes (serial0's "
+			"received_bytes counts those the guest took)\n",
+		session->typed_bytes);
 	print_vessel_status(session);
 	if (spinning && silent_seconds >= STOPPED_SILENCE_SECONDS)
 		fprintf(stderr, "guest_session: the guest stopped: a vCPU keeps "
