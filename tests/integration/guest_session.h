@@ -20,6 +20,15 @@ struct guest_session {
 	size_t search_from; /* guest_session_expect() looks from here on */
 	bool output_ended;
 	bool crash_reported; /* the guest's kernel crashed, and it was said */
+	/* Shutdown exits in the emulated host's KVM trace before this
+	 * session's vessel started (inner_kvm_trace.h). */
+	unsigned int shutdowns_before;
+	enum guest_triple_fault {
+		GUEST_TRIPLE_FAULT_NONE, /* vessel reported none */
+		GUEST_TRIPLE_FAULT_UNTRACED, /* not in the emulated host's trace */
+		GUEST_TRIPLE_FAULT_KNOWN, /* the emulated host's known fault */
+		GUEST_TRIPLE_FAULT_OWN, /* the guest's own */
+	} triple_fault;
 	/* Boots the test asks for (1 unless it reboots the guest), and how
 	 * many began so far ("vessel-guest: userspace up" lines). */
 	unsigned int boots_expected, boots_seen;

@@ -3,20 +3,27 @@
 test that failed because its guest crashed or stopped more runs.
 
 Inside the emulated AMD-V host a guest's kernel now and then dies in its
-entry code, or the guest stops with a vCPU spinning in guest mode, QEMU's
+entry code, a vCPU triple-faults before it runs an instruction after its
+VMRUN, or the guest stops with a vCPU spinning in guest mode, QEMU's
 guests as much as vessel's (tools/emuhost/README.md, "Known fault").
 guest_session prints "the guest kernel crashed" as soon as the console
-shows such a crash, "the guest restarted by itself" when the guest boots
-again though the test did not reboot it (a crash that left no readable
-sign), and "the guest stopped" when a wait gives up on a silent console
-while a vCPU keeps running guest code. A failed test whose
-own output has one of those lines is run again, alone, up to RERUNS times
-while each failure has such a line; the group passes if every such test
-passes in the end. A test that failed any other way, or on every try,
-fails the group: nothing else is ever retried.
+shows such a crash, "the guest triple-faulted before its first instruction
+after VMRUN" when the emulated host's KVM trace (recorded here) shows the
+vCPU shut down delivering an interrupt or exception at the RIP it had just
+entered at or inside the inner host's VMRUN, "the guest restarted by
+itself" when the guest boots again though the test did not reboot it (a
+crash that left no readable sign), and "the guest stopped" when a wait
+gives up on a silent console while a vCPU keeps running guest code. A
+failed test whose own output has one of those lines is run again, alone,
+up to RERUNS times while each failure has such a line; the group passes if
+every such test passes in the end. A test that failed any other way (a
+triple fault after the guest ran instructions, or with nothing in
+delivery, among them), or on every try, fails the group: nothing else is
+ever retried.
 
 Usage: run_group.py PROGRAM [CRITERION OPTIONS...]
 """
+import os
 import re
 import subprocess
 import sys
@@ -27,13 +34,21 @@ import sys
 # none.
 RERUNS = 3
 KNOWN_FAULTS = ("guest_session: the guest kernel crashed",
+                "guest_session: the guest triple-faulted before its first instruction after VMRUN",
                 "guest_session: the guest restarted by itself",
                 "guest_session: the guest stopped")
+# The trace instances guest_session reads (inner_kvm_trace.h).
+TRACING = "/sys/kernel/tracing"
+SHUTDOWN_INSTANCE = "vessel-shutdowns"
+ENTRY_INSTANCE = "vessel-entries"
+ENTRY_BUFFER_KB = 4096
+# SVM's exit code for a shutdown (a triple fault): the emulated host is AMD.
+SVM_EXIT_SHUTDOWN = 0x7f
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
-RUN = re.compile(r"^\[RUN \] (\S+)")
+RUN = re.compile(r"\[RUN \] (\S+)")
 # A failed check ends "[FAIL] NAME: (TIME)", a test killed by a signal
 # "[FAIL] NAME: CRASH!".
-FAIL = re.compile(r"^\[FAIL\] (\S+): (\(|CRASH!)")
+FAIL = re.compile(r"\[FAIL\] (\S+): (\(|CRASH!)")
 
 
 def run(argv):
@@ -54,22 +69,55 @@ def failures(lines):
     result."""
     current, faulted, failed = None, False, {}
     for line in lines:
-        started = RUN.match(line)
+        started = RUN.search(line)
         if started:
             current, faulted = started.group(1), False
             continue
         if any(fault in line for fault in KNOWN_FAULTS):
             faulted = True
-        ended = FAIL.match(line)
+        ended = FAIL.search(line)
         if ended:
             failed[ended.group(1)] = faulted and ended.group(1) == current
     return failed
+
+
+def record_shutdown_exits():
+    """Has the emulated host's KVM trace record, in two instances of its
+    own, every shutdown exit of a nested vCPU and every VMRUN (the last
+    ENTRY_BUFFER_KB per inner CPU): on AMD the vCPU is reset before vessel
+    sees it, so that is where guest_session reads what its CPU was doing
+    (tests/integration/inner_kvm_trace.h)."""
+    instances = os.path.join(TRACING, "instances")
+    settings = {
+        SHUTDOWN_INSTANCE: (("events/kvm/kvm_exit/filter",
+                             f"exit_reason == {SVM_EXIT_SHUTDOWN}"),
+                            ("events/kvm/kvm_exit/enable", "1")),
+        ENTRY_INSTANCE: (("buffer_size_kb", str(ENTRY_BUFFER_KB)),
+                         ("events/kvm/kvm_entry/enable", "1")),
+    }
+    try:
+        if not os.path.isdir(instances):
+            subprocess.run(["mount", "-t", "tracefs", "nodev", TRACING],
+                           check=True)
+        for instance, writes in settings.items():
+            path = os.path.join(instances, instance)
+            # A new instance starts empty and recording.
+            if os.path.isdir(path):
+                os.rmdir(path)
+            os.mkdir(path)
+            for name, value in writes:
+                with open(os.path.join(path, name), "w") as control:
+                    control.write(value)
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"run_group: no KVM trace of shutdown exits ({error}): no "
+              "triple fault will be taken for the known fault", flush=True)
 
 
 def main(argv):
     if not argv:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
+    record_shutdown_exits()
     status, lines = run(argv)
     if status == 0:
         return 0

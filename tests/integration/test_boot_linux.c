@@ -115,6 +115,38 @@ Test(boot_linux, no_reboot_ends_vessel_on_reboot)
 	guest_session_close(&session);
 }
 
+/* A guest that triple-faults on purpose (reboot=t: an empty IDT, then
+ * int3) is not taken for the emulated host's known fault, whose vCPU
+ * shuts down before running an instruction: the KVM trace that
+ * run_group.py records and guest_session reads (inner_kvm_trace.h) must
+ * show it ran. This is what keeps the reruns from hiding a guest that
+ * vessel broke. */
+Test(boot_linux, a_guests_own_triple_fault_is_not_the_known_fault)
+{
+	struct guest_session session;
+	char kernel[4096], initrd[4096];
+
+	default_guest(kernel, initrd, sizeof(kernel));
+	char *argv[] = { "vessel", "run", "--kernel", kernel, "--initrd", initrd,
+			 "--memory", "512M", "--cpus", "1", "--no-reboot",
+			 "--cmdline", "console=ttyS0 reboot=t panic=1", NULL };
+	cr_assert_eq(guest_session_start(&session, argv), 0,
+		     "cannot start vessel ($VESSEL_BINARY)");
+	cr_assert(guest_session_expect(&session, "vessel-guest: userspace up",
+				       BOOT_TIMEOUT));
+	cr_assert_eq(guest_session_send(&session, "reboot -f\n"), 0);
+	cr_assert(guest_session_expect(&session, "guest triple-faulted",
+				       COMMAND_TIMEOUT),
+		  "reboot=t must end in a triple fault");
+	cr_assert_eq(guest_session_wait(&session, COMMAND_TIMEOUT), 0,
+		     "--no-reboot ends vessel on the reset that follows");
+	cr_assert_eq(session.triple_fault, GUEST_TRIPLE_FAULT_OWN,
+		     "taken for %s", session.triple_fault == GUEST_TRIPLE_FAULT_KNOWN
+					     ? "the emulated host's known fault"
+					     : "a triple fault the trace did not show");
+	guest_session_close(&session);
+}
+
 Test(boot_linux, pvh_entry_of_the_uncompressed_kernel)
 {
 	struct guest_session session;

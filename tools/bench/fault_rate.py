@@ -13,7 +13,7 @@ script boots reproducers again and again, under vessel and under QEMU:
            through a TAP device in a network namespace, --no-reboot;
   plain    the default guest, 2 vCPUs, booting and powering off;
   pause    the default guest, 4 vCPUs, counting on its console every 0.1 s
-           with two shell loops spinning, paused and resumed PAUSE_CYCLES
+           with two shell loops spinning, paused and resumed --pause-cycles
            times by its VMM (vessel's control API, QEMU's QMP stop/cont)
            as the snapshot test's guest is.
 A boot ends "ok", "crash" (a crash sign on the console, a second boot, or
@@ -78,11 +78,13 @@ while data := connection.recv(1 << 20):
     total += len(data)
 print(total, flush=True)
 """
-# The pause reproducer: the guest counts to PAUSE_COUNT, one number every
-# 0.1 s, while its VMM pauses it for PAUSE_SECONDS and lets it run for
-# RUN_SECONDS, PAUSE_CYCLES times.
-PAUSE_COUNT = 300
-PAUSE_CYCLES = 20
+# The pause reproducer: the guest counts, one number every 0.1 s (about 10
+# in each cycle's run under the emulator: it counts to COUNTS_PER_CYCLE
+# per cycle so that it outlasts the cycles), while its VMM
+# pauses it for PAUSE_SECONDS and lets it run for RUN_SECONDS, --pause-cycles
+# times; it counts to at least MIN_PAUSE_COUNT.
+MIN_PAUSE_COUNT = 300
+COUNTS_PER_CYCLE = 14
 PAUSE_SECONDS = 0.5
 RUN_SECONDS = 0.7
 RESULT = "fault_rate-boot "
@@ -90,9 +92,21 @@ BOOT_MARK = "vessel-guest: userspace up"
 EXIT_OK = "vessel-guest: exit=0"
 LOCK = "/tmp/vessel-emuhost.lock"
 CONTROL_SOCKET = "/tmp/vessel-fault-rate.sock"
+# --trace-kvm: the inner host's KVM trace events of each boot, in a ring of
+# TRACE_BUFFER_KB per inner CPU; a failed boot's last TRACE_LINES go to the
+# log. On AMD, KVM resets a vCPU that triple-faults, so the trace (the exits,
+# the injected exceptions and interrupts, the kvmclock updates before it)
+# is where the guest was.
+TRACING = "/sys/kernel/tracing"
+TRACE_BUFFER_KB = 8192
+TRACE_LINES = 3000
 
 
 # Inside an inner host: the reproducers.
+
+def pause_count(args):
+    return max(MIN_PAUSE_COUNT, COUNTS_PER_CYCLE * args.pause_cycles)
+
 
 def guest_command(reproducer, args):
     if reproducer == "console":
@@ -101,7 +115,7 @@ def guest_command(reproducer, args):
         return (f"head -c {args.tap_mb * 1000000} /dev/zero | nc {HOST_ADDRESS} {SINK_PORT}")
     if reproducer == "pause":
         return ("(while :; do :; done) & a=$!; (while :; do :; done) & b=$!; "
-                f"i=0; while [ $i -lt {PAUSE_COUNT} ]; do i=$((i+1)); "
+                f"i=0; while [ $i -lt {pause_count(args)} ]; do i=$((i+1)); "
                 "echo n=$i; sleep 0.1; done; kill $a $b")
     return "true"
 
@@ -114,7 +128,10 @@ def vmm_argv(vmm, reproducer, args):
     loglevel = "loglevel=1" if reproducer == "console" else "quiet"
     command = base64.b64encode(guest_command(reproducer, args).encode()).decode()
     address = f" vessel.ip={GUEST_ADDRESS}/24" if reproducer == "tap" else ""
-    cmdline = f"console=ttyS0 {loglevel} panic=1{address} vessel.run64={command}"
+    # Without KASLR a traced RIP reads against the kernel package's System.map.
+    kaslr = " nokaslr" if args.trace_kvm else ""
+    cmdline = (f"console=ttyS0 {loglevel} panic=1{address}{kaslr} "
+               f"vessel.run64={command}")
     cpus = "4" if reproducer == "pause" else "2"
     if vmm == "vessel":
         argv = [args.vessel, "run", "--no-reboot", "--kernel", kernel,
@@ -186,14 +203,14 @@ def seq_in_order(console):
     return None if expected == SEQ_LINES + 1 else f"{expected - 1} lines"
 
 
-def counted_in_order(console):
-    """Whether the pause reproducer's n=1..PAUSE_COUNT are all there, in
+def counted_in_order(console, count):
+    """Whether the pause reproducer's n=1..count are all there, in
     order: None, or what is wrong."""
     numbers = [int(n) for n in re.findall(r"^n=(\d+)\r?$", console, re.M)]
     if numbers != list(range(1, len(numbers) + 1)):
         wrong = next(i for i, n in enumerate(numbers, 1) if n != i)
         return f"n={numbers[wrong - 1]} where n={wrong} belonged"
-    return None if len(numbers) == PAUSE_COUNT else f"counted to {len(numbers)}"
+    return None if len(numbers) == count else f"counted to {len(numbers)}"
 
 
 class QmpClient:
@@ -219,7 +236,7 @@ class QmpClient:
 
 
 def pause_cycles(vmm, args, process, failures):
-    """Pauses and resumes the VMM's guest PAUSE_CYCLES times, as the
+    """Pauses and resumes the VMM's guest --pause-cycles times, as the
     snapshot test does, while it runs; what went wrong goes to failures."""
     try:
         if vmm == "qemu":
@@ -227,10 +244,12 @@ def pause_cycles(vmm, args, process, failures):
             stop, resume = (lambda: qmp.execute("stop")), (lambda: qmp.execute("cont"))
         else:
             def request(verb):
-                subprocess.run([args.vessel, verb, "--api-sock", CONTROL_SOCKET],
-                               check=True, capture_output=True, timeout=30)
+                done = subprocess.run([args.vessel, verb, "--api-sock", CONTROL_SOCKET],
+                                      capture_output=True, text=True, timeout=30)
+                if done.returncode:
+                    raise RuntimeError(f"vessel {verb}: {done.stderr.strip()}")
             stop, resume = (lambda: request("pause")), (lambda: request("resume"))
-        for _ in range(PAUSE_CYCLES):
+        for _ in range(args.pause_cycles):
             if process.poll() is not None:
                 return
             stop()
@@ -301,9 +320,10 @@ def boot_once(vmm, reproducer, args):
             result, detail = "wrong", f"status {process.returncode}"
         elif reproducer == "console" and seq_in_order(console):
             result, detail = "wrong", seq_in_order(console)
-        elif reproducer == "pause" and (pause_failures or counted_in_order(console)):
+        elif reproducer == "pause" and (pause_failures or counted_in_order(console, pause_count(args))):
             result = "wrong"
-            detail = "; ".join(pause_failures) or counted_in_order(console)
+            detail = ("; ".join(pause_failures)
+                      or counted_in_order(console, pause_count(args)))
         else:
             result = "ok"
     if sink:
@@ -329,18 +349,108 @@ def boot_once(vmm, reproducer, args):
             "seconds": round(seconds, 1), "detail": detail}, console
 
 
+def write_tracing(name, value):
+    with open(os.path.join(TRACING, name), "w") as control:
+        control.write(value)
+
+
+def start_kvm_trace():
+    """An empty ring of the inner host's KVM events, recording."""
+    if not os.path.exists(os.path.join(TRACING, "trace")):
+        subprocess.run(["mount", "-t", "tracefs", "nodev", TRACING], check=True)
+    write_tracing("tracing_on", "0")
+    write_tracing("buffer_size_kb", str(TRACE_BUFFER_KB))
+    write_tracing("events/kvm/enable", "1")
+    write_tracing("trace", "")
+    write_tracing("tracing_on", "1")
+
+
+def kvm_trace_tail():
+    write_tracing("tracing_on", "0")
+    with open(os.path.join(TRACING, "trace"), errors="replace") as trace:
+        lines = trace.readlines()
+    return "".join(lines[-TRACE_LINES:])
+
+
+SHUTDOWN_EXIT = re.compile(r"kvm_exit: vcpu (\d+) reason shutdown rip (0x[0-9a-f]+)"
+                           r".* intr_info (0x[0-9a-f]+)")
+ENTRY = re.compile(r"kvm_entry: vcpu (\d+), rip (0x[0-9a-f]+)")
+EVENT_TYPES = {0: "interrupt", 2: "NMI", 3: "exception", 4: "software interrupt"}
+
+
+def shutdown_signature(trace):
+    """What the inner host's KVM saw when a vCPU shut down (triple fault):
+    where, whether the vCPU ran since its last VMRUN, and the event it was
+    delivering (SVM's EXITINTINFO: bit 31 valid, bits 10:8 the type, 7:0
+    the vector). The emulator's known fault shuts a vCPU down delivering an
+    event before it runs an instruction: at the RIP it entered at, or
+    inside the inner host's VMRUN (tests/integration/inner_kvm_trace.h)."""
+    entries = {}
+    for line in trace.splitlines():
+        entry = ENTRY.search(line)
+        if entry:
+            entries[entry.group(1)] = entry.group(2)
+            continue
+        match = SHUTDOWN_EXIT.search(line)
+        if match:
+            break
+    else:
+        return ""
+    vcpu, rip, info = match.group(1), match.group(2), int(match.group(3), 16)
+    event = "nothing in delivery"
+    if info & (1 << 31):
+        kind = EVENT_TYPES.get((info >> 8) & 7, f"type {(info >> 8) & 7}")
+        event = f"delivering {kind} {info & 0xff:#x}"
+    start, end = inner_vmrun_range()
+    if start <= int(rip, 16) < end:
+        ran = f"inside the inner host's {INNER_VMRUN_FUNCTION}"
+    elif entries.get(vcpu) == rip:
+        ran = "at the RIP of its VMRUN"
+    else:
+        ran = "after running since its VMRUN"
+    return f"shutdown of vCPU {vcpu} at {rip} {ran}, {event}"
+
+
+INNER_VMRUN_FUNCTION = "__svm_vcpu_run"
+
+
+def inner_vmrun_range():
+    """The inner host's function that runs VMRUN, from /proc/kallsyms:
+    (start, the next symbol's address), or (0, 0). A shutdown whose RIP
+    is there came inside VMRUN, before the guest's RIP was loaded."""
+    try:
+        with open("/proc/kallsyms") as kallsyms:
+            symbols = [(int(fields[0], 16), fields[2]) for fields in
+                       (line.split() for line in kallsyms) if len(fields) >= 3]
+    except OSError:
+        return 0, 0
+    starts = [address for address, name in symbols if name == INNER_VMRUN_FUNCTION]
+    if not starts:
+        return 0, 0
+    later = [address for address, _ in symbols if address > starts[0]]
+    return starts[0], min(later, default=starts[0] + 1)
+
+
 def inner(args):
     if "tap" in args.reproducers:
         make_namespace()
     for round_number in range(args.boots):
         for reproducer in args.reproducers:
             for vmm in args.vmms:
+                if args.trace_kvm:
+                    start_kvm_trace()
                 boot, console = boot_once(vmm, reproducer, args)
                 boot["round"] = round_number + 1
                 if boot["result"] != "ok":
                     # The whole console of a failure, for the log.
                     print(f"fault_rate: console of that boot:\n{console}\n"
                           "fault_rate: end of console", flush=True)
+                    if args.trace_kvm:
+                        trace = kvm_trace_tail()
+                        print(f"fault_rate: KVM trace of that boot:\n"
+                              f"{trace}fault_rate: end of trace", flush=True)
+                        boot["detail"] = "; ".join(
+                            filter(None, [shutdown_signature(trace), boot["detail"]]))
                 print(RESULT + json.dumps(boot), flush=True)
     return 0
 
@@ -395,7 +505,8 @@ def one_host(label, environment, options, args, tally, log):
         "--", sys.executable, os.path.abspath(__file__), "--inner",
         "--boots", str(args.boots), "--reproducers", ",".join(args.reproducers),
         "--vmms", ",".join(args.vmms), "--tap-mb", str(args.tap_mb), "--vessel", args.vessel,
-        "--guest-dir", args.guest_dir]
+        "--guest-dir", args.guest_dir, "--pause-cycles", str(args.pause_cycles)] + (
+            ["--trace-kvm"] if args.trace_kvm else [])
     with open(args.lock, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         started = time.monotonic()
@@ -482,6 +593,11 @@ def main():
                         help="every inner host's output, per configuration")
     parser.add_argument("--vessel", default=os.path.join(TOP, "build", "vmm", "vessel"))
     parser.add_argument("--guest-dir", default=os.path.join(TOP, "guests", "out"))
+    parser.add_argument("--pause-cycles", type=int, default=20,
+                        help="pauses of each pause reproducer's guest")
+    parser.add_argument("--trace-kvm", action="store_true",
+                        help="trace the inner host's KVM events and log a "
+                             "failed boot's last ones; guests boot nokaslr")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.reproducers = args.reproducers.split(",")

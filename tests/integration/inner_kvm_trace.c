@@ -1,0 +1,240 @@
+#include "inner_kvm_trace.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_EVENT "kvm_exit: vcpu "
+#define SHUTDOWN_REASON " reason shutdown "
+#define ENTRY_EVENT "kvm_entry: vcpu "
+
+#define EXITINTINFO_VALID (1u << 31)
+
+/* Longer than any kvm_entry or kvm_exit line. */
+#define EVENT_TEXT_MAX 512
+
+/* Calls found(event, context) for every line of trace holding text, with
+ * a copy of the line from text on: sscanf on the trace itself would
+ * measure the whole rest of it (megabytes) for every line. */
+static void each_line_with(const char *trace, const char *text,
+			   void (*found)(const char *event, void *context),
+			   void *context)
+{
+	size_t text_length = strlen(text);
+	char event[EVENT_TEXT_MAX];
+
+	for (const char *line = trace; *line;) {
+		const char *end = strchrnul(line, '\n');
+		const char *at = memmem(line, (size_t)(end - line), text,
+					text_length);
+
+		if (at) {
+			size_t length = (size_t)(end - at);
+
+			if (length >= sizeof(event))
+				length = sizeof(event) - 1;
+			memcpy(event, at, length);
+			event[length] = '\0';
+			found(event, context);
+		}
+		line = *end ? end + 1 : end;
+	}
+}
+
+struct last_shutdown {
+	char event[EVENT_TEXT_MAX];
+	unsigned int count;
+};
+
+static void note_exit(const char *event, void *context)
+{
+	struct last_shutdown *last = context;
+
+	if (strstr(event, SHUTDOWN_REASON)) {
+		snprintf(last->event, sizeof(last->event), "%s", event);
+		last->count++;
+	}
+}
+
+unsigned int shutdown_exit_parse_last(const char *trace,
+				      struct shutdown_exit *exit)
+{
+	struct last_shutdown last = { .count = 0 };
+
+	each_line_with(trace, EXIT_EVENT, note_exit, &last);
+	exit->at_entry_rip = false;
+	exit->in_inner_vmrun = false;
+	/* kvm_exit: vcpu 1 reason shutdown rip 0x... info1 0x... info2 0x...
+	 * intr_info 0x... error_code 0x... */
+	if (!last.count ||
+	    sscanf(last.event,
+		   "kvm_exit: vcpu %u reason shutdown rip %llx info1 %*x "
+		   "info2 %*x intr_info %x",
+		   &exit->vcpu, &exit->rip, &exit->intr_info) != 3)
+		return 0;
+	return last.count;
+}
+
+struct last_entry {
+	unsigned int vcpu;
+	bool found;
+	unsigned long long rip;
+};
+
+static void note_entry(const char *event, void *context)
+{
+	struct last_entry *last = context;
+	unsigned int vcpu;
+	unsigned long long rip;
+
+	/* kvm_entry: vcpu 1, rip 0x... */
+	if (sscanf(event, "kvm_entry: vcpu %u, rip %llx", &vcpu, &rip) == 2 &&
+	    vcpu == last->vcpu) {
+		last->found = true;
+		last->rip = rip;
+	}
+}
+
+void shutdown_exit_match_entry(const char *trace, struct shutdown_exit *exit)
+{
+	struct last_entry last = { .vcpu = exit->vcpu };
+
+	each_line_with(trace, ENTRY_EVENT, note_entry, &last);
+	exit->at_entry_rip = last.found && last.rip == exit->rip;
+}
+
+struct function_range {
+	const char *name;
+	bool found;
+	unsigned long long start, end; /* end: the next symbol's address */
+};
+
+static void note_symbol(const char *line, struct function_range *range)
+{
+	unsigned long long address;
+	char type, name[128];
+
+	/* ffffffffc03a4aa0 T __svm_vcpu_run	[kvm_amd] */
+	if (sscanf(line, "%llx %c %127s", &address, &type, name) != 3)
+		return;
+	if (!range->found && !strcmp(name, range->name)) {
+		range->found = true;
+		range->start = address;
+		range->end = ~0ull;
+	}
+	if (range->found && address > range->start && address < range->end)
+		range->end = address;
+}
+
+void shutdown_exit_match_vmrun(const char *kallsyms, struct shutdown_exit *exit)
+{
+	struct function_range range = { .name = INNER_VMRUN_FUNCTION };
+	char line[EVENT_TEXT_MAX];
+
+	/* Two passes: symbols are not sorted, and the next one may come
+	 * before the function's own line. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (const char *at = kallsyms; *at;) {
+			const char *end = strchrnul(at, '\n');
+			size_t length = (size_t)(end - at);
+
+			if (length >= sizeof(line))
+				length = sizeof(line) - 1;
+			memcpy(line, at, length);
+			line[length] = '\0';
+			note_symbol(line, &range);
+			at = *end ? end + 1 : end;
+		}
+		if (!range.found)
+			break;
+	}
+	exit->in_inner_vmrun = range.found && exit->rip >= range.start &&
+			       exit->rip < range.end;
+}
+
+/* A file's text, NUL-terminated, or NULL. */
+static char *read_text(const char *path)
+{
+	FILE *file = fopen(path, "r");
+	if (!file)
+		return NULL;
+	size_t length = 0, capacity = 1 << 16;
+	char *text = malloc(capacity);
+	size_t count;
+
+	while (text && (count = fread(text + length, 1, capacity - 1 - length,
+				      file)) > 0) {
+		length += count;
+		if (capacity - 1 - length == 0) {
+			char *larger = realloc(text, capacity * 2);
+			if (!larger) {
+				free(text);
+				text = NULL;
+				break;
+			}
+			text = larger;
+			capacity *= 2;
+		}
+	}
+	fclose(file);
+	if (text)
+		text[length] = '\0';
+	return text;
+}
+
+static char *read_trace(const char *instance)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), INNER_TRACING "/instances/%s/trace",
+		 instance);
+	return read_text(path);
+}
+
+unsigned int shutdown_exit_count(void)
+{
+	struct shutdown_exit exit;
+	char *shutdowns = read_trace(SHUTDOWN_INSTANCE);
+	unsigned int count = shutdowns ? shutdown_exit_parse_last(shutdowns, &exit) : 0;
+
+	free(shutdowns);
+	return count;
+}
+
+unsigned int shutdown_exit_read_last(struct shutdown_exit *exit)
+{
+	char *shutdowns = read_trace(SHUTDOWN_INSTANCE);
+	unsigned int count = shutdowns ? shutdown_exit_parse_last(shutdowns, exit) : 0;
+
+	free(shutdowns);
+	if (!count)
+		return 0;
+	char *entries = read_trace(ENTRY_INSTANCE);
+	if (entries)
+		shutdown_exit_match_entry(entries, exit);
+	free(entries);
+	char *kallsyms = read_text("/proc/kallsyms");
+	if (kallsyms)
+		shutdown_exit_match_vmrun(kallsyms, exit);
+	free(kallsyms);
+	return count;
+}
+
+const char *shutdown_exit_event_kind(const struct shutdown_exit *exit)
+{
+	static const char *const kinds[8] = { "interrupt", "event type 1",
+					      "NMI", "exception",
+					      "software interrupt",
+					      "event type 5", "event type 6",
+					      "event type 7" };
+
+	if (!(exit->intr_info & EXITINTINFO_VALID))
+		return "nothing";
+	return kinds[(exit->intr_info >> 8) & 7];
+}
+
+bool shutdown_exit_is_known_fault(const struct shutdown_exit *exit)
+{
+	return (exit->intr_info & EXITINTINFO_VALID) &&
+	       (exit->at_entry_rip || exit->in_inner_vmrun);
+}
