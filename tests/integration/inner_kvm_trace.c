@@ -13,45 +13,81 @@
 /* Longer than any kvm_entry or kvm_exit line. */
 #define EVENT_TEXT_MAX 512
 
-/* Calls found(event, context) for every line of trace holding text, with
- * a copy of the line from text on: sscanf on the trace itself would
- * measure the whole rest of it (megabytes) for every line. */
-static void each_line_with(const char *trace, const char *text,
-			   void (*found)(const char *event, void *context),
+/* One line of the trace, copied: sscanf on the trace itself would measure
+ * the whole rest of it (megabytes) for every line. */
+struct trace_line {
+	char text[EVENT_TEXT_MAX];
+	const char *event; /* where the event's name begins in text */
+};
+
+/* Calls found(line, context) for every line of trace holding event. */
+static void each_line_with(const char *trace, const char *event,
+			   void (*found)(const struct trace_line *line,
+					 void *context),
 			   void *context)
 {
-	size_t text_length = strlen(text);
-	char event[EVENT_TEXT_MAX];
+	size_t event_length = strlen(event);
+	struct trace_line copy;
 
 	for (const char *line = trace; *line;) {
 		const char *end = strchrnul(line, '\n');
-		const char *at = memmem(line, (size_t)(end - line), text,
-					text_length);
+		const char *at = memmem(line, (size_t)(end - line), event,
+					event_length);
 
-		if (at) {
-			size_t length = (size_t)(end - at);
+		if (at && (size_t)(at - line) < sizeof(copy.text) - event_length) {
+			size_t length = (size_t)(end - line);
 
-			if (length >= sizeof(event))
-				length = sizeof(event) - 1;
-			memcpy(event, at, length);
-			event[length] = '\0';
-			found(event, context);
+			if (length >= sizeof(copy.text))
+				length = sizeof(copy.text) - 1;
+			memcpy(copy.text, line, length);
+			copy.text[length] = '\0';
+			copy.event = copy.text + (at - line);
+			found(&copy, context);
 		}
 		line = *end ? end + 1 : end;
 	}
 }
 
+/* The thread that recorded a line and when: "  vcpu3-184  [000] d..1.
+ * 17.962171: kvm_exit: ..." gives 184 and 17.962171. false if the line
+ * does not read so. */
+static bool line_origin(const struct trace_line *line, unsigned long *thread,
+			double *seconds)
+{
+	const char *cpu = strstr(line->text, " [");
+	if (!cpu || cpu > line->event)
+		return false;
+	const char *dash = cpu;
+	while (dash > line->text && dash[-1] == ' ')
+		dash--;
+	const char *name_end = dash;
+	while (dash > line->text && dash[-1] != '-')
+		dash--;
+	if (dash == line->text || dash == name_end)
+		return false;
+	*thread = strtoul(dash, NULL, 10);
+	/* "17.962171: " ends right before the event. */
+	const char *stamp = line->event - 2;
+	if (stamp <= line->text || *stamp != ':')
+		return false;
+	while (stamp > line->text && stamp[-1] != ' ')
+		stamp--;
+	*seconds = strtod(stamp, NULL);
+	return true;
+}
+
 struct last_shutdown {
-	char event[EVENT_TEXT_MAX];
+	struct trace_line line;
 	unsigned int count;
 };
 
-static void note_exit(const char *event, void *context)
+static void note_exit(const struct trace_line *line, void *context)
 {
 	struct last_shutdown *last = context;
 
-	if (strstr(event, SHUTDOWN_REASON)) {
-		snprintf(last->event, sizeof(last->event), "%s", event);
+	if (strstr(line->event, SHUTDOWN_REASON)) {
+		last->line = *line;
+		last->line.event = last->line.text + (line->event - line->text);
 		last->count++;
 	}
 }
@@ -67,7 +103,8 @@ unsigned int shutdown_exit_parse_last(const char *trace,
 	/* kvm_exit: vcpu 1 reason shutdown rip 0x... info1 0x... info2 0x...
 	 * intr_info 0x... error_code 0x... */
 	if (!last.count ||
-	    sscanf(last.event,
+	    !line_origin(&last.line, &exit->thread, &exit->seconds) ||
+	    sscanf(last.line.event,
 		   "kvm_exit: vcpu %u reason shutdown rip %llx info1 %*x "
 		   "info2 %*x intr_info %x",
 		   &exit->vcpu, &exit->rip, &exit->intr_info) != 3)
@@ -76,20 +113,26 @@ unsigned int shutdown_exit_parse_last(const char *trace,
 }
 
 struct last_entry {
-	unsigned int vcpu;
+	const struct shutdown_exit *exit;
 	bool found;
 	unsigned long long rip;
 };
 
-static void note_entry(const char *event, void *context)
+/* Only the shutdown's own thread, before the shutdown: once vessel has
+ * reset the machine, a new vCPU of the same number enters elsewhere. */
+static void note_entry(const struct trace_line *line, void *context)
 {
 	struct last_entry *last = context;
+	unsigned long thread;
+	double seconds;
 	unsigned int vcpu;
 	unsigned long long rip;
 
 	/* kvm_entry: vcpu 1, rip 0x... */
-	if (sscanf(event, "kvm_entry: vcpu %u, rip %llx", &vcpu, &rip) == 2 &&
-	    vcpu == last->vcpu) {
+	if (line_origin(line, &thread, &seconds) &&
+	    thread == last->exit->thread && seconds <= last->exit->seconds &&
+	    sscanf(line->event, "kvm_entry: vcpu %u, rip %llx", &vcpu, &rip) == 2 &&
+	    vcpu == last->exit->vcpu) {
 		last->found = true;
 		last->rip = rip;
 	}
@@ -97,7 +140,7 @@ static void note_entry(const char *event, void *context)
 
 void shutdown_exit_match_entry(const char *trace, struct shutdown_exit *exit)
 {
-	struct last_entry last = { .vcpu = exit->vcpu };
+	struct last_entry last = { .exit = exit };
 
 	each_line_with(trace, ENTRY_EVENT, note_entry, &last);
 	exit->at_entry_rip = last.found && last.rip == exit->rip;

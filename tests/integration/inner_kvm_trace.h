@@ -23,6 +23,10 @@ struct shutdown_exit {
 	/* SVM's EXITINTINFO: bit 31 an event was being delivered, bits 10:8
 	 * its type, 7:0 its vector. */
 	unsigned int intr_info;
+	/* The vCPU thread that shut down (its task's pid in the trace), and
+	 * the trace's timestamp of the shutdown. */
+	unsigned long thread;
+	double seconds;
 	/* The vCPU's last VMRUN before the shutdown was at rip: it ran no
 	 * instruction in between. */
 	bool at_entry_rip;
@@ -38,7 +42,7 @@ unsigned int shutdown_exit_parse_last(const char *trace,
 				      struct shutdown_exit *exit);
 
 /* Sets exit->at_entry_rip from trace text holding kvm_entry events: the
- * last entry of exit's vCPU. */
+ * last entry of exit's vCPU thread before the shutdown. */
 void shutdown_exit_match_entry(const char *trace, struct shutdown_exit *exit);
 
 /* The inner host's function that runs VMRUN, as /proc/kallsyms names it. */

@@ -77,11 +77,36 @@ Test(inner_kvm_trace, a_vcpu_that_ran_since_its_entry_is_not)
 	cr_assert_not(exit.at_entry_rip);
 }
 
+/* What vessel's reset of the machine records next: a new thread for vCPU
+ * 1 entering at the kernel's entry point, and, later, the old thread. */
+#define ENTRIES_AFTER_A_RESET                                                   \
+	"          vcpu1-301     [000] d..1.   127.950000: kvm_entry: vcpu 1, " \
+	"rip 0x1000000\n"                                                       \
+	" qemu-system-x86-236     [000] d..1.   128.000000: kvm_entry: vcpu 1, " \
+	"rip 0xfff0\n"
+
+Test(inner_kvm_trace, only_the_threads_entries_before_the_shutdown_count)
+{
+	struct shutdown_exit exit;
+
+	cr_assert_eq(shutdown_exit_parse_last(SHUTDOWN_DELIVERING_TIMER, &exit), 1);
+	cr_assert_eq(exit.thread, 236);
+	cr_assert_float_eq(exit.seconds, 127.847849, 1e-9);
+	shutdown_exit_match_entry(ENTRIES ENTRIES_AFTER_A_RESET, &exit);
+	cr_assert(exit.at_entry_rip);
+	cr_assert(shutdown_exit_is_known_fault(&exit));
+	/* Another thread's entry of vCPU 1 alone is not this vCPU's. */
+	shutdown_exit_match_entry(ENTRIES_AFTER_A_RESET, &exit);
+	cr_assert_not(exit.at_entry_rip);
+}
+
 Test(inner_kvm_trace, nothing_in_delivery_is_not)
 {
 	struct shutdown_exit exit = { .vcpu = 1,
 				      .rip = 0xffffffff81a592ebull,
-				      .intr_info = 0x000000ec };
+				      .intr_info = 0x000000ec,
+				      .thread = 236,
+				      .seconds = 127.9 };
 
 	shutdown_exit_match_entry(ENTRIES, &exit);
 	cr_assert(exit.at_entry_rip);
@@ -123,7 +148,10 @@ Test(inner_kvm_trace, a_trace_of_megabytes_is_read_in_one_pass)
 		memcpy(trace + i * (sizeof(line) - 1), line, sizeof(line) - 1);
 	memcpy(trace + lines * (sizeof(line) - 1), ENTRIES, sizeof(ENTRIES));
 
-	struct shutdown_exit exit = { .vcpu = 1, .rip = 0xffffffff81a592ebull };
+	struct shutdown_exit exit = { .vcpu = 1,
+				      .rip = 0xffffffff81a592ebull,
+				      .thread = 236,
+				      .seconds = 127.9 };
 	shutdown_exit_match_entry(trace, &exit);
 	cr_assert(exit.at_entry_rip);
 	cr_assert_eq(shutdown_exit_parse_last(trace, &exit), 0);
