@@ -128,7 +128,8 @@ def vmm_argv(vmm, reproducer, args):
     loglevel = "loglevel=1" if reproducer == "console" else "quiet"
     command = base64.b64encode(guest_command(reproducer, args).encode()).decode()
     address = f" vessel.ip={GUEST_ADDRESS}/24" if reproducer == "tap" else ""
-    # Without KASLR a traced RIP reads against the kernel package's System.map.
+    # Without KASLR a traced RIP reads against guests/out/vmlinux's
+    # disassembly (objdump -d) or the kernel's -dbg package's System.map.
     kaslr = " nokaslr" if args.trace_kvm else ""
     cmdline = (f"console=ttyS0 {loglevel} panic=1{address}{kaslr} "
                f"vessel.run64={command}")
