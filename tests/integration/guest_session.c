@@ -238,8 +238,8 @@ static void note_triple_fault(struct guest_session *session)
 	if (count <= session->shutdowns_before) {
 		session->triple_fault = GUEST_TRIPLE_FAULT_UNTRACED;
 		fprintf(stderr, "\nguest_session: the guest triple-faulted, and "
-				"the emulated host's KVM trace has no shutdown "
-				"exit of it (run_group.py records them)\n");
+				"no KVM trace shows its shutdown (inside the "
+				"emulated host, run_group.py records one)\n");
 		return;
 	}
 	if (shutdown_exit_is_known_fault(&exit)) {
