@@ -20,7 +20,8 @@ struct trace_line {
 	const char *event; /* where the event's name begins in text */
 };
 
-/* Calls found(line, context) for every line of trace holding event. */
+/* Calls found(line, context) for every line of trace holding event (every
+ * line, for ""). */
 static void each_line_with(const char *trace, const char *event,
 			   void (*found)(const struct trace_line *line,
 					 void *context),
@@ -152,13 +153,14 @@ struct function_range {
 	unsigned long long start, end; /* end: the next symbol's address */
 };
 
-static void note_symbol(const char *line, struct function_range *range)
+static void note_symbol(const struct trace_line *line, void *context)
 {
+	struct function_range *range = context;
 	unsigned long long address;
 	char type, name[128];
 
 	/* ffffffffc03a4aa0 T __svm_vcpu_run	[kvm_amd] */
-	if (sscanf(line, "%llx %c %127s", &address, &type, name) != 3)
+	if (sscanf(line->text, "%llx %c %127s", &address, &type, name) != 3)
 		return;
 	if (!range->found && !strcmp(name, range->name)) {
 		range->found = true;
@@ -172,25 +174,13 @@ static void note_symbol(const char *line, struct function_range *range)
 void shutdown_exit_match_vmrun(const char *kallsyms, struct shutdown_exit *exit)
 {
 	struct function_range range = { .name = INNER_VMRUN_FUNCTION };
-	char line[EVENT_TEXT_MAX];
 
-	/* Two passes: symbols are not sorted, and the next one may come
-	 * before the function's own line. */
-	for (int pass = 0; pass < 2; pass++) {
-		for (const char *at = kallsyms; *at;) {
-			const char *end = strchrnul(at, '\n');
-			size_t length = (size_t)(end - at);
-
-			if (length >= sizeof(line))
-				length = sizeof(line) - 1;
-			memcpy(line, at, length);
-			line[length] = '\0';
-			note_symbol(line, &range);
-			at = *end ? end + 1 : end;
-		}
-		if (!range.found)
-			break;
-	}
+	/* Every line (each holds the empty text), in two passes: symbols are
+	 * not sorted, and the next one may come before the function's own
+	 * line. */
+	each_line_with(kallsyms, "", note_symbol, &range);
+	if (range.found)
+		each_line_with(kallsyms, "", note_symbol, &range);
 	exit->in_inner_vmrun = range.found && exit->rip >= range.start &&
 			       exit->rip < range.end;
 }
@@ -234,22 +224,27 @@ static char *read_trace(const char *instance)
 	return read_text(path);
 }
 
-unsigned int shutdown_exit_count(void)
-{
-	struct shutdown_exit exit;
-	char *shutdowns = read_trace(SHUTDOWN_INSTANCE);
-	unsigned int count = shutdowns ? shutdown_exit_parse_last(shutdowns, &exit) : 0;
-
-	free(shutdowns);
-	return count;
-}
-
-unsigned int shutdown_exit_read_last(struct shutdown_exit *exit)
+/* The shutdown instance's count of shutdown exits; the last into exit. */
+static unsigned int read_shutdowns(struct shutdown_exit *exit)
 {
 	char *shutdowns = read_trace(SHUTDOWN_INSTANCE);
 	unsigned int count = shutdowns ? shutdown_exit_parse_last(shutdowns, exit) : 0;
 
 	free(shutdowns);
+	return count;
+}
+
+unsigned int shutdown_exit_count(void)
+{
+	struct shutdown_exit exit;
+
+	return read_shutdowns(&exit);
+}
+
+unsigned int shutdown_exit_read_last(struct shutdown_exit *exit)
+{
+	unsigned int count = read_shutdowns(exit);
+
 	if (!count)
 		return 0;
 	char *entries = read_trace(ENTRY_INSTANCE);
